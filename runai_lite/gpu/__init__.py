@@ -1,0 +1,1 @@
+"""Hardware knowledge: the GPU/MIG catalog, the MIG layout algebra and the GPU drivers."""

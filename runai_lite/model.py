@@ -1,0 +1,332 @@
+"""Types shared by every layer: requests, jobs, nodes, GPUs, MIG instances, snapshots and plans.
+
+This module imports nothing of the project but `units` and `errors`; everything else imports it.
+Shares of a GPU are kept as integer thousandths (`share_milli`), so that "the shares on one GPU sum
+to at most 1" is exact arithmetic, as in the openb trace's `gpu_milli`.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .units import MiB
+
+MILLI = 1000  # one whole GPU in share_milli
+MIN_GPU_MEMORY_BYTES = 100 * 10**6  # --gpu-memory below 100MB is a mistake, not a request
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_MAX = 63
+
+
+def dns1123_problem(name: str) -> str | None:
+    """Why `name` is not a Kubernetes DNS-1123 label, or None when it is one."""
+    if not name:
+        return "it is empty"
+    if len(name) > DNS1123_MAX:
+        return f"it is {len(name)} characters long (at most {DNS1123_MAX})"
+    if not DNS1123_LABEL.match(name):
+        return "it must consist of lower-case letters, digits and '-', and start and end with a letter or digit"
+    return None
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --------------------------------------------------------------------------------------------
+# Jobs
+
+
+class JobType(StrEnum):
+    """Run:ai job types and their priorities (train 50, interactive-preemptible 75, build 100)."""
+
+    TRAIN = "train"
+    INTERACTIVE_PREEMPTIBLE = "interactive-preemptible"
+    INTERACTIVE = "interactive"
+
+    @property
+    def priority(self) -> int:
+        return {"train": 50, "interactive-preemptible": 75, "interactive": 100}[self.value]
+
+    @property
+    def preemptible(self) -> bool:
+        return self is not JobType.INTERACTIVE
+
+    @property
+    def display(self) -> str:
+        return {"train": "Train", "interactive-preemptible": "Interactive-Preemptible", "interactive": "Interactive"}[
+            self.value
+        ]
+
+    @property
+    def priority_class(self) -> str:
+        """The Kubernetes PriorityClass name (Run:ai calls the interactive class `build`)."""
+        return {"train": "train", "interactive-preemptible": "interactive-preemptible", "interactive": "build"}[
+            self.value
+        ]
+
+
+class JobStatus(StrEnum):
+    """Lifecycle of a job. `Preempted` is transient: the victim is stopping and is then requeued
+    as `Pending` (training jobs are never lost to a preemption)."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    PREEMPTED = "Preempted"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    DELETED = "Deleted"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.DELETED)
+
+    @property
+    def holds_resources(self) -> bool:
+        return self in (JobStatus.RUNNING, JobStatus.PREEMPTED)
+
+
+class GpuRequest(_Frozen):
+    """What a job asks for: exactly one of whole GPUs, a fraction, an amount of memory, a MIG profile."""
+
+    gpus: int | None = Field(default=None, ge=1, le=64)
+    fraction: float | None = Field(default=None, gt=0, lt=1)
+    memory_bytes: int | None = Field(default=None, ge=MIN_GPU_MEMORY_BYTES)
+    mig_profile: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> GpuRequest:
+        given = [f for f in ("gpus", "fraction", "memory_bytes", "mig_profile") if getattr(self, f) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a GPU request needs exactly one of gpus, fraction, memory_bytes, mig_profile; got {given}")
+        return self
+
+    @property
+    def kind(self) -> Literal["gpus", "fraction", "memory", "mig"]:
+        if self.gpus is not None:
+            return "gpus"
+        if self.fraction is not None:
+            return "fraction"
+        if self.memory_bytes is not None:
+            return "memory"
+        return "mig"
+
+    @property
+    def fraction_milli(self) -> int:
+        """The share of a `--gpu f` request in thousandths, rounded up (0.3333 → 334)."""
+        assert self.fraction is not None
+        return min(MILLI - 1, max(1, -int(-self.fraction * MILLI // 1)))
+
+    def describe(self) -> str:
+        """As the researcher typed it: `2`, `0.25`, `10GB`, `2g.10gb`."""
+        if self.gpus is not None:
+            return str(self.gpus)
+        if self.fraction is not None:
+            return f"{self.fraction:g}"
+        if self.memory_bytes is not None:
+            from .units import format_bytes
+
+            return format_bytes(self.memory_bytes)
+        return str(self.mig_profile)
+
+
+class JobSpec(_Frozen):
+    """A job as submitted. Validated before anything is stored."""
+
+    name: str
+    project: str
+    image: str
+    type: JobType = JobType.TRAIN
+    request: GpuRequest | None = None
+    command: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    working_dir: str | None = None
+    backoff_limit: int = Field(default=6, ge=0, le=100)
+    user: str = ""
+    cpu_milli: int = Field(default=0, ge=0)
+    memory_mib: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _names(self) -> JobSpec:
+        for what, value in (("job name", self.name), ("project name", self.project)):
+            problem = dns1123_problem(value)
+            if problem:
+                raise ValueError(f"invalid {what} {value!r}: {problem}")
+        return self
+
+
+# --------------------------------------------------------------------------------------------
+# Cluster state
+
+
+class MigInstance(_Frozen):
+    """A GPU instance (with its full-size compute instance) that exists on a GPU."""
+
+    profile: str
+    start: int = Field(ge=0)
+    size: int = Field(ge=1, description="memory slices")
+    uuid: str | None = None
+    job: str | None = Field(default=None, description="id of the job using it; None = idle")
+
+    @property
+    def state(self) -> Literal["used", "idle"]:
+        return "used" if self.job else "idle"
+
+
+class Gpu(_Frozen):
+    index: int = Field(ge=0)
+    uuid: str
+    model: str
+    memory_mib: int = Field(ge=1)
+    dynamic_mig: bool = False
+    mig_enabled: bool = False
+    simulated: bool = False
+    mig_instances: tuple[MigInstance, ...] = ()
+
+
+class Node(_Frozen):
+    name: str
+    gpus: tuple[Gpu, ...] = ()
+    cpu_milli: int | None = Field(default=None, description="allocatable CPU; None = not tracked")
+    memory_mib: int | None = Field(default=None, description="allocatable host memory; None = not tracked")
+    schedulable: bool = True
+
+
+class Allocation(_Frozen):
+    """Where a job runs and what it got."""
+
+    kind: Literal["gpu", "fraction", "mig"]
+    node: str
+    gpu_indices: tuple[int, ...]
+    gpu_uuids: tuple[str, ...] = ()
+    share_milli: int = Field(default=MILLI, ge=1, le=MILLI, description="per GPU; 1000 for whole GPUs")
+    memory_mib: int | None = Field(default=None, description="memory limit per GPU (fraction) or instance size (MIG)")
+    mig_profile: str | None = None
+    mig_start: int | None = None
+    mig_size: int | None = None
+    mig_uuid: str | None = None
+
+    @property
+    def gpus(self) -> float:
+        """GPUs allocated, as `runai list` shows them."""
+        return len(self.gpu_indices) * self.share_milli / MILLI
+
+    def to_json(self) -> dict:
+        """The `allocation` object of `runai list -o json`."""
+        return {
+            "kind": self.kind,
+            "node": self.node,
+            "gpu_index": self.gpu_indices[0] if self.gpu_indices else None,
+            "gpu_indices": list(self.gpu_indices),
+            "gpu_uuid": self.gpu_uuids[0] if self.gpu_uuids else None,
+            "share": self.share_milli / MILLI,
+            "memory_mib": self.memory_mib,
+            "mig_profile": self.mig_profile,
+            "mig_uuid": self.mig_uuid,
+            "mig_placement": None if self.mig_start is None else {"start": self.mig_start, "size": self.mig_size},
+        }
+
+
+class Job(_Frozen):
+    """The scheduler's view of a job: spec essentials plus where it stands."""
+
+    id: str
+    name: str
+    project: str
+    type: JobType = JobType.TRAIN
+    request: GpuRequest | None = None
+    status: JobStatus = JobStatus.PENDING
+    submitted_at: float = 0.0
+    started_at: float | None = None
+    allocation: Allocation | None = None
+    cpu_milli: int = 0
+    memory_mib: int = 0
+    gpu_models: tuple[str, ...] = Field(default=(), description="allowed GPU models; empty = any")
+
+    @property
+    def priority(self) -> int:
+        return self.type.priority
+
+
+class Project(_Frozen):
+    name: str
+    deserved_gpus: float = Field(default=0, ge=0)
+
+
+class Snapshot(_Frozen):
+    """Everything the scheduler decides from. Built by a backend; never read from a clock."""
+
+    nodes: tuple[Node, ...] = ()
+    jobs: tuple[Job, ...] = ()
+    projects: tuple[Project, ...] = ()
+    policy: str = "default"
+
+
+# --------------------------------------------------------------------------------------------
+# Plans: idempotent actions, each with a human reason
+
+
+class Preempt(_Frozen):
+    action: Literal["preempt"] = "preempt"
+    job: str
+    reason: str
+
+
+class DestroyMig(_Frozen):
+    action: Literal["destroy-mig"] = "destroy-mig"
+    node: str
+    gpu_index: int
+    profile: str
+    start: int
+    uuid: str | None = None
+    reason: str
+
+
+class CreateMig(_Frozen):
+    action: Literal["create-mig"] = "create-mig"
+    node: str
+    gpu_index: int
+    profile: str
+    start: int
+    for_job: str | None = None
+    reason: str
+
+
+class Reserve(_Frozen):
+    """The GPU becomes shared by fractions (Kubernetes: keep a reservation pod for it)."""
+
+    action: Literal["reserve"] = "reserve"
+    node: str
+    gpu_index: int
+    reason: str
+
+
+class Bind(_Frozen):
+    action: Literal["bind"] = "bind"
+    job: str
+    allocation: Allocation
+    reason: str
+
+
+Action = Annotated[Preempt | DestroyMig | CreateMig | Reserve | Bind, Field(discriminator="action")]
+
+
+class Plan(_Frozen):
+    """Actions in the order they must be applied, and why each job left pending stays pending."""
+
+    actions: tuple[Action, ...] = ()
+    pending: tuple[tuple[str, str], ...] = Field(default=(), description="(job id, why pending)")
+
+    def pending_reason(self, job_id: str) -> str | None:
+        return dict(self.pending).get(job_id)
+
+    def of_type(self, cls: type) -> list:
+        return [a for a in self.actions if isinstance(a, cls)]
+
+
+def memory_mib_of(request_bytes: int) -> int:
+    return -(-request_bytes // MiB)
