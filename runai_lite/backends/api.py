@@ -1,0 +1,193 @@
+"""The interface between the CLI and a backend, and the records it returns.
+
+Both backends return the same records, so every command prints the same shapes (`-o json`
+included) on the embedded default and on Kubernetes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from ..model import MILLI, Allocation, GpuRequest, JobSpec, JobStatus, JobType
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Event(_Record):
+    """Something that happened to a job: Submitted, Bound, Started, Preempted, Requeued,
+    PartitionCreated, PartitionDestroyed, Exited, Retrying, Pending, Deleted."""
+
+    time: float
+    kind: str
+    message: str
+
+
+class JobInfo(_Record):
+    name: str
+    project: str
+    type: JobType
+    status: JobStatus
+    image: str
+    user: str = ""
+    command: tuple[str, ...] = ()
+    working_dir: str | None = None
+    submitted_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    request: GpuRequest | None = None
+    allocation: Allocation | None = None
+    pending_reason: str | None = None
+    exit_code: int | None = None
+    attempts: int = 0
+    backoff_limit: int = 0
+    enforcement: str | None = None  # hami-core | mps | framework | none
+    memory_limit_mib: int | None = None
+    simulated: bool = False
+    events: tuple[Event, ...] = ()
+
+    @property
+    def node(self) -> str | None:
+        return self.allocation.node if self.allocation else None
+
+    @property
+    def gpus_requested(self) -> str:
+        return self.request.describe() if self.request else "0"
+
+    @property
+    def gpus_allocated(self) -> float:
+        return self.allocation.gpus if self.allocation else 0.0
+
+    def to_json(self) -> dict:
+        """The shape of one element of `runai list -o json` (and of `runai describe job -o json`,
+        which adds `events`)."""
+        return {
+            "name": self.name,
+            "project": self.project,
+            "type": self.type.display,
+            "status": self.status.value,
+            "node": self.node,
+            "image": self.image,
+            "user": self.user,
+            "command": list(self.command),
+            "submitted_at": self.submitted_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "gpus_requested": self.gpus_requested,
+            "gpus_allocated": self.gpus_allocated,
+            "allocation": self.allocation.to_json() if self.allocation else None,
+            "pending_reason": self.pending_reason,
+            "exit_code": self.exit_code,
+            "attempts": self.attempts,
+            "enforcement": self.enforcement,
+            "memory_limit_mib": self.memory_limit_mib,
+            "simulated": self.simulated,
+        }
+
+
+class MigInstanceView(_Record):
+    profile: str
+    start: int
+    size: int
+    uuid: str | None
+    state: Literal["used", "idle", "creating", "destroying"]
+    job: str | None = None  # "project/name"
+
+    def to_json(self) -> dict:
+        return {"profile": self.profile, "placement": {"start": self.start, "size": self.size},
+                "uuid": self.uuid, "state": self.state, "job": self.job}
+
+
+class FractionView(_Record):
+    job: str  # "project/name"
+    share_milli: int
+
+    def to_json(self) -> dict:
+        return {"job": self.job, "share": self.share_milli / MILLI}
+
+
+class GpuView(_Record):
+    index: int
+    uuid: str
+    model: str
+    memory_mib: int
+    simulated: bool = False
+    dynamic_mig: bool = False
+    mig_enabled: bool = False
+    memory_slices: int = 0  # 0 when the model has no MIG
+    mig_instances: tuple[MigInstanceView, ...] = ()
+    fractions: tuple[FractionView, ...] = ()
+    whole_job: str | None = None  # a job holding the whole GPU
+    enforcement: str | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "index": self.index, "uuid": self.uuid, "model": self.model, "memory_mib": self.memory_mib,
+            "simulated": self.simulated, "dynamic_mig": self.dynamic_mig, "mig_enabled": self.mig_enabled,
+            "mig_instances": [m.to_json() for m in self.mig_instances],
+            "fractions": [f.to_json() for f in self.fractions],
+            "whole_job": self.whole_job, "enforcement": self.enforcement,
+        }
+
+
+class NodeView(_Record):
+    name: str
+    gpus: tuple[GpuView, ...] = ()
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "gpus": [g.to_json() for g in self.gpus]}
+
+
+class ProjectInfo(_Record):
+    name: str
+    deserved_gpus: float
+    allocated_gpus: float = 0.0
+    running: int = 0
+    pending: int = 0
+
+    def to_json(self) -> dict:
+        return self.model_dump()
+
+
+class Backend(Protocol):
+    """What the CLI needs from wherever runai-lite runs. Errors: `UserError`/`NotFoundError`
+    for mistakes (exit 2), `OperationalError` for failures (exit 1)."""
+
+    name: str
+
+    def current_user(self) -> str: ...
+
+    def submit(self, spec: JobSpec) -> JobInfo: ...
+
+    def list_jobs(self, project: str | None) -> list[JobInfo]:
+        """Jobs of one project, or of all projects when `project` is None."""
+        ...
+
+    def get_job(self, project: str, name: str) -> JobInfo: ...
+
+    def delete_jobs(self, project: str, names: list[str] | None) -> list[str]:
+        """Delete the named jobs (all of the project's jobs when `names` is None); returns names."""
+        ...
+
+    def logs(self, project: str, name: str, follow: bool = False, tail: int | None = None) -> Iterator[str]: ...
+
+    def exec(self, project: str, name: str, argv: list[str], tty: bool = False) -> int:
+        """Run `argv` in the job's environment; returns its exit code."""
+        ...
+
+    def list_projects(self) -> list[ProjectInfo]: ...
+
+    def create_project(self, name: str, deserved_gpus: float) -> ProjectInfo: ...
+
+    def delete_project(self, name: str) -> None: ...
+
+    def list_nodes(self) -> list[NodeView]: ...
+
+    def set_dynamic_mig(self, node: str, enabled: bool) -> None:
+        """Mark a node's GPUs dynamic-MIG (or unmark), refusing with a hint when MIG mode is off or
+        when unmarking would strand running MIG jobs."""
+        ...
