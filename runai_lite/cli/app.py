@@ -1,0 +1,112 @@
+"""What `runai` and `runai-adm` share: error handling, the session, output formats, printing.
+
+Every `RunaiLiteError` that escapes a command becomes its message (and hint) on stderr and the
+error's exit code (2 for a user mistake, 1 for an operational failure), never a traceback. Typer's
+own usage errors already exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from typing import Any
+
+import typer
+from typer.core import TyperCommand, TyperGroup
+
+from ..errors import RunaiLiteError, UserError
+from .session import Session
+
+
+class Output(StrEnum):
+    TABLE = "table"
+    WIDE = "wide"
+    JSON = "json"
+    YAML = "yaml"
+
+
+class DataOutput(StrEnum):
+    """For commands whose table form has no wider variant."""
+
+    TABLE = "table"
+    JSON = "json"
+    YAML = "yaml"
+
+
+def print_error(error: RunaiLiteError) -> None:
+    kind = "Error" if isinstance(error, UserError) else "Failed"
+    sys.stderr.write(f"{kind}: {error.message}\n")
+    if error.hint:
+        sys.stderr.write(f"Hint: {error.hint}\n")
+    sys.stderr.flush()
+
+
+class RunaiGroup(TyperGroup):
+    """The root group: turns our errors into a message and an exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RunaiLiteError as error:
+            print_error(error)
+            raise typer.Exit(error.exit_code) from None
+
+
+class DoubleDashCommand(TyperCommand):
+    """A command whose words after `--` are kept whole in `ctx.meta["after_dash"]`, so that a
+    positional NAME before them stays optional (`runai submit -i IMG -- sleep 60` has no name)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if "--" in args:
+            cut = args.index("--")
+            ctx.meta["after_dash"] = args[cut + 1:]
+            args = args[:cut]
+        return super().parse_args(ctx, args)
+
+
+def new_app(help_text: str, **kwargs: Any) -> typer.Typer:
+    kwargs.setdefault("no_args_is_help", True)
+    return typer.Typer(help=help_text, add_completion=False,
+                       rich_markup_mode="rich", pretty_exceptions_enable=False, **kwargs)
+
+
+def session(ctx: typer.Context) -> Session:
+    """The invocation's session: the one a caller passed as `obj` (tests), or a fresh one."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, Session):
+        root.obj = Session()
+    return root.obj
+
+
+def emit_data(data: Any, output: str) -> None:
+    """`-o json` / `-o yaml`: machine-readable, on stdout, nothing else printed."""
+    if output == "json":
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
+
+
+def show(*renderables: Any) -> None:
+    """Print rich renderables (or plain strings, taken literally) to stdout. When stdout is not a
+    terminal, tables are laid out wide enough never to wrap and lines lose rich's padding, so
+    `runai list | grep` and scripts see clean rows."""
+    from rich.console import Console
+    from rich.text import Text
+
+    items = [Text(r) if isinstance(r, str) else r for r in renderables]
+    if sys.stdout.isatty():
+        Console(highlight=False).print(*items)
+        return
+    out = Console(file=sys.stdout, width=250, highlight=False, no_color=True)
+    with out.capture() as captured:
+        out.print(*items)
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+
+
+def run(app: typer.Typer, prog_name: str) -> None:
+    """Console-script entry point."""
+    command = typer.main.get_command(app)
+    command.main(prog_name=prog_name)

@@ -1,0 +1,69 @@
+"""The CLI's own settings: the default project and the cluster to talk to.
+
+Stored as a small YAML file, `$RUNAI_LITE_HOME/cli.yaml` when a home is set (so a temporary home
+isolates everything), else `$XDG_CONFIG_HOME/runai-lite/cli.yaml`. The directory is 0700 and the
+file 0600: a kube context name is not secret, but nothing else about the user's setup leaks either.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import yaml
+
+from ..backends.local.paths import HOME_ENV, ensure_private_dir, write_private
+from ..errors import UserError
+
+LOCAL_CLUSTER = "local"  # the embedded default; anything else names a kubeconfig context
+
+
+@dataclass(frozen=True)
+class CliConfig:
+    project: str | None = None
+    cluster: str = LOCAL_CLUSTER
+
+    @property
+    def is_local(self) -> bool:
+        return self.cluster == LOCAL_CLUSTER
+
+    def with_project(self, project: str) -> CliConfig:
+        return replace(self, project=project)
+
+    def with_cluster(self, cluster: str) -> CliConfig:
+        return replace(self, cluster=cluster)
+
+
+def config_path() -> Path:
+    home = os.environ.get(HOME_ENV)
+    if home:
+        return Path(home) / "cli.yaml"
+    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(xdg) / "runai-lite" / "cli.yaml"
+
+
+def load_config(path: Path | None = None) -> CliConfig:
+    path = path or config_path()
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return CliConfig()
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"the CLI settings in {path} are not valid YAML ({exc.__class__.__name__})",
+                        f"fix or delete {path}, then run `runai config project NAME` again") from None
+    if not isinstance(data, dict):
+        raise UserError(f"the CLI settings in {path} are not a mapping", f"fix or delete {path}")
+    project = data.get("project")
+    cluster = data.get("cluster") or LOCAL_CLUSTER
+    return CliConfig(project=str(project) if project else None, cluster=str(cluster))
+
+
+def save_config(config: CliConfig, path: Path | None = None) -> Path:
+    """Written atomically, so a concurrent reader never sees half a file."""
+    path = path or config_path()
+    ensure_private_dir(path.parent)
+    write_private(path, yaml.safe_dump(asdict(config), sort_keys=True))
+    return path

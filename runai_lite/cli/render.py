@@ -1,0 +1,165 @@
+"""How records look on a terminal: pure functions from backend records to rich tables and text.
+
+Columns follow Run:ai's CLI v1 (see the behaviour reference §1.4–1.5), so scripts that read
+`runai list` keep working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ..model import Allocation
+from ..units import format_mib
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from ..backends.api import Event, GpuView, JobInfo, NodeView, ProjectInfo
+
+JOB_COLUMNS = ("NAME", "STATUS", "AGE", "NODE", "IMAGE", "TYPE", "PROJECT", "USER", "GPUs Allocated (Requested)")
+WIDE_COLUMNS = ("ALLOCATION", "ENFORCEMENT", "WHY PENDING")
+
+
+def age(since: float | None, now: float) -> str:
+    """kubectl-style age: 42s, 7m, 3h, 5d."""
+    if since is None:
+        return "-"
+    seconds = max(0, int(now - since))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 120 * 60:
+        return f"{seconds // 60}m"
+    if seconds < 48 * 3600:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def gpus_column(job: JobInfo) -> str:
+    """`<allocated> (<requested>)` as Run:ai prints it; `-` when nothing is allocated, and the
+    profile when the job holds a MIG partition (a slice count would say less)."""
+    if job.allocation is None:
+        allocated = "-"
+    elif job.allocation.kind == "mig" and job.allocation.mig_profile:
+        allocated = job.allocation.mig_profile
+    else:
+        allocated = f"{round(job.gpus_allocated, 3):g}"
+    return f"{allocated} ({job.gpus_requested})"
+
+
+def allocation_text(allocation: Allocation | None) -> str:
+    if allocation is None:
+        return "-"
+    gpus = ",".join(str(i) for i in allocation.gpu_indices)
+    if allocation.kind == "mig":
+        placement = ""
+        if allocation.mig_start is not None:
+            placement = f" at slices {allocation.mig_start}-{allocation.mig_start + (allocation.mig_size or 1) - 1}"
+        return f"MIG {allocation.mig_profile} on GPU {gpus}{placement}"
+    if allocation.kind == "fraction":
+        memory = f", {format_mib(allocation.memory_mib)}" if allocation.memory_mib else ""
+        return f"{allocation.share_milli / 1000:g} of GPU {gpus}{memory}"
+    return f"GPU {gpus}"
+
+
+def _table(columns: Iterable[str]) -> Table:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    for column in columns:
+        table.add_column(column, no_wrap=True)
+    return table
+
+
+def enforcement_text(job: JobInfo) -> str:
+    if not job.enforcement:
+        return "-"
+    if job.memory_limit_mib:
+        return f"{job.enforcement} ({job.memory_limit_mib} MiB)"
+    return job.enforcement
+
+
+def jobs_table(jobs: list[JobInfo], now: float, wide: bool = False) -> Table:
+    table = _table(JOB_COLUMNS + (WIDE_COLUMNS if wide else ()))
+    for job in sorted(jobs, key=lambda j: (j.project, j.submitted_at, j.name)):
+        row = [job.name, job.status.value, age(job.submitted_at, now), job.node or "-", job.image,
+               job.type.display, job.project, job.user or "-", gpus_column(job)]
+        if wide:
+            row += [allocation_text(job.allocation), enforcement_text(job), job.pending_reason or "-"]
+        table.add_row(*row)
+    return table
+
+
+def describe_lines(job: JobInfo, now: float) -> list[tuple[str, str]]:
+    """The key/value block of `runai describe job` (Run:ai prints the same kind of block)."""
+    alloc = job.allocation
+    lines = [
+        ("NAME", job.name),
+        ("PROJECT", job.project),
+        ("TYPE", job.type.display),
+        ("STATUS", job.status.value),
+        ("IMAGE", job.image),
+        ("USER", job.user or "-"),
+        ("COMMAND LINE", " ".join(job.command) or "-"),
+        ("WORKING DIR", job.working_dir or "-"),
+        ("AGE", age(job.submitted_at, now)),
+        ("RUNNING FOR", age(job.started_at, now) if job.started_at and not job.finished_at else "-"),
+        ("REQUESTED GPUS", job.gpus_requested),
+        ("ALLOCATED GPUS", f"{round(job.gpus_allocated, 3):g}" if alloc else "-"),
+        ("NODE", job.node or "-"),
+        ("ALLOCATION", allocation_text(alloc)),
+    ]
+    if alloc is not None:
+        lines.append(("GPU UUID", ",".join(alloc.gpu_uuids) or "-"))
+        if alloc.kind == "mig":
+            lines.append(("MIG DEVICE", alloc.mig_uuid or "-"))
+        if alloc.memory_mib:
+            lines.append(("ALLOCATED GPU MEMORY", f"{alloc.memory_mib} MiB"))
+    lines += [
+        ("ENFORCEMENT", job.enforcement or "-"),
+        ("MEMORY LIMIT", f"{job.memory_limit_mib} MiB" if job.memory_limit_mib else "-"),
+        ("WHY PENDING", job.pending_reason or "-"),
+        ("ATTEMPTS", f"{job.attempts} (backoff limit {job.backoff_limit})"),
+        ("EXIT CODE", "-" if job.exit_code is None else str(job.exit_code)),
+    ]
+    if job.simulated:
+        lines.append(("SIMULATED", "yes: the GPU is simulated, no real device backs it"))
+    return lines
+
+
+def events_table(events: Iterable[Event], now: float) -> Table:
+    table = _table(("AGE", "TYPE", "MESSAGE"))
+    for event in sorted(events, key=lambda e: e.time):
+        table.add_row(age(event.time, now), event.kind, event.message)
+    return table
+
+
+def describe_json(job: JobInfo) -> dict:
+    return {**job.to_json(), "events": [e.model_dump() for e in sorted(job.events, key=lambda e: e.time)]}
+
+
+def projects_table(projects: list[ProjectInfo], default: str | None) -> Table:
+    table = _table(("PROJECT", "DESERVED GPUs", "ALLOCATED GPUs", "RUNNING", "PENDING"))
+    for project in sorted(projects, key=lambda p: p.name):
+        name = f"{project.name} (default)" if project.name == default else project.name
+        table.add_row(name, f"{project.deserved_gpus:g}", f"{round(project.allocated_gpus, 3):g}",
+                      str(project.running), str(project.pending))
+    return table
+
+
+def gpu_is_free(gpu: GpuView) -> bool:
+    """Nothing runs on it (idle MIG partitions do not count: they are reused or destroyed)."""
+    return not (gpu.whole_job or gpu.fractions or any(m.state == "used" for m in gpu.mig_instances))
+
+
+def nodes_table(nodes: list[NodeView]) -> Table:
+    table = _table(("NAME", "GPU TYPE", "GPUs", "FREE GPUs", "MIG", "SIMULATED"))
+    for node in sorted(nodes, key=lambda n: n.name):
+        models = sorted({g.model for g in node.gpus})
+        free = sum(1 for g in node.gpus if gpu_is_free(g))
+        mig = [str(g.index) for g in node.gpus if g.dynamic_mig]
+        simulated = any(g.simulated for g in node.gpus)
+        table.add_row(node.name, ",".join(models) or "-", str(len(node.gpus)), str(free),
+                      ("dynamic on GPU " + ",".join(mig)) if mig else "-", "simulated" if simulated else "-")
+    return table

@@ -1,0 +1,343 @@
+"""`runai`: the researcher CLI, with the command names and flags of Run:ai's CLI v1.
+
+Nothing heavy is imported here: backends, rich tables and the GPU catalog load inside the commands
+that need them, so `runai --help` and `runai list` start fast and never load kubernetes or pynvml.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from ..errors import UserError
+from .app import DataOutput, DoubleDashCommand, Output, RunaiGroup, emit_data, new_app, run, session, show
+from .config import LOCAL_CLUSTER
+
+app = new_app(
+    "Submit and manage GPU jobs: whole GPUs, GPU fractions and dynamic MIG partitions.\n\n"
+    "Example: [bold]runai submit mig1 -i gcr.io/run-ai-demo/quickstart-cuda --gpu-memory 10GB -- sleep 600[/bold]",
+    cls=RunaiGroup,
+)
+list_app = new_app("List jobs (the default), projects or nodes.\n\nExample: [bold]runai list -A[/bold]",
+                   no_args_is_help=False)
+describe_app = new_app("Show details of a job.\n\nExample: [bold]runai describe job mig1[/bold]")
+delete_app = new_app("Delete jobs.\n\nExample: [bold]runai delete job mig1 mig2[/bold]")
+config_app = new_app("Set the default project or cluster.\n\nExample: [bold]runai config project team-a[/bold]")
+top_app = new_app("Show how GPUs are shared.\n\nExample: [bold]runai top node[/bold]")
+app.add_typer(list_app, name="list")
+app.add_typer(describe_app, name="describe")
+app.add_typer(delete_app, name="delete")
+app.add_typer(config_app, name="config")
+app.add_typer(top_app, name="top")
+
+ProjectOpt = Annotated[str | None, typer.Option("--project", "-p", help="Project (default: `runai config project`).")]
+OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="Output format.")]
+DataOutputOpt = Annotated[DataOutput, typer.Option("--output", "-o", help="Output format.")]
+AllProjectsOpt = Annotated[bool, typer.Option("--all-projects", "-A", help="Show jobs of every project.")]
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DEFAULT_BACKOFF_LIMIT = 6
+
+
+def _example(text: str) -> str:
+    return f"\n\nExample: [bold]{text}[/bold]"
+
+
+# --------------------------------------------------------------------------------------------
+# submit
+
+
+def parse_env(pairs: list[str]) -> tuple[tuple[str, str], ...]:
+    result = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not ENV_NAME.match(key):
+            raise UserError(f"invalid -e {pair!r}", "use -e NAME=VALUE, where NAME is letters, digits and '_'")
+        result.append((key, value))
+    return tuple(result)
+
+
+def next_name(prefix: str, taken: set[str]) -> str:
+    """`<prefix>-<n>` with n one more than the highest index in use (Run:ai's --job-name-prefix)."""
+    pattern = re.compile(rf"^{re.escape(prefix)}-(\d+)$")
+    used = [int(m[1]) for name in taken if (m := pattern.match(name))]
+    return f"{prefix}-{max(used, default=0) + 1}"
+
+
+def _job_type(interactive: bool, preemptible: bool):
+    from ..model import JobType
+
+    if interactive:
+        return JobType.INTERACTIVE_PREEMPTIBLE if preemptible else JobType.INTERACTIVE
+    return JobType.TRAIN
+
+
+def _check_name(what: str, name: str) -> None:
+    from ..model import dns1123_problem
+
+    problem = dns1123_problem(name)
+    if problem:
+        raise UserError(f"invalid {what} {name!r}: {problem}", f"use a name such as {'mig1' if what == 'job name' else 'team-a'}")
+
+
+@app.command(cls=DoubleDashCommand, help=(
+    "Submit a job. The command to run goes after [bold]--[/bold].\n\n"
+    "Ask for GPUs in one way: [bold]--gpu[/bold] 1 or 0.5, [bold]--gpu-memory[/bold] 10GB, or "
+    "[bold]--mig-profile[/bold] 2g.10gb. Training jobs (the default) may be preempted and are then requeued; "
+    "[bold]--interactive[/bold] jobs are not."
+    + _example("runai submit mig1 -i gcr.io/run-ai-demo/quickstart-cuda --gpu-memory 10GB -- sleep 600")))
+def submit(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Job name (generated from --name-prefix when left out).")] = None,
+    image: Annotated[str, typer.Option("--image", "-i", help="Container image.")] = ...,
+    gpu: Annotated[str | None, typer.Option("--gpu", "-g", help="Whole GPUs (1, 2) or a fraction (0.5).")] = None,
+    gpu_memory: Annotated[str | None, typer.Option("--gpu-memory", help="GPU memory: 4G, 10GB, 500Mi.")] = None,
+    mig_profile: Annotated[str | None, typer.Option("--mig-profile", help="A MIG profile, e.g. 2g.10gb.")] = None,
+    interactive: Annotated[bool, typer.Option("--interactive", help="Interactive job (never preempted).")] = False,
+    preemptible: Annotated[bool, typer.Option("--preemptible", help="With --interactive: may be preempted.")] = False,
+    project: ProjectOpt = None,
+    environment: Annotated[list[str] | None, typer.Option("--environment", "-e", help="NAME=VALUE (repeatable).")] = None,
+    working_dir: Annotated[str | None, typer.Option("--working-dir", help="Working directory of the command.")] = None,
+    backoff_limit: Annotated[int | None, typer.Option("--backoff-limit", min=0, max=100,
+                                                      help="Retries of a failing training job (default 6).")] = None,
+    command: Annotated[bool, typer.Option("--command", help="The words after -- replace the image's entrypoint.")] = False,
+    name_prefix: Annotated[str | None, typer.Option("--name-prefix", "--job-name-prefix",
+                                                    help="Generate the name as PREFIX-<n>.")] = None,
+) -> None:
+    from pydantic import ValidationError
+
+    from ..gpu.requests import request_from_flags
+    from ..model import JobSpec
+
+    argv = tuple(ctx.meta.get("after_dash", ()))
+    if command and not argv:
+        raise UserError("--command needs the command after --", "e.g. runai submit job1 -i IMAGE --command -- python train.py")
+    if interactive and backoff_limit is not None:
+        raise UserError("--backoff-limit applies to training jobs only", "drop --backoff-limit or --interactive")
+    request = request_from_flags(gpu=gpu, gpu_memory=gpu_memory, mig_profile=mig_profile)
+    env = parse_env(environment or [])
+    s = session(ctx)
+    project = s.project(project)
+    _check_name("project name", project)
+    backend = s.backend
+    if name is None:
+        prefix = name_prefix or "job"
+        _check_name("name prefix", f"{prefix}-1")
+        name = next_name(prefix, {j.name for j in backend.list_jobs(project)})
+    elif name_prefix:
+        raise UserError("give a job name or --name-prefix, not both", f"e.g. runai submit {name} -i {image}")
+    _check_name("job name", name)
+    try:
+        spec = JobSpec(name=name, project=project, image=image, type=_job_type(interactive, preemptible),
+                       request=request, command=argv, env=env, working_dir=working_dir,
+                       backoff_limit=0 if interactive else (DEFAULT_BACKOFF_LIMIT if backoff_limit is None else backoff_limit),
+                       user=backend.current_user())
+    except ValidationError as exc:
+        raise UserError(f"invalid job: {exc.errors()[0]['msg']}", "see `runai submit --help`") from None
+    job = backend.submit(spec)
+    typer.echo(f"The job '{job.name}' has been submitted successfully")
+    typer.echo(f"You can run `runai describe job {job.name} -p {job.project}` to check the job status")
+
+
+# --------------------------------------------------------------------------------------------
+# list
+
+
+def _show_jobs(ctx: typer.Context, all_projects: bool, project: str | None, output: Output) -> None:
+    s = session(ctx)
+    chosen = None if all_projects else s.project(project)
+    jobs = s.backend.list_jobs(chosen)
+    if output in (Output.JSON, Output.YAML):
+        emit_data([j.to_json() for j in jobs], output.value)
+        return
+    from .render import jobs_table
+
+    heading = "Showing jobs for all projects" if chosen is None else f"Showing jobs for project {chosen}"
+    show(heading, jobs_table(jobs, time.time(), wide=output is Output.WIDE) if jobs else "No jobs found.")
+
+
+@list_app.callback(invoke_without_command=True)
+def list_default(ctx: typer.Context, all_projects: AllProjectsOpt = False, project: ProjectOpt = None,
+                 output: OutputOpt = Output.TABLE) -> None:
+    """List jobs (the default), projects or nodes.
+
+    Example: [bold]runai list -A -o wide[/bold]
+    """
+    if ctx.invoked_subcommand is None:
+        _show_jobs(ctx, all_projects, project, output)
+
+
+@list_app.command("jobs", help="List jobs with Run:ai's columns." + _example("runai list jobs -p team-a -o json"))
+def list_jobs(ctx: typer.Context, all_projects: AllProjectsOpt = False, project: ProjectOpt = None,
+              output: OutputOpt = Output.TABLE) -> None:
+    parent = ctx.parent.params if ctx.parent else {}  # `runai list -A jobs` keeps the -A
+    _show_jobs(ctx, all_projects or parent.get("all_projects", False), project or parent.get("project"),
+               output if output is not Output.TABLE else parent.get("output", Output.TABLE))
+
+
+@list_app.command("projects", help="List projects and their GPU quotas." + _example("runai list projects"))
+def list_projects(ctx: typer.Context, output: DataOutputOpt = DataOutput.TABLE) -> None:
+    s = session(ctx)
+    projects = s.backend.list_projects()
+    if output is not DataOutput.TABLE:
+        emit_data([p.to_json() for p in projects], output.value)
+        return
+    from .render import projects_table
+
+    show(projects_table(projects, s.config.project) if projects else "No projects found.")
+
+
+@list_app.command("nodes", help="List nodes and their GPUs." + _example("runai list nodes"))
+def list_nodes(ctx: typer.Context, output: DataOutputOpt = DataOutput.TABLE) -> None:
+    nodes = session(ctx).backend.list_nodes()
+    if output is not DataOutput.TABLE:
+        emit_data([n.to_json() for n in nodes], output.value)
+        return
+    from .render import nodes_table
+
+    show(nodes_table(nodes) if nodes else "No nodes found.")
+
+
+# --------------------------------------------------------------------------------------------
+# describe, logs, exec, delete
+
+
+@describe_app.command("job", help="Show a job: its allocation, why it is pending, its memory enforcement and "
+                                  "its events." + _example("runai describe job mig1 -o json"))
+def describe_job(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Job name.")],
+                 project: ProjectOpt = None, output: DataOutputOpt = DataOutput.TABLE) -> None:
+    s = session(ctx)
+    job = s.backend.get_job(s.project(project), name)
+    from .render import describe_json, describe_lines, events_table
+
+    if output is not DataOutput.TABLE:
+        emit_data(describe_json(job), output.value)
+        return
+    now = time.time()
+    lines = describe_lines(job, now)
+    width = max(len(key) for key, _ in lines)
+    show(*(f"{key + ':':<{width + 2}}{value}" for key, value in lines), "", "Events:",
+         events_table(job.events, now) if job.events else "  <none>")
+
+
+@app.command(help="Print a job's output." + _example("runai logs mig1 --tail 20 -f"))
+def logs(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Job name.")], project: ProjectOpt = None,
+         follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new output.")] = False,
+         tail: Annotated[int | None, typer.Option("--tail", "-t", min=0, help="Only the last N lines.")] = None) -> None:
+    s = session(ctx)
+    try:
+        for line in s.backend.logs(s.project(project), name, follow=follow, tail=tail):
+            sys.stdout.write(line if line.endswith("\n") else line + "\n")
+            if follow:
+                sys.stdout.flush()
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+@app.command(
+    "exec",
+    context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
+    help="Run a command in a job's environment (its device, variables and working directory, or its "
+         "container)." + _example("runai exec mig1 -- nvidia-smi -L"),
+)
+def exec_(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Job name.")],
+          argv: Annotated[list[str], typer.Argument(help="The command and its arguments.")],
+          project: ProjectOpt = None,
+          tty: Annotated[bool, typer.Option("--tty", "-t", help="Allocate a terminal.")] = False) -> None:
+    command = list(argv[1:] if argv[0] == "--" else argv)  # once NAME is read, `--` is kept as a word
+    if not command:
+        raise UserError("no command given", f"e.g. runai exec {name} -- nvidia-smi -L")
+    s = session(ctx)
+    code = s.backend.exec(s.project(project), name, command, tty=tty)
+    raise typer.Exit(code)
+
+
+@delete_app.command("job", help="Delete jobs (their processes are stopped: SIGTERM, then SIGKILL)."
+                                + _example("runai delete job mig1-int"))
+def delete_job(ctx: typer.Context, names: Annotated[list[str] | None, typer.Argument(help="Job names.")] = None,
+               project: ProjectOpt = None,
+               all_jobs: Annotated[bool, typer.Option("--all", "-A", help="Delete every job of the project.")] = False) -> None:
+    if bool(names) == all_jobs:
+        raise UserError("name the jobs to delete, or pass --all (not both)", "e.g. runai delete job mig1 mig2")
+    s = session(ctx)
+    project = s.project(project)
+    deleted = s.backend.delete_jobs(project, None if all_jobs else list(names or ()))
+    if not deleted:
+        typer.echo(f"No jobs to delete in project {project}")
+    for name in deleted:
+        typer.echo(f"The job '{name}' has been deleted from project {project}")
+
+
+# --------------------------------------------------------------------------------------------
+# config, top, completion, version
+
+
+@config_app.command("project", help="Set the default project." + _example("runai config project team-a"))
+def config_project(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Project name.")]) -> None:
+    s = session(ctx)
+    s.require_project_exists(name)
+    s.save_config(s.config.with_project(name))
+    typer.echo(f"Project {name} has been set as default project")
+
+
+@config_app.command("cluster", help=(
+    "Choose where jobs run: [bold]local[/bold] (this machine, the default) or a kubeconfig context."
+    + _example("runai config cluster local")))
+def config_cluster(ctx: typer.Context, name: Annotated[str, typer.Argument(help="`local` or a kubeconfig context.")]) -> None:
+    from .kubeconfig import require_context
+
+    s = session(ctx)
+    if name != LOCAL_CLUSTER:
+        require_context(name)
+    s.save_config(s.config.with_cluster(name))
+    if name == LOCAL_CLUSTER:
+        typer.echo("Cluster set to local: jobs run on this machine")
+    else:
+        typer.echo(f"Cluster set to Kubernetes context {name}")
+
+
+def _top(ctx: typer.Context, output: DataOutput) -> None:
+    nodes = session(ctx).backend.list_nodes()
+    if output is not DataOutput.TABLE:
+        emit_data([n.to_json() for n in nodes], output.value)
+        return
+    from .topview import node_view
+
+    show(*(node_view(node) for node in sorted(nodes, key=lambda n: n.name)) if nodes else "No nodes found.")
+
+
+@top_app.command("node", help="Draw each GPU: MIG partitions with their profiles and jobs (idle ones marked), "
+                              "fraction shares, free room." + _example("runai top node -o json"))
+def top_node(ctx: typer.Context, output: DataOutputOpt = DataOutput.TABLE) -> None:
+    _top(ctx, output)
+
+
+@top_app.command("nodes", hidden=True)
+def top_nodes(ctx: typer.Context, output: DataOutputOpt = DataOutput.TABLE) -> None:
+    _top(ctx, output)
+
+
+@app.command(hidden=True, help="Print a shell completion script." + _example("runai completion bash"))
+def completion(shell: Annotated[str, typer.Argument(help="bash, zsh or fish.")]) -> None:
+    from .completion import script_for
+
+    sys.stdout.write(script_for(app, "runai", shell))
+
+
+@app.command(help="Print the runai-lite version." + _example("runai version"))
+def version() -> None:
+    from .. import __version__
+
+    typer.echo(f"runai-lite {__version__}")
+
+
+def main() -> None:
+    run(app, "runai")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""`runai-adm`: the administrator CLI: node roles, projects, the embedded controller, installing on
+Kubernetes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..errors import UserError
+from .app import DataOutput, RunaiGroup, emit_data, new_app, run, session, show
+
+app = new_app(
+    "Administer runai-lite: dynamic-MIG nodes, projects and quotas, the embedded controller, Kubernetes install.\n\n"
+    "Example: [bold]runai-adm local init --simulate A100-SXM4-40GB:1[/bold]",
+    cls=RunaiGroup,
+)
+set_app = new_app("Set a node role.\n\nExample: [bold]runai-adm set node-role --dynamic-mig-enabled node-1[/bold]")
+remove_app = new_app("Remove a node role.\n\nExample: [bold]runai-adm remove node-role --dynamic-mig-enabled node-1[/bold]")
+project_app = new_app("Create, list and delete projects.\n\nExample: [bold]runai-adm project create team-a --deserved-gpus 2[/bold]")
+local_app = new_app("The embedded controller on this machine.\n\nExample: [bold]runai-adm local status[/bold]")
+app.add_typer(set_app, name="set")
+app.add_typer(remove_app, name="remove")
+app.add_typer(project_app, name="project")
+app.add_typer(local_app, name="local")
+
+DynamicMigOpt = Annotated[bool, typer.Option("--dynamic-mig-enabled", help="The dynamic-MIG role: runai-lite "
+                                             "creates and deletes MIG partitions on the node's GPUs on demand.")]
+NodeArg = Annotated[str, typer.Argument(help="Node name (the embedded node is named after this host).")]
+
+
+def _example(text: str) -> str:
+    return f"\n\nExample: [bold]{text}[/bold]"
+
+
+def _role(ctx: typer.Context, dynamic_mig: bool, node: str, enabled: bool) -> None:
+    verb = "set" if enabled else "remove"
+    if not dynamic_mig:
+        raise UserError("name the role", f"runai-adm {verb} node-role --dynamic-mig-enabled {node}")
+    session(ctx).backend.set_dynamic_mig(node, enabled)
+    if enabled:
+        typer.echo(f"Node {node} is now dynamic-MIG enabled: MIG partitions are created on demand")
+    else:
+        typer.echo(f"Node {node} is no longer dynamic-MIG enabled")
+
+
+@set_app.command("node-role", help="Give a node a role." + _example("runai-adm set node-role --dynamic-mig-enabled node-1"))
+def set_node_role(ctx: typer.Context, node: NodeArg, dynamic_mig: DynamicMigOpt = False) -> None:
+    _role(ctx, dynamic_mig, node, True)
+
+
+@remove_app.command("node-role", help="Take a role from a node (refused while MIG jobs run on it)."
+                    + _example("runai-adm remove node-role --dynamic-mig-enabled node-1"))
+def remove_node_role(ctx: typer.Context, node: NodeArg, dynamic_mig: DynamicMigOpt = False) -> None:
+    _role(ctx, dynamic_mig, node, False)
+
+
+# --------------------------------------------------------------------------------------------
+# projects
+
+
+@project_app.command("create", help="Create a project with a deserved (guaranteed) GPU quota."
+                     + _example("runai-adm project create team-a --deserved-gpus 2"))
+def project_create(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Project name.")],
+                   deserved_gpus: Annotated[float, typer.Option("--deserved-gpus", min=0,
+                                                                help="GPUs guaranteed to the project.")] = 0) -> None:
+    from ..model import dns1123_problem
+
+    problem = dns1123_problem(name)
+    if problem:
+        raise UserError(f"invalid project name {name!r}: {problem}", "use a name such as team-a")
+    project = session(ctx).backend.create_project(name, deserved_gpus)
+    typer.echo(f"Project {project.name} created with {project.deserved_gpus:g} deserved GPUs")
+
+
+@project_app.command("list", help="List projects." + _example("runai-adm project list -o json"))
+def project_list(ctx: typer.Context,
+                 output: Annotated[DataOutput, typer.Option("--output", "-o", help="Output format.")] = DataOutput.TABLE) -> None:
+    s = session(ctx)
+    projects = s.backend.list_projects()
+    if output is not DataOutput.TABLE:
+        emit_data([p.to_json() for p in projects], output.value)
+        return
+    from .render import projects_table
+
+    show(projects_table(projects, s.config.project) if projects else "No projects found.")
+
+
+@project_app.command("delete", help="Delete a project." + _example("runai-adm project delete team-a"))
+def project_delete(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Project name.")]) -> None:
+    session(ctx).backend.delete_project(name)
+    typer.echo(f"Project {name} deleted")
+
+
+# --------------------------------------------------------------------------------------------
+# the embedded controller
+
+
+def parse_inventory(text: str) -> list[tuple[str, int]]:
+    """`A100-SXM4-40GB:1,T4:4` → [("A100-SXM4-40GB", 1), ("T4", 4)], models checked against the catalog."""
+    from ..gpu.catalog import default_catalog
+
+    hint = "use --simulate MODEL:COUNT[,MODEL:COUNT...], e.g. A100-SXM4-40GB:1 or H100-SXM5-80GB:2,T4:4"
+    inventory = []
+    for item in (part.strip() for part in text.split(",")):
+        model, sep, count = item.rpartition(":")
+        if not sep or not model or not count.isdigit() or int(count) < 1:
+            raise UserError(f"invalid --simulate entry {item!r}", hint)
+        inventory.append((default_catalog().get(model).name, int(count)))
+    if sum(count for _, count in inventory) > 64:
+        raise UserError("--simulate declares more than 64 GPUs", hint)
+    return inventory
+
+
+@local_app.command("init", help=(
+    "Set up the embedded controller: a simulated GPU inventory (for machines without GPUs, or to try "
+    "things out), or the machine's real GPUs through NVML when --simulate is left out."
+    + _example("runai-adm local init --simulate A100-SXM4-40GB:1")))
+def local_init(
+    simulate: Annotated[str | None, typer.Option("--simulate", help="MODEL:COUNT[,MODEL:COUNT...]")] = None,
+    enforcement: Annotated[str, typer.Option("--enforcement", help="How fraction memory limits are enforced: "
+                                             "auto, hami-core, mps, framework or none.")] = "auto",
+) -> None:
+    from ..backends import local
+
+    choices = ("auto", "hami-core", "mps", "framework", "none")
+    if enforcement not in choices:
+        raise UserError(f"unknown --enforcement {enforcement!r}", "choose one of: " + ", ".join(choices))
+    inventory = parse_inventory(simulate) if simulate is not None else None
+    summary = local.init(inventory=inventory, enforcement=enforcement)
+    typer.echo(summary)
+
+
+@local_app.command("start", help="Start the embedded controller daemon." + _example("runai-adm local start"))
+def local_start() -> None:
+    from ..backends import local
+
+    typer.echo(local.start())
+
+
+@local_app.command("stop", help="Stop the embedded controller daemon (running jobs keep running)."
+                   + _example("runai-adm local stop"))
+def local_stop() -> None:
+    from ..backends import local
+
+    typer.echo(local.stop())
+
+
+@local_app.command("status", help="Show whether the embedded controller runs, and its GPUs."
+                   + _example("runai-adm local status"))
+def local_status() -> None:
+    from ..backends import local
+
+    typer.echo(local.status())
+
+
+# --------------------------------------------------------------------------------------------
+# Kubernetes
+
+
+@app.command("install", help="Print the Kubernetes manifests that install runai-lite (apply them with kubectl)."
+             + _example("runai-adm install --print | kubectl apply -f -"))
+def install(print_: Annotated[bool, typer.Option("--print", help="Print the manifests as YAML.")] = False) -> None:
+    if not print_:
+        raise UserError("runai-adm install only prints manifests", "runai-adm install --print | kubectl apply -f -")
+    from ..backends.kube import install_manifests_yaml
+
+    typer.echo(install_manifests_yaml(), nl=False)
+
+
+def main() -> None:
+    run(app, "runai-adm")
+
+
+if __name__ == "__main__":
+    main()
