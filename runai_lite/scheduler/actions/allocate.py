@@ -1,0 +1,145 @@
+"""Allocate: place a job on free capacity, disrupting no job.
+
+Preference (for `--gpu-memory`, which both MIG and fractions can serve):
+  1. a MIG instance without destroying anything: reuse an idle instance of the chosen profile, or
+     create it on free slices (smallest fitting profile first). MIG GPUs can serve nothing but
+     MIG, so using them first leaves shared GPUs to whole-GPU and `--gpu` work;
+  2. a fraction of a shared GPU, placed by the placement policy;
+  3. a MIG instance after destroying idle instances in the way (no job is disturbed, but
+     partitions change).
+`--mig-profile` takes steps 1 and 3 only; `--gpu`, whole GPUs and CPU-only jobs go to the policy.
+Among MIG choices: smallest profile, then reuse before create, then fewest destroyed, then the GPU
+whose largest free run is smallest (keeps large runs elsewhere intact), then the placement that
+leaves this GPU least fragmented (gpu/mig_layout.fragmentation_key), then node, GPU and slice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+
+from ...gpu.catalog import MigProfile
+from ...gpu.mig_layout import free_runs
+from ...gpu.requests import mig_candidates
+from ...model import MILLI, Job
+from ..mig_choice import MigTarget, VictimCheck, VictimSetCost, targets
+from ..quota import interactive_room
+from ..session import Option, Session
+from ..shared_gpus import demand_of
+from ..state import GpuState, canonical_model_name
+
+
+@dataclass
+class Attempt:
+    """The best option found, or why none: the smallest charge that the job's quota refused."""
+
+    option: Option | None = None
+    quota_charge: Fraction | None = None
+
+    def refused(self, charge: Fraction) -> None:
+        if self.quota_charge is None or charge < self.quota_charge:
+            self.quota_charge = charge
+
+
+def allocate(session: Session, job: Job) -> Attempt:
+    attempt = Attempt()
+    kind = job.request.kind if job.request else None
+    if kind in ("memory", "mig"):
+        mig = best_mig(session, job, attempt, destroy_idle=True)
+        if mig is not None and not mig[1].destroy:
+            attempt.option = mig[0]
+            return attempt
+        if kind == "memory":
+            attempt.option = shared_option(session, job, attempt)
+            if attempt.option is not None:
+                return attempt
+        attempt.option = mig[0] if mig is not None else None
+        return attempt
+    attempt.option = shared_option(session, job, attempt)
+    return attempt
+
+
+def mig_gpus(session: Session, job: Job, extra_host: Callable[[str], tuple[int, int]] | None = None) -> list[GpuState]:
+    """Dynamic-MIG GPUs this job may use: schedulable node, allowed model, host room."""
+    allowed = {canonical_model_name(m) for m in job.gpu_models}
+    found = []
+    for node in session.state.nodes.values():
+        if not node.schedulable:
+            continue
+        extra_cpu, extra_memory = extra_host(node.name) if extra_host else (0, 0)
+        if not node.host_fits(job.cpu_milli, job.memory_mib, extra_cpu, extra_memory):
+            continue
+        found.extend(g for g in node.gpus.values() if g.dynamic and (not allowed or g.model_name in allowed))
+    return found
+
+
+def profiles_for(job: Job, gpu: GpuState) -> tuple[MigProfile, ...]:
+    if job.request is None or gpu.model is None:
+        return ()
+    return mig_candidates(job.request, gpu.model)
+
+
+def best_mig(
+    session: Session,
+    job: Job,
+    attempt: Attempt,
+    *,
+    destroy_idle: bool,
+    victim: VictimCheck | None = None,
+    victim_set_cost: Callable[[Fraction], VictimSetCost] | None = None,
+    extra_host: Callable[[str], tuple[int, int]] | None = None,
+) -> tuple[Option, MigTarget] | None:
+    """The best MIG option over every usable GPU (with victims when `victim` is given)."""
+    room = interactive_room(session.state, job)
+    best: tuple | None = None
+    found: tuple[Option, MigTarget] | None = None
+    for gpu in mig_gpus(session, job, extra_host):
+        assert gpu.model is not None
+        largest_run = max(free_runs(gpu.model, gpu.layout()), default=0)
+        for rank, profile in enumerate(profiles_for(job, gpu)):
+            charge = Fraction(profile.compute, gpu.model.compute_slices)
+            extra = {} if victim is None else {"victim": victim, "victim_set_cost": victim_set_cost(charge)}
+            found_here = targets(gpu, profile, destroy_idle=destroy_idle, **extra)
+            if found_here and room is not None and charge > room:
+                attempt.refused(charge)
+                continue
+            for target in found_here:
+                key = (
+                    len(target.victims), target.victim_cost, bool(target.destroy), rank, target.tier,
+                    len(target.destroy), largest_run, tuple(-x for x in target.fragmentation),
+                    gpu.node, gpu.index, target.start,
+                )
+                if best is None or key < best:
+                    node = session.state.nodes[gpu.node]
+                    best = key
+                    found = (Option("mig", node, (gpu,), charge, memory_mib=profile.memory_mib, mig=target,
+                                    victims=target.victims), target)
+    return found
+
+
+def shared_option(session: Session, job: Job, attempt: Attempt) -> Option | None:
+    """Whole GPUs, a fraction or a CPU-only place, as the placement policy chooses."""
+    demand = demand_of(job)
+    if demand is None:
+        return None
+    cluster = session.shared.cluster
+    choice = session.policy.choose(cluster, demand)
+    if choice is None:
+        return None
+    node, gpus = session.shared.resolve(choice)
+    if demand.is_fraction:
+        share = cluster.share_on(choice.node, demand)
+        memory = demand.gpu_memory_mib or gpus[0].memory_mib * share // MILLI
+        option = Option("fraction", node, gpus, Fraction(share, MILLI), share_milli=share, memory_mib=memory,
+                        how=f"{session.policy.name} placement")
+    elif demand.gpus:
+        option = Option("gpu", node, gpus, Fraction(len(gpus)), memory_mib=gpus[0].memory_mib,
+                        how=f"{session.policy.name} placement")
+    else:
+        option = Option("cpu", node, (), Fraction(0))
+    room = interactive_room(session.state, job)
+    if room is not None and option.charge > room:
+        attempt.refused(option.charge)
+        return None
+    return option

@@ -1,0 +1,127 @@
+"""Why a job stays pending, in words a researcher can act on.
+
+Written against the state at the end of the plan (after every placement), so the figures quoted
+("largest free share: 0.5 on node-1 GPU 1") are what the cluster will look like.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from ..gpu.requests import mig_candidates
+from ..model import MILLI, Job, JobType
+from ..units import MiB, format_bytes, format_mib
+from .quota import fmt_gpus
+from .session import Session
+from .shared_gpus import demand_of
+from .state import GpuState, canonical_model_name
+
+
+def waiting_reason(session: Session, stopping: list[str]) -> str:
+    names = [session.job(j).name for j in stopping]
+    plural = "s" if len(names) > 1 else ""
+    return f"waiting for preempted job{plural} {', '.join(names)} to stop"
+
+
+def capacity_reason(session: Session, job: Job) -> str:
+    """No room for the job anywhere, even by preempting what it may preempt."""
+    nodes = [n for n in session.state.nodes.values() if n.schedulable]
+    if not nodes:
+        return "no schedulable node in the cluster"
+    request = job.request
+    if request is None:
+        return f"no node has {job.cpu_milli / 1000:g} CPU cores and {format_mib(job.memory_mib)} of memory free"
+    allowed = {canonical_model_name(m) for m in job.gpu_models}
+    gpus = [g for n in nodes for g in n.gpus.values() if not allowed or g.model_name in allowed]
+    if not gpus:
+        only = f" of model {', '.join(sorted(allowed))}" if allowed else ""
+        return f"no schedulable node has a GPU{only}"
+    shared = [g for g in gpus if not g.mig_only]
+    dynamic = [g for g in gpus if g.dynamic]
+    if request.kind == "mig":
+        text = _mig_room(dynamic, job, request.mig_profile or "")
+    elif request.kind == "memory":
+        text = _memory_room(session, shared, dynamic, job)
+    elif request.kind == "fraction":
+        text = _fraction_room(shared, request.fraction_milli)
+    else:
+        text = _whole_room(shared, request.gpus or 1)
+    return text + _preemption_note(session, job)
+
+
+def _mig_room(dynamic: list[GpuState], job: Job, profile: str) -> str:
+    if not dynamic:
+        return (f"no dynamic-MIG GPU in the cluster; --mig-profile {profile} needs one "
+                "(an administrator enables it with `runai-adm set node-role --dynamic-mig-enabled NODE`)")
+    offering = [g for g in dynamic if job.request and mig_candidates(job.request, g.model)]  # type: ignore[arg-type]
+    if not offering:
+        models = sorted({g.model_name for g in dynamic})
+        names = sorted({p.name for g in dynamic if g.model for p in g.model.profiles_smallest_first()})
+        return (f"no dynamic-MIG GPU offers MIG profile {profile} (models here: {', '.join(models)}; "
+                f"their profiles: {', '.join(names)})")
+    return f"no dynamic-MIG GPU has room for a {profile}{_most_mig_room(offering)}"
+
+
+def _most_mig_room(gpus: list[GpuState]) -> str:
+    def free(g: GpuState) -> int:
+        assert g.model is not None
+        return g.model.memory_slices - sum(i.size for i in g.instances if not i.idle)
+
+    best = max(gpus, key=lambda g: (free(g), -ord(g.node[0]) if g.node else 0))
+    assert best.model is not None
+    return f" (most room: {free(best)} of {best.model.memory_slices} memory slices not in use on {best.label})"
+
+
+def _memory_room(session: Session, shared: list[GpuState], dynamic: list[GpuState], job: Job) -> str:
+    assert job.request is not None and job.request.memory_bytes is not None
+    size = format_bytes(job.request.memory_bytes)
+    demand = demand_of(job)
+    assert demand is not None
+    holding = [g for g in shared if session.shared.share_on(g, demand) <= MILLI]
+    offering = [g for g in dynamic if mig_candidates(job.request, g.model)]  # type: ignore[arg-type]
+    if not holding and not offering:
+        largest = max((g.memory_mib for g in shared + dynamic), default=0)
+        return f"no GPU can hold {size} (largest GPU memory: {format_mib(largest)})"
+    parts = []
+    if holding:
+        best = max(holding, key=lambda g: g.free_milli * g.memory_mib)
+        most = best.free_milli * best.memory_mib // MILLI
+        parts.append(f"no GPU has {size} free (most free: {format_bytes(most * MiB)} on {best.label})")
+    if offering:
+        smallest = mig_candidates(job.request, offering[0].model)[0].name  # type: ignore[arg-type]
+        parts.append(f"no dynamic-MIG GPU has room for a {smallest}{_most_mig_room(offering)}")
+    return "; ".join(parts)
+
+
+def _fraction_room(shared: list[GpuState], share: int) -> str:
+    if not shared:
+        return "no GPU can be shared by fractions (every GPU here is MIG-enabled)"
+    best = max(shared, key=lambda g: (g.free_milli, -g.index))
+    wanted = fmt_gpus(Fraction(share, MILLI))
+    return f"no GPU has {wanted} free (largest free share: {fmt_gpus(Fraction(best.free_milli, MILLI))} on {best.label})"
+
+
+def _whole_room(shared: list[GpuState], count: int) -> str:
+    per_node: dict[str, list[GpuState]] = {}
+    for gpu in shared:
+        per_node.setdefault(gpu.node, []).append(gpu)
+    if not per_node:
+        return "no GPU can be allocated whole (every GPU here is MIG-enabled)"
+    biggest = max(per_node, key=lambda n: (len(per_node[n]), n))
+    if len(per_node[biggest]) < count:
+        return f"no node has {count} GPUs that can be allocated whole (largest: {len(per_node[biggest])} on {biggest})"
+    free = {n: sum(1 for g in gs if g.free_milli == MILLI) for n, gs in per_node.items()}
+    most = max(sorted(free), key=lambda n: free[n])
+    unit = "GPU" if count == 1 else "GPUs"
+    return f"no node has {count} free whole {unit} (most on one node: {free[most]} free on {most})"
+
+
+def _preemption_note(session: Session, job: Job) -> str:
+    state = session.state
+    if state.usage_of(job.project) >= state.deserved_of(job.project):
+        deserved = fmt_gpus(state.deserved_of(job.project))
+        return (f"; project {job.project} has used its deserved {deserved} GPUs, so it waits for spare GPUs "
+                "instead of reclaiming them from other projects")
+    if job.type is JobType.TRAIN:
+        return "; training jobs preempt no one, and reclaiming other projects' over-quota work would not make room"
+    return "; preempting lower-priority jobs or reclaiming over-quota work would not make enough room"

@@ -1,0 +1,173 @@
+"""A scheduling session: the working state plus the plan being written.
+
+Actions decide *what* to do and hand an `Option` to `Session.commit`, which is the only place that
+changes the state and writes plan actions, so every decision is recorded the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Literal
+
+from ..model import (
+    MILLI,
+    Allocation,
+    Bind,
+    CreateMig,
+    DestroyMig,
+    Job,
+    Plan,
+    Preempt,
+    Reserve,
+    Snapshot,
+)
+from ..units import format_bytes
+from .mig_choice import MigTarget
+from .placement import make_policy
+from .quota import fmt_gpus
+from .shared_gpus import SharedGpus, workload_of
+from .state import ClusterState, GpuState, NodeState, mig_share_milli
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One concrete way to run a job, with everything it disrupts."""
+
+    kind: Literal["gpu", "fraction", "mig", "cpu"]
+    node: NodeState
+    gpus: tuple[GpuState, ...]
+    charge: Fraction
+    share_milli: int = MILLI
+    memory_mib: int | None = None
+    mig: MigTarget | None = None
+    victims: tuple[str, ...] = ()
+    how: str = ""  # how it was chosen, for the Bind reason
+
+
+@dataclass
+class Session:
+    snapshot: Snapshot
+    state: ClusterState = field(init=False)
+    shared: SharedGpus = field(init=False)
+    preempts: list[Preempt] = field(default_factory=list)
+    destroys: list[DestroyMig] = field(default_factory=list)
+    creates: list[CreateMig] = field(default_factory=list)
+    reserves: list[Reserve] = field(default_factory=list)
+    binds: list[Bind] = field(default_factory=list)
+    pending: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.state = ClusterState(self.snapshot)
+        self.shared = SharedGpus(self.state)
+        self.policy = make_policy(self.snapshot.policy, workload=workload_of(self.snapshot.jobs))
+
+    def job(self, job_id: str) -> Job:
+        return self.state.jobs[job_id]
+
+    # ------------------------------------------------------------------------------------ commit
+
+    def commit(self, job: Job, option: Option) -> None:
+        owners = {id(i): i.job for i in option.mig.destroy} if option.mig else {}
+        for victim_id in option.victims:
+            self._preempt(job, option, victim_id)
+        gpu = option.gpus[0] if option.gpus else None
+        if option.kind == "mig":
+            assert gpu is not None and option.mig is not None
+            allocation = self._mig(job, gpu, option.mig, option.node, owners)
+        else:
+            if option.kind == "fraction" and gpu is not None and gpu.fraction_holders == 0:
+                self.reserves.append(Reserve(node=option.node.name, gpu_index=gpu.index,
+                                             reason=f"{gpu.label} becomes shared by fractions (first: {job.name})"))
+            allocation = Allocation(
+                kind="fraction" if option.kind == "fraction" else "gpu",
+                node=option.node.name,
+                gpu_indices=tuple(g.index for g in option.gpus),
+                gpu_uuids=tuple(g.uuid for g in option.gpus),
+                share_milli=option.share_milli,
+                memory_mib=option.memory_mib,
+            )
+        self.state.hold(job.id, allocation)
+        self.shared.refresh(option.node.name)
+        self.binds.append(Bind(job=job.id, allocation=allocation, reason=self._bind_reason(job, option)))
+
+    def _preempt(self, job: Job, option: Option, victim_id: str) -> None:
+        victim = self.job(victim_id)
+        where = option.gpus[0].label if option.gpus else option.node.name
+        if victim.project == job.project:
+            reason = (f"preempted by {job.type.display.lower()} job {job.name} (priority {job.priority} > "
+                      f"{victim.priority}), which needs its resources on {where}")
+        else:
+            deserved = self.state.deserved_of(victim.project)
+            reason = (f"reclaimed for job {job.name} of project {job.project}, which is within its quota; "
+                      f"project {victim.project} is over its deserved {fmt_gpus(deserved)} GPUs")
+        self.preempts.append(Preempt(job=victim_id, reason=reason))
+        allocation = self.state.release(victim_id)
+        self.shared.refresh(allocation.node)
+
+    def _mig(self, job: Job, gpu: GpuState, target: MigTarget, node: NodeState,
+             owners: dict[int, str | None]) -> Allocation:
+        assert gpu.model is not None
+        profile = target.profile
+        for inst in target.destroy:
+            owner = owners.get(id(inst))
+            why = (f"idle; its slices are needed for a {profile.name} for job {job.name}" if owner is None
+                   else f"partition of preempted job {self.job(owner).name}; its slices are needed for a "
+                        f"{profile.name} for job {job.name}")
+            self.destroys.append(DestroyMig(node=node.name, gpu_index=gpu.index, profile=inst.profile.name,
+                                            start=inst.start, uuid=inst.uuid, reason=why))
+            self.state.destroy(gpu, inst)
+        uuid = None
+        if target.reuse is not None:
+            uuid = target.reuse.uuid
+        else:
+            self.creates.append(CreateMig(node=node.name, gpu_index=gpu.index, profile=profile.name,
+                                          start=target.start, for_job=job.id,
+                                          reason=f"{profile.name} at slice {target.start} of {gpu.label} "
+                                                 f"for job {job.name} ({_asked(job)})"))
+            self.state.create(gpu, profile, target.start)
+        return Allocation(
+            kind="mig", node=node.name, gpu_indices=(gpu.index,), gpu_uuids=(gpu.uuid,),
+            share_milli=mig_share_milli(gpu.model, profile), memory_mib=profile.memory_mib,
+            mig_profile=profile.name, mig_start=target.start, mig_size=profile.memory_slices, mig_uuid=uuid,
+        )
+
+    def _bind_reason(self, job: Job, option: Option) -> str:
+        where = option.gpus[0].label if len(option.gpus) == 1 else option.node.name
+        if option.kind == "mig":
+            assert option.mig is not None
+            done = "existing idle instance" if option.mig.reuse is not None and not option.victims else (
+                "instance of the preempted job" if option.mig.reuse is not None else "new instance")
+            what = f"{option.mig.profile.name} at slice {option.mig.start} on {where} ({done})"
+        elif option.kind == "fraction":
+            what = f"{fmt_gpus(Fraction(option.share_milli, MILLI))} of {where} ({option.memory_mib}MiB)"
+        elif option.kind == "gpu":
+            count = len(option.gpus)
+            what = f"{count} whole GPU{'s' if count > 1 else ''} on {option.node.name} " \
+                   f"(GPU {', '.join(str(g.index) for g in option.gpus)})"
+        else:
+            what = f"node {option.node.name} (no GPU)"
+        suffix = f" after preempting {', '.join(self.job(v).name for v in option.victims)}" if option.victims else ""
+        how = f", {option.how}" if option.how else ""
+        return f"{_asked(job)} → {what}{how}{suffix}"
+
+    # ------------------------------------------------------------------------------------ result
+
+    def result(self) -> Plan:
+        actions = [*self.preempts, *self.destroys, *self.creates, *self.reserves, *self.binds]
+        pending = tuple(sorted(self.pending.items()))
+        return Plan(actions=tuple(actions), pending=pending)
+
+
+def _asked(job: Job) -> str:
+    request = job.request
+    if request is None:
+        return "no GPU"
+    if request.kind == "gpus":
+        return f"--gpu {request.gpus}"
+    if request.kind == "fraction":
+        return f"--gpu {request.fraction:g}"
+    if request.kind == "memory":
+        assert request.memory_bytes is not None
+        return f"--gpu-memory {format_bytes(request.memory_bytes)}"
+    return f"--mig-profile {request.mig_profile}"
