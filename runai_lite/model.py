@@ -143,6 +143,9 @@ class JobSpec(_Frozen):
     type: JobType = JobType.TRAIN
     request: GpuRequest | None = None
     command: tuple[str, ...] = ()
+    # `runai submit --command`: in a container, `command` replaces the image's entrypoint; without it
+    # `command` is passed to the entrypoint as arguments (Run:ai's rule). A process job runs `command`.
+    replace_entrypoint: bool = False
     env: tuple[tuple[str, str], ...] = ()
     working_dir: str | None = None
     backoff_limit: int = Field(default=6, ge=0, le=100)
