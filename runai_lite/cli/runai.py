@@ -133,7 +133,7 @@ def submit(
     _check_name("job name", name)
     try:
         spec = JobSpec(name=name, project=project, image=image, type=_job_type(interactive, preemptible),
-                       request=request, command=argv, env=env, working_dir=working_dir,
+                       request=request, command=argv, replace_entrypoint=command, env=env, working_dir=working_dir,
                        backoff_limit=0 if interactive else (DEFAULT_BACKOFF_LIMIT if backoff_limit is None else backoff_limit),
                        user=backend.current_user())
     except ValidationError as exc:

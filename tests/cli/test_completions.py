@@ -60,3 +60,17 @@ def test_fish_script_parses(tmp_path):
     generate(tmp_path)
     for name in ("runai.fish", "runai-adm.fish"):
         subprocess.run(["fish", "--no-execute", str(tmp_path / name)], check=True)
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="fish not installed")
+def test_fish_completion_completes_commands_and_values(tmp_path):
+    generate(tmp_path)
+
+    def complete(line: str) -> list[str]:
+        out = subprocess.run(["fish", "-c", f"source {tmp_path / 'runai.fish'}; complete -C {line!r}"],
+                             capture_output=True, text=True, check=True).stdout
+        return [row.split("\t")[0] for row in out.splitlines()]
+
+    assert complete("runai su") == ["submit"]
+    assert set(complete("runai list ")) == {"jobs", "nodes", "projects"}
+    assert "2g.10gb" in complete("runai submit x --mig-profile 2g")

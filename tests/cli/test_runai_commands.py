@@ -55,8 +55,14 @@ def test_submit_flags_reach_the_spec():
     assert spec.request.mig_profile == "2g.10gb"
     assert spec.env == (("A", "1"), ("B", "x=y"))
     assert spec.working_dir == "/tmp"
-    assert spec.command == ("python", "-c", "print(1)")
+    assert spec.command == ("python", "-c", "print(1)") and not spec.replace_entrypoint
     assert spec.backoff_limit == 0  # interactive jobs are not retried
+
+
+def test_submit_command_flag_replaces_the_entrypoint():
+    backend = FakeBackend()
+    assert invoke(backend, "submit", "j", "-i", "img", "--command", "--", "python", "train.py").exit_code == 0
+    assert backend.submitted[0].replace_entrypoint and backend.submitted[0].command == ("python", "train.py")
 
 
 def test_submit_fraction_and_whole_gpus_and_backoff_limit():
