@@ -52,6 +52,21 @@ class MigDevice:
     uuid: str
     memory_mib: int
 
+    @property
+    def complete(self) -> bool:
+        """False for a GPU instance without its compute instance (left by a crash or a partial
+        teardown): it has no MIG device UUID (`uuid == ""`, `ci_id == -1`), so nothing can run on
+        it, and the agent destroys it and creates it afresh when it is wanted."""
+        return bool(self.uuid)
+
+
+@dataclass(frozen=True, slots=True)
+class MigMode:
+    """A GPU's MIG mode: `current` is in effect; `pending` applies after a GPU reset (Ampere)."""
+
+    current: bool
+    pending: bool
+
 
 class GpuDriver(Protocol):
     simulated: bool
@@ -64,7 +79,13 @@ class GpuDriver(Protocol):
         """The GPU's model: the catalog entry with the values NVML reports taking precedence."""
         ...
 
+    def mig_mode(self, gpu_index: int) -> MigMode:
+        """The GPU's MIG mode, current and pending. Raises `DriverError("not-supported")` on a GPU
+        that cannot do MIG."""
+        ...
+
     def mig_instances(self, gpu_index: int) -> list[MigDevice]:
+        """The GPU instances that exist on the GPU, by start slice; `[]` when MIG mode is off."""
         ...
 
     def create_mig(self, gpu_index: int, profile: str, start: int) -> MigDevice:
@@ -76,7 +97,10 @@ class GpuDriver(Protocol):
         ...
 
     def processes_on(self, uuid: str) -> list[int]:
-        """PIDs using the GPU or MIG device `uuid` (a failed query must count as busy)."""
+        """PIDs using the GPU or MIG device `uuid`; `[]` for a device that no longer exists.
+
+        Raises `DriverError` when the query itself fails: callers must then count the device as
+        busy (never destroy it on the strength of a failed query)."""
         ...
 
     def close(self) -> None:
