@@ -9,6 +9,7 @@ _runai_adm() {
         esac
     done
     case "$path|$prev" in
+        "runai-adm install|--set") COMPREPLY=(); return ;;
         "runai-adm local init|--simulate") COMPREPLY=(); return ;;
         "runai-adm local init|--enforcement") COMPREPLY=(); return ;;
         "runai-adm project create|--deserved-gpus") COMPREPLY=(); return ;;
@@ -16,7 +17,7 @@ _runai_adm() {
     esac
     case "$path" in
         "runai-adm") subs="install local project remove set"; opts="--help" ;;
-        "runai-adm install") subs=""; opts="--print --help" ;;
+        "runai-adm install") subs=""; opts="--print --set --help" ;;
         "runai-adm local") subs="init start status stop"; opts="--help" ;;
         "runai-adm local init") subs=""; opts="--simulate --enforcement --help" ;;
         "runai-adm local start") subs=""; opts="--help" ;;

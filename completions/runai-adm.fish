@@ -8,13 +8,14 @@ function __runai_adm_path
     echo $path
 end
 complete -c runai-adm -f
-complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm"' -a 'install' -d 'Print the Kubernetes manifests that install runai-lite (apply them with kubectl).'
+complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm"' -a 'install' -d 'Print the Kubernetes manifests that install runai-lite (apply them with kubectl). --set takes the Helm chart'\''s values (namespace, image, controllerReplicas, agentDriver, agentSimulate, ...).'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm"' -a 'local' -d 'The embedded controller on this machine.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm"' -a 'project' -d 'Create, list and delete projects.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm"' -a 'remove' -d 'Remove a node role.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm"' -a 'set' -d 'Set a node role.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm"' -l help -d 'Show help and exit.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm install"' -l print -d 'Print the manifests as YAML.'
+complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm install"' -l set -r -d 'KEY=VALUE (repeatable).'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm install"' -l help -d 'Show help and exit.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local"' -a 'init' -d 'Set up the embedded controller: a simulated GPU inventory (for machines without GPUs, or to try things out), or the machine'\''s real GPUs through NVML when --simulate is left out.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local"' -a 'start' -d 'Start the embedded controller daemon.'

@@ -158,14 +158,32 @@ def local_status() -> None:
 # Kubernetes
 
 
-@app.command("install", help="Print the Kubernetes manifests that install runai-lite (apply them with kubectl)."
-             + _example("runai-adm install --print | kubectl apply -f -"))
-def install(print_: Annotated[bool, typer.Option("--print", help="Print the manifests as YAML.")] = False) -> None:
+@app.command("install", help="Print the Kubernetes manifests that install runai-lite (apply them with kubectl). "
+             "[bold]--set[/bold] takes the Helm chart's values (namespace, image, controllerReplicas, agentDriver, "
+             "agentSimulate, ...)." + _example("runai-adm install --print --set image=registry.local/runai-lite:0.1.0 "
+                                                "| kubectl apply -f -"))
+def install(print_: Annotated[bool, typer.Option("--print", help="Print the manifests as YAML.")] = False,
+            values: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE (repeatable).")] = None) -> None:
+    from pydantic import ValidationError
+
     if not print_:
         raise UserError("runai-adm install only prints manifests", "runai-adm install --print | kubectl apply -f -")
-    from ..backends.kube import install_manifests_yaml
+    settings = {}
+    for pair in values or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"invalid --set {pair!r}", "use --set KEY=VALUE, e.g. --set namespace=runai-lite")
+        settings[key] = value
+    from ..backends.kube import InstallValues, install_manifests_yaml
 
-    typer.echo(install_manifests_yaml(), nl=False)
+    try:
+        chosen = InstallValues(**settings)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(p) for p in problem["loc"])
+        raise UserError(f"invalid --set {where}: {problem['msg']}",
+                        "valid keys: " + ", ".join(InstallValues.model_fields)) from None
+    typer.echo(install_manifests_yaml(chosen), nl=False)
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ class FakeBackend:
 
     def __init__(self, projects: list[ProjectInfo] | None = None, jobs: list[JobInfo] | None = None,
                  nodes: list[NodeView] | None = None, logs: dict[str, list[str]] | None = None):
-        self.projects = {p.name: p for p in projects or [ProjectInfo(name="team-a", deserved_gpus=2)]}
+        self.projects = {p.name: p for p in (projects if projects is not None else [ProjectInfo(name="team-a", deserved_gpus=2)])}
         self.jobs = {(j.project, j.name): j for j in jobs or []}
         self.nodes = nodes or []
         self.log_lines = logs or {}

@@ -1,0 +1,101 @@
+"""`runai-adm` against an in-memory backend, and its pure parts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from runai_lite.cli.config import CliConfig
+from runai_lite.cli.runai_adm import app, parse_inventory
+from runai_lite.cli.session import Session
+from runai_lite.errors import UserError
+from tests.cli import records
+from tests.cli.fake_backend import FakeBackend
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNAI_LITE_HOME", str(tmp_path / "home"))
+
+
+def invoke(backend: FakeBackend, *args: str):
+    return runner.invoke(app, list(args), obj=Session(backend=backend, config=CliConfig(project="team-a")))
+
+
+def test_set_and_remove_dynamic_mig_role():
+    backend = FakeBackend(nodes=records.nodes())
+    result = invoke(backend, "set", "node-role", "--dynamic-mig-enabled", "host-1")
+    assert result.exit_code == 0 and "dynamic-MIG enabled" in result.stdout
+    assert backend.dynamic_mig == {"host-1": True}
+    assert invoke(backend, "remove", "node-role", "--dynamic-mig-enabled", "host-1").exit_code == 0
+    assert backend.dynamic_mig == {"host-1": False}
+
+
+def test_node_role_mistakes():
+    backend = FakeBackend(nodes=records.nodes())
+    result = invoke(backend, "set", "node-role", "host-1")
+    assert result.exit_code == 2 and "--dynamic-mig-enabled" in result.stderr
+    result = invoke(backend, "set", "node-role", "--dynamic-mig-enabled", "ghost")
+    assert result.exit_code == 2 and "ghost" in result.stderr
+    assert backend.dynamic_mig == {}
+
+
+def test_project_create_list_delete():
+    backend = FakeBackend(projects=[])
+    result = invoke(backend, "project", "create", "team-a", "--deserved-gpus", "2")
+    assert result.exit_code == 0 and "team-a created with 2 deserved GPUs" in result.stdout
+    data = json.loads(invoke(backend, "project", "list", "-o", "json").stdout)
+    assert data == [{"name": "team-a", "deserved_gpus": 2.0, "allocated_gpus": 0.0, "running": 0, "pending": 0}]
+    assert "team-a (default)" in invoke(backend, "project", "list").stdout
+    assert invoke(backend, "project", "delete", "team-a").exit_code == 0
+    assert backend.projects == {}
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["project", "create", "Team_A"], "invalid project name"),
+    (["project", "create", "team-x", "--deserved-gpus", "-1"], "--deserved-gpus"),
+    (["project", "delete", "ghost"], "ghost"),
+])
+def test_project_mistakes_exit_2(args, message):
+    backend = FakeBackend(projects=[])
+    result = invoke(backend, *args)
+    assert result.exit_code == 2 and message in result.stderr
+    assert backend.projects == {}
+
+
+def test_parse_inventory():
+    assert parse_inventory("A100-SXM4-40GB:1") == [("A100-SXM4-40GB", 1)]
+    assert parse_inventory("H100-SXM5-80GB:2, T4:4") == [("H100-SXM5-80GB", 2), ("T4", 4)]
+    assert parse_inventory("NVIDIA A100-SXM4-40GB:1") == [("A100-SXM4-40GB", 1)]  # NVML names work too
+    for bad in ("A100-SXM4-40GB", "A100-SXM4-40GB:0", "A100-SXM4-40GB:x", "Z9000:1", "T4:65", ":1"):
+        with pytest.raises(UserError):
+            parse_inventory(bad)
+
+
+def test_local_init_rejects_bad_input_before_touching_anything(tmp_path):
+    result = runner.invoke(app, ["local", "init", "--simulate", "Z9000:1"])
+    assert result.exit_code == 2 and "unknown GPU model" in result.stderr and "A100-SXM4-40GB" in result.stderr
+    result = runner.invoke(app, ["local", "init", "--simulate", "T4:1", "--enforcement", "magic"])
+    assert result.exit_code == 2 and "hami-core" in result.stderr
+    assert not (tmp_path / "home" / "state.db").exists()
+
+
+def test_install_print_renders_the_manifests_with_values():
+    result = runner.invoke(app, ["install", "--print", "--set", "namespace=gpu-system"])
+    assert result.exit_code == 0, result.output
+    documents = [d for d in yaml.safe_load_all(result.stdout) if d]
+    kinds = {d["kind"] for d in documents}
+    assert {"Namespace", "Deployment", "DaemonSet", "ClusterRole"} <= kinds
+    assert any(d["kind"] == "Namespace" and d["metadata"]["name"] == "gpu-system" for d in documents)
+
+
+def test_install_mistakes():
+    assert runner.invoke(app, ["install"]).exit_code == 2
+    result = runner.invoke(app, ["install", "--print", "--set", "bogus=1"])
+    assert result.exit_code == 2 and "valid keys" in result.stderr
+    assert runner.invoke(app, ["install", "--print", "--set", "novalue"]).exit_code == 2
