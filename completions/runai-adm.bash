@@ -12,6 +12,8 @@ _runai_adm() {
         "runai-adm install|--set") COMPREPLY=(); return ;;
         "runai-adm local init|--simulate") COMPREPLY=(); return ;;
         "runai-adm local init|--enforcement") COMPREPLY=(); return ;;
+        "runai-adm local init|--grace-seconds") COMPREPLY=(); return ;;
+        "runai-adm local status|--output"|"runai-adm local status|-o") COMPREPLY=($(compgen -W "table json yaml" -- "$cur")); return ;;
         "runai-adm project create|--deserved-gpus") COMPREPLY=(); return ;;
         "runai-adm project list|--output"|"runai-adm project list|-o") COMPREPLY=($(compgen -W "table json yaml" -- "$cur")); return ;;
     esac
@@ -19,9 +21,9 @@ _runai_adm() {
         "runai-adm") subs="install local project remove set"; opts="--help" ;;
         "runai-adm install") subs=""; opts="--print --set --help" ;;
         "runai-adm local") subs="init start status stop"; opts="--help" ;;
-        "runai-adm local init") subs=""; opts="--simulate --enforcement --help" ;;
+        "runai-adm local init") subs=""; opts="--simulate --enforcement --grace-seconds --help" ;;
         "runai-adm local start") subs=""; opts="--help" ;;
-        "runai-adm local status") subs=""; opts="--help" ;;
+        "runai-adm local status") subs=""; opts="--output -o --help" ;;
         "runai-adm local stop") subs=""; opts="--help" ;;
         "runai-adm project") subs="create delete list"; opts="--help" ;;
         "runai-adm project create") subs=""; opts="--deserved-gpus --help" ;;

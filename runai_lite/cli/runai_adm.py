@@ -96,62 +96,63 @@ def project_delete(ctx: typer.Context, name: Annotated[str, typer.Argument(help=
 # the embedded controller
 
 
-def parse_inventory(text: str) -> list[tuple[str, int]]:
-    """`A100-SXM4-40GB:1,T4:4` → [("A100-SXM4-40GB", 1), ("T4", 4)], models checked against the catalog."""
-    from ..gpu.catalog import default_catalog
-
-    hint = "use --simulate MODEL:COUNT[,MODEL:COUNT...], e.g. A100-SXM4-40GB:1 or H100-SXM5-80GB:2,T4:4"
-    inventory = []
-    for item in (part.strip() for part in text.split(",")):
-        model, sep, count = item.rpartition(":")
-        if not sep or not model or not count.isdigit() or int(count) < 1:
-            raise UserError(f"invalid --simulate entry {item!r}", hint)
-        inventory.append((default_catalog().get(model).name, int(count)))
-    if sum(count for _, count in inventory) > 64:
-        raise UserError("--simulate declares more than 64 GPUs", hint)
-    return inventory
+def _status_text(status) -> str:
+    state = f"running (pid {status.pid})" if status.running else "stopped"
+    gpus = f"simulated {status.simulated}" if status.simulated else "this machine's GPUs through NVML"
+    mechanism = f" (on this machine: {status.mechanism})" if status.mechanism else ""
+    return "\n".join([
+        f"Daemon:      {state}",
+        f"Home:        {status.home}",
+        f"Node:        {status.node or '-'}",
+        f"GPUs:        {gpus}",
+        f"Enforcement: {status.enforcement}{mechanism}",
+    ])
 
 
 @local_app.command("init", help=(
-    "Set up the embedded controller: a simulated GPU inventory (for machines without GPUs, or to try "
-    "things out), or the machine's real GPUs through NVML when --simulate is left out."
+    "Set up the embedded controller and (re)start it: a simulated GPU inventory (for machines without "
+    "GPUs, or to try things out), or the machine's real GPUs through NVML when --simulate is left out."
     + _example("runai-adm local init --simulate A100-SXM4-40GB:1")))
 def local_init(
-    simulate: Annotated[str | None, typer.Option("--simulate", help="MODEL:COUNT[,MODEL:COUNT...]")] = None,
+    simulate: Annotated[str | None, typer.Option("--simulate", help="MODEL:COUNT[,MODEL:COUNT...], e.g. "
+                                                 "A100-SXM4-40GB:1 or H100-SXM5-80GB:2,T4:4.")] = None,
     enforcement: Annotated[str, typer.Option("--enforcement", help="How fraction memory limits are enforced: "
                                              "auto, hami-core, mps, framework or none.")] = "auto",
+    grace_seconds: Annotated[float | None, typer.Option("--grace-seconds", help="How long a stopped job gets "
+                                                        "between SIGTERM and SIGKILL.")] = None,
 ) -> None:
-    from ..backends import local
+    from ..backends.local.control import local_init as init
 
-    choices = ("auto", "hami-core", "mps", "framework", "none")
-    if enforcement not in choices:
-        raise UserError(f"unknown --enforcement {enforcement!r}", "choose one of: " + ", ".join(choices))
-    inventory = parse_inventory(simulate) if simulate is not None else None
-    summary = local.init(inventory=inventory, enforcement=enforcement)
-    typer.echo(summary)
+    typer.echo(_status_text(init(simulate=simulate, enforcement=enforcement, grace_seconds=grace_seconds)))
 
 
-@local_app.command("start", help="Start the embedded controller daemon." + _example("runai-adm local start"))
+@local_app.command("start", help="Start the embedded controller daemon (commands also start it when needed)."
+                   + _example("runai-adm local start"))
 def local_start() -> None:
-    from ..backends import local
+    from ..backends.local.control import daemon_start
 
-    typer.echo(local.start())
+    typer.echo(_status_text(daemon_start()))
 
 
-@local_app.command("stop", help="Stop the embedded controller daemon (running jobs keep running)."
-                   + _example("runai-adm local stop"))
+@local_app.command("stop", help="Stop the embedded controller daemon; running jobs keep running and the next "
+                   "daemon adopts them." + _example("runai-adm local stop"))
 def local_stop() -> None:
-    from ..backends import local
+    from ..backends.local.control import daemon_stop
 
-    typer.echo(local.stop())
+    typer.echo("Daemon stopped" if daemon_stop() else "Daemon was not running")
 
 
-@local_app.command("status", help="Show whether the embedded controller runs, and its GPUs."
-                   + _example("runai-adm local status"))
-def local_status() -> None:
-    from ..backends import local
+@local_app.command("status", help="Show whether the embedded controller runs, and with which GPUs."
+                   + _example("runai-adm local status -o json"))
+def local_status(output: Annotated[DataOutput, typer.Option("--output", "-o", help="Output format.")]
+                 = DataOutput.TABLE) -> None:
+    from ..backends.local.control import daemon_status
 
-    typer.echo(local.status())
+    status = daemon_status()
+    if output is not DataOutput.TABLE:
+        emit_data(status.to_json(), output.value)
+        return
+    typer.echo(_status_text(status))
 
 
 # --------------------------------------------------------------------------------------------
