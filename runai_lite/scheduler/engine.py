@@ -69,17 +69,12 @@ def _waiting_for(session: Session, job: Job) -> list[str]:
     stopping = sorted(j for j in state.preempted if j in state.allocations)
     if not stopping:
         return []
-    held = {j: state.release(j) for j in stopping}
-    nodes = sorted({a.node for a in held.values()})
-    for node in nodes:
-        session.shared.refresh(node)
+    held = {j: session.release(j) for j in stopping}
     try:
         option = allocate(session, job).option
     finally:
         for j, allocation in held.items():
-            state.hold(j, allocation)
-        for node in nodes:
-            session.shared.refresh(node)
+            session.hold(j, allocation)
     if option is None:
         return []
     gpus = {(option.node.name, g.index) for g in option.gpus}

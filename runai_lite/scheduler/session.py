@@ -65,6 +65,15 @@ class Session:
     def job(self, job_id: str) -> Job:
         return self.state.jobs[job_id]
 
+    def hold(self, job_id: str, allocation: Allocation) -> None:
+        self.state.hold(job_id, allocation)
+        self.shared.hold(self.job(job_id), allocation)
+
+    def release(self, job_id: str) -> Allocation:
+        allocation = self.state.release(job_id)
+        self.shared.release(self.job(job_id), allocation)
+        return allocation
+
     # ------------------------------------------------------------------------------------ commit
 
     def commit(self, job: Job, option: Option) -> None:
@@ -87,8 +96,7 @@ class Session:
                 share_milli=option.share_milli,
                 memory_mib=option.memory_mib,
             )
-        self.state.hold(job.id, allocation)
-        self.shared.refresh(option.node.name)
+        self.hold(job.id, allocation)
         self.binds.append(Bind(job=job.id, allocation=allocation, reason=self._bind_reason(job, option)))
 
     def _preempt(self, job: Job, option: Option, victim_id: str) -> None:
@@ -102,8 +110,7 @@ class Session:
             reason = (f"reclaimed for job {job.name} of project {job.project}, which is within its quota; "
                       f"project {victim.project} is over its deserved {fmt_gpus(deserved)} GPUs")
         self.preempts.append(Preempt(job=victim_id, reason=reason))
-        allocation = self.state.release(victim_id)
-        self.shared.refresh(allocation.node)
+        self.release(victim_id)
 
     def _mig(self, job: Job, gpu: GpuState, target: MigTarget, node: NodeState,
              owners: dict[int, str | None]) -> Allocation:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from ..model import Job, JobStatus
+from ..model import MILLI, Allocation, Job
 from ..units import MiB
 from .placement import Choice, Demand, FractionCluster
 from .state import ClusterState, GpuState, NodeState, canonical_model_name
@@ -56,12 +56,18 @@ def workload_of(jobs: Sequence[Job]) -> list[tuple[Demand, float]]:
 
 
 class SharedGpus:
-    """The placement package's view of every schedulable node's shared GPUs."""
+    """The placement package's view of every schedulable node's shared GPUs.
+
+    Built empty, then every allocation the state holds is assigned to it, so policies see the
+    same history (e.g. jobs per node) they would have seen had they placed that work themselves.
+    Changes go through `FractionCluster.assign`/`release` only, as its contract asks.
+    """
 
     def __init__(self, state: ClusterState):
         self.state = state
         self.slots: list[Slot] = []
         self.slots_of: dict[str, list[int]] = {}
+        self._slot_of_gpu: dict[tuple[str, int], tuple[int, int]] = {}
         for node in state.nodes.values():
             if not node.schedulable:
                 continue
@@ -71,29 +77,49 @@ class SharedGpus:
                     groups.setdefault((gpu.model_name, gpu.memory_mib), []).append(gpu)
             for gpus in groups.values() or [[]]:
                 self.slots_of.setdefault(node.name, []).append(len(self.slots))
+                for local, gpu in enumerate(gpus):
+                    self._slot_of_gpu[(node.name, gpu.index)] = (len(self.slots), local)
                 self.slots.append(Slot(node, tuple(gpus)))
+        totals = {n.name: n for n in state.snapshot.nodes}
         self.cluster = FractionCluster(
             names=[self._slot_name(i) for i in range(len(self.slots))],
-            gpu_free_milli=[[g.free_milli for g in s.gpus] for s in self.slots],
+            gpu_free_milli=[[MILLI] * len(s.gpus) for s in self.slots],
             gpu_model=[s.gpus[0].model_name if s.gpus else "" for s in self.slots],
             gpu_memory_mib=[s.gpus[0].memory_mib if s.gpus else 0 for s in self.slots],
-            cpu_free_milli=[s.node.cpu_free for s in self.slots],
-            memory_free_mib=[s.node.memory_free for s in self.slots],
+            cpu_free_milli=[totals[s.node.name].cpu_milli for s in self.slots],
+            memory_free_mib=[totals[s.node.name].memory_mib for s in self.slots],
         )
+        for job_id, allocation in sorted(state.allocations.items()):
+            try:
+                self.hold(state.jobs[job_id], allocation)
+            except ValueError:  # an over-committed snapshot: invariants report it; place around it
+                continue
 
     def _slot_name(self, index: int) -> str:
         slot = self.slots[index]
         first = self.slots_of[slot.node.name][0]
         return slot.node.name if index == first else f"{slot.node.name}#{index - first}"
 
-    def refresh(self, node: str) -> None:
-        """Copy the state's free capacity of `node` into the placement view."""
-        for index in self.slots_of.get(node, ()):
-            slot = self.slots[index]
-            self.cluster.gpu_free[index] = [g.free_milli for g in slot.gpus]
-            self.cluster.cpu_free[index] = slot.node.cpu_free
-            self.cluster.memory_free[index] = slot.node.memory_free
-        self.cluster.version += 1
+    def hold(self, job: Job, allocation: Allocation) -> None:
+        self._change(job, allocation, self.cluster.assign)
+
+    def release(self, job: Job, allocation: Allocation) -> None:
+        self._change(job, allocation, self.cluster.release)
+
+    def _change(self, job: Job, allocation: Allocation, apply) -> None:
+        """Apply an allocation's GPU share to its slot and its host use to every slot of its node."""
+        host = {"cpu_milli": job.cpu_milli, "memory_mib": job.memory_mib}
+        for slot in self.slots_of.get(allocation.node, ()):
+            local = () if allocation.kind == "mig" else tuple(
+                self._slot_of_gpu[(allocation.node, i)][1] for i in allocation.gpu_indices
+                if self._slot_of_gpu.get((allocation.node, i), (-1, 0))[0] == slot)
+            if local and allocation.kind == "fraction":
+                demand = Demand(share_milli=allocation.share_milli, **host)
+            elif local:
+                demand = Demand(gpus=len(local), **host)
+            else:
+                demand = Demand(**host)
+            apply(Choice(slot, local), demand)
 
     def resolve(self, choice: Choice) -> tuple[NodeState, tuple[GpuState, ...]]:
         slot = self.slots[choice.node]
@@ -101,16 +127,7 @@ class SharedGpus:
 
     def share_on(self, gpu: GpuState, demand: Demand) -> int:
         """Thousandths of `gpu` a fractional demand takes (> 1000: it does not fit)."""
-        slot_index = next(i for i in self.slots_of[gpu.node] if gpu in self.slots[i].gpus)
-        return self.cluster.share_on(slot_index, demand)
+        return self.cluster.share_on(self._slot_of_gpu[(gpu.node, gpu.index)][0], demand)
 
     def model_allowed(self, gpu: GpuState, demand: Demand) -> bool:
         return not demand.gpu_models or gpu.model_name in demand.gpu_models
-
-    def shared_gpus(self) -> list[GpuState]:
-        return [g for slot in self.slots for g in slot.gpus]
-
-
-def holds_fraction(job: Job) -> bool:
-    return job.status in (JobStatus.RUNNING, JobStatus.PREEMPTED) and job.allocation is not None and \
-        job.allocation.kind == "fraction"

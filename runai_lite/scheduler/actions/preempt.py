@@ -106,7 +106,7 @@ def _shared(session: Session, job: Job, victim, set_cost) -> tuple[tuple, Option
                     proposals.append(Option("fraction", slot.node, (gpu,), charge, share_milli=share,
                                             memory_mib=memory, victims=victims))
         else:
-            victims = _whole_gpu_victims(gpus, demand.gpus, victim)
+            victims = _whole_gpu_victims(gpus, demand.gpus, victim, set_cost(Fraction(demand.gpus)))
             proposals = []
             if victims is not None:
                 chosen_victims, chosen = victims
@@ -152,11 +152,20 @@ def _fraction_victims(state: ClusterState, gpu: GpuState, share: int, victim, co
     return None
 
 
-def _whole_gpu_victims(gpus: list[GpuState], count: int, victim) -> tuple[tuple[str, ...], tuple[GpuState, ...]] | None:
-    """The `count` GPUs of one node that are cheapest to clear (fewest holders to stop)."""
-    clearable = [g for g in gpus if all(victim(h) for h in g.holders)]
+def _whole_gpu_victims(gpus: list[GpuState], count: int, victim, cost) -> tuple[tuple[str, ...], tuple[GpuState, ...]] | None:
+    """The `count` GPUs of one node that are cheapest to clear: fewest victims, then the victim order."""
+    clearable = sorted((g for g in gpus if all(victim(h) for h in g.holders)), key=lambda g: (len(g.holders), g.index))
     if len(clearable) < count:
         return None
-    chosen = sorted(clearable, key=lambda g: (len(g.holders), g.index))[:count]
-    victims = tuple(sorted({h for g in chosen for h in g.holders}))
-    return victims, tuple(sorted(chosen, key=lambda g: g.index))
+    if len(clearable) > _EXACT_LIMIT:
+        choices = [tuple(clearable[:count])]
+    else:
+        choices = list(combinations(clearable, count))
+    best: tuple | None = None
+    found = None
+    for chosen in choices:
+        victims = tuple(sorted({h for g in chosen for h in g.holders}))
+        key = cost(victims)
+        if key is not None and (best is None or (len(victims), key) < best):
+            best, found = (len(victims), key), (victims, tuple(sorted(chosen, key=lambda g: g.index)))
+    return found
