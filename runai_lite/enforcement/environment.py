@@ -3,7 +3,8 @@
 Pure: `job_environment` turns a mechanism and a limit into a `JobEnforcement` (variables, preloads,
 what it means); `JobEnforcement.apply` merges that into the job's own environment. Both backends
 use it: the embedded runner for the process it starts, the Kubernetes controller for the per-pod
-ConfigMap (there `hook_dir` and `hami_core_library` are paths inside the container).
+ConfigMap (there `hook_dir` and `hami_core_library` are paths inside the container, and
+`hook_dir=None` when the hook is not mounted there).
 
 The framework hook is always added on top of hami-core and mps: it gives PyTorch and JAX the limit
 as well, so their allocators stop before the CUDA-level limit, and a job that runs out of memory
@@ -94,7 +95,7 @@ def job_environment(
     hami_core_library: str = DEFAULT_HAMI_CORE_PATH,
     hami_shared_cache: str | None = None,
     mps_pipe_directory: str | None = None,
-    hook_dir: str | os.PathLike[str] = HOOK_DIR,
+    hook_dir: str | os.PathLike[str] | None = HOOK_DIR,
 ) -> JobEnforcement:
     """What a fraction job on one GPU needs so that its memory limit holds.
 
@@ -108,6 +109,9 @@ def job_environment(
       would share `/tmp/cudevshr.cache` and be counted together.
     - `mps_pipe_directory`: the MPS daemon's pipe directory, passed on when not the default.
     - `hook_dir`: the directory holding the framework hook's `sitecustomize.py` (as the job sees it).
+      None when the hook cannot be where the job runs (a container image runai-lite does not
+      control): then no `PYTHONPATH` is set, which would replace the image's own, and the framework
+      layer is left out; JAX still gets its fraction, a variable it reads by itself.
 
     `none` yields no variables at all and `advisory=True`.
     """
@@ -118,6 +122,8 @@ def job_environment(
         raise ValueError(f"memory_limit_mib must be at least 1, not {memory_limit_mib}")
     if not 1 <= share_milli <= MILLI:
         raise ValueError(f"share_milli must be within 1..{MILLI}, not {share_milli}")
+    if mechanism is Mechanism.FRAMEWORK and hook_dir is None:
+        raise ValueError("the framework mechanism needs the hook's directory (hook_dir)")
 
     if mechanism is Mechanism.NONE:
         return JobEnforcement(
@@ -149,8 +155,12 @@ def job_environment(
         strongest = ""
 
     env.update(_framework_variables(mechanism, memory_limit_mib, share_milli, hook_dir))
-    framework = f"the framework hook caps PyTorch/JAX at {memory_limit_mib} MiB"
-    layers = (mechanism,) if mechanism is Mechanism.FRAMEWORK else (mechanism, Mechanism.FRAMEWORK)
+    if hook_dir is None:
+        framework = "JAX gets its share through XLA_PYTHON_CLIENT_MEM_FRACTION (no PyTorch hook)"
+        layers: tuple[Mechanism, ...] = (mechanism,)
+    else:
+        framework = f"the framework hook caps PyTorch/JAX at {memory_limit_mib} MiB"
+        layers = (mechanism,) if mechanism is Mechanism.FRAMEWORK else (mechanism, Mechanism.FRAMEWORK)
     return JobEnforcement(
         mechanism=mechanism, layers=layers, env=env, ld_preload=ld_preload, limit_mib=memory_limit_mib,
         advisory=False,
@@ -159,11 +169,10 @@ def job_environment(
 
 
 def _framework_variables(
-    mechanism: Mechanism, memory_limit_mib: int, share_milli: int, hook_dir: str | os.PathLike[str]
+    mechanism: Mechanism, memory_limit_mib: int, share_milli: int, hook_dir: str | os.PathLike[str] | None
 ) -> dict[str, str]:
     fraction = f"{share_milli / MILLI:.3f}"
     variables = {
-        "PYTHONPATH": os.fspath(hook_dir),
         HOOK_LIMIT_VAR: str(memory_limit_mib),
         HOOK_FRACTION_VAR: fraction,
         HOOK_ENFORCEMENT_VAR: mechanism.value,
@@ -174,6 +183,8 @@ def _framework_variables(
     # would shrink the job's share twice; elsewhere JAX sees the whole GPU.
     if mechanism is not Mechanism.HAMI_CORE:
         variables[JAX_FRACTION_VAR] = fraction
+    if hook_dir is not None:
+        variables["PYTHONPATH"] = os.fspath(hook_dir)
     return variables
 
 
@@ -186,7 +197,7 @@ def for_allocation(
     hami_core_library: str = DEFAULT_HAMI_CORE_PATH,
     hami_shared_cache: str | None = None,
     mps_pipe_directory: str | None = None,
-    hook_dir: str | os.PathLike[str] = HOOK_DIR,
+    hook_dir: str | os.PathLike[str] | None = HOOK_DIR,
 ) -> JobEnforcement | None:
     """The enforcement for a bound job, whatever it got: a fraction gets the node's `mechanism`
     (its limit is `allocation.memory_mib`, or its share of `gpu_memory_mib`); a MIG partition is

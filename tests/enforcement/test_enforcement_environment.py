@@ -77,6 +77,25 @@ def test_framework_hook_directory_as_the_job_sees_it():
     assert quarter("framework", hook_dir="/runai-lite/hook").env["PYTHONPATH"] == "/runai-lite/hook"
 
 
+@pytest.mark.parametrize("mechanism", ["hami-core", "mps"])
+def test_without_the_hook_where_the_job_runs_no_pythonpath_and_no_framework_layer(mechanism):
+    enforcement = quarter(mechanism, hook_dir=None)
+    assert "PYTHONPATH" not in enforcement.env
+    assert enforcement.layers == (Mechanism(mechanism),) and enforcement.label == mechanism
+    assert enforcement.env["RUNAI_LITE_GPU_MEMORY_LIMIT_MIB"] == "4096"
+    assert "no PyTorch hook" in enforcement.description
+    assert "PYTHONPATH" not in enforcement.apply({"PATH": "/bin"})
+
+
+def test_without_the_hook_mps_still_gives_jax_its_fraction():
+    assert quarter("mps", hook_dir=None).env["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.250"
+
+
+def test_framework_alone_needs_the_hook():
+    with pytest.raises(ValueError):
+        quarter("framework", hook_dir=None)
+
+
 def test_none_is_advisory_and_sets_nothing():
     enforcement = quarter("none")
     assert enforcement.env == {} and enforcement.ld_preload == ()
