@@ -1,0 +1,215 @@
+"""Controlling the embedded daemon from a command: init, start, stop, status, and the wake-up.
+
+Exactly one daemon serves a home: it holds an exclusive `flock` on `daemon.lock` for its lifetime,
+so "is it running?" is one non-blocking lock attempt (no stale pidfile can fool it), and a second
+daemon started in a race simply exits. Commands wake the daemon by writing a byte to the home's
+FIFO; a daemon that is not there misses nothing, since it reads all its work from the store.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ...errors import OperationalError, UserError
+from .paths import Home, open_private
+from .store import ACTIVE_STATUSES, Store
+
+START_TIMEOUT_SECONDS = 20.0
+STOP_TIMEOUT_SECONDS = 15.0
+SIMULATE_HINT = ("on a machine without NVIDIA GPUs, declare a simulated inventory: "
+                 "runai-adm local init --simulate A100-SXM4-40GB:1")
+
+
+# Run from the same tree as this command (installed or not), whatever directory it runs in.
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
+_DAEMON_MAIN = (f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); "
+                "from runai_lite.backends.local.daemon import main; sys.exit(main())")
+
+
+@dataclass(frozen=True)
+class DaemonStatus:
+    running: bool
+    pid: int | None
+    home: str
+    node: str | None
+    simulated: str | None  # the declared inventory, or None for NVML
+    enforcement: str  # the setting (auto, hami-core, mps, framework, none)
+    mechanism: str | None  # what the setting resolved to on this machine (known once a daemon ran)
+    grace_seconds: float | None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def daemon_running(home: Home) -> bool:
+    try:
+        fd = os.open(home.daemon_lock, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def wake(home: Home) -> None:
+    """Tell the daemon something changed. Never blocks and never fails: without a daemon (or with
+    a full FIFO, which means a wake-up is already waiting) there is nothing to do."""
+    try:
+        fd = os.open(home.wake_fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.write(fd, b"!")
+    except OSError as error:
+        if error.errno not in (errno.EAGAIN, errno.EPIPE):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _read_pid(home: Home) -> int | None:
+    try:
+        return int(home.daemon_pid.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def daemon_status(home: Path | str | None = None) -> DaemonStatus:
+    home_dir = Home.at(home)
+    store = Store(home_dir.db)
+    try:
+        config = store.all_config()
+    finally:
+        store.close()
+    running = daemon_running(home_dir)
+    return DaemonStatus(
+        running=running, pid=_read_pid(home_dir) if running else None, home=str(home_dir.root),
+        node=config.get("node"), simulated=config.get("simulate"), enforcement=config.get("enforcement", "auto"),
+        mechanism=config.get("enforcement_mechanism"), grace_seconds=config.get("grace_seconds"),
+    )
+
+
+def daemon_start(home: Path | str | None = None, timeout: float = START_TIMEOUT_SECONDS) -> DaemonStatus:
+    """Start the daemon in the background unless one runs; return once it serves the home."""
+    home_dir = Home.at(home)
+    ensure_daemon(home_dir, timeout)
+    return daemon_status(home_dir.root)
+
+
+def ensure_daemon(home: Home, timeout: float = START_TIMEOUT_SECONDS) -> None:
+    if daemon_running(home):
+        return
+    home.daemon_error.unlink(missing_ok=True)
+    log_fd = open_private(home.daemon_log)
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-c", _DAEMON_MAIN, "--home", str(home.root)],
+            stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd, cwd="/", start_new_session=True, close_fds=True)
+    finally:
+        os.close(log_fd)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if daemon_running(home) and home.daemon_pid.exists():
+            return
+        if child.poll() is not None and not daemon_running(home):
+            if child.returncode == 0:  # another daemon took the lock first and has since gone: try again
+                return ensure_daemon(home, max(0.0, deadline - time.monotonic()))
+            raise _start_failure(home)
+        time.sleep(0.01)
+    raise OperationalError(f"the runai-lite daemon did not start within {timeout:.0f} s",
+                           f"see {home.daemon_log}")
+
+
+def _start_failure(home: Home) -> OperationalError:
+    try:
+        reason = home.daemon_error.read_text().strip()
+    except FileNotFoundError:
+        reason = f"it exited; see {home.daemon_log}"
+    store = Store(home.db)
+    try:
+        simulated = store.config("simulate")
+    finally:
+        store.close()
+    return OperationalError(f"the runai-lite daemon could not start: {reason}",
+                            None if simulated else SIMULATE_HINT)
+
+
+def daemon_stop(home: Path | str | None = None, timeout: float = STOP_TIMEOUT_SECONDS) -> bool:
+    """Stop the daemon (jobs keep running and are adopted by the next one). False if none ran."""
+    home_dir = Home.at(home)
+    if not daemon_running(home_dir):
+        return False
+    pid = _read_pid(home_dir)
+    if pid is not None:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while daemon_running(home_dir):
+        if time.monotonic() > deadline:
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.1)
+            break
+        time.sleep(0.02)
+    return True
+
+
+def local_init(home: Path | str | None = None, simulate: str | None = None, enforcement: str = "auto",
+               grace_seconds: float | None = None, hami_core_path: str | None = None) -> DaemonStatus:
+    """Declare how the embedded node runs: a simulated inventory (or NVML when None), the memory
+    enforcement setting and the stop grace period; then (re)start the daemon with it.
+
+    Bad input raises `UserError` before anything changes."""
+    from ...enforcement import choose_mechanism, parse_setting, probe_node
+    from ...gpu.inventory import parse_inventory
+
+    setting = parse_setting(enforcement)
+    probe = probe_node(hami_core_path=hami_core_path) if hami_core_path else probe_node()
+    choose_mechanism(setting, probe)  # an explicit mechanism the machine lacks is refused here
+    if grace_seconds is not None and not 0 < grace_seconds <= 3600:
+        raise UserError(f"invalid grace period {grace_seconds:g} s", "give a number of seconds from 0.1 to 3600")
+    canonical = parse_inventory(simulate).spec() if simulate is not None else None
+    home_dir = Home.at(home)
+    store = Store(home_dir.db)
+    try:
+        previous = store.config("simulate")
+        active = store.jobs(f"WHERE status IN ({','.join('?' * len(ACTIVE_STATUSES))})", ACTIVE_STATUSES)
+        if active and canonical != previous:
+            raise UserError(
+                f"{len(active)} job(s) are still active on the current GPUs ({previous or 'NVML'})",
+                "delete them first (runai delete job --all -p PROJECT), then run local init again")
+        if canonical is not None:
+            from ...gpu.simulated import SimulatedDriver
+
+            SimulatedDriver(home_dir.root, canonical).close()
+        else:  # NVML from now on: forget the simulated machine
+            home_dir.simulated_state.unlink(missing_ok=True)
+        with store.write() as conn:
+            store.set_config(conn, "simulate", canonical)
+            store.set_config(conn, "enforcement", setting.value)
+            if hami_core_path:
+                store.set_config(conn, "hami_core_path", hami_core_path)
+            if grace_seconds is not None:
+                store.set_config(conn, "grace_seconds", grace_seconds)
+            if store.config("node") is None:
+                store.set_config(conn, "node", socket.gethostname())
+            store.set_config(conn, "initialised_at", time.time())
+    finally:
+        store.close()
+    daemon_stop(home_dir.root)
+    return daemon_start(home_dir.root)

@@ -1,0 +1,72 @@
+"""The scheduler's view of the embedded node, built from the store (pure: rows in, `Snapshot` out).
+
+The snapshot shows the state the last recorded plan leads to, not the moment's processes: a job
+that is stopping (preempted, or being deleted) is left out, since its resources are already
+promised to whatever the plan put there, and a partition the plan destroys is gone while one it
+creates is there. The daemon starts jobs only once what they were promised is really free.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+
+from ...model import Gpu, Job, JobStatus, MigInstance, Node, Project, Snapshot
+from .store import JobRow
+
+# mig_layout.state: what the daemon intends for the partition (dynamic-MIG GPUs), or `static` for
+# a partition on a MIG GPU the scheduler does not manage (it may use it, never change it).
+CREATING, READY, DESTROYING, STATIC = "creating", "ready", "destroying", "static"
+
+
+def scheduled_jobs(rows: Iterable[JobRow]) -> list[Job]:
+    """Pending jobs to place, and jobs that hold what they were given (bound or running)."""
+    jobs = []
+    for row in rows:
+        if row.delete_requested or row.status == JobStatus.PREEMPTED:
+            continue
+        holds = row.status == JobStatus.RUNNING or row.bound
+        spec = row.job_spec
+        jobs.append(Job(
+            id=row.id, name=row.name, project=row.project, type=row.job_type, request=spec.request,
+            status=JobStatus.RUNNING if holds else JobStatus.PENDING, submitted_at=row.submitted_at,
+            started_at=row.started_at, allocation=row.alloc if holds else None, cpu_milli=spec.cpu_milli,
+            memory_mib=spec.memory_mib,
+        ))
+    return jobs
+
+
+def mig_holders(jobs: Iterable[Job]) -> dict[tuple[int, int], str]:
+    """(GPU index, start slice) → the id of the job whose allocation is that partition."""
+    holders = {}
+    for job in jobs:
+        alloc = job.allocation
+        if alloc is not None and alloc.kind == "mig" and alloc.mig_start is not None and alloc.gpu_indices:
+            holders[(alloc.gpu_indices[0], alloc.mig_start)] = job.id
+    return holders
+
+
+def build_snapshot(node: str, gpus: Sequence[sqlite3.Row], layout: Sequence[sqlite3.Row],
+                   rows: Sequence[JobRow], projects: Sequence[sqlite3.Row], policy: str = "default") -> Snapshot:
+    jobs = scheduled_jobs(rows)
+    holders = mig_holders(jobs)
+    instances: dict[int, list[MigInstance]] = {}
+    for part in layout:
+        if part["state"] == DESTROYING:
+            continue
+        index = part["gpu_index"]
+        instances.setdefault(index, []).append(MigInstance(
+            profile=part["profile"], start=part["start"], size=part["size"], uuid=part["uuid"],
+            job=holders.get((index, part["start"]))))
+    node_gpus = tuple(
+        Gpu(index=g["gpu_index"], uuid=g["uuid"], model=g["model"], memory_mib=g["memory_mib"],
+            dynamic_mig=bool(g["dynamic_mig"]), mig_enabled=bool(g["mig_enabled"]), simulated=bool(g["simulated"]),
+            mig_instances=tuple(instances.get(g["gpu_index"], ())))
+        for g in gpus
+    )
+    return Snapshot(
+        nodes=(Node(name=node, gpus=node_gpus),),
+        jobs=tuple(jobs),
+        projects=tuple(Project(name=p["name"], deserved_gpus=p["deserved_gpus"]) for p in projects),
+        policy=policy,
+    )
