@@ -13,7 +13,6 @@ from pathlib import Path
 
 import yaml
 
-from ..backends.local.paths import HOME_ENV, ensure_private_dir, write_private
 from ..errors import UserError
 
 LOCAL_CLUSTER = "local"  # the embedded default; anything else names a kubeconfig context
@@ -36,6 +35,8 @@ class CliConfig:
 
 
 def config_path() -> Path:
+    from ..backends.local.paths import HOME_ENV  # the package loads the store: only when needed
+
     home = os.environ.get(HOME_ENV)
     if home:
         return Path(home) / "cli.yaml"
@@ -63,6 +64,8 @@ def load_config(path: Path | None = None) -> CliConfig:
 
 def save_config(config: CliConfig, path: Path | None = None) -> Path:
     """Written atomically, so a concurrent reader never sees half a file."""
+    from ..backends.local.paths import ensure_private_dir, write_private
+
     path = path or config_path()
     ensure_private_dir(path.parent)
     write_private(path, yaml.safe_dump(asdict(config), sort_keys=True))

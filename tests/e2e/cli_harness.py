@@ -22,6 +22,7 @@ class Cli:
         self.env = {**os.environ, "RUNAI_LITE_HOME": str(home),
                     "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         self.env.pop("KUBECONFIG", None)
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def run(self, program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         module = {"runai": "runai_lite.cli.runai", "runai-adm": "runai_lite.cli.runai_adm"}[program]
