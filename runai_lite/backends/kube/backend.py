@@ -1,0 +1,409 @@
+"""`KubeBackend`: the researcher and administrator commands against a cluster in the kubeconfig.
+
+Same records as the embedded backend (`JobInfo`, `NodeView`, `ProjectInfo`), read from the objects
+the controller maintains: batch Jobs with their `runai-calculated-status` and pending reason, pods
+with their allocation, nodes with their GPU inventory and MIG layouts. The `kubernetes` package
+is loaded on the first call that talks to the cluster, never at import.
+"""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from ...errors import NotFoundError, UserError
+from ...model import JobSpec, JobStatus, JobType
+from ..api import Event, FractionView, GpuView, JobInfo, MigInstanceView, NodeView, ProjectInfo
+from . import conventions as k
+from .cluster import ClusterView, build_view, gpu_inventory, is_finished, read_objects
+from .enforcement import node_enforcement
+from .manifests import InvalidRequest, job_manifest, pod_request
+from .rest import ApiError, core, group
+
+if TYPE_CHECKING:
+    from .client import KubeApi
+
+FINISHED = {"Complete": JobStatus.SUCCEEDED, "Failed": JobStatus.FAILED}
+
+
+class KubeBackend:
+    name = "kubernetes"
+
+    def __init__(self, context: str | None = None, api: KubeApi | None = None, kubeconfig: str | None = None):
+        self.context = context
+        self.kubeconfig = kubeconfig
+        self._api = api
+
+    @property
+    def api(self) -> KubeApi:
+        if self._api is None:
+            from .client import KubeApi
+
+            self._api = KubeApi.from_kubeconfig(self.context, self.kubeconfig)
+        return self._api
+
+    def current_user(self) -> str:
+        return getpass.getuser()
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    def submit(self, spec: JobSpec) -> JobInfo:
+        self._project_namespace(spec.project)
+        manifest = job_manifest(spec)
+        try:
+            created = self.api.create(group("batch/v1", "jobs", manifest["metadata"]["namespace"]), manifest)
+        except ApiError as error:
+            if error.conflict:
+                raise UserError(f"a job named {spec.name} already exists in project {spec.project}",
+                                f"choose another name, or delete it with `runai delete job {spec.name} "
+                                f"-p {spec.project}`") from None
+            raise
+        created.setdefault("kind", "Job")
+        return self._job_info(created, [], {}, events=())
+
+    def list_jobs(self, project: str | None) -> list[JobInfo]:
+        namespace = self._project_namespace(project) if project else None
+        jobs = self.api.list(group("batch/v1", "jobs", namespace), label_selector=k.JOB_NAME_LABEL)
+        pods = self.api.list(core("pods", namespace), label_selector=k.JOB_NAME_LABEL)
+        nodes = {n["metadata"]["name"]: n for n in self.api.list(core("nodes"))}
+        infos = [self._job_info(job, _pods_of(job, pods), nodes, events=()) for job in jobs]
+        return sorted(infos, key=lambda j: (j.project, j.submitted_at, j.name))
+
+    def get_job(self, project: str, name: str) -> JobInfo:
+        namespace = self._project_namespace(project)
+        job = self.api.get_or_none(group("batch/v1", "jobs", namespace, name))
+        if job is None:
+            raise NotFoundError(f"job {name} was not found in project {project}",
+                                f"run `runai list jobs -p {project}` to see its jobs")
+        pods = _pods_of(job, self.api.list(core("pods", namespace), label_selector=f"{k.JOB_NAME_LABEL}={name}"))
+        nodes = {n["metadata"]["name"]: n for n in self.api.list(core("nodes"))}
+        involved = {name, *(p["metadata"]["name"] for p in pods)}
+        events = tuple(sorted(
+            (Event(time=k.parse_time(e.get("lastTimestamp") or e.get("eventTime")
+                                     or e["metadata"].get("creationTimestamp")) or 0.0,
+                   kind=e.get("reason", ""), message=e.get("message", ""))
+             for e in self.api.list(core("events", namespace))
+             if (e.get("involvedObject") or {}).get("name") in involved),
+            key=lambda e: e.time))
+        return self._job_info(job, pods, nodes, events)
+
+    def delete_jobs(self, project: str, names: list[str] | None) -> list[str]:
+        namespace = self._project_namespace(project)
+        if names is None:
+            names = [j["metadata"]["name"]
+                     for j in self.api.list(group("batch/v1", "jobs", namespace), label_selector=k.JOB_NAME_LABEL)]
+        else:
+            missing = [n for n in names if self.api.get_or_none(group("batch/v1", "jobs", namespace, n)) is None]
+            if missing:
+                raise NotFoundError(f"job {', '.join(missing)} was not found in project {project}",
+                                    f"run `runai list jobs -p {project}` to see its jobs")
+        for name in names:
+            self.api.delete(group("batch/v1", "jobs", namespace, name), {"propagationPolicy": "Background"})
+            # The garbage collector removes these too; deleting them here frees the GPUs at once.
+            for pod in self.api.list(core("pods", namespace), label_selector=f"{k.JOB_NAME_LABEL}={name}"):
+                self.api.delete(core("pods", namespace, pod["metadata"]["name"]))
+            self.api.delete(core("configmaps", namespace, k.job_configmap(name)))
+        return names
+
+    def logs(self, project: str, name: str, follow: bool = False, tail: int | None = None) -> Iterator[str]:
+        namespace = self._project_namespace(project)
+        pod = self._current_pod(project, namespace, name)
+        query = {"follow": "true" if follow else None, "tailLines": tail}
+        for line in self.api.stream_lines(core("pods", namespace, pod["metadata"]["name"], "log"), query):
+            yield line
+
+    def exec(self, project: str, name: str, argv: list[str], tty: bool = False) -> int:
+        if not argv:
+            raise UserError("nothing to run", f"e.g. runai exec {name} -- nvidia-smi")
+        namespace = self._project_namespace(project)
+        pod = self._current_pod(project, namespace, name)
+        pod_name = pod["metadata"]["name"]
+        kubectl = shutil.which("kubectl")
+        if tty and kubectl:
+            # An interactive terminal (raw mode, resizes, stdin) is what kubectl does well.
+            command = [kubectl]
+            if self.kubeconfig:
+                command += ["--kubeconfig", self.kubeconfig]
+            if self.context:
+                command += ["--context", self.context]
+            command += ["exec", "-it", "-n", namespace, pod_name, "--", *argv]
+            return subprocess.call(command)
+        if tty:
+            print("kubectl is not installed: running without a terminal", file=sys.stderr)
+        return self._exec_stream(namespace, pod_name, argv)
+
+    def _exec_stream(self, namespace: str, pod: str, argv: list[str]) -> int:
+        from kubernetes import client as kclient
+        from kubernetes.stream import stream
+
+        core_api = kclient.CoreV1Api(self.api.api_client)
+        response = stream(core_api.connect_get_namespaced_pod_exec, pod, namespace, command=argv,
+                          stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
+        while response.is_open():
+            response.update(timeout=1)
+            if response.peek_stdout():
+                sys.stdout.write(response.read_stdout())
+                sys.stdout.flush()
+            if response.peek_stderr():
+                sys.stderr.write(response.read_stderr())
+                sys.stderr.flush()
+        response.close()
+        code = response.returncode
+        return int(code) if code is not None else 0
+
+    def _current_pod(self, project: str, namespace: str, name: str) -> dict[str, Any]:
+        job = self.api.get_or_none(group("batch/v1", "jobs", namespace, name))
+        if job is None:
+            raise NotFoundError(f"job {name} was not found in project {project}",
+                                f"run `runai list jobs -p {project}` to see its jobs")
+        pods = _pods_of(job, self.api.list(core("pods", namespace), label_selector=f"{k.JOB_NAME_LABEL}={name}"))
+        started = [p for p in pods if (p.get("status") or {}).get("phase") in ("Running", "Succeeded", "Failed")]
+        if not started:
+            raise UserError(f"job {name} has not started yet",
+                            f"see why with `runai describe job {name} -p {project}`")
+        return started[-1]
+
+    # -- projects ------------------------------------------------------------------------------
+
+    def list_projects(self) -> list[ProjectInfo]:
+        view = self._view()
+        usage: dict[str, list[float]] = {}
+        for job in view.snapshot.jobs:
+            entry = usage.setdefault(job.project, [0.0, 0, 0])
+            if job.allocation is not None:
+                entry[0] += job.allocation.gpus
+                entry[1] += 1
+            else:
+                entry[2] += 1
+        return [ProjectInfo(name=p.name, deserved_gpus=p.deserved_gpus, allocated_gpus=usage.get(p.name, [0.0])[0],
+                            running=int(usage.get(p.name, [0, 0, 0])[1]), pending=int(usage.get(p.name, [0, 0, 0])[2]))
+                for p in view.snapshot.projects if p.name in view.projects_by_namespace.values()]
+
+    def create_project(self, name: str, deserved_gpus: float) -> ProjectInfo:
+        """Create namespace `runai-<name>` labelled `runai/queue=<name>`; an existing namespace of that
+        name is linked (labelled) and its quota updated, as `kubectl label ns` does in Run:ai."""
+        k.check_project_name(name)
+        namespace = k.project_namespace(name)
+        metadata = {"labels": {k.QUEUE_LABEL: name}, "annotations": {k.DESERVED_GPUS: f"{deserved_gpus:g}"}}
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, **metadata}}
+        if not self.api.create_if_absent(core("namespaces"), body):
+            existing = self.api.get(core("namespaces", name=namespace))
+            queue = (existing["metadata"].get("labels") or {}).get(k.QUEUE_LABEL)
+            if queue not in (None, name):
+                raise UserError(f"namespace {namespace} already belongs to project {queue}",
+                                "choose another project name")
+            self.api.merge_patch(core("namespaces", name=namespace), {"metadata": metadata})
+        return ProjectInfo(name=name, deserved_gpus=deserved_gpus)
+
+    def delete_project(self, name: str) -> None:
+        namespace = self._project_namespace(name)
+        jobs = self.api.list(group("batch/v1", "jobs", namespace), label_selector=k.JOB_NAME_LABEL)
+        active = [j["metadata"]["name"] for j in jobs if _finished_status(j) is None]
+        if active:
+            raise UserError(f"project {name} still has {len(active)} unfinished job(s): {', '.join(sorted(active))}",
+                            f"delete them first with `runai delete job --all -p {name}`")
+        self.api.delete(core("namespaces", name=namespace))
+
+    def _project_namespace(self, project: str) -> str:
+        namespace = k.project_namespace(project)
+        found = self.api.list(core("namespaces"), label_selector=f"{k.QUEUE_LABEL}={project}")
+        if not found:
+            raise NotFoundError(f"project {project} was not found",
+                                "run `runai list projects` to view all available projects")
+        names = [n["metadata"]["name"] for n in found]
+        return namespace if namespace in names else names[0]
+
+    # -- nodes ---------------------------------------------------------------------------------
+
+    def list_nodes(self) -> list[NodeView]:
+        view = self._view()
+        names = {j.id: f"{j.project}/{j.name}" for j in view.snapshot.jobs}
+        result = []
+        for node in view.snapshot.nodes:
+            if not node.gpus:
+                continue
+            actual = view.actual.get(node.name, {})
+            mechanism, _ = node_enforcement(view.nodes[node.name])
+            gpus = []
+            for gpu in node.gpus:
+                holders = [j for j in view.snapshot.jobs if j.allocation and j.allocation.node == node.name
+                           and gpu.index in j.allocation.gpu_indices]
+                instances = [MigInstanceView(profile=m.profile, start=m.start, size=m.size, uuid=m.uuid,
+                                             state="used" if m.job else ("idle" if m.uuid else "creating"),
+                                             job=names.get(m.job) if m.job else None) for m in gpu.mig_instances]
+                wanted = {(m.profile, m.start) for m in gpu.mig_instances}
+                instances += [MigInstanceView(profile=a["profile"], start=a["start"], size=int(a.get("size") or 1),
+                                              uuid=a.get("uuid"), state="destroying")
+                              for a in actual.get(gpu.index, []) if (a["profile"], a["start"]) not in wanted]
+                model = _model(gpu.model)
+                gpus.append(GpuView(
+                    index=gpu.index, uuid=gpu.uuid, model=gpu.model, memory_mib=gpu.memory_mib,
+                    simulated=gpu.simulated, dynamic_mig=gpu.dynamic_mig, mig_enabled=gpu.mig_enabled,
+                    memory_slices=model.memory_slices if model else 0,
+                    mig_instances=tuple(sorted(instances, key=lambda m: m.start)),
+                    fractions=tuple(FractionView(job=names[j.id], share_milli=j.allocation.share_milli)
+                                    for j in holders if j.allocation and j.allocation.kind == "fraction"),
+                    whole_job=next((names[j.id] for j in holders if j.allocation and j.allocation.kind == "gpu"), None),
+                    enforcement=mechanism.value if not gpu.dynamic_mig else "mig"))
+            result.append(NodeView(name=node.name, gpus=tuple(gpus)))
+        return result
+
+    def set_dynamic_mig(self, node: str, enabled: bool) -> None:
+        view = self._view()
+        obj = view.nodes.get(node)
+        if obj is None:
+            raise NotFoundError(f"node {node} was not found", "run `runai list nodes` to see the cluster's nodes")
+        path = core("nodes", name=node)
+        if not enabled:
+            users = sorted(f"{j.project}/{j.name}" for j in view.snapshot.jobs
+                           if j.allocation and j.allocation.node == node and j.allocation.kind == "mig")
+            if users:
+                raise UserError(f"node {node} still runs MIG jobs: {', '.join(users)}",
+                                "delete them, or wait for them to finish, before removing the dynamic-MIG role")
+            self.api.merge_patch(path, {"metadata": {
+                "labels": {k.DYNAMIC_MIG_LABEL: None, k.MIG_ENABLED_LABEL: None},
+                "annotations": {k.MIG_DESIRED: None}}})
+            return
+        _check_mig_mode(obj)
+        self.api.merge_patch(path, {"metadata": {"labels": {k.DYNAMIC_MIG_LABEL: "true", k.MIG_ENABLED_LABEL: "true"}}})
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _view(self) -> ClusterView:
+        return build_view(read_objects(self.api))
+
+    def _job_info(self, job: dict[str, Any], pods: list[dict[str, Any]], nodes: dict[str, dict[str, Any]],
+                  events: tuple[Event, ...]) -> JobInfo:
+        meta = job["metadata"]
+        annotations = meta.get("annotations") or {}
+        labels = meta.get("labels") or {}
+        template = job["spec"]["template"]
+        container = (template["spec"].get("containers") or [{}])[0]
+        status = job.get("status") or {}
+        live = [p for p in pods if not is_finished(p) and not p["metadata"].get("deletionTimestamp")]
+        current = live[-1] if live else None
+        allocation = k.decode_allocation(
+            ((current or {}).get("metadata", {}).get("annotations") or {}).get(k.ALLOCATION)) if current else None
+        job_status = _finished_status(job) or _status(annotations.get(k.STATUS), current, allocation)
+        try:
+            request = pod_request({"metadata": template.get("metadata") or {}, "spec": template["spec"]})
+        except InvalidRequest:
+            request = None
+        node = nodes.get(allocation.node) if allocation else None
+        enforcement = memory_limit = None
+        if allocation is not None and allocation.kind == "fraction":
+            enforcement = node_enforcement(node)[0].value if node else None
+            memory_limit = allocation.memory_mib
+        elif allocation is not None and allocation.kind == "mig":
+            enforcement, memory_limit = "mig", allocation.memory_mib
+        last = pods[-1] if pods else None
+        return JobInfo(
+            name=meta["name"],
+            project=labels.get(k.QUEUE_LABEL) or meta["namespace"].removeprefix(k.PROJECT_PREFIX),
+            type=k.PRIORITY_CLASSES.get(labels.get(k.PRIORITY_LABEL, ""), JobType.TRAIN),
+            status=job_status,
+            image=container.get("image", ""),
+            user=annotations.get(k.USER_ANNOTATION, ""),
+            command=tuple(container.get("command") or ()) + tuple(container.get("args") or ()),
+            working_dir=container.get("workingDir"),
+            submitted_at=k.parse_time(meta.get("creationTimestamp")) or 0.0,
+            started_at=k.parse_time(((current or {}).get("metadata", {}).get("annotations") or {}).get(k.BOUND_AT))
+            or k.parse_time(status.get("startTime")),
+            finished_at=k.parse_time(status.get("completionTime")) or _failed_time(job),
+            request=request,
+            allocation=allocation,
+            pending_reason=annotations.get(k.PENDING_REASON) if job_status is JobStatus.PENDING else None,
+            exit_code=_exit_code(last),
+            attempts=int(status.get("failed") or 0) + int(status.get("succeeded") or 0) + int(status.get("active") or 0),
+            backoff_limit=int(job["spec"].get("backoffLimit") or 0),
+            enforcement=enforcement,
+            memory_limit_mib=memory_limit,
+            simulated=any(g.get("simulated") for g in gpu_inventory(node)) if node else False,
+            events=events,
+        )
+
+
+def _pods_of(job: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The job's pods, oldest first (by owner uid when the pods carry one, else by the job label)."""
+    uid = job["metadata"].get("uid")
+    name = job["metadata"]["name"]
+    namespace = job["metadata"]["namespace"]
+
+    def owned(pod: dict[str, Any]) -> bool:
+        refs = pod["metadata"].get("ownerReferences") or []
+        if refs and uid:
+            return any(r.get("uid") == uid for r in refs)
+        return (pod["metadata"].get("labels") or {}).get(k.JOB_NAME_LABEL) == name
+
+    mine = [p for p in pods if p["metadata"].get("namespace") == namespace and owned(p)]
+    return sorted(mine, key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]))
+
+
+def _finished_status(job: dict[str, Any]) -> JobStatus | None:
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("status") == "True" and condition.get("type") in FINISHED:
+            return FINISHED[condition["type"]]
+    return None
+
+
+def _status(annotation: str | None, pod: dict[str, Any] | None, allocation: Any) -> JobStatus:
+    """Running once the pod runs (or is bound with its allocation: it is starting); Preempted between
+    an eviction and the Job's replacement pod; Pending otherwise."""
+    if pod is not None and ((pod.get("status") or {}).get("phase") == "Running"
+                            or (allocation is not None and annotation == JobStatus.RUNNING.value)):
+        return JobStatus.RUNNING
+    if pod is None and annotation == JobStatus.PREEMPTED.value:
+        return JobStatus.PREEMPTED
+    return JobStatus.PENDING
+
+
+def _failed_time(job: dict[str, Any]) -> float | None:
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Failed" and condition.get("status") == "True":
+            return k.parse_time(condition.get("lastTransitionTime"))
+    return None
+
+
+def _exit_code(pod: dict[str, Any] | None) -> int | None:
+    for state in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
+        terminated = (state.get("state") or {}).get("terminated")
+        if terminated and "exitCode" in terminated:
+            return int(terminated["exitCode"])
+    return None
+
+
+def _model(name: str):
+    from ...gpu.catalog import default_catalog
+
+    return default_catalog().find(name)
+
+
+def _check_mig_mode(node: dict[str, Any]) -> None:
+    """Refuse, with what to do, when the agent reports MIG mode off on the node's MIG-capable GPUs;
+    without a report yet, the GPU product label must name a MIG-capable model."""
+    name = node["metadata"]["name"]
+    inventory = gpu_inventory(node)
+    if inventory:
+        capable = [g for g in inventory if g.get("mig_capable")]
+        if not capable:
+            raise UserError(f"node {name} has no MIG-capable GPU",
+                            "dynamic MIG needs A100, A30, H100 or H200 GPUs")
+        off = [str(g["index"]) for g in capable if not g.get("mig_enabled")]
+        if off:
+            raise UserError(
+                f"MIG mode is off on GPU {', '.join(off)} of node {name} (as its runai-lite agent reports)",
+                f"enable it on the node with `nvidia-smi -i {','.join(off)} -mig 1` (then reset the GPU or reboot), "
+                "and run this command again")
+        return
+    product = (node["metadata"].get("labels") or {}).get(k.GPU_PRODUCT_LABEL)
+    model = _model(product) if product else None
+    if model is None or not model.mig_capable:
+        raise UserError(
+            f"node {name} does not show a MIG-capable GPU (label {k.GPU_PRODUCT_LABEL}={product or 'missing'}) "
+            "and no runai-lite agent has reported its GPUs",
+            "install the NVIDIA GPU operator's feature discovery, or check the node's GPUs with nvidia-smi")
+

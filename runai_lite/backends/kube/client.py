@@ -1,0 +1,171 @@
+"""A thin dict-in, dict-out layer over the official `kubernetes` client.
+
+The client supplies what is hard to get right (kubeconfig and in-cluster loading, auth, TLS,
+watch line framing); this layer speaks plain JSON to the API paths, so that the rest of the
+backend works with the same dicts `kubectl get -o json` shows, and never depends on the client's
+model classes. The `kubernetes` package is imported here, and this module is only ever imported
+on demand (the CLI must start fast).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from kubernetes import client as kclient
+from kubernetes import config as kconfig
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from kubernetes.watch.watch import iter_resp_lines
+
+from ...errors import OperationalError, UserError
+from .rest import ApiError
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def _api_error(error: ApiException) -> ApiError:
+    message = error.body or ""
+    try:
+        body = json.loads(error.body) if error.body else {}
+        message = body.get("message", message)
+    except (ValueError, TypeError):
+        pass
+    return ApiError(error.status or 0, str(error.reason or ""), str(message))
+
+
+def load_api_client(context: str | None = None, kubeconfig: str | None = None) -> kclient.ApiClient:
+    """An ApiClient from the kubeconfig (`$KUBECONFIG`, `~/.kube/config`), as `kubectl` loads it."""
+    configuration = kclient.Configuration()
+    try:
+        kconfig.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+    except (ConfigException, FileNotFoundError) as error:
+        raise UserError(f"cannot use Kubernetes context {context or '(current)'}: {error}",
+                        "check `kubectl config get-contexts`, or go back with `runai config cluster local`") from None
+    return kclient.ApiClient(configuration)
+
+
+def in_cluster_api_client() -> kclient.ApiClient:
+    configuration = kclient.Configuration()
+    kconfig.load_incluster_config(client_configuration=configuration)
+    return kclient.ApiClient(configuration)
+
+
+class KubeApi:
+    """JSON requests to API paths such as `/api/v1/namespaces/ns/pods`."""
+
+    def __init__(self, api_client: kclient.ApiClient):
+        self.api_client = api_client
+
+    @classmethod
+    def from_kubeconfig(cls, context: str | None = None, kubeconfig: str | None = None) -> KubeApi:
+        return cls(load_api_client(context, kubeconfig))
+
+    @classmethod
+    def in_cluster(cls) -> KubeApi:
+        return cls(in_cluster_api_client())
+
+    @property
+    def host(self) -> str:
+        return self.api_client.configuration.host
+
+    def _call(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,
+              content_type: str | None = None, timeout: float | None = None):
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type or "application/json"
+        params = [(key, value) for key, value in (query or {}).items() if value is not None]
+        request = self.api_client.param_serialize(method=method, resource_path=path, query_params=params,
+                                                  header_params=headers, body=body, auth_settings=["BearerToken"])
+        try:
+            response = self.api_client.call_api(*request, _request_timeout=timeout)
+        except ApiException as error:
+            raise _api_error(error) from None
+        except OSError as error:
+            raise OperationalError(f"cannot reach the Kubernetes API at {self.host}: {error}") from None
+        except Exception as error:  # urllib3's connection errors do not derive from OSError
+            if type(error).__module__.startswith("urllib3"):
+                raise OperationalError(f"cannot reach the Kubernetes API at {self.host}: {error}") from None
+            raise
+        if not 200 <= response.status <= 299:
+            response.read()
+            raise _api_error(ApiException(http_resp=response))
+        return response
+
+    def request(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,
+                content_type: str | None = None) -> dict[str, Any]:
+        response = self._call(method, path, query, body, content_type)
+        data = response.read()
+        return json.loads(data) if data else {}
+
+    # -- verbs -------------------------------------------------------------------------------
+
+    def get(self, path: str) -> dict[str, Any]:
+        return self.request("GET", path)
+
+    def get_or_none(self, path: str) -> dict[str, Any] | None:
+        try:
+            return self.get(path)
+        except ApiError as error:
+            if error.not_found:
+                return None
+            raise
+
+    def list(self, path: str, label_selector: str | None = None, field_selector: str | None = None
+             ) -> list[dict[str, Any]]:
+        return self.list_with_version(path, label_selector, field_selector)[0]
+
+    def list_with_version(self, path: str, label_selector: str | None = None, field_selector: str | None = None
+                          ) -> tuple[list[dict[str, Any]], str]:
+        data = self.request("GET", path, {"labelSelector": label_selector, "fieldSelector": field_selector})
+        return data.get("items") or [], (data.get("metadata") or {}).get("resourceVersion", "")
+
+    def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", path, body=body)
+
+    def create_if_absent(self, path: str, body: dict[str, Any]) -> bool:
+        """Create; False (and no error) when an object of that name already exists."""
+        try:
+            self.create(path, body)
+            return True
+        except ApiError as error:
+            if error.conflict:
+                return False
+            raise
+
+    def replace(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("PUT", path, body=body)
+
+    def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("PATCH", path, body=body, content_type=MERGE_PATCH)
+
+    def delete(self, path: str, body: dict[str, Any] | None = None) -> bool:
+        """Delete; False when it was already gone."""
+        try:
+            self.request("DELETE", path, body=body)
+            return True
+        except ApiError as error:
+            if error.not_found:
+                return False
+            raise
+
+    def stream_lines(self, path: str, query: dict[str, Any] | None = None, timeout: float | None = None
+                     ) -> Iterator[str]:
+        """The response body line by line, as it arrives (pod logs with `follow`)."""
+        response = self._call("GET", path, query, timeout=timeout)
+        try:
+            for line in iter_resp_lines(response.response):
+                yield line.decode() if isinstance(line, bytes) else line
+        finally:
+            response.response.release_conn()
+
+    def watch(self, path: str, resource_version: str, timeout_seconds: int = 60,
+              label_selector: str | None = None, field_selector: str | None = None) -> Iterator[dict[str, Any]]:
+        """Watch events (`{"type": ..., "object": ...}`) from `resource_version` until the server
+        ends the stream."""
+        query = {"watch": "true", "resourceVersion": resource_version, "timeoutSeconds": timeout_seconds,
+                 "allowWatchBookmarks": "true", "labelSelector": label_selector, "fieldSelector": field_selector}
+        for line in self.stream_lines(path, query, timeout=timeout_seconds + 10):
+            if line.strip():
+                yield json.loads(line)

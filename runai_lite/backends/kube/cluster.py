@@ -1,0 +1,264 @@
+"""The cluster as the scheduler sees it: API objects (plain dicts) in, a `Snapshot` plus indexes out.
+
+`read_objects` is the only I/O here (a handful of list calls); `build_view` is pure, so the
+translation from Kubernetes objects to the scheduler's model is tested without a cluster.
+
+Everything the controller needs lives in the API objects, so a restarted controller rebuilds the
+same view: a pod's allocation is its `runai-lite/allocation` annotation (written before the pod
+is bound), a node's MIG layout is the desired layout the controller wrote (adopting the agent's
+actual layout when there is none yet), and a shared GPU's real UUID is what its reservation pod
+reported.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ...gpu.catalog import GpuModel, default_catalog
+from ...model import Allocation, Gpu, Job, JobStatus, MigInstance, Node, Project, Snapshot
+from . import conventions as k
+from .rest import core, group
+from .manifests import InvalidRequest, pod_job_type, pod_request
+
+if TYPE_CHECKING:
+    from .client import KubeApi
+
+
+@dataclass(frozen=True)
+class ClusterObjects:
+    """What one read of the API returned."""
+
+    nodes: list[dict[str, Any]]
+    namespaces: list[dict[str, Any]]
+    pods: list[dict[str, Any]]  # every pod: ours, reservation pods and other schedulers' GPU pods
+    jobs: list[dict[str, Any]]  # batch Jobs runai-lite made
+
+
+def read_objects(api: KubeApi) -> ClusterObjects:
+    return ClusterObjects(
+        nodes=_typed(api.list(core("nodes")), "v1", "Node"),
+        namespaces=_typed(api.list(core("namespaces")), "v1", "Namespace"),
+        pods=_typed(api.list(core("pods")), "v1", "Pod"),
+        jobs=_typed(api.list(group("batch/v1", "jobs"), label_selector=k.JOB_NAME_LABEL), "batch/v1", "Job"),
+    )
+
+
+def _typed(items: list[dict[str, Any]], api_version: str, kind: str) -> list[dict[str, Any]]:
+    """List items come without `apiVersion` and `kind`; owner references and Events need them."""
+    for item in items:
+        item.setdefault("apiVersion", api_version)
+        item.setdefault("kind", kind)
+    return items
+
+
+@dataclass
+class ClusterView:
+    snapshot: Snapshot
+    pods: dict[str, dict[str, Any]]  # scheduler job id -> our pod (not finished)
+    batch_jobs: dict[str, dict[str, Any]]  # batch Job uid -> Job
+    nodes: dict[str, dict[str, Any]]
+    reservations: dict[tuple[str, int], dict[str, Any]]  # (node, gpu index) -> reservation pod
+    desired: dict[str, dict[int, list[dict[str, Any]]]]  # node -> GPU index -> desired instances
+    actual: dict[str, dict[int, list[dict[str, Any]]]]  # node -> GPU index -> instances the agent reports
+    agent_errors: dict[str, list[str]] = field(default_factory=dict)
+    invalid: list[tuple[dict[str, Any], str]] = field(default_factory=list)  # pods we cannot schedule, why
+    projects_by_namespace: dict[str, str] = field(default_factory=dict)
+
+    def reserved_uuid(self, node: str, gpu_index: int) -> str | None:
+        pod = self.reservations.get((node, gpu_index))
+        if pod is None or pod["metadata"].get("deletionTimestamp"):
+            return None
+        return (pod["metadata"].get("annotations") or {}).get(k.RESERVED_UUID) or None
+
+    def mig_uuid(self, node: str, gpu_index: int, profile: str, start: int) -> str | None:
+        for item in self.actual.get(node, {}).get(gpu_index, []):
+            if item.get("profile") == profile and item.get("start") == start and item.get("uuid"):
+                return str(item["uuid"])
+        return None
+
+    def owner_job(self, pod: dict[str, Any]) -> dict[str, Any] | None:
+        for ref in pod["metadata"].get("ownerReferences") or []:
+            if ref.get("kind") == "Job" and ref.get("uid") in self.batch_jobs:
+                return self.batch_jobs[ref["uid"]]
+        return None
+
+
+def is_finished(pod: dict[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def is_ours(pod: dict[str, Any]) -> bool:
+    return (pod.get("spec") or {}).get("schedulerName") == k.SCHEDULER_NAME
+
+
+def build_view(objects: ClusterObjects) -> ClusterView:
+    """The scheduler's snapshot and the indexes the controller applies a plan with."""
+    batch_jobs = {job["metadata"]["uid"]: job for job in objects.jobs if job["metadata"].get("uid")}
+    projects_by_namespace = {
+        ns["metadata"]["name"]: (ns["metadata"].get("labels") or {})[k.QUEUE_LABEL]
+        for ns in objects.namespaces if k.QUEUE_LABEL in (ns["metadata"].get("labels") or {})
+    }
+    view = ClusterView(snapshot=Snapshot(), pods={}, batch_jobs=batch_jobs,
+                       nodes={n["metadata"]["name"]: n for n in objects.nodes}, reservations={}, desired={},
+                       actual={}, projects_by_namespace=projects_by_namespace)
+
+    foreign_gpus: dict[str, int] = {}
+    jobs: list[Job] = []
+    for pod in objects.pods:
+        meta = pod["metadata"]
+        if meta.get("namespace") == k.RESERVATION_NAMESPACE and (meta.get("labels") or {}).get("app") == k.RESERVATION_APP:
+            annotations = meta.get("annotations") or {}
+            try:
+                key = (annotations[k.RESERVATION_NODE], int(annotations[k.RESERVATION_GPU]))
+            except (KeyError, ValueError):
+                continue
+            view.reservations[key] = pod
+        elif is_ours(pod):
+            if is_finished(pod):
+                continue
+            job = _job_of(pod, view)
+            if job is not None:
+                jobs.append(job)
+                view.pods[job.id] = pod
+        else:
+            node = (pod.get("spec") or {}).get("nodeName")
+            if node and not is_finished(pod):
+                foreign_gpus[node] = foreign_gpus.get(node, 0) + _gpu_limit(pod)
+
+    nodes = [_node_of(n, view, foreign_gpus.get(n["metadata"]["name"], 0), jobs) for n in objects.nodes]
+    names = {p for p in projects_by_namespace.values()} | {j.project for j in jobs}
+    deserved = {projects_by_namespace[ns["metadata"]["name"]]: k.parse_deserved(
+        (ns["metadata"].get("annotations") or {}).get(k.DESERVED_GPUS))
+        for ns in objects.namespaces if ns["metadata"]["name"] in projects_by_namespace}
+    projects = tuple(Project(name=name, deserved_gpus=deserved.get(name, 0.0)) for name in sorted(names))
+    view.snapshot = Snapshot(nodes=tuple(nodes), jobs=tuple(jobs), projects=projects)
+    return view
+
+
+def _gpu_limit(pod: dict[str, Any]) -> int:
+    total = 0
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        limits = (container.get("resources") or {}).get("limits") or {}
+        total += int(k.parse_quantity(limits.get(k.GPU_RESOURCE)))
+    return total
+
+
+def _job_of(pod: dict[str, Any], view: ClusterView) -> Job | None:
+    meta = pod["metadata"]
+    try:
+        request = pod_request(pod)
+    except InvalidRequest as error:
+        view.invalid.append((pod, str(error)))
+        return None
+    labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
+    project = labels.get(k.QUEUE_LABEL) or view.projects_by_namespace.get(meta["namespace"])
+    if not project:
+        view.invalid.append((pod, f"namespace {meta['namespace']} is not a project (no {k.QUEUE_LABEL} label) "
+                                  f"and the pod has no {k.QUEUE_LABEL} label"))
+        return None
+    allocation = k.decode_allocation(annotations.get(k.ALLOCATION))
+    if meta.get("deletionTimestamp"):
+        # Stopping (a preemption victim, or deleted): the plan that evicted it already counted its
+        # resources as free, and the agent will not destroy a partition a process still uses.
+        return None
+    owner = view.owner_job(pod)
+    submitted = k.parse_time((owner or pod)["metadata"].get("creationTimestamp")) or 0.0
+    return Job(
+        id=k.job_id(meta["namespace"], meta["name"]),
+        name=labels.get(k.JOB_NAME_LABEL) or (owner["metadata"]["name"] if owner else meta["name"]),
+        project=project,
+        type=pod_job_type(pod),
+        request=request,
+        status=JobStatus.RUNNING if allocation else JobStatus.PENDING,
+        submitted_at=submitted,
+        started_at=k.parse_time(annotations.get(k.BOUND_AT)) if allocation else None,
+        allocation=allocation,
+    )
+
+
+def gpu_inventory(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """The agent's report of the node's GPUs, or [] when no agent published one."""
+    text = (node["metadata"].get("annotations") or {}).get(k.GPU_INVENTORY)
+    if not text:
+        return []
+    try:
+        items = json.loads(text)
+        return [item for item in items if isinstance(item, dict) and "index" in item]
+    except (ValueError, TypeError):
+        return []
+
+
+def _node_of(node: dict[str, Any], view: ClusterView, foreign_gpus: int, jobs: list[Job]) -> Node:
+    meta = node["metadata"]
+    name = meta["name"]
+    labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
+    dynamic = labels.get(k.DYNAMIC_MIG_LABEL) == "true"
+    mig_label = labels.get(k.MIG_ENABLED_LABEL) == "true"
+
+    actual, report = k.decode_layout(annotations.get(k.MIG_ACTUAL))
+    view.actual[name] = actual
+    if report.get("errors"):
+        view.agent_errors[name] = [str(e) for e in report["errors"]]
+    if k.MIG_DESIRED in annotations:
+        desired, _ = k.decode_layout(annotations[k.MIG_DESIRED])
+    else:  # adopt what exists: partitions made before runai-lite (or its desired layout) was there
+        desired = {i: [{"profile": x["profile"], "start": x["start"]} for x in items] for i, items in actual.items()}
+    view.desired[name] = desired
+
+    users = {(a.gpu_indices[0], a.mig_start, a.mig_profile): j.id for j in jobs
+             if (a := j.allocation) is not None and a.kind == "mig" and a.node == name and a.gpu_indices}
+    gpus = []
+    for index, uuid, model_name, memory, mig_enabled, simulated in _gpus_of(node, foreign_gpus, mig_label):
+        model = default_catalog().find(model_name)
+        instances = tuple(
+            MigInstance(profile=item["profile"], start=item["start"], size=_slices(model, item["profile"]),
+                        uuid=view.mig_uuid(name, index, item["profile"], item["start"]),
+                        job=users.get((index, item["start"], item["profile"])))
+            for item in desired.get(index, []))
+        gpus.append(Gpu(index=index, uuid=view.reserved_uuid(name, index) or uuid,
+                        model=model.name if model else model_name, memory_mib=memory,
+                        dynamic_mig=dynamic and bool(model and model.mig_capable),
+                        mig_enabled=mig_enabled, simulated=simulated, mig_instances=instances))
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                for c in (node.get("status") or {}).get("conditions") or [])
+    no_conditions = not (node.get("status") or {}).get("conditions")
+    schedulable = not (node.get("spec") or {}).get("unschedulable") and (ready or no_conditions)
+    return Node(name=name, gpus=tuple(gpus), schedulable=schedulable)
+
+
+def _slices(model: GpuModel | None, profile: str) -> int:
+    if model is not None:
+        for p in model.profiles:
+            if p.name == profile:
+                return p.memory_slices
+    return 1
+
+
+def _gpus_of(node: dict[str, Any], foreign_gpus: int, mig_label: bool
+             ) -> list[tuple[int, str, str, int, bool, bool]]:
+    """(index, uuid, model name, memory MiB, MIG mode, simulated) per GPU runai-lite may use.
+
+    From the agent's inventory when there is one (real UUIDs); otherwise from the device plugin's
+    `nvidia.com/gpu` capacity and GPU feature discovery's product and memory labels. There the
+    UUIDs are stand-ins (`<node>-gpu-<i>`): the real one of a shared GPU is what its reservation
+    pod reports, and whole GPUs get theirs from the device plugin. GPUs that other schedulers'
+    pods hold are left out (the highest indices).
+    """
+    name = node["metadata"]["name"]
+    inventory = gpu_inventory(node)
+    if inventory:
+        return [(int(g["index"]), str(g.get("uuid") or f"{name}-gpu-{g['index']}"), str(g.get("name", "")),
+                 int(g.get("memory_mib") or 1), bool(g.get("mig_enabled", mig_label)), bool(g.get("simulated")))
+                for g in sorted(inventory, key=lambda g: int(g["index"]))]
+    status = node.get("status") or {}
+    count = int(k.parse_quantity((status.get("allocatable") or status.get("capacity") or {}).get(k.GPU_RESOURCE)))
+    count = max(0, count - foreign_gpus)
+    labels = node["metadata"].get("labels") or {}
+    product = labels.get(k.GPU_PRODUCT_LABEL, "unknown")
+    model = default_catalog().find(product)
+    memory = int(k.parse_quantity(labels.get(k.GPU_MEMORY_LABEL))) or (model.memory_mib if model else 1)
+    return [(i, f"{name}-gpu-{i}", product, memory, mig_label, False) for i in range(count)]

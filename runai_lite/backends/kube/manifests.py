@@ -1,0 +1,253 @@
+"""The objects runai-lite creates, as plain dicts, and the requests it reads back from pods.
+
+Pure functions: a `JobSpec` → a batch/v1 Job; an allocation → the pod's device ConfigMap; a GPU →
+its reservation pod; an annotated pod → its `GpuRequest`. No Kubernetes client, no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...enforcement import DEFAULT_HAMI_CORE_PATH, Mechanism, for_allocation
+from ...enforcement.environment import HOOK_ENFORCEMENT_VAR, HOOK_LIMIT_VAR
+from ...gpu.catalog import MIG_PROFILE_PATTERN
+from ...model import MILLI, Allocation, GpuRequest, JobSpec, JobType
+from ...units import MiB
+from . import conventions as k
+
+
+def job_manifest(spec: JobSpec) -> dict[str, Any]:
+    """The batch/v1 Job for a submitted job.
+
+    One pod at a time (a requeued job gets a fresh pod), `restartPolicy: Never` as the
+    podFailurePolicy requires, and a rule that ignores `DisruptionTarget` so that a preemption
+    (an eviction) never counts against the backoff limit.
+    """
+    labels = {k.QUEUE_LABEL: spec.project, k.JOB_NAME_LABEL: spec.name, k.PRIORITY_LABEL: spec.type.priority_class}
+    annotations = {k.CONFIGMAP_ANNOTATION: k.job_configmap(spec.name), **request_annotations(spec.request)}
+    if spec.user:
+        annotations[k.USER_ANNOTATION] = spec.user
+    container: dict[str, Any] = {
+        "name": spec.name,
+        "image": spec.image,
+        "envFrom": [{"configMapRef": {"name": k.job_configmap(spec.name)}}],
+    }
+    if spec.command:
+        # Run:ai's rule: with `--command` the text replaces the image's entrypoint, else it is its arguments.
+        container["command" if spec.replace_entrypoint else "args"] = list(spec.command)
+    if spec.working_dir:
+        container["workingDir"] = spec.working_dir
+    if spec.env:
+        container["env"] = [{"name": name, "value": value} for name, value in spec.env]
+    resources = _resources(spec)
+    if resources:
+        container["resources"] = resources
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": spec.name,
+            "namespace": k.project_namespace(spec.project),
+            "labels": labels,
+            "annotations": {k.USER_ANNOTATION: spec.user} if spec.user else {},
+        },
+        "spec": {
+            "backoffLimit": 0 if spec.type is not JobType.TRAIN else spec.backoff_limit,
+            "completions": 1,
+            "parallelism": 1,
+            "podFailurePolicy": {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]},
+            "template": {
+                "metadata": {"labels": labels, "annotations": annotations},
+                "spec": {
+                    "schedulerName": k.SCHEDULER_NAME,
+                    "priorityClassName": spec.type.priority_class,
+                    "restartPolicy": "Never",
+                    "containers": [container],
+                },
+            },
+        },
+    }
+
+
+def _resources(spec: JobSpec) -> dict[str, Any]:
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    if spec.cpu_milli:
+        requests["cpu"] = f"{spec.cpu_milli}m"
+    if spec.memory_mib:
+        requests["memory"] = f"{spec.memory_mib}Mi"
+    if spec.request is not None and spec.request.gpus is not None:
+        # Whole GPUs go through the device plugin, as with Run:ai; shares and MIG instances are
+        # handed over as device UUIDs in the pod's ConfigMap.
+        limits[k.GPU_RESOURCE] = str(spec.request.gpus)
+    return {key: value for key, value in (("requests", requests), ("limits", limits)) if value}
+
+
+def request_annotations(request: GpuRequest | None) -> dict[str, str]:
+    """The pod annotations that carry a fraction, memory or MIG request (Run:ai/KAI names)."""
+    if request is None or request.gpus is not None:
+        return {}
+    if request.fraction is not None:
+        return {k.GPU_FRACTION: f"{request.fraction:g}"}
+    if request.memory_bytes is not None:
+        return {k.GPU_MEMORY: str(-(-request.memory_bytes // MiB)), k.GPU_MEMORY_BYTES: str(request.memory_bytes)}
+    return {k.MIG_PROFILE: str(request.mig_profile)}
+
+
+class InvalidRequest(ValueError):
+    """A pod's GPU annotations cannot be read as one request."""
+
+
+def pod_request(pod: dict[str, Any]) -> GpuRequest | None:
+    """The GPU request of a pod: ours, or one written by hand with Run:ai/KAI annotations.
+
+    `gpu-memory` is MiB (as KAI reads it) unless our exact-bytes annotation is there too.
+    Raises `InvalidRequest` with a message fit for an Event.
+    """
+    annotations = pod["metadata"].get("annotations") or {}
+    found: list[GpuRequest] = []
+    try:
+        if k.GPU_FRACTION in annotations:
+            found.append(GpuRequest(fraction=float(annotations[k.GPU_FRACTION])))
+        if k.GPU_MEMORY_BYTES in annotations:
+            found.append(GpuRequest(memory_bytes=int(annotations[k.GPU_MEMORY_BYTES])))
+        elif k.GPU_MEMORY in annotations:
+            found.append(GpuRequest(memory_bytes=int(annotations[k.GPU_MEMORY]) * MiB))
+        profiles = {annotations[k.MIG_PROFILE]} if k.MIG_PROFILE in annotations else set()
+        profiles |= {key.removeprefix(k.RUNAI_MIG_PREFIX) for key, value in annotations.items()
+                     if key.startswith(k.RUNAI_MIG_PREFIX) and value == "1"
+                     and MIG_PROFILE_PATTERN.match(key.removeprefix(k.RUNAI_MIG_PREFIX))}
+        if len(profiles) > 1:
+            raise InvalidRequest(f"asks for several MIG profiles: {', '.join(sorted(profiles))}")
+        found.extend(GpuRequest(mig_profile=p) for p in profiles)
+        whole = _whole_gpus(pod)
+        if whole:
+            found.append(GpuRequest(gpus=whole))
+    except (ValueError, TypeError) as error:
+        if isinstance(error, InvalidRequest):
+            raise
+        raise InvalidRequest(f"unreadable GPU request annotations: {error}".splitlines()[0]) from None
+    if len(found) > 1:
+        raise InvalidRequest("asks for GPUs in more than one way (gpu-fraction, gpu-memory, MIG profile, "
+                             "nvidia.com/gpu); use exactly one")
+    return found[0] if found else None
+
+
+def _whole_gpus(pod: dict[str, Any]) -> int:
+    total = 0
+    for container in pod.get("spec", {}).get("containers") or []:
+        limits = (container.get("resources") or {}).get("limits") or {}
+        total += int(k.parse_quantity(limits.get(k.GPU_RESOURCE)))
+    return total
+
+
+def pod_job_type(pod: dict[str, Any]) -> JobType:
+    """From the pod's priority class (or the Run:ai CLI's `priorityClassName` label); train otherwise."""
+    name = pod.get("spec", {}).get("priorityClassName") or (pod["metadata"].get("labels") or {}).get(k.PRIORITY_LABEL)
+    return k.PRIORITY_CLASSES.get(name or "", JobType.TRAIN)
+
+
+# --------------------------------------------------------------------------------------------
+# What the controller creates
+
+
+def device_env(allocation: Allocation, device_uuids: list[str],
+               enforcement: tuple[Mechanism, str] | None = None) -> dict[str, str]:
+    """The device environment of a bound pod (Run:ai/KAI variable names), with the variables of
+    the node's memory enforcement for a fraction. Whole GPUs get their devices from the device
+    plugin; shares and MIG instances get the UUIDs here."""
+    env = {"RUNAI_NUM_OF_GPUS": f"{allocation.gpus:g}", "GPU_PORTION": f"{allocation.share_milli / MILLI:g}"}
+    if allocation.kind != "gpu" and device_uuids:
+        env["NVIDIA_VISIBLE_DEVICES"] = ",".join(device_uuids)
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(device_uuids)
+    if allocation.kind == "mig" and allocation.mig_profile:
+        env["RUNAI_LITE_MIG_PROFILE"] = allocation.mig_profile
+    if allocation.kind == "fraction" and allocation.memory_mib:
+        mechanism, library = enforcement or (Mechanism.NONE, "")
+        env[HOOK_LIMIT_VAR] = str(allocation.memory_mib)
+        env[HOOK_ENFORCEMENT_VAR] = mechanism.value
+        held = for_allocation(allocation, mechanism, hami_core_library=library or DEFAULT_HAMI_CORE_PATH)
+        if held is not None:
+            env = held.apply(env)
+    return env
+
+
+
+
+def device_configmap(pod: dict[str, Any], env: dict[str, str], owner: dict[str, str] | None) -> dict[str, Any]:
+    """The ConfigMap a pod's `envFrom` reads, owned by the pod's Job (or the pod) for clean-up."""
+    meta = pod["metadata"]
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": k.pod_configmap(pod), "namespace": meta["namespace"],
+                     "labels": {"app.kubernetes.io/managed-by": "runai-lite"}},
+        "data": env,
+    }
+    if owner:
+        body["metadata"]["ownerReferences"] = [{**owner, "controller": True, "blockOwnerDeletion": False}]
+    return body
+
+
+def reservation_pod(node: str, gpu_index: int, image: str, service_account: str = "runai-lite-reservation"
+                    ) -> dict[str, Any]:
+    """The pod that holds a shared GPU for its fractions, so that other schedulers see it taken.
+
+    It requests `nvidia.com/gpu: 1`, is pinned with `nodeName` (no scheduler involved), and runs
+    `runai-lite reservation`, which writes the UUID the device plugin gave it into its own
+    `run.ai/reserve_for_gpu_index` annotation.
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": k.reservation_pod_name(node, gpu_index),
+            "namespace": k.RESERVATION_NAMESPACE,
+            "labels": {"app": k.RESERVATION_APP, k.GPU_GROUP_LABEL: k.gpu_group(node, gpu_index)},
+            "annotations": {k.RESERVATION_NODE: node, k.RESERVATION_GPU: str(gpu_index),
+                            "karpenter.sh/do-not-disrupt": "true"},
+        },
+        "spec": {
+            "nodeName": node,
+            "serviceAccountName": service_account,
+            "priorityClassName": "build",
+            "restartPolicy": "Always",
+            "terminationGracePeriodSeconds": 1,
+            "tolerations": [{"key": k.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}],
+            "containers": [{
+                "name": "reservation",
+                "image": image,
+                "command": ["runai-lite", "reservation"],
+                "env": [
+                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                ],
+                "resources": {"requests": {k.GPU_RESOURCE: "1", "cpu": "1m", "memory": "32Mi"},
+                              "limits": {k.GPU_RESOURCE: "1", "memory": "64Mi"}},
+                "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                    "runAsNonRoot": True, "runAsUser": 65532,
+                                    "capabilities": {"drop": ["ALL"]}},
+            }],
+        },
+    }
+
+
+def event(obj: dict[str, Any], reason: str, message: str, now: str, warning: bool = False) -> dict[str, Any]:
+    """A core/v1 Event about `obj` (a Job or a pod) from the runai-lite scheduler."""
+    meta = obj["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "involvedObject": {"apiVersion": obj.get("apiVersion", "v1"), "kind": obj.get("kind", "Pod"),
+                           "name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")},
+        "reason": reason,
+        "message": message[:1024],
+        "type": "Warning" if warning else "Normal",
+        "source": {"component": k.SCHEDULER_NAME},
+        "reportingComponent": k.SCHEDULER_NAME,
+        "reportingInstance": k.SCHEDULER_NAME,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }

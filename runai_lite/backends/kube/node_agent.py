@@ -1,0 +1,118 @@
+"""The Kubernetes side of the node agent (`runai-lite agent`, a DaemonSet on dynamic-MIG nodes).
+
+Each pass reads the node's desired MIG layout (annotation `runai-lite/mig-desired`, written by the
+controller), calls `runai_lite.agent.reconcile` with the machine's GPU driver (NVML, or simulated)
+- the same code the embedded daemon runs, which never destroys an instance a process still uses -
+and writes back:
+
+- `runai-lite/gpus`: the GPUs (index, UUID, model, memory, MIG capability and mode): the MIG-mode
+  report `runai-adm set node-role --dynamic-mig-enabled` checks;
+- `runai-lite/mig-actual`: the instances that exist (with their MIG UUIDs) and the errors of the
+  pass, which the controller shows as the reason a job waits.
+
+Also the tiny program of the reservation pods (`runai-lite reservation`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ...agent import ReconcileResult, reconcile
+from ...gpu.driver import DriverError, GpuDriver
+from . import conventions as k
+from .rest import ApiError, core
+
+if TYPE_CHECKING:
+    from .client import KubeApi
+
+log = logging.getLogger("runai_lite.agent")
+
+
+def inventory_report(driver: GpuDriver) -> list[dict[str, Any]]:
+    """The node's GPUs as the controller reads them."""
+    return [{"index": g.index, "uuid": g.uuid, "name": g.name, "memory_mib": g.memory_mib, "mig_capable": g.mig_capable, "mig_enabled": g.mig_enabled,
+             "simulated": g.simulated}
+            for g in driver.gpus()]
+
+
+def desired_for_agent(desired: dict[int, list[dict[str, Any]]]) -> dict[int, list[tuple[str, int, bool]]]:
+    return {index: [(i["profile"], int(i["start"]), bool(i.get("required", True))) for i in items]
+            for index, items in desired.items()}
+
+
+class NodeAgent:
+    def __init__(self, api: KubeApi, node: str, driver: GpuDriver):
+        self.api = api
+        self.node = node
+        self.driver = driver
+
+    def reconcile_once(self) -> ReconcileResult:
+        node = self.api.get(core("nodes", name=self.node))
+        annotations = node["metadata"].get("annotations") or {}
+        inventory = inventory_report(self.driver)
+        mig_gpus = [g["index"] for g in inventory if g["mig_capable"] and g["mig_enabled"]]
+        if k.MIG_DESIRED in annotations:
+            desired, _ = k.decode_layout(annotations[k.MIG_DESIRED])
+            wanted = desired_for_agent({i: items for i, items in desired.items() if i in mig_gpus})
+            # GPUs the controller has not named yet are reported, not cleared.
+            result = reconcile(self.driver, wanted)
+        else:  # no desired layout yet: report what exists, change nothing
+            result = ReconcileResult()
+        actual: dict[int, list[dict[str, Any]]] = {}
+        for index in mig_gpus:
+            try:
+                devices = self.driver.mig_instances(index)
+            except DriverError as error:
+                log.warning("cannot list the MIG instances of GPU %s: %s", index, error)
+                continue
+            actual[index] = [{"profile": d.profile, "start": d.start, "size": d.size, "uuid": d.uuid,
+                              "gi_id": d.gi_id} for d in devices]
+        errors = [f"GPU {g.gpu_index}: {e.message}" for g in result.gpus for e in g.errors if e.code != "in-use"]
+        errors += [e.message for e in result.machine_errors]
+        busy = [f"GPU {g.gpu_index}: {e.message}" for g in result.gpus for e in g.errors if e.code == "in-use"]
+        report = {k.GPU_INVENTORY: json.dumps(inventory, sort_keys=True, separators=(",", ":")),
+                  k.MIG_ACTUAL: k.encode_layout(actual, errors=errors, waiting=busy)}
+        if any(annotations.get(key) != value for key, value in report.items()):
+            self.api.merge_patch(core("nodes", name=self.node), {"metadata": {"annotations": report}})
+        return result
+
+    def run(self, stop: threading.Event, interval_seconds: float = 2.0) -> None:
+        """Reconcile on every change of the node and every `interval_seconds`."""
+        wake = threading.Event()
+        threading.Thread(target=self._watch, args=(wake, stop), daemon=True, name="watch node").start()
+        while not stop.is_set():
+            try:
+                self.reconcile_once()
+            except Exception:  # a failed pass is retried from the node's fresh state
+                log.exception("agent pass failed")
+            wake.wait(timeout=interval_seconds)
+            wake.clear()
+
+    def _watch(self, wake: threading.Event, stop: threading.Event) -> None:
+        selector = f"metadata.name={self.node}"
+        while not stop.is_set():
+            try:
+                _, version = self.api.list_with_version(core("nodes"), field_selector=selector)
+                for _change in self.api.watch(core("nodes"), version, timeout_seconds=60, field_selector=selector):
+                    wake.set()
+                    if stop.is_set():
+                        return
+            except Exception as error:
+                log.debug("node watch ended: %s", error)
+                stop.wait(2.0)
+
+
+def report_reserved_gpu(api: KubeApi, namespace: str, pod: str, visible_devices: str) -> str:
+    """What a reservation pod does once started: write the UUID of the GPU the device plugin gave
+    it (its `NVIDIA_VISIBLE_DEVICES`) into its own `run.ai/reserve_for_gpu_index` annotation."""
+    uuids = [u.strip() for u in visible_devices.split(",") if u.strip() and u.strip() not in ("all", "none", "void")]
+    if len(uuids) != 1:
+        raise ValueError(f"a reservation pod must see exactly one GPU, not NVIDIA_VISIBLE_DEVICES={visible_devices!r}")
+    try:
+        api.merge_patch(core("pods", namespace, pod), {"metadata": {"annotations": {k.RESERVED_UUID: uuids[0]}}})
+    except ApiError as error:
+        raise RuntimeError(f"cannot annotate reservation pod {namespace}/{pod}: {error}") from None
+    return uuids[0]

@@ -1,0 +1,131 @@
+"""`runai-lite`: the in-cluster programs of runai-lite on Kubernetes.
+
+- `runai-lite controller`: the scheduler/controller (a Deployment; one active replica by Lease);
+- `runai-lite agent`: the MIG node agent (a DaemonSet on dynamic-MIG nodes);
+- `runai-lite reservation`: what a reservation pod runs (reports its GPU's UUID, then waits).
+
+Each loads the `kubernetes` client only when it runs. In a pod they use the service account;
+outside one (for development) `--kubeconfig` / `--context`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from typing import Annotated
+
+import typer
+
+from ..errors import RunaiLiteError
+
+app = typer.Typer(name="runai-lite", no_args_is_help=True, add_completion=False,
+                  help="runai-lite's in-cluster controller, MIG node agent and reservation pod program.")
+
+KubeconfigOption = Annotated[str | None, typer.Option("--kubeconfig", help="Use this kubeconfig instead of the "
+                                                      "pod's service account.")]
+ContextOption = Annotated[str | None, typer.Option("--context", help="Kubeconfig context (with --kubeconfig, or "
+                                                   "$KUBECONFIG / ~/.kube/config).")]
+
+
+def _api(kubeconfig: str | None, context: str | None):
+    from ..backends.kube.client import KubeApi
+
+    if kubeconfig or context or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return KubeApi.from_kubeconfig(context, kubeconfig)
+    return KubeApi.in_cluster()
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command(help="Run the controller: schedule pods that name runai-lite-scheduler, keep reservation pods, "
+                  "drive MIG layouts. Standby replicas wait for the Lease.")
+def controller(
+    image: Annotated[str, typer.Option(help="Image of the reservation pods (this image).")],
+    namespace: Annotated[str, typer.Option(help="Namespace of the Lease.")] = "runai-lite",
+    resync: Annotated[float, typer.Option(help="Seconds between passes when nothing changes.", min=0.1)] = 5.0,
+    identity: Annotated[str | None, typer.Option(help="Lease holder name (default: $POD_NAME).")] = None,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    from ..backends.kube.controller import Controller
+
+    _logging(verbose)
+    api = _api(kubeconfig, context)
+    who = identity or os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+    Controller(api, image).run(_stop_on_signals(), who, namespace, resync)
+
+
+@app.command(help="Run the MIG node agent: realise the node's desired MIG layout and report the actual one.")
+def agent(
+    node: Annotated[str | None, typer.Option(help="This node's name (default: $NODE_NAME).")] = None,
+    driver: Annotated[str, typer.Option(help="nvml (real GPUs) or simulated.")] = "nvml",
+    simulate: Annotated[str, typer.Option(help="Simulated inventory, e.g. A100-SXM4-40GB:1 "
+                                                "(with --driver simulated).")] = "",
+    state_dir: Annotated[str, typer.Option(help="Where the simulated driver keeps its GPUs.")] = "/tmp/runai-lite-agent",
+    interval: Annotated[float, typer.Option(help="Seconds between passes when nothing changes.", min=0.1)] = 2.0,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    from ..backends.kube.node_agent import NodeAgent
+
+    _logging(verbose)
+    name = node or os.environ.get("NODE_NAME")
+    if not name:
+        raise typer.BadParameter("give --node or set NODE_NAME (the DaemonSet sets it from spec.nodeName)")
+    NodeAgent(_api(kubeconfig, context), name, _driver(driver, simulate, state_dir)).run(_stop_on_signals(), interval)
+
+
+def _driver(kind: str, simulate: str, state_dir: str):
+    if kind == "simulated":
+        from ..gpu.simulated import SimulatedDriver
+
+        if not simulate:
+            raise typer.BadParameter("--driver simulated needs --simulate, e.g. A100-SXM4-40GB:1")
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
+        return SimulatedDriver(state_dir, simulate)
+    if kind == "nvml":
+        from ..gpu.nvml import NvmlDriver
+
+        return NvmlDriver()
+    raise typer.BadParameter(f"unknown driver {kind!r}: nvml or simulated")
+
+
+@app.command(help="What a reservation pod runs: write the UUID of the GPU it holds into its own annotation, "
+                  "then wait until stopped.")
+def reservation(kubeconfig: KubeconfigOption = None, context: ContextOption = None) -> None:
+    from ..backends.kube.node_agent import report_reserved_gpu
+
+    _logging(False)
+    pod, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
+    if not pod or not namespace:
+        raise typer.BadParameter("POD_NAME and POD_NAMESPACE must be set (the reservation pod sets them)")
+    uuid = report_reserved_gpu(_api(kubeconfig, context), namespace, pod, os.environ.get("NVIDIA_VISIBLE_DEVICES", ""))
+    logging.getLogger("runai_lite.reservation").info("holding GPU %s", uuid)
+    _stop_on_signals().wait()
+
+
+def main() -> None:
+    try:
+        app()
+    except RunaiLiteError as error:
+        typer.echo(f"Error: {error}", err=True)
+        raise SystemExit(error.exit_code) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""The seeds' dynamic-MIG quickstart on the Kubernetes backend, over HTTP against the API emulator:
+a dynamic-MIG node with a (simulated-driver) node agent, three 10GB training jobs, then an
+interactive 20G job that preempts exactly one of them."""
+
+from __future__ import annotations
+
+import pytest
+
+from runai_lite.backends.kube import conventions as k
+from runai_lite.gpu.requests import request_from_flags
+from runai_lite.model import JobSpec, JobStatus, JobType
+
+from .world import World
+
+
+def spec(name: str, **flags) -> JobSpec:
+    interactive = flags.pop("interactive", False)
+    return JobSpec(name=name, project="team-a", image="gcr.io/run-ai-demo/quickstart-cuda",
+                   type=JobType.INTERACTIVE if interactive else JobType.TRAIN, request=request_from_flags(**flags),
+                   user="alice")
+
+
+@pytest.fixture
+def world(kube_emulator, tmp_path) -> World:
+    world = World(kube_emulator, tmp_path)
+    world.add_mig_node("gpu-node-1")
+    world.backend.create_project("team-a", 2)
+    world.backend.set_dynamic_mig("gpu-node-1", True)
+    return world
+
+
+def test_three_10gb_jobs_get_three_10gb_partitions_with_their_uuids(world: World):
+    world.backend.submit(spec("mig1", gpu_memory="10GB"))
+    world.backend.submit(spec("mig2", mig_profile="2g.10gb"))
+    world.backend.submit(spec("mig3", mig_profile="2g.10gb"))
+    world.settle()
+
+    jobs = {j.name: j for j in world.backend.list_jobs("team-a")}
+    assert {n: j.status for n, j in jobs.items()} == {n: JobStatus.RUNNING for n in ("mig1", "mig2", "mig3")}
+    instances = world.drivers["gpu-node-1"].mig_instances(0)
+    # --gpu-memory 10GB takes the smallest profile that holds it (1g.10gb: fewest slices, then compute)
+    assert sorted(i.profile for i in instances) == ["1g.10gb", "2g.10gb", "2g.10gb"]
+    assert all(i.memory_mib * 2**20 >= 10**10 for i in instances)
+    uuids = {i.uuid for i in instances}
+    assert {n: j.allocation.mig_profile for n, j in jobs.items()} == {"mig1": "1g.10gb", "mig2": "2g.10gb",
+                                                                      "mig3": "2g.10gb"}
+    for name, job in jobs.items():
+        assert job.allocation is not None and job.allocation.kind == "mig"
+        env = world.device_env("team-a", name)
+        assert env["NVIDIA_VISIBLE_DEVICES"] == job.allocation.mig_uuid
+        assert job.allocation.mig_uuid in uuids
+        assert world.live_pod("team-a", name)["spec"]["nodeName"] == "gpu-node-1"
+    assert len({j.allocation.mig_uuid for j in jobs.values()}) == 3
+
+
+def test_interactive_20g_job_preempts_exactly_one_training_job(world: World):
+    for name, flags in (("mig1", {"gpu_memory": "10GB"}), ("mig2", {"mig_profile": "2g.10gb"}),
+                        ("mig3", {"mig_profile": "2g.10gb"})):
+        world.backend.submit(spec(name, **flags))
+    world.settle()
+    before = {j.name: j.allocation.mig_start for j in world.backend.list_jobs("team-a")}
+    first_pods = {name: world.live_pod("team-a", name)["metadata"]["name"] for name in before}
+
+    world.backend.submit(spec("mig1-int", gpu_memory="20G", interactive=True))
+    world.settle()
+
+    jobs = {j.name: j for j in world.backend.list_jobs("team-a")}
+    interactive = jobs.pop("mig1-int")
+    assert interactive.status is JobStatus.RUNNING
+    assert interactive.allocation.mig_profile == "3g.20gb"
+    requeued = [n for n, j in jobs.items() if j.status is JobStatus.PENDING]
+    assert len(requeued) == 1, {n: j.status for n, j in jobs.items()}
+    assert all(j.status is JobStatus.RUNNING for n, j in jobs.items() if n not in requeued)
+    victim = requeued[0]
+    # its partition was deleted and the new one took its slices; the other two kept theirs
+    layout = sorted((i.profile, i.start) for i in world.drivers["gpu-node-1"].mig_instances(0))
+    start = interactive.allocation.mig_start
+    assert ("3g.20gb", start) in layout and len(layout) == 3
+    assert start <= before[victim] < start + 4  # it held slices the 3g.20gb needed
+    assert {n: jobs[n].allocation.mig_start for n in jobs if n != victim} == {n: s for n, s in before.items()
+                                                                              if n != victim}
+    # the victim was evicted (not failed) and its Job made a new pod that waits, saying why
+    assert first_pods[victim] not in {p["metadata"]["name"] for p in world.pods_of("team-a", victim)}
+    assert world.kube.requests_for("create", "pods", "eviction")[0].name == first_pods[victim]
+    assert len(world.kube.requests_for("create", "pods", "eviction")) == 1
+    job = world.kube.get("jobs.batch", victim, "runai-team-a")
+    assert not any(c["type"] == "Failed" for c in job["status"].get("conditions", []))
+    assert jobs[victim].pending_reason
+    described = world.backend.get_job("team-a", victim)
+    assert "Preempted" in [e.kind for e in described.events]
+
+
+def test_a_job_waits_for_its_partition_until_the_agent_reports_it(world: World):
+    world.backend.submit(spec("mig1", gpu_memory="10GB"))
+    world.kube.job_controller.sync()
+    world.controller.reconcile_once()  # decides and writes the desired layout; no UUID yet
+
+    pod = world.live_pod("team-a", "mig1")
+    assert "nodeName" not in pod["spec"] or not pod["spec"]["nodeName"]
+    assert k.ALLOCATION in pod["metadata"]["annotations"]
+    desired, _ = k.decode_layout(world.kube.get("nodes", "gpu-node-1")["metadata"]["annotations"][k.MIG_DESIRED])
+    assert [i["profile"] for i in desired[0]] == ["1g.10gb"]
+    info = world.backend.get_job("team-a", "mig1")
+    assert info.status is JobStatus.PENDING and "node agent" in info.pending_reason
+
+    world.agents["gpu-node-1"].reconcile_once()
+    world.controller.reconcile_once()
+    pod = world.live_pod("team-a", "mig1")
+    assert pod["spec"]["nodeName"] == "gpu-node-1"
+    assert world.device_env("team-a", "mig1")["NVIDIA_VISIBLE_DEVICES"].startswith("MIG-")
+
+
+def test_removing_the_dynamic_mig_role_refuses_while_mig_jobs_run(world: World):
+    from runai_lite.errors import UserError
+
+    world.backend.submit(spec("mig1", gpu_memory="10GB"))
+    world.settle()
+    with pytest.raises(UserError, match="team-a/mig1"):
+        world.backend.set_dynamic_mig("gpu-node-1", False)
+    assert world.kube.get("nodes", "gpu-node-1")["metadata"]["labels"][k.DYNAMIC_MIG_LABEL] == "true"
+    world.backend.delete_jobs("team-a", ["mig1"])
+    world.settle()
+    world.backend.set_dynamic_mig("gpu-node-1", False)
+    labels = world.kube.get("nodes", "gpu-node-1")["metadata"]["labels"]
+    assert k.DYNAMIC_MIG_LABEL not in labels and k.MIG_ENABLED_LABEL not in labels
