@@ -1,11 +1,21 @@
-"""Free capacity of every node's shareable GPUs, in thousandths of a GPU."""
+"""Free capacity of every node's shareable GPUs, in thousandths of a GPU.
+
+The Python lists (`gpu_free`, `cpu_free`, `memory_free`) are the readable view; numpy mirrors of the
+same numbers let policies score every node at once. Change capacity only through `assign` and
+`release`: they keep both in step and stamp the node with a new version, which is what policies
+key their per-node score caches on.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from ...model import MILLI
+
+NO_GPU = -1  # free-share padding for GPU slots a node does not have: never fits, never idle
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +36,18 @@ class Demand:
     @property
     def is_fraction(self) -> bool:
         return self.share_milli > 0 or self.gpu_memory_mib > 0
+
+    @property
+    def needs_gpu(self) -> bool:
+        return self.gpus > 0 or self.is_fraction
+
+    @property
+    def affinity(self) -> int:
+        """The GPU-affinity class the FGD paper's GpuClustering groups by: 0 = shares a GPU,
+        k = k whole GPUs, -1 = no GPU."""
+        if self.is_fraction:
+            return 0
+        return self.gpus if self.gpus else -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +84,32 @@ class FractionCluster:
                                                        self.cpu_free, self.memory_free)):
             raise ValueError("every per-node column must have one entry per node")
         self.version = 0  # bumped on every change, so policies may cache per-node scores
+        self._build_arrays()
+
+    def _build_arrays(self) -> None:
+        count = len(self.names)
+        width = max((len(free) for free in self.gpu_free), default=0) or 1
+        self.free = np.full((count, width), NO_GPU, dtype=np.int64)
+        for node, free in enumerate(self.gpu_free):
+            self.free[node, : len(free)] = free
+        self.gpu_count = np.array([len(free) for free in self.gpu_free], dtype=np.int64)
+        # Unknown CPU or memory (None) never limits: +inf passes every comparison.
+        self.cpu = np.array([np.inf if c is None else c for c in self.cpu_free], dtype=np.float64)
+        self.memory = np.array([np.inf if m is None else m for m in self.memory_free], dtype=np.float64)
+        self.gpu_memory = np.array(self.gpu_memory_mib, dtype=np.int64)
+        models = sorted(set(self.gpu_model))
+        self.model_index = {model: i for i, model in enumerate(models)}
+        self.model_id = np.array([self.model_index[m] for m in self.gpu_model], dtype=np.int64)
+        self.name_rank = np.empty(count, dtype=np.int64)
+        self.name_rank[np.argsort(np.array(self.names, dtype=object), kind="stable")] = np.arange(count)
+        # Jobs per node by GPU-affinity class (column 0 = fractions, k = k whole GPUs).
+        self.affinity = np.zeros((count, width + 1), dtype=np.int64)
+        self.node_version = np.zeros(count, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.names)
+
+    # ---- per-node questions (readable, one node at a time) -----------------------------------
 
     def share_on(self, node: int, demand: Demand) -> int:
         """Thousandths of one GPU of `node` that a fractional demand takes (> 1000: does not fit)."""
@@ -81,7 +126,7 @@ class FractionCluster:
             return False
         if memory is not None and demand.memory_mib > memory:
             return False
-        if demand.gpu_models and (demand.gpus or demand.is_fraction) and self.gpu_model[node] not in demand.gpu_models:
+        if demand.gpu_models and demand.needs_gpu and self.gpu_model[node] not in demand.gpu_models:
             return False
         return True
 
@@ -99,6 +144,35 @@ class FractionCluster:
             return [tuple(whole[: demand.gpus])] if len(whole) >= demand.gpus else []
         return [()]
 
+    # ---- the same questions for many nodes at once (numpy) -----------------------------------
+
+    def shares(self, nodes: np.ndarray, demand: Demand) -> np.ndarray:
+        """`share_on` for each of `nodes` (int array)."""
+        if demand.share_milli or not demand.gpu_memory_mib:
+            return np.full(nodes.shape, demand.share_milli, dtype=np.int64)
+        memory = self.gpu_memory[nodes]
+        share = -(-demand.gpu_memory_mib * MILLI // np.maximum(memory, 1))
+        return np.where(memory > 0, share, MILLI + 1)
+
+    def hosts_fit(self, nodes: np.ndarray, demand: Demand) -> np.ndarray:
+        """`host_fits` for each of `nodes`: CPU, host memory and the GPU-model constraint."""
+        fits = (self.cpu[nodes] >= demand.cpu_milli) & (self.memory[nodes] >= demand.memory_mib)
+        if demand.gpu_models and demand.needs_gpu:
+            allowed = [self.model_index[m] for m in demand.gpu_models if m in self.model_index]
+            fits &= np.isin(self.model_id[nodes], allowed)
+        return fits
+
+    def models_allowed(self, nodes: np.ndarray, models: tuple[str, ...]) -> np.ndarray:
+        if not models:
+            return np.ones(nodes.shape, dtype=bool)
+        return np.isin(self.model_id[nodes], [self.model_index[m] for m in models if m in self.model_index])
+
+    def whole_gpus(self, node: int, count: int) -> tuple[int, ...]:
+        """The `count` lowest-indexed fully free GPUs of `node` (the simulator's exclusive pick)."""
+        return tuple(int(g) for g in np.flatnonzero(self.free[node] == MILLI)[:count])
+
+    # ---- changes --------------------------------------------------------------------------------
+
     def assign(self, choice: Choice, demand: Demand) -> None:
         self._apply(choice, demand, -1)
 
@@ -112,9 +186,16 @@ class FractionCluster:
             value = self.gpu_free[node][gpu] + sign * per_gpu
             if not 0 <= value <= MILLI:
                 raise ValueError(f"GPU {gpu} of {self.names[node]} would have free share {value}")
-            self.gpu_free[node][gpu] = value
+        for gpu in choice.gpus:
+            self.gpu_free[node][gpu] += sign * per_gpu
+            self.free[node, gpu] += sign * per_gpu
         if self.cpu_free[node] is not None:
             self.cpu_free[node] += sign * demand.cpu_milli
+            self.cpu[node] = self.cpu_free[node]
         if self.memory_free[node] is not None:
             self.memory_free[node] += sign * demand.memory_mib
+            self.memory[node] = self.memory_free[node]
+        if demand.affinity >= 0:
+            self.affinity[node, min(demand.affinity, self.affinity.shape[1] - 1)] -= sign
         self.version += 1
+        self.node_version[node] = self.version

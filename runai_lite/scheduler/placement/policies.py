@@ -1,17 +1,32 @@
 """Placement policies: given free capacity and a demand, pick a node and GPUs.
 
-Each policy scores the feasible (node, GPUs) options; the lowest key wins and ties go to the
-lowest node name, then GPU index, so a policy is deterministic for the same input.
+A scored policy gives every feasible node a score (higher is better) and, for a fraction, the GPU it
+would use there; the best score wins and ties go to the smallest node name, as in the FGD paper's
+simulator, so a policy is deterministic for the same input. A node's score depends only on that
+node's state, so scores are cached per demand and recomputed only for nodes whose version changed
+since (see `ScoredPolicy`).
+
+The baselines follow the FGD artifact (hkust-adsl/kubernetes-scheduler-simulator, score plugins),
+integer truncation of scores included, since it decides which nodes tie.
 """
 
 from __future__ import annotations
 
 import random
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+import numpy as np
+
 from ...model import MILLI
+from . import feasible as fz
 from .cluster import Choice, Demand, FractionCluster
+from .fragmentation import FragmentModel, FragmentTable
+
+MAX_SPEC_CPU = 128_000  # the simulator's normalisers: the largest node's CPU and GPU share
+MAX_SPEC_GPU = 8 * MILLI
+NO_GPU = -1
 
 
 class PlacementPolicy(Protocol):
@@ -20,52 +35,185 @@ class PlacementPolicy(Protocol):
     def choose(self, cluster: FractionCluster, demand: Demand) -> Choice | None: ...
 
 
-Key = Callable[[FractionCluster, int, tuple[int, ...], Demand], tuple]
+class Scorer(Protocol):
+    """Scores for `nodes` (infeasible = -inf) and, for fractions, the GPU each would use."""
+
+    def __call__(self, cluster: FractionCluster, nodes: np.ndarray, demand: Demand) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def _fraction_then(pick_gpu: Callable, node_score: Callable) -> Scorer:
+    """A scorer from a GPU picker for fractions and a node score over feasible nodes."""
+
+    def score(cluster: FractionCluster, nodes: np.ndarray, demand: Demand) -> tuple[np.ndarray, np.ndarray]:
+        gpu = np.full(nodes.shape, NO_GPU, dtype=np.int64)
+        if demand.is_fraction:
+            fits, _ = fz.fraction_options(cluster, nodes, demand)
+            ok = fits.any(axis=1)
+            gpu = np.where(ok, pick_gpu(cluster, nodes, fits), NO_GPU)
+        else:
+            ok = fz.node_fits(cluster, nodes, demand)
+        values = node_score(cluster, nodes, demand, gpu).astype(np.float64)
+        return np.where(ok, values, -np.inf), gpu
+
+    return score
+
+
+# ---- the FGD paper's baselines ---------------------------------------------------------------
+
+
+def _cpu_left(cluster: FractionCluster, nodes: np.ndarray) -> np.ndarray:
+    """Free CPU; unknown CPU counts as 0 so it adds nothing to a score."""
+    cpu = cluster.cpu[nodes]
+    return np.where(np.isfinite(cpu), cpu, 0.0)
+
+
+def _best_fit_score(cluster, nodes, demand, gpu) -> np.ndarray:
+    """BestFit: 100 * (1 - sum over {cpu, gpu} of 0.5 * (free - request) / maxSpec), truncated."""
+    score = (_cpu_left(cluster, nodes) - demand.cpu_milli) / MAX_SPEC_CPU * 0.5
+    score = score + (fz.idle_milli(cluster, nodes) - fz.requested_milli(cluster, nodes, demand)) / MAX_SPEC_GPU * 0.5
+    return np.trunc((1.0 - score) * 100)
+
+
+def _dot_product_score(cluster, nodes, demand, gpu) -> np.ndarray:
+    """Tetris dot product of free and requested (cpu, gpu), both over maxSpec; smaller is better."""
+    dot = (_cpu_left(cluster, nodes) / MAX_SPEC_CPU) * (demand.cpu_milli / MAX_SPEC_CPU)
+    dot = dot + (fz.idle_milli(cluster, nodes) / MAX_SPEC_GPU) * (fz.requested_milli(cluster, nodes, demand) / MAX_SPEC_GPU)
+    return np.trunc(100 * (1 - dot / 2))
+
+
+def _gpu_packing_score(cluster, nodes, demand, gpu) -> np.ndarray:
+    """GpuPacking: shared GPUs first (the fuller the better), then free GPUs on used nodes, then
+    untouched nodes; CPU-only demands score 0 everywhere."""
+    if not demand.needs_gpu:
+        return np.zeros(nodes.shape)
+    full = fz.full_gpus(cluster, nodes)
+    untouched = full == cluster.gpu_count[nodes]
+    if demand.is_fraction:
+        left = cluster.free[nodes, np.maximum(gpu, 0)]
+        used_node = np.where(left == MILLI, 49, np.maximum(100 - (left * 100 // MILLI) // 10, 50))
+    else:
+        used_node = np.full(nodes.shape, max(50 - demand.gpus, 33))
+    return np.where(untouched, np.maximum(33 - full, full), used_node)
+
+
+def _gpu_clustering_score(cluster, nodes, demand, gpu) -> np.ndarray:
+    """GpuClustering: nodes already running only this demand's affinity class (share, 1-GPU,
+    2-GPU, ...) first, then mixed nodes with it, idle nodes, other classes; fuller nodes first."""
+    if not demand.needs_gpu:
+        return np.zeros(nodes.shape)
+    classes = cluster.affinity[nodes] > 0
+    column = min(demand.affinity, classes.shape[1] - 1)
+    has_own, kinds = classes[:, column], classes.sum(axis=1)
+    band = np.where(has_own, np.where(kinds == 1, 75, 50), np.where(kinds == 0, 25, 0))
+    return 25 * (MAX_SPEC_GPU - fz.idle_milli(cluster, nodes)) // MAX_SPEC_GPU + band
+
+
+def _spread_score(cluster, nodes, demand, gpu) -> np.ndarray:
+    """Most idle GPU share first: leaves every GPU as cool as possible."""
+    return fz.idle_milli(cluster, nodes)
+
+
+# ---- fragmentation gradient descent -------------------------------------------------------------
+
+
+def _sigmoid_score(delta: np.ndarray) -> np.ndarray:
+    """FGD's node score: int(100 * sigmoid(fragment decrease / 1000))."""
+    return np.trunc(100.0 / (1.0 + np.exp(-delta / 1000.0)))
+
+
+class FragmentScorer:
+    """FGD: the score is how much placing the demand lowers the node's fragment (as the paper,
+    truncated to an integer, so near-equal moves tie and go to the first node by name); for a
+    fraction the GPU that lowers it most (lowest index among equals)."""
+
+    def __init__(self, model: FragmentModel):
+        self.model = model
+        self._tables: weakref.WeakKeyDictionary[FractionCluster, FragmentTable] = weakref.WeakKeyDictionary()
+
+    def table(self, cluster: FractionCluster) -> FragmentTable:
+        table = self._tables.get(cluster)
+        if table is None:
+            table = self._tables[cluster] = self.model.table(cluster)
+        return table
+
+    def option_scores(self, cluster: FractionCluster, nodes: np.ndarray, demand: Demand) -> tuple[np.ndarray, np.ndarray]:
+        """(score per option, feasible per option): [K, G] for fractions, [K, 1] otherwise."""
+        table = self.table(cluster)
+        table.refresh(nodes)
+        before = table.fragment[nodes]
+        if demand.is_fraction:
+            fits, share = fz.fraction_options(cluster, nodes, demand)
+            after = table.fraction_after(nodes, share, demand.cpu_milli)
+            return self.grade(before[:, None] - after), fits
+        ok = fz.node_fits(cluster, nodes, demand)
+        after = table.whole_after(nodes, demand.gpus, demand.cpu_milli)
+        return self.grade(before - after)[:, None], ok[:, None]
+
+    def grade(self, delta: np.ndarray) -> np.ndarray:
+        return _sigmoid_score(delta)
+
+    def __call__(self, cluster: FractionCluster, nodes: np.ndarray, demand: Demand) -> tuple[np.ndarray, np.ndarray]:
+        scores, fits = self.option_scores(cluster, nodes, demand)
+        scores = np.where(fits, scores, -np.inf)
+        best = np.argmax(scores, axis=1)
+        node_score = scores[np.arange(len(nodes)), best]
+        gpu = np.where(demand.is_fraction & np.isfinite(node_score), best, NO_GPU)
+        return node_score, gpu
+
+
+# ---- choosing --------------------------------------------------------------------------------
+
+
+class _ScoreCache:
+    """Per demand: every node's last score and GPU, and the node version they were computed at."""
+
+    def __init__(self, size: int):
+        self.score = np.full(size, -np.inf)
+        self.gpu = np.full(size, NO_GPU, dtype=np.int64)
+        self.seen = np.full(size, -1, dtype=np.int64)
 
 
 class ScoredPolicy:
-    """A policy defined by a sort key over feasible options (smaller is better)."""
+    """Best score wins; ties go to the smallest node name. Scores are cached per (cluster, demand)
+    and recomputed only for nodes changed since."""
 
-    def __init__(self, name: str, key: Key):
+    def __init__(self, name: str, scorer: Scorer):
         self.name = name
-        self._key = key
+        self._scorer = scorer
+        self._caches: weakref.WeakKeyDictionary[FractionCluster, dict[Demand, _ScoreCache]] = weakref.WeakKeyDictionary()
+
+    def scores(self, cluster: FractionCluster, demand: Demand) -> _ScoreCache:
+        per_demand = self._caches.setdefault(cluster, {})
+        cache = per_demand.get(demand)
+        if cache is None:
+            cache = per_demand[demand] = _ScoreCache(len(cluster))
+        stale = np.flatnonzero(cache.seen != cluster.node_version)
+        if stale.size:
+            cache.score[stale], cache.gpu[stale] = self._scorer(cluster, stale, demand)
+            cache.seen[stale] = cluster.node_version[stale]
+        return cache
 
     def choose(self, cluster: FractionCluster, demand: Demand) -> Choice | None:
-        best: tuple | None = None
-        choice: Choice | None = None
-        for node in range(len(cluster)):
-            for gpus in cluster.gpu_options(node, demand):
-                key = (*self._key(cluster, node, gpus, demand), cluster.names[node], gpus)
-                if best is None or key < best:
-                    best, choice = key, Choice(node, gpus)
-        return choice
+        if not len(cluster):
+            return None
+        cache = self.scores(cluster, demand)
+        best = cache.score.max()
+        if best == -np.inf:
+            return None
+        ties = np.flatnonzero(cache.score == best)
+        node = int(ties[np.argmin(cluster.name_rank[ties])]) if ties.size > 1 else int(ties[0])
+        return Choice(node, _gpus_for(cluster, node, demand, int(cache.gpu[node])))
 
 
-def _left_on_gpu(cluster: FractionCluster, node: int, gpus: tuple[int, ...], demand: Demand) -> int:
-    if not gpus:
-        return 0
-    taken = cluster.share_on(node, demand) if demand.is_fraction else MILLI
-    return cluster.gpu_free[node][gpus[0]] - taken
-
-
-def _best_fit(cluster: FractionCluster, node: int, gpus: tuple[int, ...], demand: Demand) -> tuple:
-    """Least free share left on the chosen GPU, then least free GPU capacity left on the node."""
-    return (_left_on_gpu(cluster, node, gpus, demand), sum(cluster.gpu_free[node]))
-
-
-def _packing(cluster: FractionCluster, node: int, gpus: tuple[int, ...], demand: Demand) -> tuple:
-    """Prefer GPUs already shared, then the busiest node: keeps whole GPUs free."""
-    already_shared = bool(gpus) and cluster.gpu_free[node][gpus[0]] < MILLI
-    return (not already_shared, sum(cluster.gpu_free[node]), _left_on_gpu(cluster, node, gpus, demand))
-
-
-def _spread(cluster: FractionCluster, node: int, gpus: tuple[int, ...], demand: Demand) -> tuple:
-    """Most free capacity first: spreads load, leaves every GPU as cool as possible."""
-    return (-sum(cluster.gpu_free[node]), -_left_on_gpu(cluster, node, gpus, demand))
+def _gpus_for(cluster: FractionCluster, node: int, demand: Demand, fraction_gpu: int) -> tuple[int, ...]:
+    if demand.is_fraction:
+        return (fraction_gpu,)
+    return cluster.whole_gpus(node, demand.gpus) if demand.gpus else ()
 
 
 class RandomPolicy:
-    """Uniform choice among feasible options, from a seeded generator (deterministic per seed)."""
+    """A feasible node uniformly at random, then a fitting GPU uniformly at random (the FGD
+    artifact's Random), from a seeded generator: deterministic per seed."""
 
     name = "random"
 
@@ -73,25 +221,64 @@ class RandomPolicy:
         self._random = random.Random(seed)
 
     def choose(self, cluster: FractionCluster, demand: Demand) -> Choice | None:
-        options = [Choice(n, g) for n in range(len(cluster)) for g in cluster.gpu_options(n, demand)]
-        return self._random.choice(options) if options else None
+        nodes = np.arange(len(cluster))
+        if demand.is_fraction:
+            fits, _ = fz.fraction_options(cluster, nodes, demand)
+            candidates = np.flatnonzero(fits.any(axis=1))
+        else:
+            candidates = np.flatnonzero(fz.node_fits(cluster, nodes, demand))
+        if not candidates.size:
+            return None
+        node = int(candidates[self._random.randrange(candidates.size)])
+        if demand.is_fraction:
+            gpus = np.flatnonzero(fits[node])
+            return Choice(node, (int(gpus[self._random.randrange(gpus.size)]),))
+        return Choice(node, _gpus_for(cluster, node, demand, NO_GPU))
+
+
+# ---- registry -----------------------------------------------------------------------------------
+
+# The default mix when the caller knows nothing of its workload: mostly whole GPUs, some halves and
+# quarters, and CPU-only work (which makes every idle GPU share count as a fragment).
+DEFAULT_WORKLOAD: tuple[tuple[Demand, float], ...] = (
+    (Demand(gpus=1), 4.0),
+    (Demand(share_milli=500), 2.0),
+    (Demand(share_milli=250), 1.0),
+    (Demand(gpus=8), 0.5),
+    (Demand(), 1.0),
+)
+
+
+def _fragment_model(workload: Sequence[tuple[Demand, float]]) -> FragmentModel:
+    return FragmentModel(workload or DEFAULT_WORKLOAD)
+
+
+def _default_policy(workload: Sequence[tuple[Demand, float]] = (), **_) -> PlacementPolicy:
+    from .default import make_default
+
+    return make_default(_fragment_model(workload))
 
 
 _FACTORIES: dict[str, Callable[..., PlacementPolicy]] = {
-    "best-fit": lambda **_: ScoredPolicy("best-fit", _best_fit),
-    "packing": lambda **_: ScoredPolicy("packing", _packing),
-    "spread": lambda **_: ScoredPolicy("spread", _spread),
+    "default": _default_policy,
+    "fgd": lambda workload=(), **_: ScoredPolicy("fgd", FragmentScorer(_fragment_model(workload))),
+    "best-fit": lambda **_: ScoredPolicy("best-fit", _fraction_then(fz.tightest_gpu, _best_fit_score)),
+    "dotprod": lambda **_: ScoredPolicy("dotprod", _fraction_then(fz.tightest_gpu, _dot_product_score)),
+    "gpu-packing": lambda **_: ScoredPolicy("gpu-packing", _fraction_then(fz.tightest_gpu, _gpu_packing_score)),
+    "gpu-clustering": lambda **_: ScoredPolicy("gpu-clustering", _fraction_then(fz.tightest_gpu, _gpu_clustering_score)),
+    "spread": lambda **_: ScoredPolicy("spread", _fraction_then(fz.roomiest_gpu, _spread_score)),
     "random": lambda seed=0, **_: RandomPolicy(seed),
 }
-# The fragmentation-aware default lands with the benchmark work; until then best-fit serves.
-_FACTORIES["default"] = lambda **kw: _FACTORIES["best-fit"](**kw)
+# `packing` (shared GPUs first, then the busiest node) is the paper's GpuPacking.
+_FACTORIES["packing"] = lambda **kw: _FACTORIES["gpu-packing"](**kw)
 
 POLICY_NAMES: tuple[str, ...] = tuple(_FACTORIES)
 
 
 def make_policy(name: str, *, workload: Sequence[tuple[Demand, float]] = (), seed: int = 0) -> PlacementPolicy:
     """Build a policy by name. `workload` is the typical demand mix with weights (used by
-    fragmentation-aware policies); `seed` feeds policies that draw random numbers."""
+    fragmentation-aware policies; a generic mix when empty); `seed` feeds policies that draw
+    random numbers."""
     try:
         factory = _FACTORIES[name]
     except KeyError:

@@ -1,0 +1,142 @@
+"""The fragmentation measure of FGD (Weng et al., USENIX ATC '23), vectorised over nodes.
+
+A node's fragment F is the GPU share it holds idle that the typical workload could not use,
+weighted by how often each typical demand m arrives (p_m):
+
+    F(node) = sum_m p_m * F_m(node)
+    F_m     = all idle share, if m needs no GPU, may not use the node's model, or does not fit
+              (CPU, or fewer than m's GPU count with enough free share);
+              else the idle share on the GPUs too small for m.
+
+Placing a demand changes F of one node only. `FragmentTable` keeps per node and typical demand the
+pieces F is made of (idle on too-small GPUs, GPUs big enough, total idle) and recomputes them only
+for nodes whose version changed, so scoring a demand costs a few array operations over the nodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from ...model import MILLI
+from .cluster import Demand, FractionCluster
+
+# Bounds the (typical x nodes x GPUs) temporaries on very large clusters.
+_CHUNK = 2048
+
+
+class FragmentModel:
+    """The typical workload: demands with their arrival weights (normalised to sum to 1)."""
+
+    def __init__(self, workload: Sequence[tuple[Demand, float]]):
+        total = float(sum(weight for _, weight in workload))
+        if total <= 0:
+            raise ValueError("a fragmentation model needs a workload with positive weights")
+        self.cpu_weight = sum(weight for demand, weight in workload if not demand.needs_gpu) / total
+        self.demands = [demand for demand, _ in workload if demand.needs_gpu]
+        self.weights = np.array([w for d, w in workload if d.needs_gpu], dtype=np.float64) / total
+
+    def table(self, cluster: FractionCluster) -> FragmentTable:
+        return FragmentTable(self, cluster)
+
+
+class FragmentTable:
+    """F and its parts for every node of one cluster, refreshed lazily by node version."""
+
+    def __init__(self, model: FragmentModel, cluster: FractionCluster):
+        self.model = model
+        self.cluster = cluster
+        every = np.arange(len(cluster))
+        demands = model.demands
+        count = len(demands)
+        # Static per (typical demand, node): the share it needs per GPU, whether the model is allowed.
+        self.need = np.array([cluster.shares(every, d) if d.is_fraction else np.full(len(every), MILLI)
+                              for d in demands], dtype=np.int64).reshape(count, len(every))
+        self.gpus = np.array([max(d.gpus, 1) for d in demands], dtype=np.int64)[:, None]
+        self.cpu_need = np.array([d.cpu_milli for d in demands], dtype=np.float64)[:, None]
+        self.allowed = np.array([cluster.models_allowed(every, d.gpu_models) for d in demands],
+                                dtype=bool).reshape(count, len(every))
+        self.weights = model.weights[:, None]
+        n = len(every)
+        self.small_idle = np.zeros((count, n))  # idle share on GPUs too small for m
+        self.big_enough = np.zeros((count, n), dtype=np.int64)  # GPUs with share >= m's need
+        self.idle = np.zeros(n)
+        self.fragment = np.zeros(n)
+        self.seen = np.full(n, -1, dtype=np.int64)
+
+    def _combine(self, small_idle, big_enough, idle, cpu, nodes, extra_axis: bool) -> np.ndarray:
+        """F from its parts; arrays carry a trailing option axis when `extra_axis`."""
+        shape = (slice(None), slice(None), None) if extra_axis else (slice(None), slice(None))
+        usable = (self.allowed[:, nodes][shape] & (cpu[None] >= self.cpu_need[shape])
+                  & (big_enough >= self.gpus[shape]))
+        per_demand = np.where(usable, small_idle, idle[None])
+        return self.model.cpu_weight * idle + np.einsum("m,m...->...", self.weights[:, 0], per_demand)
+
+    def refresh(self, nodes: np.ndarray) -> None:
+        cluster = self.cluster
+        stale = nodes[self.seen[nodes] != cluster.node_version[nodes]]
+        for start in range(0, len(stale), _CHUNK):
+            part = stale[start: start + _CHUNK]
+            free = cluster.free[part]
+            idle_gpu = np.clip(free, 0, None)
+            need = self.need[:, part][:, :, None]
+            self.small_idle[:, part] = (idle_gpu * (free < need)).sum(axis=2)
+            self.big_enough[:, part] = (free >= need).sum(axis=2)
+            self.idle[part] = idle_gpu.sum(axis=1)
+            self.fragment[part] = self._combine(self.small_idle[:, part], self.big_enough[:, part],
+                                                self.idle[part], cluster.cpu[part], part, False)
+            self.seen[part] = cluster.node_version[part]
+
+    def fraction_after(self, nodes: np.ndarray, share: np.ndarray, cpu_milli: int) -> np.ndarray:
+        """F[K, G] after taking `share` from GPU g of each node (for every slot g)."""
+        free = self.cluster.free[nodes]
+        after = free - share[:, None]
+        need = self.need[:, nodes][:, :, None]
+        small = (self.small_idle[:, nodes][:, :, None] - free * (free < need) * (free >= 0)
+                 + after * (after < need) * (after >= 0))
+        big = self.big_enough[:, nodes][:, :, None] - (free >= need) + (after >= need)
+        idle = self.idle[nodes][:, None] - share[:, None]
+        cpu = (self.cluster.cpu[nodes] - cpu_milli)[:, None]
+        return self._combine(small, big, idle, cpu, nodes, True)
+
+    def whole_after(self, nodes: np.ndarray, gpus: int, cpu_milli: int) -> np.ndarray:
+        """F[K] after taking `gpus` fully free GPUs (and CPU) of each node; `gpus` may be 0."""
+        need = self.need[:, nodes]
+        small = self.small_idle[:, nodes] - gpus * MILLI * (MILLI < need)
+        big = self.big_enough[:, nodes] - gpus * (MILLI >= need)
+        idle = self.idle[nodes] - gpus * MILLI
+        return self._combine(small, big, idle, self.cluster.cpu[nodes] - cpu_milli, nodes, False)
+
+    def after(self, nodes: np.ndarray, demand: Demand, share: np.ndarray | None = None) -> np.ndarray:
+        """F after placing `demand`: [K, G] for fractions (per GPU slot), [K] otherwise."""
+        if demand.is_fraction:
+            return self.fraction_after(nodes, share, demand.cpu_milli)
+        return self.whole_after(nodes, demand.gpus, demand.cpu_milli)
+
+
+def typical_workload(demands: Sequence[Demand], coverage: float = 0.95) -> list[tuple[Demand, float]]:
+    """The most frequent demands that together make up `coverage` of all, with their counts: the
+    FGD artifact's "typical pods" (popularity threshold 95%; host memory is not part of a typical
+    demand; most frequent first, ties by larger CPU, share, GPU count, model list)."""
+    counts: dict[Demand, int] = {}
+    for demand in demands:
+        key = replace(demand, memory_mib=0)
+        counts[key] = counts.get(key, 0) + 1
+
+    def order(item: tuple[Demand, int]) -> tuple:
+        d, n = item
+        milli = d.share_milli or d.gpu_memory_mib or (MILLI if d.gpus else 0)
+        return (n, d.cpu_milli, milli, max(d.gpus, int(d.is_fraction)), "|".join(d.gpu_models))
+
+    ranked = sorted(counts.items(), key=order, reverse=True)
+    wanted = coverage * len(demands)
+    chosen: list[tuple[Demand, float]] = []
+    covered = 0
+    for demand, count in ranked:
+        if covered >= wanted:
+            break
+        chosen.append((demand, float(count)))
+        covered += count
+    return chosen
