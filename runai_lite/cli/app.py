@@ -98,11 +98,14 @@ def show(*renderables: Any) -> None:
 
     items = [Text(r) if isinstance(r, str) else r for r in renderables]
     if sys.stdout.isatty():
-        Console(highlight=False).print(*items)
+        out = Console(highlight=False)
+        for item in items:
+            out.print(item)
         return
     out = Console(file=sys.stdout, width=250, highlight=False, no_color=True)
     with out.capture() as captured:
-        out.print(*items)
+        for item in items:  # one print each: print(*items) would join them with spaces
+            out.print(item)
     sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
 
 

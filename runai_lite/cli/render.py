@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ..model import Allocation
+from ..model import Allocation, JobStatus
 from ..units import format_mib
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ def describe_lines(job: JobInfo, now: float) -> list[tuple[str, str]]:
         ("COMMAND LINE", " ".join(job.command) or "-"),
         ("WORKING DIR", job.working_dir or "-"),
         ("AGE", age(job.submitted_at, now)),
-        ("RUNNING FOR", age(job.started_at, now) if job.started_at and not job.finished_at else "-"),
+        ("RUNNING FOR", age(job.started_at, now) if job.status is JobStatus.RUNNING else "-"),
         ("REQUESTED GPUS", job.gpus_requested),
         ("ALLOCATED GPUS", f"{round(job.gpus_allocated, 3):g}" if alloc else "-"),
         ("NODE", job.node or "-"),

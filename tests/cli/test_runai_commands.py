@@ -191,13 +191,16 @@ def test_describe_shows_allocation_enforcement_and_events():
     result = invoke(backend, "describe", "job", "mig1")
     assert result.exit_code == 0, result.output
     text = result.stdout
-    assert "MIG 2g.10gb on GPU 0 at slices 0-1" in text
+    fields = dict(line.split(":", 1) for line in text.split("\n\nEvents:")[0].splitlines())
+    assert fields["NAME"].strip() == "mig1" and fields["STATUS"].strip() == "Running"
+    assert fields["ALLOCATION"].strip() == "MIG 2g.10gb on GPU 0 at slices 0-1"
     assert "MIG-mig1" in text and "SIMULATED" in text
     assert text.index("Submitted") < text.index("PartitionCreated") < text.index("Bound")
     frac = invoke(backend, "describe", "job", "frac1", "-p", "team-b").stdout
     assert "hami-core" in frac and "3840 MiB" in frac
     pending = invoke(backend, "describe", "job", "big").stdout
     assert "no GPU has 30GB free" in pending
+    assert next(line for line in pending.splitlines() if line.startswith("RUNNING FOR:")).split()[-1] == "-"
 
 
 def test_describe_json_adds_events():
