@@ -231,7 +231,8 @@ class Controller:
         with an Event when the reason changed."""
         target = view.owner_job(pod) or pod
         annotations = target["metadata"].get("annotations") or {}
-        if annotations.get(k.STATUS) == status and annotations.get(k.PENDING_REASON) == reason:
+        previous = annotations.get(k.PENDING_REASON)
+        if annotations.get(k.STATUS) == status and previous == reason:
             return
         meta = target["metadata"]
         path = (group("batch/v1", "jobs", meta["namespace"], meta["name"]) if target is not pod
@@ -243,7 +244,7 @@ class Controller:
                 raise
             return
         target["metadata"].setdefault("annotations", {}).update({k.STATUS: status, k.PENDING_REASON: reason})
-        if event_reason and reason and annotations.get(k.PENDING_REASON) != reason:
+        if event_reason and reason and previous != reason:
             self._record(view, pod, event_reason, reason, warning=event_reason == "InvalidRequest")
 
     def _record(self, view: ClusterView, pod: dict[str, Any], reason: str, message: str,

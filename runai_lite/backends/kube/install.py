@@ -216,9 +216,9 @@ def chart_templates() -> dict[str, str]:
         return f"{{{{ .Values.{name} }}}}"
 
     files = {}
-    for index, manifest in enumerate(manifests):
+    for index, (manifest, plain) in enumerate(zip(manifests, render_manifests(), strict=True)):
         kind = manifest["kind"].lower()
-        name = manifest["metadata"]["name"]
+        name = plain["metadata"]["name"]
         text = _dump(manifest)
         files[f"templates/{index:02d}-{kind}-{name}.yaml"] = _TOKEN_RE.sub(helm, text)
     return files

@@ -55,7 +55,7 @@ def job_manifest(spec: JobSpec) -> dict[str, Any]:
             "backoffLimit": 0 if spec.type is not JobType.TRAIN else spec.backoff_limit,
             "completions": 1,
             "parallelism": 1,
-            "podFailurePolicy": {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]},
+            "podFailurePolicy": {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]},
             "template": {
                 "metadata": {"labels": labels, "annotations": annotations},
                 "spec": {

@@ -1,0 +1,144 @@
+"""Install manifests and job objects: valid against the Kubernetes OpenAPI schemas, the Helm chart
+equal to the Python renderer, and RBAC that grants no more than the components need."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from runai_lite.backends.kube import conventions as k
+from runai_lite.backends.kube import install_manifests_yaml, render_manifests
+from runai_lite.backends.kube.install import InstallValues, chart_files
+from runai_lite.backends.kube.manifests import device_configmap, event, job_manifest, reservation_pod
+from runai_lite.gpu.requests import request_from_flags
+from runai_lite.model import JobSpec, JobType
+
+K8S_VERSION = "1.31.0"
+CHART = Path(__file__).resolve().parents[2] / "deploy" / "runai-lite"
+
+
+def validate(obj: dict) -> None:
+    kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("values", [{}, {"agentDriver": "simulated", "agentSimulate": "A100-SXM4-40GB:1",
+                                         "controllerReplicas": 2, "namespace": "gpu-system"}])
+def test_every_install_manifest_is_valid_kubernetes(values):
+    manifests = render_manifests(values)
+    for manifest in manifests:
+        validate(manifest)
+    kinds = [m["kind"] for m in manifests]
+    assert {"Deployment", "DaemonSet", "PriorityClass", "ServiceAccount", "ClusterRole", "Role",
+            "Namespace"} <= set(kinds)
+    assert list(yaml.safe_load_all(install_manifests_yaml(values))) == manifests
+
+
+def test_priority_classes_are_runai_s():
+    classes = {m["metadata"]["name"]: m["value"] for m in render_manifests() if m["kind"] == "PriorityClass"}
+    assert classes == {"train": 50, "interactive-preemptible": 75, "build": 100}
+
+
+def test_job_and_controller_objects_are_valid_kubernetes():
+    for flags, kind in (({"gpu": "0.5"}, JobType.TRAIN), ({"gpu_memory": "10GB"}, JobType.INTERACTIVE),
+                        ({"mig_profile": "2g.10gb"}, JobType.INTERACTIVE_PREEMPTIBLE), ({"gpu": "2"}, JobType.TRAIN)):
+        spec = JobSpec(name="j1", project="team-a", image="busybox", type=kind, request=request_from_flags(**flags),
+                       command=("python", "train.py"), env=(("A", "1"),), user="alice")
+        validate(job_manifest(spec))
+    pod = {"metadata": {"name": "j1-abcde", "namespace": "runai-team-a", "annotations": {
+        k.CONFIGMAP_ANNOTATION: "j1-runai-gpu"}}}
+    owner = {"apiVersion": "batch/v1", "kind": "Job", "name": "j1", "uid": "1234"}
+    validate(device_configmap(pod, {"NVIDIA_VISIBLE_DEVICES": "GPU-1"}, owner))
+    validate(reservation_pod("node-1", 0, "runai-lite:test"))
+    job = {**job_manifest(JobSpec(name="j1", project="team-a", image="busybox")), "kind": "Job"}
+    job["metadata"]["uid"] = "1234"
+    validate(event(job, "Bound", "bound to node-1 GPU 0", "2026-01-01T00:00:00Z"))
+
+
+def test_a_job_ignores_disruptions_and_names_our_scheduler_queue_and_class():
+    spec = JobSpec(name="mig1", project="team-a", image="img", type=JobType.INTERACTIVE,
+                   request=request_from_flags(gpu_memory="10GB"))
+    job = job_manifest(spec)
+    template = job["spec"]["template"]
+    assert job["metadata"]["namespace"] == "runai-team-a"
+    assert job["spec"]["podFailurePolicy"]["rules"] == [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]
+    assert template["spec"]["schedulerName"] == "runai-lite-scheduler"
+    assert template["spec"]["priorityClassName"] == "build"
+    assert template["metadata"]["labels"][k.QUEUE_LABEL] == "team-a"
+    assert template["metadata"]["annotations"][k.GPU_MEMORY] == "9537"  # 10GB in MiB, rounded up
+    assert template["metadata"]["annotations"][k.GPU_MEMORY_BYTES] == str(10**10)
+    assert template["spec"]["containers"][0]["envFrom"] == [{"configMapRef": {"name": "mig1-runai-gpu"}}]
+
+
+# -- the Helm chart ----------------------------------------------------------------------------
+
+
+def helm_template(values: dict) -> list[dict]:
+    """What `helm template` gives for the chart's templates, which use only `.Values.x` and `| quote`."""
+
+    def fill(match: re.Match[str]) -> str:
+        value = values[match[1]]
+        if match[2]:
+            return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    documents = []
+    for path in sorted((CHART / "templates").glob("*.yaml")):
+        text = re.sub(r"\{\{ \.Values\.(\w+)( \| quote)? \}\}", fill, path.read_text())
+        assert "{{" not in text, f"{path.name} uses template features this test does not render"
+        documents.append(yaml.safe_load(text))
+    return documents
+
+
+def test_the_committed_chart_is_the_one_the_renderer_generates():
+    for name, text in chart_files().items():
+        assert (CHART / name).read_text() == text, f"deploy/runai-lite/{name} is stale: regenerate the chart"
+    assert {p.name for p in (CHART / "templates").glob("*")} == {
+        Path(n).name for n in chart_files() if n.startswith("templates/")}
+
+
+def test_the_chart_with_its_default_values_renders_the_same_manifests():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values == InstallValues().model_dump()
+    assert helm_template(values) == render_manifests()
+    custom = {**values, "image": "registry.local/runai-lite:dev", "controllerReplicas": 2, "agentPrivileged": False}
+    assert helm_template(custom) == render_manifests(custom)
+
+
+# -- RBAC ----------------------------------------------------------------------------------------
+
+
+def rules_of(name: str, kind: str, namespace: str | None = None) -> set[tuple[str, str, str]]:
+    [role] = [m for m in render_manifests() if m["kind"] == kind and m["metadata"]["name"] == name
+              and m["metadata"].get("namespace") == namespace]
+    return {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
+            for resource in rule["resources"] for verb in rule["verbs"]}
+
+
+def test_rbac_grants_only_what_each_component_needs():
+    manifests = render_manifests()
+    everything = [r for m in manifests if m["kind"] in ("ClusterRole", "Role") for r in m["rules"]]
+    assert not any("secrets" in r["resources"] or "*" in r["resources"] or "*" in r["verbs"]
+                   or "*" in r["apiGroups"] for r in everything)
+    controller = rules_of("runai-lite-controller", "ClusterRole")
+    # cluster-wide the controller never creates or deletes pods, nodes, namespaces or Jobs
+    assert not {(g, r, v) for g, r, v in controller if r in ("pods", "nodes", "namespaces", "jobs")
+                and v in ("create", "delete", "update", "deletecollection")}
+    assert ("", "pods/binding", "create") in controller and ("", "pods/eviction", "create") in controller
+    assert rules_of("runai-lite-controller", "Role", k.RESERVATION_NAMESPACE) == {
+        ("", "pods", "create"), ("", "pods", "delete")}
+    assert rules_of("runai-lite-controller", "Role", "runai-lite") == {
+        ("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
+    assert rules_of("runai-lite-agent", "ClusterRole") == {("", "nodes", v) for v in ("get", "list", "watch", "patch")}
+    assert rules_of("runai-lite-reservation", "Role", k.RESERVATION_NAMESPACE) == {
+        ("", "pods", "get"), ("", "pods", "patch")}
+    bindings = {(m["kind"], m["metadata"]["name"]): m for m in manifests if m["kind"].endswith("Binding")}
+    for (kind, name), binding in bindings.items():
+        assert binding["subjects"][0]["name"] == name and binding["roleRef"]["name"] == name
+    accounts = {m["metadata"]["name"] for m in manifests if m["kind"] == "ServiceAccount"}
+    assert accounts == {"runai-lite-controller", "runai-lite-agent", "runai-lite-reservation"}
+    assert reservation_pod("n", 0, "img")["spec"]["serviceAccountName"] == "runai-lite-reservation"
