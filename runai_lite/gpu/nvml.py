@@ -312,11 +312,15 @@ class NvmlDriver:
         reported = _text(getattr(info, "name", b"") or b"").removeprefix("MIG ").strip()
         if reported:
             return reported
-        constant = next(
-            (n for n in dir(self._nvml) if n.startswith("NVML_GPU_INSTANCE_PROFILE_") and getattr(self._nvml, n) == index and n != "NVML_GPU_INSTANCE_PROFILE_COUNT"),
+        suffix = next(
+            (
+                text
+                for key, text in _INDEX_SUFFIXES.items()
+                for slices in (1, 2, 3, 4, 6, 7, 8)
+                if getattr(self._nvml, f"NVML_GPU_INSTANCE_PROFILE_{slices}_SLICE_{key}", None) == index
+            ),
             "",
         )
-        suffix = next((s for key, s in _INDEX_SUFFIXES.items() if constant.endswith(key)), "")
         return f"{info.sliceCount}g.{math.ceil(info.memorySizeMB / 1024)}gb{suffix}"
 
     def _profile(self, gpu_index: int, name: str) -> MigProfile:
