@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -44,6 +45,28 @@ MPS_PIPE_VAR = "CUDA_MPS_PIPE_DIRECTORY"
 # Variables a job may not set for itself because they would switch its enforcement off
 # (HAMi skips injecting libvgpu.so for pods that set CUDA_DISABLE_CONTROL).
 _ESCAPES = ("CUDA_DISABLE_CONTROL",)
+
+
+@dataclass(frozen=True)
+class _CudaLayer:
+    """A mechanism that holds the limit below the framework, driven by environment variables."""
+
+    memory_var: str
+    memory_value: str  # format of the limit, {mib} in MiB
+    compute_var: str  # a percentage, set only when a compute share is asked for
+    location_var: str  # where the job finds the mechanism's state
+    summary: str
+
+
+_CUDA_LAYERS = {
+    Mechanism.HAMI_CORE: _CudaLayer(
+        HAMI_MEMORY_VAR, "{mib}m", HAMI_SM_VAR, HAMI_CACHE_VAR,
+        "hami-core: libvgpu.so fails CUDA allocations beyond {mib} MiB"),
+    # Device 0 is the job's own GPU: a fraction job sees exactly one.
+    Mechanism.MPS: _CudaLayer(
+        MPS_MEMORY_VAR, "0={mib}M", MPS_THREADS_VAR, MPS_PIPE_VAR,
+        "mps: the MPS server refuses device memory beyond {mib} MiB"),
+}
 
 
 class JobEnforcement(BaseModel):
@@ -133,26 +156,16 @@ def job_environment(
         )
 
     env: dict[str, str] = {}
-    ld_preload: tuple[str, ...] = ()
-    percent = str(max(1, round(share_milli * 100 / MILLI)))
-    if mechanism is Mechanism.HAMI_CORE:
-        ld_preload = (hami_core_library,)
-        env[HAMI_MEMORY_VAR] = f"{memory_limit_mib}m"
+    layer = _CUDA_LAYERS.get(mechanism)
+    if layer is not None:
+        env[layer.memory_var] = layer.memory_value.format(mib=memory_limit_mib)
         if compute_share:
-            env[HAMI_SM_VAR] = percent
-        if hami_shared_cache:
-            env[HAMI_CACHE_VAR] = hami_shared_cache
-        strongest = f"hami-core: libvgpu.so fails CUDA allocations beyond {memory_limit_mib} MiB"
-    elif mechanism is Mechanism.MPS:
-        # Device 0 is the job's own GPU: a fraction job sees exactly one.
-        env[MPS_MEMORY_VAR] = f"0={memory_limit_mib}M"
-        if compute_share:
-            env[MPS_THREADS_VAR] = percent
-        if mps_pipe_directory:
-            env[MPS_PIPE_VAR] = mps_pipe_directory
-        strongest = f"mps: the MPS server refuses device memory beyond {memory_limit_mib} MiB"
-    else:
-        strongest = ""
+            env[layer.compute_var] = str(max(1, round(share_milli * 100 / MILLI)))
+        location = hami_shared_cache if mechanism is Mechanism.HAMI_CORE else mps_pipe_directory
+        if location:
+            env[layer.location_var] = location
+    ld_preload = (hami_core_library,) if mechanism is Mechanism.HAMI_CORE else ()
+    strongest = layer.summary.format(mib=memory_limit_mib) if layer is not None else ""
 
     env.update(_framework_variables(mechanism, memory_limit_mib, share_milli, hook_dir))
     if hook_dir is None:

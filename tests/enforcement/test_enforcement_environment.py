@@ -191,7 +191,8 @@ def test_hook_reads_the_variables_the_environment_sets():
     constants = {
         node.targets[0].id: node.value.value
         for node in tree.body
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.targets[0], ast.Name)
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+        and isinstance(node.targets[0], ast.Name)
     }
     assert constants["_LIMIT_VAR"] == environment_module.HOOK_LIMIT_VAR
     assert constants["_FRACTION_VAR"] == environment_module.HOOK_FRACTION_VAR

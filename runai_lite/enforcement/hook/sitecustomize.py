@@ -215,13 +215,20 @@ def _install():
         sys.meta_path.insert(0, _PostImportFinder(callbacks))
 
 
+def _is_directory(entry, directory):
+    try:
+        return os.path.realpath(entry or os.curdir) == directory
+    except (TypeError, ValueError):  # sys.path may hold odd entries; they are not this directory
+        return False
+
+
 def _run_shadowed_sitecustomize():
     """Import the sitecustomize this one hides (a distribution's, a virtualenv's), as site.py would
     have, so that putting the hook on PYTHONPATH changes nothing else."""
     here = os.path.realpath(os.path.dirname(os.path.abspath(__file__)))
     own = sys.modules.pop("sitecustomize", None)
     saved_path = list(sys.path)
-    sys.path[:] = [entry for entry in sys.path if os.path.realpath(entry or os.curdir) != here]
+    sys.path[:] = [entry for entry in sys.path if not _is_directory(entry, here)]
     try:
         import sitecustomize  # noqa: F401  (the next one on the path)
     except ImportError as error:
