@@ -91,9 +91,10 @@ class JobController:
         new_status.setdefault("startTime", now)
         if succeeded >= completions:
             new_status["completionTime"] = now
-        new_status = {k: v for k, v in new_status.items() if v not in ([], None)}
-        if new_status != status:
-            self.emulator.patch_status("jobs.batch", meta["name"], new_status, meta["namespace"])
+        # the API omits empty counters and lists (omitempty)
+        new_status = {k: v for k, v in new_status.items() if v not in ([], None, 0)}
+        self.emulator.mutate("jobs.batch", meta["name"], lambda j: j.__setitem__("status", new_status),
+                             meta["namespace"])
         return created
 
     def _create_pod(self, job: Obj) -> Obj | None:
@@ -152,7 +153,7 @@ class Kubelet:
                 conditions[kind] = {"type": kind, "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
             status["conditions"] = list(conditions.values())
             status["containerStatuses"] = [
-                {"name": c["name"], "image": c.get("image", ""), "ready": True, "restartCount": 0, "started": True,
+                {"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": True, "restartCount": 0, "started": True,
                  "state": {"running": {"startedAt": now}}}
                 for c in (p.get("spec") or {}).get("containers") or []
             ]
@@ -173,7 +174,7 @@ class Kubelet:
                 else c for c in status.get("conditions") or []
             ]
             status["containerStatuses"] = [
-                {"name": c["name"], "image": c.get("image", ""), "ready": False, "restartCount": 0, "started": False,
+                {"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": False, "restartCount": 0, "started": False,
                  "state": {"terminated": {"exitCode": exit_code, "reason": reason, "finishedAt": now}}}
                 for c in (p.get("spec") or {}).get("containers") or []
             ]

@@ -211,7 +211,10 @@ class KubeEmulator:
                 "conditions": [{"type": "Ready", "status": "True" if ready else "False", "reason": "KubeletReady",
                                 "lastHeartbeatTime": self.store.now(), "lastTransitionTime": self.store.now()}],
                 "addresses": [{"type": "Hostname", "address": name}],
-                "nodeInfo": {"kubeletVersion": "v1.31.0", "architecture": "amd64", "operatingSystem": "linux"},
+                "nodeInfo": {"kubeletVersion": "v1.31.0", "kubeProxyVersion": "v1.31.0", "architecture": "amd64",
+                             "operatingSystem": "linux", "osImage": "Emulated Linux", "kernelVersion": "6.8.0",
+                             "containerRuntimeVersion": "containerd://1.7.0", "machineID": name, "systemUUID": name,
+                             "bootID": name},
             },
         })
 

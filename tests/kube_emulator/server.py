@@ -327,9 +327,12 @@ class ApiServer:
         def matches(obj: Obj) -> bool:
             return labels_match(lreqs, obj) and fields_match(freqs, obj)
 
+        def notify(event: WatchEvent) -> None:
+            if not loop.is_closed():  # a write after shutdown has no watcher left to reach
+                loop.call_soon_threadsafe(queue.put_nowait, event)
+
         try:
-            replay, unsubscribe = self.store.watch(t.resource, q.get("resourceVersion"),
-                                                   lambda ev: loop.call_soon_threadsafe(queue.put_nowait, ev))
+            replay, unsubscribe = self.store.watch(t.resource, q.get("resourceVersion"), notify)
         except ApiError as e:
             if e.code != 410:
                 raise
@@ -369,12 +372,12 @@ class ApiServer:
         q = request.query
         tail = int(q["tailLines"]) if q.get("tailLines", "").lstrip("-").isdigit() else None
         container = q.get("container")
-        text, finished = subresources.read_log(self.store, t.namespace or "", t.name or "", container, tail)
+        sent, finished = subresources.read_log(self.store, t.namespace or "", t.name or "", container)
+        text = subresources.tail(sent, tail)
         if q.get("follow", "").lower() not in ("true", "1"):
             return web.Response(text=text, content_type="text/plain")
         response = await self._stream_response(request, "text/plain")
         await response.write(text.encode())
-        sent, _ = subresources.read_log(self.store, t.namespace or "", t.name or "", container)
         closing: asyncio.Queue = asyncio.Queue()
         self._closing.add(closing)
         try:

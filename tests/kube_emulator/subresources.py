@@ -94,8 +94,14 @@ def _container(pod: Obj, container: str | None) -> str:
     return container
 
 
-def read_log(store: Store, namespace: str, name: str, container: str | None, tail_lines: int | None = None
-             ) -> tuple[str, bool]:
+def tail(text: str, lines: int | None) -> str:
+    """The last `lines` lines of a log (all of it for None), as tailLines does."""
+    if lines is None:
+        return text
+    return "".join(text.splitlines(keepends=True)[-lines:]) if lines > 0 else ""
+
+
+def read_log(store: Store, namespace: str, name: str, container: str | None) -> tuple[str, bool]:
     """The log text and whether the pod has finished (so a follow stream may end)."""
     with store.lock:
         pod = store.get(store.resources.by_name("pods"), namespace, name)
@@ -103,11 +109,7 @@ def read_log(store: Store, namespace: str, name: str, container: str | None, tai
         phase = (pod.get("status") or {}).get("phase")
         if phase == "Pending":
             raise errors.bad_request(f'container "{name_}" in pod "{name}" is waiting to start: ContainerCreating')
-        text = store.logs.get((namespace, name, name_), "")
-    if tail_lines is not None:
-        lines = text.splitlines(keepends=True)
-        text = "".join(lines[-tail_lines:]) if tail_lines > 0 else ""
-    return text, phase in TERMINAL_POD_PHASES
+        return store.logs.get((namespace, name, name_), ""), phase in TERMINAL_POD_PHASES
 
 
 def write_log(store: Store, namespace: str, name: str, text: str, container: str | None = None,
