@@ -12,6 +12,7 @@ from .mechanisms import (
     EnforcementUnavailableError,
     Mechanism,
     choose_mechanism,
+    display_enforcement,
     parse_setting,
 )
 from .probe import DEFAULT_HAMI_CORE_PATH, DEFAULT_MPS_PIPE_DIRECTORY, NodeProbe, probe_node
@@ -26,6 +27,7 @@ __all__ = [
     "Mechanism",
     "NodeProbe",
     "choose_mechanism",
+    "display_enforcement",
     "for_allocation",
     "hook_files",
     "job_environment",

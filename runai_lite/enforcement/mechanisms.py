@@ -30,6 +30,30 @@ class Mechanism(StrEnum):
     def advisory(self) -> bool:
         return self is Mechanism.NONE
 
+    @property
+    def display(self) -> str:
+        """How `runai describe job` and `runai top node` show it: plain where the limit holds for
+        any program, with its reach where it does not."""
+        return _DISPLAY.get(self, self.value)
+
+
+_DISPLAY = {
+    Mechanism.FRAMEWORK: "framework (PyTorch/JAX only)",
+    Mechanism.NONE: "none (advisory: not enforced)",
+    Mechanism.MIG: "mig (hardware partition)",
+}
+
+
+def display_enforcement(value: str | None) -> str:
+    """A stored mechanism name (`JobInfo.enforcement`, `GpuView.enforcement`) for display; `-` for
+    none recorded, and an unknown name as it is."""
+    if not value:
+        return "-"
+    try:
+        return Mechanism(value).display
+    except ValueError:
+        return value
+
 
 class EnforcementSetting(StrEnum):
     """A node's enforcement setting. `auto` picks the strongest mechanism the node offers."""

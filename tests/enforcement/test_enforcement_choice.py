@@ -8,6 +8,7 @@ from runai_lite.enforcement import (
     Mechanism,
     NodeProbe,
     choose_mechanism,
+    display_enforcement,
     parse_setting,
 )
 from runai_lite.errors import UserError
@@ -89,3 +90,13 @@ def test_parse_setting_rejects_unknown_values_listing_the_right_ones(typed):
 def test_choose_rejects_unknown_setting_text():
     with pytest.raises(UserError):
         choose_mechanism("mig", BOTH)
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [("none", "none (advisory: not enforced)"), ("hami-core", "hami-core"), ("mps", "mps"),
+     ("framework", "framework (PyTorch/JAX only)"), ("mig", "mig (hardware partition)"), (None, "-"), ("", "-"),
+     ("something-newer", "something-newer")],
+)
+def test_display_says_when_a_limit_is_advisory(stored, shown):
+    assert display_enforcement(stored) == shown
