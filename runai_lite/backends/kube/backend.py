@@ -19,7 +19,7 @@ from ...errors import NotFoundError, UserError
 from ...model import JobSpec, JobStatus, JobType
 from ..api import Event, FractionView, GpuView, JobInfo, MigInstanceView, NodeView, ProjectInfo
 from . import conventions as k
-from .cluster import ClusterView, build_view, gpu_inventory, is_finished, read_objects
+from .cluster import ClusterView, build_view, gpu_inventory, is_finished, product_model, read_objects
 from .enforcement import node_enforcement
 from .manifests import InvalidRequest, job_manifest, pod_request
 from .rest import ApiError, core, group
@@ -400,7 +400,7 @@ def _check_mig_mode(node: dict[str, Any]) -> None:
                 "and run this command again")
         return
     product = (node["metadata"].get("labels") or {}).get(k.GPU_PRODUCT_LABEL)
-    model = _model(product) if product else None
+    model = product_model(product) if product else None
     if model is None or not model.mig_capable:
         raise UserError(
             f"node {name} does not show a MIG-capable GPU (label {k.GPU_PRODUCT_LABEL}={product or 'missing'}) "

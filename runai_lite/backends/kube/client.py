@@ -10,6 +10,7 @@ on demand (the CLI must start fast).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,8 +39,10 @@ def _api_error(error: ApiException) -> ApiError:
 def load_api_client(context: str | None = None, kubeconfig: str | None = None) -> kclient.ApiClient:
     """An ApiClient from the kubeconfig (`$KUBECONFIG`, `~/.kube/config`), as `kubectl` loads it."""
     configuration = kclient.Configuration()
+    # Read $KUBECONFIG now, not when `kubernetes.config` was imported (which fixed its default then).
+    files = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
     try:
-        kconfig.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+        kconfig.load_kube_config(config_file=files, context=context, client_configuration=configuration)
     except (ConfigException, FileNotFoundError) as error:
         raise UserError(f"cannot use Kubernetes context {context or '(current)'}: {error}",
                         "check `kubectl config get-contexts`, or go back with `runai config cluster local`") from None

@@ -13,6 +13,7 @@ reported.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -259,6 +260,13 @@ def _gpus_of(node: dict[str, Any], foreign_gpus: int, mig_label: bool
     count = max(0, count - foreign_gpus)
     labels = node["metadata"].get("labels") or {}
     product = labels.get(k.GPU_PRODUCT_LABEL, "unknown")
-    model = default_catalog().find(product)
+    model = product_model(product)
     memory = int(k.parse_quantity(labels.get(k.GPU_MEMORY_LABEL))) or (model.memory_mib if model else 1)
-    return [(i, f"{name}-gpu-{i}", product, memory, mig_label, False) for i in range(count)]
+    return [(i, f"{name}-gpu-{i}", model.name if model else product, memory, mig_label, False) for i in range(count)]
+
+
+def product_model(product: str) -> GpuModel | None:
+    """The catalog model of a GPU feature discovery product label (`NVIDIA-A100-SXM4-40GB`, `Tesla-T4`:
+    GFD writes the vendor prefix with a dash where NVML has a space)."""
+    catalog = default_catalog()
+    return catalog.find(product) or catalog.find(re.sub(r"^(NVIDIA|Tesla)-", r"\1 ", product))

@@ -326,6 +326,8 @@ def _owner_ref(obj: dict[str, Any]) -> dict[str, str] | None:
 
 
 def _describe(allocation: Allocation) -> str:
+    if not allocation.gpu_indices:
+        return allocation.node
     where = f"{allocation.node} GPU {','.join(map(str, allocation.gpu_indices))}"
     if allocation.kind == "mig":
         return f"MIG {allocation.mig_profile} on {where}"
