@@ -1,0 +1,129 @@
+"""One active controller (the Lease), the controller's watch-driven loop, the `runai-lite` entry
+point, and how pods' GPU annotations are read."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from runai_lite.backends.kube import conventions as k
+from runai_lite.backends.kube.controller import Controller
+from runai_lite.backends.kube.lease import LeaderLease
+from runai_lite.backends.kube.manifests import InvalidRequest, pod_job_type, pod_request
+from runai_lite.cli.runai_lite import app
+from runai_lite.model import GpuRequest, JobSpec, JobType
+
+from .world import IMAGE, World
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_one_replica_holds_the_lease_until_it_stops_renewing(kube_emulator, tmp_path):
+    world = World(kube_emulator, tmp_path)
+    clock = Clock()
+    a = LeaderLease(world.api, "runai-lite", k.LEASE_NAME, "replica-a", duration_seconds=15, clock=clock)
+    b = LeaderLease(world.api, "runai-lite", k.LEASE_NAME, "replica-b", duration_seconds=15, clock=clock)
+    assert a.acquire_or_renew() and not b.acquire_or_renew()
+    clock.now += 10
+    assert a.acquire_or_renew() and not b.acquire_or_renew()
+    clock.now += 16  # a stopped renewing: its lease expired
+    assert b.acquire_or_renew() and not a.acquire_or_renew()
+    assert b.holder() == "replica-b"
+    lease = kube_emulator.get("leases", k.LEASE_NAME, "runai-lite")
+    assert lease["spec"]["leaseTransitions"] == 1
+    b.release()
+    assert a.acquire_or_renew()
+
+
+def test_two_replicas_racing_for_an_expired_lease_cannot_both_win(kube_emulator, tmp_path):
+    world = World(kube_emulator, tmp_path)
+    clock = Clock()
+    old = LeaderLease(world.api, "runai-lite", k.LEASE_NAME, "old", clock=clock)
+    assert old.acquire_or_renew()
+    clock.now += 60
+    a = LeaderLease(world.api, "runai-lite", k.LEASE_NAME, "a", clock=clock)
+    b = LeaderLease(world.api, "runai-lite", k.LEASE_NAME, "b", clock=clock)
+    stale = world.api.get(a.path)
+    assert a.acquire_or_renew()
+    assert not b._write(stale, b._spec(clock.now, clock.now, 1))  # b decided from the state before a won
+    assert a.holder() == "a"
+
+
+def test_the_controller_loop_binds_what_the_watch_reports(kube_emulator, tmp_path):
+    world = World(kube_emulator, tmp_path)
+    world.add_gpu_node("t4-node", 1)
+    world.backend.create_project("team-b", 1)
+    stop = threading.Event()
+    loop = threading.Thread(target=Controller(world.api, IMAGE).run, args=(stop, "test-replica"),
+                            kwargs={"resync_seconds": 30.0}, daemon=True)
+    loop.start()
+    try:
+        world.backend.submit(JobSpec(name="j", project="team-b", image="busybox", request=GpuRequest(gpus=1)))
+        world.kube.job_controller.sync()
+        deadline = time.monotonic() + 20
+        while not any(p["spec"].get("nodeName") for p in world.pods_of("team-b", "j")):
+            assert time.monotonic() < deadline, "the controller did not bind the pod"
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        loop.join(timeout=10)
+    assert kube_emulator.get("leases", k.LEASE_NAME, "runai-lite")["spec"]["holderIdentity"] in (None, "test-replica")
+    assert world.live_pod("team-b", "j")["spec"]["nodeName"] == "t4-node"
+
+
+def test_runai_lite_commands_explain_themselves():
+    runner = CliRunner()
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("controller", "agent", "reservation"):
+        assert command in result.output
+    result = runner.invoke(app, ["agent", "--driver", "simulated"], env={"NODE_NAME": ""})
+    assert result.exit_code == 2 and "NODE_NAME" in result.output
+
+
+def pod(annotations: dict, limits: dict | None = None, priority: str | None = None) -> dict:
+    spec: dict = {"containers": [{"name": "c", "resources": {"limits": limits or {}}}]}
+    if priority:
+        spec["priorityClassName"] = priority
+    return {"metadata": {"name": "p", "annotations": annotations}, "spec": spec}
+
+
+@pytest.mark.parametrize("annotations, limits, expected", [
+    ({"gpu-fraction": "0.5"}, None, GpuRequest(fraction=0.5)),
+    ({"gpu-memory": "4000"}, None, GpuRequest(memory_bytes=4000 * 2**20)),  # MiB, as KAI reads it
+    ({"gpu-memory": "9537", k.GPU_MEMORY_BYTES: str(10**10)}, None, GpuRequest(memory_bytes=10**10)),
+    ({k.MIG_PROFILE: "2g.10gb"}, None, GpuRequest(mig_profile="2g.10gb")),
+    ({"nvidia.com/mig-3g.20gb": "1"}, None, GpuRequest(mig_profile="3g.20gb")),  # Run:ai's dynamic MIG
+    ({}, {"nvidia.com/gpu": "2"}, GpuRequest(gpus=2)),
+    ({}, None, None),
+])
+def test_pod_requests_are_read_from_runai_and_kai_annotations(annotations, limits, expected):
+    assert pod_request(pod(annotations, limits)) == expected
+
+
+@pytest.mark.parametrize("annotations, limits", [
+    ({"gpu-fraction": "0.5", "gpu-memory": "100"}, None),
+    ({"gpu-fraction": "1.5"}, None),
+    ({"gpu-fraction": "half"}, None),
+    ({"gpu-memory": "0"}, None),
+    ({"gpu-fraction": "0.5"}, {"nvidia.com/gpu": "1"}),
+    ({"nvidia.com/mig-1g.5gb": "1", "nvidia.com/mig-2g.10gb": "1"}, None),
+])
+def test_contradictory_or_impossible_requests_are_refused(annotations, limits):
+    with pytest.raises(InvalidRequest):
+        pod_request(pod(annotations, limits))
+
+
+def test_job_type_comes_from_the_priority_class():
+    assert pod_job_type(pod({}, priority="build")) is JobType.INTERACTIVE
+    assert pod_job_type(pod({}, priority="interactive-preemptible")) is JobType.INTERACTIVE_PREEMPTIBLE
+    assert pod_job_type(pod({})) is JobType.TRAIN
