@@ -186,11 +186,14 @@ def main() -> int:
     after = gpu_state()
     unchanged = before == after
     print(f"GPU settings unchanged: {unchanged} ({after})")
+    mps_found = probe.mps_available or not args.start_mps
+    if not mps_found:
+        print("the MPS daemon this script started was not found by probe_node")
     if args.json:
         args.json.write_text(json.dumps({"gpu_before": before, "gpu_after": after, "limit_mib": limit_mib,
                                          "probe": probe.model_dump(), "cases": [asdict(c) for c in cases]},
                                         indent=2))
-    return 0 if unchanged and all(c.passed for c in cases) else 1
+    return 0 if unchanged and mps_found and all(c.passed for c in cases) else 1
 
 
 if __name__ == "__main__":
