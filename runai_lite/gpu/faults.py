@@ -7,10 +7,12 @@ A fault spec is a comma-separated list of rules `OPERATION:ERROR:AMOUNT`, plus a
 - OPERATION: `create`, `destroy` or `any`;
 - ERROR: `insufficient-resources`, `in-use`, `timeout` or `unknown`;
 - AMOUNT: a probability in (0, 1] (`0.3`: each call fails with chance 0.3), or `xN` (the next N
-  calls fail, then the rule is used up).
+  calls fail, then the rule is used up);
+- optionally `:after`: the call takes effect and *then* reports the error, as when NVML acted but
+  the answer was lost (a timeout after the instance was made): the harshest case for leaks.
 
-Example: `create:insufficient-resources:0.3,destroy:in-use:x2,seed=7`. Pure functions; the
-simulated driver keeps the spec and draws from a seeded RNG.
+Example: `create:insufficient-resources:0.3,destroy:in-use:x2,create:timeout:x1:after,seed=7`.
+Pure functions; the simulated driver keeps the spec and draws from a seeded RNG.
 """
 
 from __future__ import annotations
@@ -35,10 +37,11 @@ class FaultRule:
     code: FaultCode
     probability: float | None = None  # each matching call fails with this chance
     remaining: int | None = None  # or: the next `remaining` matching calls fail
+    after: bool = False  # the call takes effect before the error is reported
 
     def spec(self) -> str:
         amount = f"x{self.remaining}" if self.remaining is not None else f"{self.probability:g}"
-        return f"{self.operation}:{self.code}:{amount}"
+        return f"{self.operation}:{self.code}:{amount}" + (":after" if self.after else "")
 
     def applies_to(self, operation: str) -> bool:
         return self.operation in ("any", operation)
@@ -92,10 +95,13 @@ def parse_faults(text: str | None) -> FaultPlan:
 
 
 def _parse_rule(part: str) -> FaultRule:
-    fields = part.split(":")
-    if len(fields) != 3:
-        raise UserError(f"cannot read the fault rule {part!r}", f"write OPERATION:ERROR:AMOUNT, e.g. {_EXAMPLE}")
-    operation, code, amount = (f.strip() for f in fields)
+    fields = [f.strip() for f in part.split(":")]
+    if len(fields) not in (3, 4):
+        raise UserError(f"cannot read the fault rule {part!r}", f"write OPERATION:ERROR:AMOUNT[:after], e.g. {_EXAMPLE}")
+    if len(fields) == 4 and fields[3] != "after":
+        raise UserError(f"unknown option {fields[3]!r} in fault rule {part!r}", "the only option is :after")
+    operation, code, amount = fields[:3]
+    after = len(fields) == 4
     if operation not in get_args(FaultOperation):
         raise UserError(f"unknown operation {operation!r} in fault rule {part!r}", "use create, destroy or any")
     if code not in get_args(FaultCode):
@@ -104,7 +110,7 @@ def _parse_rule(part: str) -> FaultRule:
     if counted:
         if int(counted[1]) < 1:
             raise UserError(f"{part!r} fails no call", "write x1 or more")
-        return FaultRule(operation, code, remaining=int(counted[1]))  # type: ignore[arg-type]
+        return FaultRule(operation, code, remaining=int(counted[1]), after=after)  # type: ignore[arg-type]
     try:
         probability = float(amount)
     except ValueError:
@@ -114,4 +120,4 @@ def _parse_rule(part: str) -> FaultRule:
             f"the amount {amount!r} in fault rule {part!r} must be a probability in (0, 1] or xN for the next N calls",
             f"e.g. {_EXAMPLE}",
         )
-    return FaultRule(operation, code, probability=probability)  # type: ignore[arg-type]
+    return FaultRule(operation, code, probability=probability, after=after)  # type: ignore[arg-type]

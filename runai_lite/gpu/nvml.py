@@ -89,6 +89,7 @@ class NvmlDriver:
         self._handles: dict[int, Any] = {}
         self._uuid_handles: dict[str, Any] = {}
         self._models: dict[int, GpuModel] = {}
+        self._identities: dict[int, tuple[str, str, int]] = {}  # name, UUID, MiB: fixed per board
         self._call("initialise NVML", self._nvml.nvmlInit)
         self._open = True
 
@@ -98,17 +99,12 @@ class NvmlDriver:
     def gpus(self) -> list[GpuDevice]:
         devices = []
         for index in range(self._call("count GPUs", self._nvml.nvmlDeviceGetCount)):
-            handle = self._handle(index)
-            mode = self._read_mig_mode(handle, index)
+            name, uuid, memory_mib = self._identity(index)
+            mode = self._read_mig_mode(self._handle(index), index)
             devices.append(
                 GpuDevice(
-                    index=index,
-                    uuid=_text(self._call(f"read the UUID of GPU {index}", self._nvml.nvmlDeviceGetUUID, handle)),
-                    name=_text(self._call(f"read the name of GPU {index}", self._nvml.nvmlDeviceGetName, handle)),
-                    memory_mib=self._memory_mib(handle, index),
-                    mig_capable=mode is not None,
-                    mig_enabled=bool(mode and mode.current),
-                    simulated=False,
+                    index=index, uuid=uuid, name=name, memory_mib=memory_mib,
+                    mig_capable=mode is not None, mig_enabled=bool(mode and mode.current), simulated=False,
                 )
             )
         return devices
@@ -123,9 +119,11 @@ class NvmlDriver:
         """The GPU's model: NVML's memory, profile IDs, sizes, placements and instance counts over
         the catalog entry, which supplies names (so names match the scheduler's) and fills in
         what NVML would not tell (placements need a privileged user)."""
-        if gpu_index not in self._models:
-            self._models[gpu_index] = self._read_model(gpu_index)
-        return self._models[gpu_index]
+        cached = self._models.get(gpu_index)
+        if cached is None or (not cached.mig_capable and self._mig_on(self._handle(gpu_index), gpu_index)):
+            # read again when MIG was switched on since: some drivers list no profiles while it is off
+            self._models[gpu_index] = cached = self._read_model(gpu_index)
+        return cached
 
     def mig_instances(self, gpu_index: int) -> list[MigDevice]:
         handle = self._handle(gpu_index)
@@ -224,10 +222,9 @@ class NvmlDriver:
 
     def _read_model(self, gpu_index: int) -> GpuModel:
         handle = self._handle(gpu_index)
-        nvml_name = _text(self._call(f"read the name of GPU {gpu_index}", self._nvml.nvmlDeviceGetName, handle))
+        nvml_name, _, memory_mib = self._identity(gpu_index)
         known = self._catalog.find(nvml_name)
         name = known.name if known else nvml_name.removeprefix("NVIDIA ").strip()
-        memory_mib = self._memory_mib(handle, gpu_index)
         aliases = tuple(dict.fromkeys([*(known.aliases if known else ()), nvml_name]))
         plain = GpuModel(name=name, aliases=aliases, memory_mib=memory_mib, pci_device_ids=known.pci_device_ids if known else ())
         if self._read_mig_mode(handle, gpu_index) is None:
@@ -428,8 +425,16 @@ class NvmlDriver:
             )
         return self._handles[gpu_index]
 
-    def _memory_mib(self, handle: Any, gpu_index: int) -> int:
-        return int(self._call(f"read the memory of GPU {gpu_index}", self._nvml.nvmlDeviceGetMemoryInfo, handle).total // MiB)
+    def _identity(self, gpu_index: int) -> tuple[str, str, int]:
+        """The board's NVML name, UUID and memory in MiB, read once."""
+        if gpu_index not in self._identities:
+            handle, nvml = self._handle(gpu_index), self._nvml
+            self._identities[gpu_index] = (
+                _text(self._call(f"read the name of GPU {gpu_index}", nvml.nvmlDeviceGetName, handle)),
+                _text(self._call(f"read the UUID of GPU {gpu_index}", nvml.nvmlDeviceGetUUID, handle)),
+                int(self._call(f"read the memory of GPU {gpu_index}", nvml.nvmlDeviceGetMemoryInfo, handle).total // MiB),
+            )
+        return self._identities[gpu_index]
 
     def _read_mig_mode(self, handle: Any, gpu_index: int) -> MigMode | None:
         """The MIG mode, or None for a GPU that cannot do MIG."""

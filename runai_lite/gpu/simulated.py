@@ -178,21 +178,8 @@ class SimulatedDriver:
             gpu = self._gpu(state, gpu_index)
             model, wanted = self._check_creatable(gpu, profile, start)
             fault = self._draw_fault(holder, "create")
-            if fault is None:
-                layout = [Placed(i.start, i.profile) for i in gpu.instances]
-                refusal = _refusal(model, layout, wanted, start)
-                if refusal:
-                    raise DriverError(
-                        "insufficient-resources",
-                        f"cannot create {profile} at slice {start} on simulated GPU {gpu_index}: Insufficient Resources ({refusal})",
-                        "destroy the instances in the way, or choose another placement",
-                    )
-                used_ids = {i.gi_id for i in gpu.instances}
-                created = _Instance(
-                    gi_id=min(set(range(1, len(used_ids) + 2)) - used_ids), profile=profile, start=start, serial=state.next_serial
-                )
-                gpu.instances.append(created)
-                state.next_serial += 1
+            if fault is None or fault.after:
+                created = self._add_instance(state, gpu, model, wanted, start)
         if fault is not None:
             raise _fault_error(fault, f"create {profile} at slice {start} on simulated GPU {gpu_index}")
         return self._mig_device(state, gpu, model, created)
@@ -210,18 +197,8 @@ class SimulatedDriver:
             if not found:
                 return
             fault = self._draw_fault(holder, "destroy")
-            if fault is None:
-                mig_uuid = self._mig_uuid(state, gpu, found[0])
-                pids = _live_pids(state.processes.get(mig_uuid, []))
-                if pids:
-                    raise DriverError(
-                        "in-use",
-                        f"cannot destroy MIG instance {gi_id} ({found[0].profile}) on simulated GPU {gpu_index}: "
-                        f"In use by another client (processes {', '.join(map(str, pids))})",
-                        "wait for the job on it to end, or stop it",
-                    )
-                gpu.instances.remove(found[0])
-                state.processes.pop(mig_uuid, None)
+            if fault is None or fault.after:
+                self._remove_instance(state, gpu, found[0])
         if fault is not None:
             raise _fault_error(fault, f"destroy MIG instance {gi_id} on simulated GPU {gpu_index}")
 
@@ -238,19 +215,16 @@ class SimulatedDriver:
         """Record that process `pid` uses the simulated GPU or MIG device `uuid`."""
         with self._locked_state() as holder:
             state = holder[0]
-            entries = [p for p in state.processes.get(uuid, []) if p.pid != pid and _alive(p)]
-            entries.append(_Process(pid=pid, started=_start_time(pid)))
-            state.processes[uuid] = entries
+            entries = [p for p in state.processes.get(uuid, []) if p.pid != pid]
+            state.processes[uuid] = [*entries, _Process(pid=pid, started=_start_time(pid))]
+            _drop_dead(state)
 
     def unregister_process(self, uuid: str, pid: int | None = None) -> None:
         """Forget process `pid` (or every process) on device `uuid`; also drops dead entries."""
         with self._locked_state() as holder:
             state = holder[0]
-            entries = [p for p in state.processes.get(uuid, []) if pid is not None and p.pid != pid and _alive(p)]
-            if entries:
-                state.processes[uuid] = entries
-            else:
-                state.processes.pop(uuid, None)
+            state.processes[uuid] = [p for p in state.processes.get(uuid, []) if pid is not None and p.pid != pid]
+            _drop_dead(state)
 
     def set_faults(self, spec: str) -> None:
         """Store a fault spec with the machine (see `faults.py`); "" clears it. Every process
@@ -295,6 +269,34 @@ class SimulatedDriver:
                 "valid starts: " + ", ".join(map(str, wanted.starts)),
             )
         return model, wanted
+
+    @staticmethod
+    def _add_instance(state: _State, gpu: _Gpu, model: GpuModel, wanted: MigProfile, start: int) -> _Instance:
+        refusal = _refusal(model, [Placed(i.start, i.profile) for i in gpu.instances], wanted, start)
+        if refusal:
+            raise DriverError(
+                "insufficient-resources",
+                f"cannot create {wanted.name} at slice {start} on simulated GPU {gpu.index}: Insufficient Resources ({refusal})",
+                "destroy the instances in the way, or choose another placement",
+            )
+        used_ids = {i.gi_id for i in gpu.instances}
+        created = _Instance(gi_id=min(set(range(1, len(used_ids) + 2)) - used_ids), profile=wanted.name, start=start, serial=state.next_serial)
+        gpu.instances.append(created)
+        state.next_serial += 1
+        return created
+
+    def _remove_instance(self, state: _State, gpu: _Gpu, instance: _Instance) -> None:
+        mig_uuid = self._mig_uuid(state, gpu, instance)
+        pids = _live_pids(state.processes.get(mig_uuid, []))
+        if pids:
+            raise DriverError(
+                "in-use",
+                f"cannot destroy MIG instance {instance.gi_id} ({instance.profile}) on simulated GPU {gpu.index}: "
+                f"In use by another client (processes {', '.join(map(str, pids))})",
+                "wait for the job on it to end, or stop it",
+            )
+        gpu.instances.remove(instance)
+        state.processes.pop(mig_uuid, None)
 
     def _require_mig_capable(self, gpu: _Gpu) -> None:
         if not self._catalog.get(gpu.model).mig_capable:
@@ -390,6 +392,8 @@ class SimulatedDriver:
             before = holder[0].model_dump_json() if holder[0] is not None else None
             yield holder
             if holder[0].model_dump_json() != before:
+                for stale in self.state_dir.glob(f".{STATE_FILE}.*.tmp"):
+                    stale.unlink(missing_ok=True)  # left by a writer killed mid-write; we hold the lock
                 _write_atomically(self._state_path, holder[0].model_dump_json(indent=1))
         finally:
             os.close(fd)  # closing the descriptor releases the lock
@@ -457,6 +461,16 @@ def _alive(process: _Process) -> bool:
     if fields[0] == "Z":
         return False  # exited, not yet reaped: it holds no GPU memory any more
     return process.started is None or _start_time(process.pid) == process.started
+
+
+def _drop_dead(state: _State) -> None:
+    """Forget processes that ended (a daemon that crashed never unregistered them)."""
+    for uuid, entries in list(state.processes.items()):
+        alive = [p for p in entries if _alive(p)]
+        if alive:
+            state.processes[uuid] = alive
+        else:
+            del state.processes[uuid]
 
 
 def _live_pids(entries: list[_Process]) -> list[int]:

@@ -151,6 +151,7 @@ class FakeGpu:
     mig_pending: bool | None = None  # None: same as current
     compute_slices: int = 7
     memory_slices: int = 8
+    profiles_need_mig_on: bool = False  # ProfileInfo answers NotSupported while MIG is off (the ...V doc)
 
     @classmethod
     def from_catalog(cls, model_name: str, *, memory_drift_mb: int = 0, id_offset: int = 0, v2_names: bool = True, **fields: Any) -> FakeGpu:
@@ -399,7 +400,7 @@ class FakeNvml:
         if not 0 <= profile < NVML_GPU_INSTANCE_PROFILE_COUNT:
             raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
         found = next((p for p in gpu.profiles if p.index == profile), None)
-        if not gpu.mig_capable or found is None:
+        if not gpu.mig_capable or found is None or (gpu.profiles_need_mig_on and not gpu.mig_current):
             raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
         info = c_nvmlGpuInstanceProfileInfo_v2_t()
         info.id, info.sliceCount, info.instanceCount = found.id, found.slices, found.instances

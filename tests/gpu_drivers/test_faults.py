@@ -48,3 +48,10 @@ def test_bad_fault_specs_are_user_errors(text):
 
 def test_empty_spec_is_no_faults():
     assert parse_faults(None).rules == () and parse_faults("  ").rules == ()
+
+
+def test_after_option_round_trips_and_other_options_are_refused():
+    plan = parse_faults("create:timeout:x1:after")
+    assert plan.rules[0].after and parse_faults(plan.spec()) == plan
+    with pytest.raises(UserError, match="only option"):
+        parse_faults("create:timeout:x1:before")

@@ -328,3 +328,11 @@ def test_the_probe_script_reads_everything_and_changes_nothing():
     out = io.StringIO()
     probe(driver, out)
     assert "cannot list (no-permission)" in out.getvalue()
+
+
+def test_profiles_are_read_again_once_mig_is_switched_on():
+    fake, driver = make(FakeGpu.from_catalog("A100-SXM4-40GB", mig_current=False, profiles_need_mig_on=True))
+    assert not driver.model(0).mig_capable
+    fake.gpus[0].mig_current = True  # an administrator enabled MIG mode and reset the GPU
+    assert driver.model(0).profile("3g.20gb").starts == (0, 4)
+    assert driver.create_mig(0, "3g.20gb", 0).complete

@@ -267,3 +267,42 @@ def test_concurrent_processes_never_double_book_or_lose_an_instance(tmp_path):
     assert sorted(made) == sorted(m.gi_id for m in instances)
     assert is_valid(driver.model(0), [Placed(m.start, m.profile) for m in instances])
     assert len({m.uuid for m in instances}) == len(instances)
+
+
+def test_after_faults_take_effect_before_reporting_the_error(a100):
+    a100.set_faults("create:timeout:x1:after,destroy:unknown:x1:after")
+    assert codes_of(a100.create_mig, 0, "3g.20gb", 0) == "timeout"
+    [made] = a100.mig_instances(0)  # NVML acted; only the answer was lost
+    assert (made.profile, made.start) == ("3g.20gb", 0)
+    assert codes_of(a100.destroy_mig, 0, made.gi_id) == "unknown"
+    assert a100.mig_instances(0) == []
+
+
+def _churn(state_dir):
+    driver = SimulatedDriver(state_dir, faults="")
+    while True:
+        for start in range(7):
+            try:
+                driver.create_mig(0, "1g.5gb", start)
+            except DriverError:
+                pass
+        for made in driver.mig_instances(0):
+            driver.destroy_mig(0, made.gi_id)
+
+
+def test_a_process_killed_mid_write_never_corrupts_the_state(tmp_path):
+    SimulatedDriver(tmp_path, "A100-SXM4-40GB:1", faults="")
+    context = multiprocessing.get_context("fork")
+    for _ in range(5):
+        worker = context.Process(target=_churn, args=(tmp_path,))
+        worker.start()
+        worker.join(timeout=0.2)
+        worker.kill()
+        worker.join()
+        driver = SimulatedDriver(tmp_path, faults="")
+        instances = driver.mig_instances(0)
+        assert is_valid(driver.model(0), [Placed(m.start, m.profile) for m in instances])
+    for made in driver.mig_instances(0):
+        driver.destroy_mig(0, made.gi_id)
+    driver.create_mig(0, "7g.40gb", 0)  # the next write also sweeps temporary files a kill left
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
