@@ -184,3 +184,20 @@ def test_two_controllers_deciding_from_the_same_state_bind_each_pod_once(world: 
         shares[key] = shares.get(key, 0) + allocation.share_milli
     assert all(total <= 1000 for total in shares.values()), shares
     assert len(reservation_pods(world)) == len(shares)
+
+
+def test_a_reservation_pod_the_kubelet_refused_is_made_again(world: World):
+    world.backend.submit(spec("frac", gpu="0.5"))
+    world.kube.job_controller.sync()
+    world.controller.reconcile_once()
+    [reservation] = reservation_pods(world)
+    name = reservation["metadata"]["name"]
+    world.kube.patch_status("pods", name, {"phase": "Failed", "reason": "UnexpectedAdmissionError"},
+                            k.RESERVATION_NAMESPACE)
+
+    world.controller.reconcile_once()
+    [again] = reservation_pods(world)
+    assert again["metadata"]["name"] == name and again["metadata"]["uid"] != reservation["metadata"]["uid"]
+    assert again["status"]["phase"] == "Pending"
+    world.settle()
+    assert world.live_pod("team-b", "frac")["spec"]["nodeName"] == "t4-node"

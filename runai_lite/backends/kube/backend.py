@@ -399,9 +399,10 @@ def _check_mig_mode(node: dict[str, Any]) -> None:
                 f"enable it on the node with `nvidia-smi -i {','.join(off)} -mig 1` (then reset the GPU or reboot), "
                 "and run this command again")
         return
-    product = (node["metadata"].get("labels") or {}).get(k.GPU_PRODUCT_LABEL)
+    labels = node["metadata"].get("labels") or {}
+    product = labels.get(k.GPU_PRODUCT_LABEL)
     model = product_model(product) if product else None
-    if model is None or not model.mig_capable:
+    if labels.get(k.MIG_CAPABLE_LABEL) != "true" and (model is None or not model.mig_capable):
         raise UserError(
             f"node {name} does not show a MIG-capable GPU (label {k.GPU_PRODUCT_LABEL}={product or 'missing'}) "
             "and no runai-lite agent has reported its GPUs",

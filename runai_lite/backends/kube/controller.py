@@ -210,9 +210,15 @@ class Controller:
             if allocation is not None and allocation.kind == "fraction":
                 held.update((allocation.node, i) for i in allocation.gpu_indices)
         for key, pod in list(view.reservations.items()):
-            if key not in held and pod["metadata"].get("uid"):  # not one created in this pass
+            created_now = not pod["metadata"].get("uid")
+            # A reservation the kubelet refused (no free device: another scheduler took the GPU)
+            # is made again, so that its fractions do not wait on it forever.
+            failed = (pod.get("status") or {}).get("phase") == "Failed"
+            if not created_now and (key not in held or failed):
                 self.api.delete(core("pods", k.RESERVATION_NAMESPACE, pod["metadata"]["name"]))
                 del view.reservations[key]
+                if failed and key in held:
+                    self._reserve(view, *key)
 
     # -- reporting -----------------------------------------------------------------------------
 

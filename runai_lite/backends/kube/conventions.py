@@ -59,6 +59,7 @@ MIG_DESIRED = "runai-lite/mig-desired"  # node annotation by the controller
 MIG_ACTUAL = "runai-lite/mig-actual"  # node annotation by the agent
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # GPU feature discovery
 GPU_MEMORY_LABEL = "nvidia.com/gpu.memory"  # GPU feature discovery, MiB
+MIG_CAPABLE_LABEL = "nvidia.com/mig.capable"  # GPU feature discovery
 GPU_RESOURCE = "nvidia.com/gpu"
 
 PRIORITY_CLASSES = {t.priority_class: t for t in JobType}

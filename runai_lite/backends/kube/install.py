@@ -166,7 +166,7 @@ def render_manifests(values: InstallValues | dict[str, Any] | None = None) -> li
                                 {"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"},
                                 {"name": "NVIDIA_MIG_CONFIG_DEVICES", "value": "all"}],
                         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-                        "securityContext": {"privileged": v.agentPrivileged},
+                        "securityContext": {"privileged": v.agentPrivileged, "runAsUser": 0},  # NVML MIG calls need root
                     }],
                 },
             },
