@@ -143,6 +143,13 @@ def check_plan(snapshot: Snapshot, plan: Plan) -> list[str]:
 
 def _check_victims(jobs: dict[str, Job], state: ClusterState, plan: Plan, binds: list[Bind]) -> list[str]:
     problems = []
+    # Project usage once this plan's jobs are bound, before its victims stop: what reclaim judges.
+    usage = dict(state.usage)
+    for bind in binds:
+        if bind.job in jobs:
+            project = jobs[bind.job].project
+            usage[project] = usage.get(project, Fraction(0)) + state.charge_of(bind.allocation)
+    reclaimed: dict[str, Fraction] = {}
     for preempt in plan.of_type(Preempt):
         victim = jobs.get(preempt.job)
         if victim is None:
@@ -159,17 +166,21 @@ def _check_victims(jobs: dict[str, Job], state: ClusterState, plan: Plan, binds:
         if not beneficiaries:
             problems.append(f"job {victim.id} is preempted but no job is bound to its GPUs")
             continue
-        if not any(_may_displace(state, b, victim) for b in beneficiaries):
+        if any(b.project == victim.project and victim.priority < b.priority for b in beneficiaries):
+            continue
+        reclaimers = [b for b in beneficiaries if b.project != victim.project
+                      and state.usage_of(b.project) < state.deserved_of(b.project)]
+        over = usage.get(victim.project, Fraction(0)) > state.deserved_of(victim.project)
+        if not (reclaimers and over):
             problems.append(f"job {victim.id} (priority {victim.priority}, project {victim.project}) is preempted "
                             "for jobs of equal or lower priority that may not reclaim from its project: "
                             + ", ".join(f"{b.id} ({b.priority}, {b.project})" for b in beneficiaries))
+        elif alloc is not None:
+            reclaimed[victim.project] = reclaimed.get(victim.project, Fraction(0)) + state.charge_of(alloc)
+    for project, taken in sorted(reclaimed.items()):
+        if usage.get(project, Fraction(0)) - taken < state.deserved_of(project):
+            problems.append(f"reclaim takes project {project} below its deserved quota")
     return problems
-
-
-def _may_displace(state: ClusterState, job: Job, victim: Job) -> bool:
-    if victim.project == job.project:
-        return victim.priority < job.priority
-    return state.over_quota(victim.project) and state.usage_of(job.project) < state.deserved_of(job.project)
 
 
 def _check_mig_actions(snapshot: Snapshot, plan: Plan, jobs: dict[str, Job]) -> list[str]:

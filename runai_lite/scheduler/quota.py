@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from fractions import Fraction
 
-from ..model import Job
+from ..model import Job, JobStatus
 from .state import ClusterState
 
 
@@ -57,7 +57,8 @@ def may_reclaim(state: ClusterState, job: Job, charge: Fraction) -> bool:
 def victim_allowed(state: ClusterState, job: Job, victim: Job) -> bool:
     """Could `victim` ever make room for `job`? (Preempt within the project by strictly lower
     priority; reclaim across projects from preemptible work of a project above its quota.)"""
-    if not victim.type.preemptible or victim.id in state.preempted or victim.id not in state.allocations:
+    # Only work running in the snapshot: not jobs already stopping, nor jobs bound by this plan.
+    if not victim.type.preemptible or victim.status is not JobStatus.RUNNING or victim.id not in state.allocations:
         return False
     if victim.project == job.project:
         return victim.priority < job.priority

@@ -14,7 +14,7 @@ from fractions import Fraction
 from itertools import combinations
 
 from ...model import MILLI, Job
-from ..quota import victim_allowed, victim_set_allowed
+from ..quota import interactive_room, victim_allowed, victim_set_allowed
 from ..session import Option, Session
 from ..shared_gpus import demand_of
 from ..state import ClusterState, GpuState
@@ -59,7 +59,7 @@ def preempt(session: Session, job: Job) -> Attempt:
     if mig is not None and mig[0].victims and _host_fits_after(state, job, mig[0]):
         option, target = mig
         options.append(((len(option.victims), target.victim_cost, 0), option))
-    shared = _shared(session, job, victim, set_cost)
+    shared = _shared(session, job, attempt, victim, set_cost)
     if shared is not None:
         options.append(shared)
     if options:
@@ -82,11 +82,12 @@ def _host_fits_after(state: ClusterState, job: Job, option: Option) -> bool:
                                  sum(v.memory_mib for v in victims))
 
 
-def _shared(session: Session, job: Job, victim, set_cost) -> tuple[tuple, Option] | None:
+def _shared(session: Session, job: Job, attempt: Attempt, victim, set_cost) -> tuple[tuple, Option] | None:
     demand = demand_of(job)
     if demand is None or not (demand.gpus or demand.is_fraction):
         return None
     state = session.state
+    room = interactive_room(state, job)
     best: tuple | None = None
     found: Option | None = None
     for slot in session.shared.slots:
@@ -113,6 +114,9 @@ def _shared(session: Session, job: Job, victim, set_cost) -> tuple[tuple, Option
                 proposals.append(Option("gpu", slot.node, chosen, Fraction(len(chosen)),
                                         memory_mib=chosen[0].memory_mib, victims=chosen_victims))
         for option in proposals:
+            if room is not None and option.charge > room:
+                attempt.refused(option.charge)
+                continue
             cost = set_cost(option.charge)(option.victims)
             if cost is None or not option.victims or not _host_fits_after(state, job, option):
                 continue
