@@ -328,3 +328,24 @@ def test_backend_failures_exit_1_with_message():
     assert result.exit_code == 1
     assert "the daemon did not answer" in result.stderr and "daemon.log" in result.stderr
     assert "Traceback" not in result.output
+
+
+def _commands(command, path=()):
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+@pytest.mark.parametrize("prog", ["runai", "runai-adm"])
+def test_every_command_has_help_with_an_example(prog):
+    import typer
+
+    from runai_lite.cli import runai_adm
+
+    root = typer.main.get_command(app if prog == "runai" else runai_adm.app)
+    for path, command in _commands(root):
+        if command.hidden:
+            continue
+        assert "Example:" in (command.help or ""), f"{prog} {' '.join(path)} has no example in its help"
+        result = runner.invoke(app if prog == "runai" else runai_adm.app, [*path, "--help"])
+        assert result.exit_code == 0 and "Example:" in result.stdout, (path, result.output)
