@@ -175,7 +175,8 @@ def install(print_: Annotated[bool, typer.Option("--print", help="Print the mani
         if not sep or not key:
             raise UserError(f"invalid --set {pair!r}", "use --set KEY=VALUE, e.g. --set namespace=runai-lite")
         settings[key] = value
-    from ..backends.kube import InstallValues, install_manifests_yaml
+    from ..backends.kube import install_manifests_yaml
+    from ..backends.kube.install import InstallValues
 
     try:
         chosen = InstallValues(**settings)

@@ -108,13 +108,14 @@ def _driver(kind: str, simulate: str, state_dir: str):
 @app.command(help="What a reservation pod runs: write the UUID of the GPU it holds into its own annotation, "
                   "then wait until stopped.")
 def reservation(kubeconfig: KubeconfigOption = None, context: ContextOption = None) -> None:
-    from ..backends.kube.node_agent import report_reserved_gpu
+    from ..backends.kube.node_agent import report_reserved_gpu, visible_gpu_uuids
 
     _logging(False)
     pod, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
     if not pod or not namespace:
         raise typer.BadParameter("POD_NAME and POD_NAMESPACE must be set (the reservation pod sets them)")
-    uuid = report_reserved_gpu(_api(kubeconfig, context), namespace, pod, os.environ.get("NVIDIA_VISIBLE_DEVICES", ""))
+    uuids = visible_gpu_uuids(os.environ.get("NVIDIA_VISIBLE_DEVICES"))
+    uuid = report_reserved_gpu(_api(kubeconfig, context), namespace, pod, uuids)
     logging.getLogger("runai_lite.reservation").info("holding GPU %s", uuid)
     _stop_on_signals().wait()
 
