@@ -15,7 +15,7 @@ from runai_lite.backends.kube import KubeBackend, render_manifests
 from runai_lite.backends.kube import conventions as k
 from runai_lite.backends.kube.client import KubeApi
 from runai_lite.backends.kube.controller import Controller
-from runai_lite.backends.kube.node_agent import NodeAgent, report_reserved_gpu
+from runai_lite.backends.kube.node_agent import NodeAgent, report_reserved_gpu, visible_gpu_uuids
 from runai_lite.gpu.simulated import SimulatedDriver
 from tests.kube_emulator import KubeEmulator
 
@@ -62,7 +62,8 @@ class World:
             annotations = pod["metadata"].get("annotations") or {}
             if k.RESERVED_UUID not in annotations and not pod["metadata"].get("deletionTimestamp"):
                 uuid = f"GPU-{annotations[k.RESERVATION_NODE]}-{annotations[k.RESERVATION_GPU]}"
-                report_reserved_gpu(self.api, k.RESERVATION_NAMESPACE, pod["metadata"]["name"], uuid)
+                report_reserved_gpu(self.api, k.RESERVATION_NAMESPACE, pod["metadata"]["name"],
+                                    visible_gpu_uuids(uuid))
 
     def processes(self) -> None:
         """A started MIG pod is a process on its MIG device until its pod is gone."""

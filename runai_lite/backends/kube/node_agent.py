@@ -105,12 +105,27 @@ class NodeAgent:
                 stop.wait(2.0)
 
 
-def report_reserved_gpu(api: KubeApi, namespace: str, pod: str, visible_devices: str) -> str:
-    """What a reservation pod does once started: write the UUID of the GPU the device plugin gave
-    it (its `NVIDIA_VISIBLE_DEVICES`) into its own `run.ai/reserve_for_gpu_index` annotation."""
-    uuids = [u.strip() for u in visible_devices.split(",") if u.strip() and u.strip() not in ("all", "none", "void")]
+def visible_gpu_uuids(visible_devices: str | None) -> list[str]:
+    """The GPUs this container was given: `NVIDIA_VISIBLE_DEVICES` when it names them, else what
+    NVML sees (under CDI the variable may be unset or `void`)."""
+    named = [u.strip() for u in (visible_devices or "").split(",")
+             if u.strip() and u.strip() not in ("all", "none", "void")]
+    if named:
+        return named
+    from ...gpu.nvml import NvmlDriver
+
+    driver = NvmlDriver()
+    try:
+        return [g.uuid for g in driver.gpus()]
+    finally:
+        driver.close()
+
+
+def report_reserved_gpu(api: KubeApi, namespace: str, pod: str, uuids: list[str]) -> str:
+    """What a reservation pod does once started: write the UUID of the one GPU the device plugin
+    gave it into its own `run.ai/reserve_for_gpu_index` annotation."""
     if len(uuids) != 1:
-        raise ValueError(f"a reservation pod must see exactly one GPU, not NVIDIA_VISIBLE_DEVICES={visible_devices!r}")
+        raise ValueError(f"a reservation pod must see exactly one GPU, not {len(uuids)} ({', '.join(uuids)})")
     try:
         api.merge_patch(core("pods", namespace, pod), {"metadata": {"annotations": {k.RESERVED_UUID: uuids[0]}}})
     except ApiError as error:
