@@ -317,13 +317,19 @@ class FakeNvml:
                 return profile
         raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
 
-    def _fill(self, array: ctypes.Array, count: Any, items: list[Any]) -> None:
+    @staticmethod
+    def _answer_in(arrayRef: Any, countRef: Any, element: type, items: list[Any]) -> int:
+        """Fill a caller-allocated array as NVML does: `count` in is its size, out the number
+        filled; too small is InsufficientSize with the size needed."""
+        count = _deref(countRef, ctypes.c_uint, "count")
+        array = _array(arrayRef, element, "the result array")
         if count.value < len(items):
             count.value = len(items)
             raise NVMLError(NVML_ERROR_INSUFFICIENT_SIZE)
         for position, item in enumerate(items):
             array[position] = item
         count.value = len(items)
+        return NVML_SUCCESS
 
     # -- library and devices -------------------------------------------------------------------
 
@@ -409,12 +415,9 @@ class FakeNvml:
 
     @_nvml_function(privileged=True)
     def nvmlDeviceGetGpuInstancePossiblePlacements(self, device, profileId, placementsRef, countRef):
-        gpu = self._gpu_of(device)
-        count = _deref(countRef, ctypes.c_uint, "count")
-        array = _array(placementsRef, c_nvmlGpuInstancePlacement_t, "placements")
-        profile = self._profile(gpu, profileId)
-        self._fill(array, count, [c_nvmlGpuInstancePlacement_t(s, profile.size) for s in profile.starts])
-        return NVML_SUCCESS
+        profile = self._profile(self._gpu_of(device), profileId)
+        placements = [c_nvmlGpuInstancePlacement_t(s, profile.size) for s in profile.starts]
+        return self._answer_in(placementsRef, countRef, c_nvmlGpuInstancePlacement_t, placements)
 
     # -- GPU instances -------------------------------------------------------------------------
 
@@ -442,13 +445,10 @@ class FakeNvml:
     @_nvml_function(privileged=True)
     def nvmlDeviceGetGpuInstances(self, device, profileId, gpuInstancesRef, countRef):
         gpu = self._gpu_of(device)
-        count = _deref(countRef, ctypes.c_uint, "count")
-        array = _array(gpuInstancesRef, c_nvmlGpuInstance_t, "gpuInstances")
         self._mig_enabled(gpu)
         self._profile(gpu, profileId)
         found = sorted((gi for gi in self._instances[gpu].values() if gi.profile.id == profileId), key=lambda g: g.id)
-        self._fill(array, count, [gi.handle for gi in found])
-        return NVML_SUCCESS
+        return self._answer_in(gpuInstancesRef, countRef, c_nvmlGpuInstance_t, [gi.handle for gi in found])
 
     @_nvml_function(privileged=True)
     def nvmlDeviceGetGpuInstanceById(self, device, gpuInstanceId):
@@ -508,11 +508,8 @@ class FakeNvml:
     @_nvml_function(privileged=True)
     def nvmlGpuInstanceGetComputeInstances(self, gpuInstance, profileId, computeInstancesRef, countRef):
         gi = self._live_gi(gpuInstance)
-        count = _deref(countRef, ctypes.c_uint, "count")
-        array = _array(computeInstancesRef, c_nvmlComputeInstance_t, "computeInstances")
         found = [ci.handle for ci in sorted(gi.computes.values(), key=lambda c: c.id) if ci.profile_id == profileId]
-        self._fill(array, count, found)
-        return NVML_SUCCESS
+        return self._answer_in(computeInstancesRef, countRef, c_nvmlComputeInstance_t, found)
 
     @_nvml_function()
     def nvmlComputeInstanceGetInfo(self, computeInstance):
