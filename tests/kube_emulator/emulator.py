@@ -39,6 +39,7 @@ class KubeEmulator:
         self,
         *,
         graceful_pod_deletion: bool = False,
+        schema_validation: bool = True,
         extra_resources: Iterable[ResourceType] = (),
         history_limit: int = 100_000,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
@@ -47,8 +48,8 @@ class KubeEmulator:
         table = ResourceTable()
         for r in extra_resources:
             table.add(r)
-        self.store = Store(table, graceful_pod_deletion=graceful_pod_deletion, history_limit=history_limit,
-                           clock=clock, seed=seed)
+        self.store = Store(table, graceful_pod_deletion=graceful_pod_deletion, schema_validation=schema_validation,
+                           history_limit=history_limit, clock=clock, seed=seed)
         self.server = ApiServer(self.store)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -225,6 +226,11 @@ class KubeEmulator:
     def append_pod_log(self, namespace: str, pod: str, text: str, container: str | None = None) -> None:
         """Add to the log; an open `follow` stream sends the new text."""
         subresources.write_log(self.store, namespace, pod, text, container, append=True)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Every unknown field the emulator dropped from a written object, as `<Kind>/<name>: unknown field "…"`."""
+        return list(self.store.warnings)
 
     @property
     def resource_version(self) -> int:

@@ -251,12 +251,17 @@ class ApiServer:
                 self._record(request, verb, t, 200)
                 return await self._log(request, t)
             body = await self._body(request)
-            result, status = self._dispatch(request, verb, t, body)
+            warnings: list[str] = []
+            result, status = self._dispatch(request, verb, t, body, warnings)
         except ApiError as e:
             self._record(request, verb, t, e.code)
             raise
         self._record(request, verb, t, status)
-        return web.json_response(result, status=status)
+        response = web.json_response(result, status=status)
+        for warning in warnings:  # as the API server reports dropped fields (RFC 7234 warn-code 299)
+            escaped = warning.replace('"', '\\"')
+            response.headers.add("Warning", f'299 - "{escaped}"')
+        return response
 
     @staticmethod
     async def _body(request: web.Request) -> Any:
@@ -268,7 +273,8 @@ class ApiServer:
         except ValueError as e:
             raise errors.bad_request(f"the request body is not valid JSON: {e}") from None
 
-    def _dispatch(self, request: web.Request, verb: str, t: Target, body: Any) -> tuple[Obj, int]:
+    def _dispatch(self, request: web.Request, verb: str, t: Target, body: Any, warnings: list[str]
+                  ) -> tuple[Obj, int]:
         store, r, q = self.store, t.resource, request.query
         dry_run = "dryRun" in q
         if verb == "get":
@@ -287,12 +293,13 @@ class ApiServer:
                 raise ApiError(405, f"POST is not supported on {r.plural}/{t.name}")
             if r.namespaced and t.namespace is None:
                 raise ApiError(404, "the server could not find the requested resource")
-            return store.create(r, t.namespace, body, dry_run), 201
+            return store.create(r, t.namespace, body, dry_run, warnings), 201
         if verb == "update":
-            return store.update(r, t.namespace, t.name or "", body, t.subresource, dry_run), 200
+            return store.update(r, t.namespace, t.name or "", body, t.subresource, dry_run, warnings), 200
         if verb == "patch":
             content_type = request.headers.get("Content-Type", "")
-            return store.patch(r, t.namespace, t.name or "", content_type, body, t.subresource, dry_run), 200
+            return store.patch(r, t.namespace, t.name or "", content_type, body, t.subresource, dry_run,
+                               warnings), 200
         options = dict(body or {})
         for param in ("propagationPolicy", "gracePeriodSeconds", "orphanDependents"):
             if param in q:

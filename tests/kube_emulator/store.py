@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
-from . import errors
+from . import errors, schema
 from .admission import SYSTEM_PRIORITY_CLASSES, Admission
 from .errors import ApiError
 from .patches import apply_patch
@@ -56,6 +56,7 @@ class Store:
         resources: ResourceTable,
         *,
         graceful_pod_deletion: bool = False,
+        schema_validation: bool = True,
         history_limit: int = 100_000,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         seed: int | None = None,
@@ -63,6 +64,8 @@ class Store:
         self.lock = threading.RLock()
         self.resources = resources
         self.graceful_pod_deletion = graceful_pod_deletion
+        self.schema_validation = schema_validation
+        self.warnings: list[str] = []  # every unknown field dropped, as "<kind>/<name>: <warning>"
         self.clock = clock
         self._random = random.Random(seed)
         self._objects: dict[ResourceType, dict[tuple[str, str], Obj]] = defaultdict(dict)
@@ -192,7 +195,16 @@ class Store:
                 return name
         raise ApiError(500, f"could not generate a unique name from {prefix!r}")  # pragma: no cover
 
-    def create(self, r: ResourceType, namespace: str | None, body: Obj, dry_run: bool = False) -> Obj:
+    def _validate(self, obj: Obj, warnings: list[str] | None) -> None:
+        if not self.schema_validation:
+            return
+        found = schema.check(obj)
+        self.warnings += [f"{obj['kind']}/{obj['metadata'].get('name', '')}: {w}" for w in found]
+        if warnings is not None:
+            warnings += found
+
+    def create(self, r: ResourceType, namespace: str | None, body: Obj, dry_run: bool = False,
+               warnings: list[str] | None = None) -> Obj:
         if not isinstance(body, dict):
             raise errors.bad_request("the request body must be a JSON object")
         obj = copy.deepcopy(body)
@@ -222,13 +234,14 @@ class Store:
             meta["creationTimestamp"] = self.now()
             meta["generation"] = 1
             obj["kind"], obj["apiVersion"] = r.kind, r.api_version
+            self._validate(obj, warnings)
             self.admission.on_create(r, obj)
             if dry_run:
                 return obj
             return self._commit(r, "ADDED", obj, None)
 
     def update(self, r: ResourceType, namespace: str | None, name: str, body: Obj,
-               subresource: str | None = None, dry_run: bool = False) -> Obj:
+               subresource: str | None = None, dry_run: bool = False, warnings: list[str] | None = None) -> Obj:
         """PUT: a stale metadata.resourceVersion answers 409; none means an unconditional update."""
         if not isinstance(body, dict):
             raise errors.bad_request("the request body must be a JSON object")
@@ -236,18 +249,19 @@ class Store:
         self._check_kind(r, new)
         with self.lock:
             old = self._find(r, namespace, name)
-            return self._write(r, old, new, subresource, dry_run)
+            return self._write(r, old, new, subresource, dry_run, warnings)
 
     def patch(self, r: ResourceType, namespace: str | None, name: str, content_type: str, patch: Any,
-              subresource: str | None = None, dry_run: bool = False) -> Obj:
+              subresource: str | None = None, dry_run: bool = False, warnings: list[str] | None = None) -> Obj:
         with self.lock:
             old = self._find(r, namespace, name)
             new = apply_patch(content_type, copy.deepcopy(old), patch)
             if not isinstance(new, dict):
                 raise errors.invalid(r.kind, name, ["the patch did not produce an object"])
-            return self._write(r, old, new, subresource, dry_run)
+            return self._write(r, old, new, subresource, dry_run, warnings)
 
-    def _write(self, r: ResourceType, old: Obj, new: Obj, subresource: str | None, dry_run: bool) -> Obj:
+    def _write(self, r: ResourceType, old: Obj, new: Obj, subresource: str | None, dry_run: bool,
+               warnings: list[str] | None = None) -> Obj:
         meta, old_meta = new.setdefault("metadata", {}), old["metadata"]
         name = old_meta["name"]
         if meta.get("name", name) != name:
@@ -264,6 +278,7 @@ class Store:
             else:
                 meta.pop(field, None)
         new["kind"], new["apiVersion"] = r.kind, r.api_version
+        self._validate(new, warnings)
         if subresource == "status":
             status = new.get("status")
             new = copy.deepcopy(old)
