@@ -123,21 +123,17 @@ class SimulatedDriver:
         """Declare the simulated GPUs (a `UserError` for a bad spec, before anything changes)."""
         inventory = parse_inventory(inventory_spec, self._catalog)
         with self._locked_state(create=True) as holder:
-            old = holder[0]
-            kept = {(g.index, g.model): g for g in old.gpus} if old else {}
-            gpus = []
-            for declared in inventory.gpus():
-                previous = kept.get((declared.index, declared.model.name))
-                instances = previous.instances if previous and previous.mig_enabled == declared.mig_enabled else []
-                gpus.append(_Gpu(index=declared.index, model=declared.model.name, mig_enabled=declared.mig_enabled, instances=instances))
-            holder[0] = _State(
-                inventory_id=old.inventory_id if old else uuidlib.uuid4().hex,
-                inventory=inventory.spec(),
-                gpus=gpus,
-                next_serial=old.next_serial if old else 1,
-                processes=old.processes if old else {},
-                faults=old.faults if old else "",
-            )
+            state = holder[0] or _State(inventory_id=uuidlib.uuid4().hex, inventory="", gpus=[])
+            kept = {(g.index, g.model, g.mig_enabled): g.instances for g in state.gpus}
+            state.gpus = [
+                _Gpu(
+                    index=d.index, model=d.model.name, mig_enabled=d.mig_enabled,
+                    instances=kept.get((d.index, d.model.name, d.mig_enabled), []),
+                )
+                for d in inventory.gpus()
+            ]
+            state.inventory = inventory.spec()
+            holder[0] = state
         return inventory
 
     def inventory(self) -> Inventory:
@@ -177,7 +173,7 @@ class SimulatedDriver:
             state = holder[0]
             gpu = self._gpu(state, gpu_index)
             model, wanted = self._check_creatable(gpu, profile, start)
-            fault = self._draw_fault(holder, "create")
+            fault = self._draw_fault(state, "create")
             if fault is None or fault.after:
                 created = self._add_instance(state, gpu, model, wanted, start)
         if fault is not None:
@@ -196,7 +192,7 @@ class SimulatedDriver:
             found = [i for i in gpu.instances if i.gi_id == gi_id]
             if not found:
                 return
-            fault = self._draw_fault(holder, "destroy")
+            fault = self._draw_fault(state, "destroy")
             if fault is None or fault.after:
                 self._remove_instance(state, gpu, found[0])
         if fault is not None:
@@ -302,11 +298,13 @@ class SimulatedDriver:
         if not self._catalog.get(gpu.model).mig_capable:
             raise DriverError("not-supported", f"simulated GPU {gpu.index} ({gpu.model}) does not support MIG")
 
-    def _draw_fault(self, holder: list[_State], operation: str) -> FaultRule | None:
-        state = holder[0]
+    def _draw_fault(self, state: _State, operation: str) -> FaultRule | None:
+        """The injected fault for this call, if any: the machine's stored faults first (their
+        counts go down in `state`), then this process's."""
         if state.faults:
-            rng = self._shared_rngs.setdefault(state.faults, random.Random(parse_faults(state.faults).seed))
-            rule, left = parse_faults(state.faults).draw(operation, rng)
+            plan = parse_faults(state.faults)
+            rng = self._shared_rngs.setdefault(state.faults, random.Random(plan.seed))
+            rule, left = plan.draw(operation, rng)
             state.faults = left.spec()
             if rule is not None:
                 return rule
@@ -381,8 +379,9 @@ class SimulatedDriver:
     def _locked_state(self, create: bool = False) -> Iterator[list[_State]]:
         """Lock the machine, read its state, let the caller change `holder[0]`, write it back.
 
-        The holder is a one-item list so the caller may replace the state (declare). Nothing is
-        written when the block raises, so a refused call changes nothing.
+        The holder is a one-item list so the caller may replace the state; with `create` it holds
+        None when nothing is declared yet (declare). Nothing is written when the block raises, so
+        a refused call changes nothing.
         """
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(self.state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
