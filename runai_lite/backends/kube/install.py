@@ -83,6 +83,23 @@ def _downward(*names: tuple[str, str]) -> list[dict[str, Any]]:
     return [{"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}} for name, path in names]
 
 
+def _workload(kind: str, name: str, namespace: str, component: str, priority_class: str,
+              container: dict[str, Any], **pod_spec: Any) -> dict[str, Any]:
+    """A Deployment or DaemonSet running one container as the ServiceAccount of the same name."""
+    labels = {**LABELS, COMPONENT: component}
+    return {
+        "apiVersion": "apps/v1", "kind": kind, "metadata": _meta(name, namespace, component),
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"serviceAccountName": name, "priorityClassName": priority_class, **pod_spec,
+                         "containers": [container]},
+            },
+        },
+    }
+
+
 def render_manifests(values: InstallValues | dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every object of an install, in the order `kubectl apply` should create them."""
     v = values if isinstance(values, InstallValues) else InstallValues(**(values or {}))
@@ -125,53 +142,23 @@ def render_manifests(values: InstallValues | dict[str, Any] | None = None) -> li
         ]},
         _binding("RoleBinding", RESERVATION, "Role", RESERVATION, k.RESERVATION_NAMESPACE, k.RESERVATION_NAMESPACE),
     ]
-    controller_labels = {**LABELS, COMPONENT: "controller"}
-    controller = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(CONTROLLER, ns, "controller"),
-        "spec": {
-            "replicas": v.controllerReplicas,
-            "selector": {"matchLabels": controller_labels},
-            "template": {
-                "metadata": {"labels": controller_labels},
-                "spec": {
-                    "serviceAccountName": CONTROLLER,
-                    "priorityClassName": "system-cluster-critical",
-                    "containers": [{
-                        "name": "controller", "image": v.image, "imagePullPolicy": v.imagePullPolicy,
-                        "command": ["runai-lite", "controller", "--image", v.image, "--namespace", ns],
-                        "env": _downward(("POD_NAME", "metadata.name")),
-                        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
-                        "securityContext": HARDENED,
-                    }],
-                },
-            },
-        },
-    }
-    agent_labels = {**LABELS, COMPONENT: "agent"}
-    agent = {
-        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": _meta(AGENT, ns, "agent"),
-        "spec": {
-            "selector": {"matchLabels": agent_labels},
-            "template": {
-                "metadata": {"labels": agent_labels},
-                "spec": {
-                    "serviceAccountName": AGENT,
-                    "priorityClassName": "system-node-critical",
-                    "nodeSelector": {k.DYNAMIC_MIG_LABEL: "true"},
-                    "tolerations": [{"operator": "Exists"}],
-                    "containers": [{
-                        "name": "agent", "image": v.image, "imagePullPolicy": v.imagePullPolicy,
-                        "command": ["runai-lite", "agent", "--driver", v.agentDriver, "--simulate", v.agentSimulate],
-                        "env": [*_downward(("NODE_NAME", "spec.nodeName")),
-                                {"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"},
-                                {"name": "NVIDIA_MIG_CONFIG_DEVICES", "value": "all"}],
-                        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-                        "securityContext": {"privileged": v.agentPrivileged, "runAsUser": 0},  # NVML MIG calls need root
-                    }],
-                },
-            },
-        },
-    }
+    controller = _workload("Deployment", CONTROLLER, ns, "controller", "system-cluster-critical", {
+        "name": "controller", "image": v.image, "imagePullPolicy": v.imagePullPolicy,
+        "command": ["runai-lite", "controller", "--image", v.image, "--namespace", ns],
+        "env": _downward(("POD_NAME", "metadata.name")),
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+        "securityContext": HARDENED,
+    })
+    controller["spec"] = {"replicas": v.controllerReplicas, **controller["spec"]}
+    agent = _workload("DaemonSet", AGENT, ns, "agent", "system-node-critical", {
+        "name": "agent", "image": v.image, "imagePullPolicy": v.imagePullPolicy,
+        "command": ["runai-lite", "agent", "--driver", v.agentDriver, "--simulate", v.agentSimulate],
+        "env": [*_downward(("NODE_NAME", "spec.nodeName")),
+                {"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"},
+                {"name": "NVIDIA_MIG_CONFIG_DEVICES", "value": "all"}],
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "securityContext": {"privileged": v.agentPrivileged, "runAsUser": 0},  # NVML MIG calls need root
+    }, nodeSelector={k.DYNAMIC_MIG_LABEL: "true"}, tolerations=[{"operator": "Exists"}])
     return [*namespaces, *priority_classes, *accounts, *roles, controller, agent]
 
 
