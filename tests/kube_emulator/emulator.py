@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 import yaml
 from aiohttp import web
 
-from . import subresources
+from . import rbac, subresources
 from .controllers import JobController, Kubelet
 from .resources import ResourceTable, ResourceType
 from .selectors import labels_match, parse_label_selector
@@ -21,6 +21,7 @@ from .server import ApiServer, Fault, Request
 from .store import Obj, Store
 
 _START_TIMEOUT_S = 10
+ADMIN_TOKEN = "emulator-admin"  # any token that names no service account is unrestricted
 
 
 class KubeEmulator:
@@ -121,21 +122,33 @@ class KubeEmulator:
             raise RuntimeError("the emulator is not started")
         return f"http://127.0.0.1:{self._port}"
 
-    def client_configuration(self) -> Any:
+    @staticmethod
+    def _token(service_account: str | None) -> str:
+        if service_account is None:
+            return ADMIN_TOKEN
+        namespace, slash, name = service_account.partition("/")
+        if not slash or not namespace or not name:
+            raise ValueError(f"service_account must be NAMESPACE/NAME, not {service_account!r}")
+        return rbac.token_for(namespace, name)
+
+    def client_configuration(self, service_account: str | None = None) -> Any:
+        """A kubernetes.client.Configuration for the emulator: unrestricted, or acting as the service
+        account `NAMESPACE/NAME`, whose requests the stored RBAC objects authorize."""
         from kubernetes import client
 
         config = client.Configuration(host=self.url)
-        config.api_key = {"BearerToken": "emulator"}
+        config.api_key = {"BearerToken": self._token(service_account)}
         config.api_key_prefix = {"BearerToken": "Bearer"}
         return config
 
-    def api_client(self) -> Any:
-        """A kubernetes.client.ApiClient talking to this emulator."""
+    def api_client(self, service_account: str | None = None) -> Any:
+        """A kubernetes.client.ApiClient talking to this emulator (see client_configuration)."""
         from kubernetes import client
 
-        return client.ApiClient(self.client_configuration())
+        return client.ApiClient(self.client_configuration(service_account))
 
-    def kubeconfig(self, context: str = "emulator", namespace: str | None = None) -> Obj:
+    def kubeconfig(self, context: str = "emulator", namespace: str | None = None,
+                   service_account: str | None = None) -> Obj:
         ctx: Obj = {"cluster": context, "user": context}
         if namespace:
             ctx["namespace"] = namespace
@@ -143,19 +156,19 @@ class KubeEmulator:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": context, "cluster": {"server": self.url}}],
-            "users": [{"name": context, "user": {"token": "emulator"}}],
+            "users": [{"name": context, "user": {"token": self._token(service_account)}}],
             "contexts": [{"name": context, "context": ctx}],
             "current-context": context,
         }
 
     def write_kubeconfig(self, path: str | os.PathLike[str], context: str = "emulator",
-                         namespace: str | None = None) -> Path:
+                         namespace: str | None = None, service_account: str | None = None) -> Path:
         """Write a kubeconfig (mode 0600) whose context `context` points at this emulator."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            yaml.safe_dump(self.kubeconfig(context, namespace), f)
+            yaml.safe_dump(self.kubeconfig(context, namespace, service_account), f)
         return path
 
     # ---- state for tests -----------------------------------------------------------------------

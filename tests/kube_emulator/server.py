@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from . import errors, subresources
+from . import errors, rbac, subresources
 from .errors import ApiError
 from .resources import ResourceType
 from .selectors import fields_match, labels_match, parse_field_selector, parse_label_selector
@@ -39,6 +39,7 @@ class Request:
     status: int
     query: dict[str, str] = field(default_factory=dict)
     content_type: str | None = None
+    user: str | None = None  # the service account it acted as; None for the unrestricted admin
 
 
 @dataclass
@@ -232,15 +233,36 @@ class ApiServer:
         return None
 
     def _record(self, request: web.Request, verb: str, t: Target, status: int) -> None:
+        subject = rbac.subject_from_authorization(request.headers.get("Authorization"))
         with self._lock:
             self.requests.append(Request(verb, t.resource.key, t.namespace, t.name, t.subresource, status,
-                                         dict(request.query), request.headers.get("Content-Type")))
+                                         dict(request.query), request.headers.get("Content-Type"),
+                                         subject.user if subject else None))
+
+    def _authorize(self, request: web.Request, verb: str, t: Target) -> None:
+        subject = rbac.subject_from_authorization(request.headers.get("Authorization"))
+        if subject is None:
+            return
+        if t.subresource == "bindings":  # POST namespaces/{ns}/bindings is the `bindings` resource
+            attrs = rbac.Attributes(verb, "", "bindings", None, t.namespace, None)
+        else:
+            attrs = rbac.Attributes(verb, t.resource.group, t.resource.plural, t.subresource, t.namespace, t.name)
+        table, store = self.store.resources, self.store
+        roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r
+                 for r in store.objects(table.by_name("roles.rbac.authorization.k8s.io"))}
+        cluster_roles = {r["metadata"]["name"]: r
+                         for r in store.objects(table.by_name("clusterroles.rbac.authorization.k8s.io"))}
+        if not rbac.authorized(subject, attrs, roles, cluster_roles,
+                               store.objects(table.by_name("rolebindings.rbac.authorization.k8s.io")),
+                               store.objects(table.by_name("clusterrolebindings.rbac.authorization.k8s.io"))):
+            raise rbac.forbidden(subject, attrs)
 
     async def _serve(self, request: web.Request, t: Target) -> web.StreamResponse:
         q = request.query
         watch = q.get("watch", "").lower() in ("true", "1")
         verb = self._verb(request.method, t, watch)
         try:
+            self._authorize(request, verb, t)
             fault = self._take_fault(verb, t)
             if fault is not None:
                 raise ApiError(fault.status, fault.message)
