@@ -123,3 +123,23 @@ def test_removing_the_dynamic_mig_role_refuses_while_mig_jobs_run(world: World):
     world.backend.set_dynamic_mig("gpu-node-1", False)
     labels = world.kube.get("nodes", "gpu-node-1")["metadata"]["labels"]
     assert k.DYNAMIC_MIG_LABEL not in labels and k.MIG_ENABLED_LABEL not in labels
+
+
+def test_a_refused_eviction_holds_back_the_plan_that_counted_on_it(world: World):
+    for name, flags in (("mig1", {"gpu_memory": "10GB"}), ("mig2", {"mig_profile": "2g.10gb"}),
+                        ("mig3", {"mig_profile": "2g.10gb"})):
+        world.backend.submit(spec(name, **flags))
+    world.settle()
+    world.backend.submit(spec("mig1-int", gpu_memory="20G", interactive=True))
+    world.kube.job_controller.sync()
+    world.kube.fail_next(429, verb="create", resource="pods", subresource="eviction",
+                         message="Cannot evict pod as it would violate the pod's disruption budget.")
+    desired = world.kube.get("nodes", "gpu-node-1")["metadata"]["annotations"][k.MIG_DESIRED]
+    world.controller.reconcile_once()
+    assert world.live_pod("team-a", "mig1-int")["metadata"]["annotations"].get(k.ALLOCATION) is None
+    assert world.kube.get("nodes", "gpu-node-1")["metadata"]["annotations"][k.MIG_DESIRED] == desired
+    assert "PreemptionFailed" in [e.kind for e in world.backend.get_job("team-a", "mig1").events +
+                                  world.backend.get_job("team-a", "mig2").events +
+                                  world.backend.get_job("team-a", "mig3").events]
+    world.settle()  # the next pass evicts and goes on
+    assert world.backend.get_job("team-a", "mig1-int").status is JobStatus.RUNNING

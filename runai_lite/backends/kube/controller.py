@@ -71,8 +71,11 @@ class Controller:
         return plan
 
     def _apply(self, view: ClusterView, plan: Plan, waiting: dict[str, str]) -> None:
-        for action in plan.of_type(Preempt):
-            self._preempt(view, action)
+        evicted = [self._preempt(view, action) for action in plan.of_type(Preempt)]
+        if not all(evicted):
+            # The rest of the plan counted on room a victim still holds (a disruption budget
+            # refused, say): nothing more this pass; the next pass plans from what is there.
+            return
         changed = set()
         for action in plan.actions:
             if isinstance(action, DestroyMig | CreateMig):
@@ -97,10 +100,11 @@ class Controller:
 
     # -- actions -------------------------------------------------------------------------------
 
-    def _preempt(self, view: ClusterView, action: Preempt) -> None:
+    def _preempt(self, view: ClusterView, action: Preempt) -> bool:
+        """Evict a victim; False when it could not be evicted and still holds its resources."""
         pod = view.pods.get(action.job)
         if pod is None:
-            return
+            return True
         meta = pod["metadata"]
         body = {"apiVersion": "policy/v1", "kind": "Eviction",
                 "metadata": {"name": meta["name"], "namespace": meta["namespace"]}}
@@ -108,12 +112,13 @@ class Controller:
             self.api.create(core("pods", meta["namespace"], meta["name"], "eviction"), body)
         except ApiError as error:
             if error.not_found:
-                return
+                return True
             self._record(view, pod, "PreemptionFailed", f"could not evict: {error}", warning=True)
-            return
+            return False
         self._record(view, pod, "Preempted", action.reason, warning=True)
         self._set_status(view, pod, "Preempted", action.reason)
         view.pods.pop(action.job, None)
+        return True
 
     def _write_desired(self, view: ClusterView, node: str) -> None:
         text = k.encode_layout(view.desired[node])
