@@ -109,6 +109,18 @@ def show(*renderables: Any) -> None:
     sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
 
 
+def show_projects(ctx: typer.Context, output: DataOutput) -> None:
+    """`runai list projects` and `runai-adm project list`; the default project is marked."""
+    s = session(ctx)
+    projects = s.backend.list_projects()
+    if output is not DataOutput.TABLE:
+        emit_data([p.to_json() for p in projects], output.value)
+        return
+    from .render import projects_table
+
+    show(projects_table(projects, s.config.project) if projects else "No projects found.")
+
+
 def run(app: typer.Typer, prog_name: str) -> None:
     """Console-script entry point."""
     command = typer.main.get_command(app)

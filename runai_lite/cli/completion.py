@@ -86,17 +86,24 @@ def _path_steps(specs: list[CommandSpec]) -> list[str]:
     return [" ".join(s.path) for s in specs if len(s.path) > 1]
 
 
-def bash_script(specs: list[CommandSpec], prog: str) -> str:
-    fn = _function_name(prog)
-    steps = "|".join(f'"{step}"' for step in _path_steps(specs))
-    value_cases, command_cases = [], []
+def _valued_options(specs: list[CommandSpec]):
+    """(option, its `"path|-o"|"path|--output"` case pattern) for each option that takes a value."""
     for spec in specs:
         path = " ".join(spec.path)
         for option in spec.options:
             if option.takes_value:
-                pattern = "|".join(f'"{path}|{name}"' for name in option.names)
-                reply = f'($(compgen -W "{" ".join(option.values)}" -- "$cur"))' if option.values else "()"
-                value_cases.append(f"        {pattern}) COMPREPLY={reply}; return ;;")
+                yield option, "|".join(f'"{path}|{name}"' for name in option.names)
+
+
+def bash_script(specs: list[CommandSpec], prog: str) -> str:
+    fn = _function_name(prog)
+    steps = "|".join(f'"{step}"' for step in _path_steps(specs))
+    value_cases, command_cases = [], []
+    for option, pattern in _valued_options(specs):
+        reply = f'($(compgen -W "{" ".join(option.values)}" -- "$cur"))' if option.values else "()"
+        value_cases.append(f"        {pattern}) COMPREPLY={reply}; return ;;")
+    for spec in specs:
+        path = " ".join(spec.path)
         subs = " ".join(name for name, _ in spec.subcommands)
         opts = " ".join(name for option in spec.options for name in option.names)
         command_cases.append(f'        "{path}") subs="{subs}"; opts="{opts}" ;;')
@@ -132,13 +139,11 @@ def zsh_script(specs: list[CommandSpec], prog: str) -> str:
     fn = _function_name(prog)
     steps = "|".join(f'"{step}"' for step in _path_steps(specs))
     value_cases, command_cases = [], []
+    for option, pattern in _valued_options(specs):
+        action = f"compadd -- {' '.join(option.values)}" if option.values else "_default"
+        value_cases.append(f"        ({pattern}) {action}; return ;;")
     for spec in specs:
         path = " ".join(spec.path)
-        for option in spec.options:
-            if option.takes_value:
-                pattern = "|".join(f'"{path}|{name}"' for name in option.names)
-                action = f"compadd -- {' '.join(option.values)}" if option.values else "_default"
-                value_cases.append(f"        ({pattern}) {action}; return ;;")
         subs = " ".join(_quote(f"{name}:{text.replace(':', ' ')}") for name, text in spec.subcommands)
         opts = " ".join(_quote(f"{name.replace(':', ' ')}:{option.help.replace(':', ' ')}")
                         for option in spec.options for name in option.names)

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError
-from .app import DataOutput, DoubleDashCommand, Output, RunaiGroup, emit_data, new_app, run, session, show
+from .app import DataOutput, DoubleDashCommand, Output, RunaiGroup, emit_data, new_app, run, session, show, show_projects
 from .config import LOCAL_CLUSTER
 
 app = new_app(
@@ -40,7 +40,6 @@ DataOutputOpt = Annotated[DataOutput, typer.Option("--output", "-o", help="Outpu
 AllProjectsOpt = Annotated[bool, typer.Option("--all-projects", "-A", help="Show jobs of every project.")]
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-DEFAULT_BACKOFF_LIMIT = 6
 
 
 def _example(text: str) -> str:
@@ -126,16 +125,17 @@ def submit(
     backend = s.backend
     if name is None:
         prefix = name_prefix or "job"
-        _check_name("name prefix", f"{prefix}-1")
+        _check_name("name prefix", prefix)
         name = next_name(prefix, {j.name for j in backend.list_jobs(project)})
     elif name_prefix:
         raise UserError("give a job name or --name-prefix, not both", f"e.g. runai submit {name} -i {image}")
     _check_name("job name", name)
+    # Interactive jobs are never retried (Run:ai forces backoffLimit 0); training jobs keep JobSpec's default.
+    retries = {"backoff_limit": 0} if interactive else ({} if backoff_limit is None else {"backoff_limit": backoff_limit})
     try:
         spec = JobSpec(name=name, project=project, image=image, type=_job_type(interactive, preemptible),
                        request=request, command=argv, replace_entrypoint=command, env=env, working_dir=working_dir,
-                       backoff_limit=0 if interactive else (DEFAULT_BACKOFF_LIMIT if backoff_limit is None else backoff_limit),
-                       user=backend.current_user())
+                       user=backend.current_user(), **retries)
     except ValidationError as exc:
         raise UserError(f"invalid job: {exc.errors()[0]['msg']}", "see `runai submit --help`") from None
     job = backend.submit(spec)
@@ -181,14 +181,7 @@ def list_jobs(ctx: typer.Context, all_projects: AllProjectsOpt = False, project:
 
 @list_app.command("projects", help="List projects and their GPU quotas." + _example("runai list projects"))
 def list_projects(ctx: typer.Context, output: DataOutputOpt = DataOutput.TABLE) -> None:
-    s = session(ctx)
-    projects = s.backend.list_projects()
-    if output is not DataOutput.TABLE:
-        emit_data([p.to_json() for p in projects], output.value)
-        return
-    from .render import projects_table
-
-    show(projects_table(projects, s.config.project) if projects else "No projects found.")
+    show_projects(ctx, output)
 
 
 @list_app.command("nodes", help="List nodes and their GPUs." + _example("runai list nodes"))

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError
-from .app import DataOutput, RunaiGroup, emit_data, new_app, run, session, show
+from .app import DataOutput, RunaiGroup, emit_data, new_app, run, session, show_projects
 
 app = new_app(
     "Administer runai-lite: dynamic-MIG nodes, projects and quotas, the embedded controller, Kubernetes install.\n\n"
@@ -76,14 +76,7 @@ def project_create(ctx: typer.Context, name: Annotated[str, typer.Argument(help=
 @project_app.command("list", help="List projects." + _example("runai-adm project list -o json"))
 def project_list(ctx: typer.Context,
                  output: Annotated[DataOutput, typer.Option("--output", "-o", help="Output format.")] = DataOutput.TABLE) -> None:
-    s = session(ctx)
-    projects = s.backend.list_projects()
-    if output is not DataOutput.TABLE:
-        emit_data([p.to_json() for p in projects], output.value)
-        return
-    from .render import projects_table
-
-    show(projects_table(projects, s.config.project) if projects else "No projects found.")
+    show_projects(ctx, output)
 
 
 @project_app.command("delete", help="Delete a project." + _example("runai-adm project delete team-a"))
