@@ -249,6 +249,12 @@ class KubeEmulator:
     def resource_version(self) -> int:
         return self.store.resource_version
 
+    def send_bookmarks(self) -> None:
+        """Send a BOOKMARK event (the current resourceVersion) on every open watch that asked for
+        bookmarks with allowWatchBookmarks; a watch also gets one as its timeoutSeconds runs out."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.server.send_bookmarks)
+
     def compact(self) -> None:
         """Forget the watch history: a watch resuming from an older resourceVersion gets 410 Gone."""
         self.store.compact()

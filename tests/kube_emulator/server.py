@@ -25,6 +25,7 @@ KUBERNETES_VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.0-runai-
                       "platform": "linux/amd64"}
 _WATCH_DEFAULT_TIMEOUT_S = 1800
 _LOG_FOLLOW_POLL_S = 0.05
+BOOKMARK = "BOOKMARK"
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,8 @@ class ApiServer:
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
         self._lock = threading.Lock()
-        self._closing: set[asyncio.Queue] = set()
+        self._watches: set[asyncio.Queue] = set()
+        self._stopping = False
 
     def recorded_requests(self) -> list[Request]:
         with self._lock:
@@ -121,8 +123,14 @@ class ApiServer:
 
     def close_streams(self) -> None:
         """End every open watch and log stream (called on the server's loop at shutdown)."""
-        for queue in list(self._closing):
+        self._stopping = True
+        for queue in list(self._watches):
             queue.put_nowait(None)
+
+    def send_bookmarks(self) -> None:
+        """Send a BOOKMARK to every open watch that allows them (called on the server's loop)."""
+        for queue in list(self._watches):
+            queue.put_nowait(BOOKMARK)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
@@ -351,7 +359,8 @@ class ApiServer:
         freqs = parse_field_selector(q.get("fieldSelector"), t.resource.supports_field)
         timeout = int(q["timeoutSeconds"]) if q.get("timeoutSeconds", "").isdigit() else _WATCH_DEFAULT_TIMEOUT_S
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[WatchEvent | None] = asyncio.Queue()
+        bookmarks = q.get("allowWatchBookmarks", "").lower() in ("true", "1")
+        queue: asyncio.Queue[WatchEvent | str | None] = asyncio.Queue()
 
         def matches(obj: Obj) -> bool:
             return labels_match(lreqs, obj) and fields_match(freqs, obj)
@@ -366,9 +375,9 @@ class ApiServer:
             if e.code != 410:
                 raise
             response = await self._stream_response(request, "application/json")
-            await response.write(json.dumps({"type": "ERROR", "object": e.status()}).encode() + b"\n")
+            await self._write_event(response, "ERROR", e.status())
             return response
-        self._closing.add(queue)
+        self._watches.add(queue)
         response = await self._stream_response(request, "application/json")
         try:
             for event in replay:
@@ -378,24 +387,34 @@ class ApiServer:
                 try:
                     event = await asyncio.wait_for(queue.get(), remaining)
                 except asyncio.TimeoutError:
-                    break
+                    # the API server bookmarks the current version as a watch times out
+                    event = BOOKMARK
+                    deadline = loop.time()
                 if event is None:
                     break
+                if event == BOOKMARK:
+                    if bookmarks:
+                        await self._write_event(response, BOOKMARK, {
+                            "kind": t.resource.kind, "apiVersion": t.resource.api_version,
+                            "metadata": {"resourceVersion": str(self.store.resource_version)}})
+                    continue
                 await self._send(response, event, t.namespace, matches)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
             unsubscribe()
-            self._closing.discard(queue)
+            self._watches.discard(queue)
         return response
 
     @staticmethod
-    async def _send(response: web.StreamResponse, event: WatchEvent, namespace: str | None,
+    async def _write_event(response: web.StreamResponse, kind: str, obj: Obj) -> None:
+        await response.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
+
+    async def _send(self, response: web.StreamResponse, event: WatchEvent, namespace: str | None,
                     matches: Callable[[Obj], bool]) -> None:
         view = watch_view(event, namespace, matches)
         if view is not None:
-            line = json.dumps({"type": view[0], "object": view[1]})
-            await response.write(line.encode() + b"\n")
+            await self._write_event(response, *view)
 
     async def _log(self, request: web.Request, t: Target) -> web.StreamResponse:
         q = request.query
@@ -407,10 +426,8 @@ class ApiServer:
             return web.Response(text=text, content_type="text/plain")
         response = await self._stream_response(request, "text/plain")
         await response.write(text.encode())
-        closing: asyncio.Queue = asyncio.Queue()
-        self._closing.add(closing)
         try:
-            while not finished and closing.empty():
+            while not finished and not self._stopping:
                 await asyncio.sleep(_LOG_FOLLOW_POLL_S)
                 try:
                     full, finished = subresources.read_log(self.store, t.namespace or "", t.name or "", container)
@@ -421,6 +438,4 @@ class ApiServer:
                 sent = full
         except (ConnectionResetError, asyncio.CancelledError):
             pass
-        finally:
-            self._closing.discard(closing)
         return response

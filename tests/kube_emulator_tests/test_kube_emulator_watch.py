@@ -63,11 +63,30 @@ def test_watch_resource_versions_increase_and_the_client_tracks_them(kube_client
     assert versions == sorted(versions) and w.resource_version == str(versions[-1])
 
 
-def test_watch_ends_after_timeout_seconds(kube_client):
+def test_watch_ends_after_timeout_seconds_with_a_bookmark_when_allowed(kube_client, kube_emulator):
     v1 = client.CoreV1Api(kube_client)
     since = v1.list_namespaced_pod("default").metadata.resource_version
-    events = list(watch.Watch().stream(v1.list_namespaced_pod, "default", resource_version=since, timeout_seconds=1))
-    assert events == []
+    kube_emulator.create("configmaps", {"metadata": {"name": "elsewhere"}})  # moves the version on
+    w = watch.Watch()
+    events = list(w.stream(v1.list_namespaced_pod, "default", resource_version=since, timeout_seconds=1,
+                           allow_watch_bookmarks=True))
+    assert [e["type"] for e in events] == ["BOOKMARK"]
+    assert w.resource_version == str(kube_emulator.resource_version) != since
+
+
+def test_bookmarks_on_demand_reach_only_watches_that_allow_them(kube_client, kube_emulator):
+    v1 = client.CoreV1Api(kube_client)
+    v1.create_namespaced_pod("default", pod("p"))
+    w = watch.Watch()
+    seen = []
+    for event in w.stream(v1.list_namespaced_pod, "default", allow_watch_bookmarks=True,
+                          timeout_seconds=SAFETY_TIMEOUT_S):
+        seen.append(event["type"])
+        if len(seen) == 1:
+            kube_emulator.send_bookmarks()
+        else:
+            w.stop()
+    assert seen == ["ADDED", "BOOKMARK"]
 
 
 def test_selector_watch_sees_objects_enter_and_leave_the_selection(kube_client):
