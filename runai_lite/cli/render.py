@@ -62,11 +62,12 @@ def allocation_text(allocation: Allocation | None) -> str:
     return f"GPU {gpus}"
 
 
-def _table(columns: Iterable[str]) -> Table:
-    from rich import box
+def plain_table(columns: Iterable[str]) -> Table:
+    """Columns three spaces apart, a header and no rules, like Run:ai's tabwriter output, so
+    scripts that skip the header line and split rows keep working."""
     from rich.table import Table
 
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    table = Table(box=None, padding=(0, 3, 0, 0), pad_edge=False, header_style="bold")
     for column in columns:
         table.add_column(column, no_wrap=True)
     return table
@@ -81,7 +82,7 @@ def enforcement_text(job: JobInfo) -> str:
 
 
 def jobs_table(jobs: list[JobInfo], now: float, wide: bool = False) -> Table:
-    table = _table(JOB_COLUMNS + (WIDE_COLUMNS if wide else ()))
+    table = plain_table(JOB_COLUMNS + (WIDE_COLUMNS if wide else ()))
     for job in sorted(jobs, key=lambda j: (j.project, j.submitted_at, j.name)):
         row = [job.name, job.status.value, age(job.submitted_at, now), job.node or "-", job.image,
                job.type.display, job.project, job.user or "-", gpus_column(job)]
@@ -129,7 +130,7 @@ def describe_lines(job: JobInfo, now: float) -> list[tuple[str, str]]:
 
 
 def events_table(events: Iterable[Event], now: float) -> Table:
-    table = _table(("AGE", "TYPE", "MESSAGE"))
+    table = plain_table(("AGE", "TYPE", "MESSAGE"))
     for event in sorted(events, key=lambda e: e.time):
         table.add_row(age(event.time, now), event.kind, event.message)
     return table
@@ -140,7 +141,7 @@ def describe_json(job: JobInfo) -> dict:
 
 
 def projects_table(projects: list[ProjectInfo], default: str | None) -> Table:
-    table = _table(("PROJECT", "DESERVED GPUs", "ALLOCATED GPUs", "RUNNING", "PENDING"))
+    table = plain_table(("PROJECT", "DESERVED GPUs", "ALLOCATED GPUs", "RUNNING", "PENDING"))
     for project in sorted(projects, key=lambda p: p.name):
         name = f"{project.name} (default)" if project.name == default else project.name
         table.add_row(name, f"{project.deserved_gpus:g}", f"{round(project.allocated_gpus, 3):g}",
@@ -154,7 +155,7 @@ def gpu_is_free(gpu: GpuView) -> bool:
 
 
 def nodes_table(nodes: list[NodeView]) -> Table:
-    table = _table(("NAME", "GPU TYPE", "GPUs", "FREE GPUs", "MIG", "SIMULATED"))
+    table = plain_table(("NAME", "GPU TYPE", "GPUs", "FREE GPUs", "MIG", "SIMULATED"))
     for node in sorted(nodes, key=lambda n: n.name):
         models = sorted({g.model for g in node.gpus})
         free = sum(1 for g in node.gpus if gpu_is_free(g))

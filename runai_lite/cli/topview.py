@@ -130,12 +130,9 @@ def _profile_memory(model: str, profile: str) -> str:
 
 
 def mig_device_table(gpu: GpuView):
-    from rich import box
-    from rich.table import Table
+    from .render import plain_table
 
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", pad_edge=False)
-    for column in ("GPU", "SLICES", "PROFILE", "MEMORY", "STATE", "JOB", "MIG DEVICE"):
-        table.add_column(column, no_wrap=True)
+    table = plain_table(("GPU", "SLICES", "PROFILE", "MEMORY", "STATE", "JOB", "MIG DEVICE"))
     for inst in sorted(gpu.mig_instances, key=lambda m: m.start):
         slices = f"{inst.start}-{inst.start + inst.size - 1}"
         table.add_row(str(gpu.index), slices, inst.profile, _profile_memory(gpu.model, inst.profile),
