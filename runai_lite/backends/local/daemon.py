@@ -84,6 +84,7 @@ class Daemon:
             self.store.set_config(conn, "node", self.node)
             self.store.set_config(conn, "enforcement_mechanism", self.mechanism.value)
         self.children: dict[str, subprocess.Popen] = {}  # attempt lock path -> shim we started
+        self.exiting: list[subprocess.Popen] = []  # shims that recorded their end but had not exited yet
         self.retry = RetryClock()
         self.stopping = False
         self._seen_version: int | None = None
@@ -119,6 +120,7 @@ class Daemon:
 
     def cycle(self, now: float) -> bool:
         """One pass; True when it changed something (another pass may then find more to do)."""
+        self.exiting = [child for child in self.exiting if child.poll() is None]
         version = self.store.data_version()
         changed = version != self._seen_version
         self._seen_version = version
@@ -284,8 +286,8 @@ class Daemon:
 
     def _forget(self, row: JobRow, attempt: Attempt) -> None:
         child = self.children.pop(str(attempt.lock), None)
-        if child is not None:
-            child.poll()
+        if child is not None and child.poll() is None:
+            self.exiting.append(child)  # reaped by a later cycle, so that no zombie is left
         alloc = row.alloc
         unregister = getattr(self.driver, "unregister_process", None)
         if unregister is not None and alloc is not None:
@@ -425,7 +427,10 @@ class Daemon:
                 alloc = alloc.model_copy(update={"mig_uuid": part["uuid"], "gpu_uuids": (uuids[alloc.gpu_indices[0]],)})
             elif not alloc.gpu_uuids:
                 alloc = alloc.model_copy(update={"gpu_uuids": tuple(uuids[i] for i in alloc.gpu_indices)})
-            started |= self.launch(row, alloc, now)
+            try:
+                started |= self.launch(row, alloc, now)
+            except Exception:  # one job that cannot start must not keep the others from starting
+                log.error("starting %s failed:\n%s", row.key, traceback.format_exc())
         return started
 
     def _gpus_of_stopping_jobs(self) -> set[int]:
@@ -449,9 +454,11 @@ class Daemon:
 
     def launch(self, row: JobRow, alloc: Allocation, now: float) -> bool:
         spec = row.job_spec
-        devices_env = device_environment(spec, alloc, row.id)
-        enforcement = for_allocation(alloc, self.mechanism, gpu_memory_mib=self._gpu_memory(alloc),
-                                     hami_shared_cache=str(self.home.run / f"{row.id}.cudevshr"))
+        on_gpus = alloc if alloc.gpu_indices else None  # a job that asked for no GPU gets none
+        devices_env = device_environment(spec, on_gpus, row.id)
+        enforcement = on_gpus and for_allocation(
+            on_gpus, self.mechanism, gpu_memory_mib=self._gpu_memory(on_gpus),
+            hami_shared_cache=str(self.home.run / f"{row.id}.cudevshr"))
         # `overlay` is what the job adds to an environment (kept for `runai exec`); `env` is the
         # daemon's environment with it, PYTHONPATH and LD_PRELOAD prepended rather than replaced.
         overlay = enforcement.apply(devices_env) if enforcement else devices_env
@@ -517,9 +524,9 @@ def _device_uuids(alloc: Allocation) -> list[str]:
 
 
 def _started_message(row: JobRow, alloc: Allocation, attempt: int) -> str:
-    where = alloc.mig_uuid if alloc.kind == "mig" else ",".join(alloc.gpu_uuids)
+    where = alloc.mig_uuid if alloc.kind == "mig" else ",".join(alloc.gpu_uuids) or "no GPU"
     how = "directly" if row.runtime == PROCESS else f"with {row.runtime}"
-    return f"attempt {attempt} started {how} on {where}"
+    return f"attempt {attempt} started {how} on {alloc.node} ({where})"
 
 
 def _json(env: dict[str, str]) -> str:
@@ -575,6 +582,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def stop(signum, frame):
         daemon.stopping = True
+        try:
+            os.write(wake_fd, b"!")  # end the wait now, not at the next tick
+        except OSError:
+            pass
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

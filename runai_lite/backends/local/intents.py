@@ -109,6 +109,8 @@ def _bind(store: Store, conn: sqlite3.Connection, action: Bind, now: float) -> i
 
 def _where(alloc: Allocation) -> str:
     gpus = ",".join(str(i) for i in alloc.gpu_indices)
+    if not gpus:
+        return f"bound to {alloc.node} (no GPU)"
     if alloc.kind == "mig":
         return f"bound to {alloc.mig_profile} at slice {alloc.mig_start} of GPU {gpus} on {alloc.node}"
     if alloc.kind == "fraction":

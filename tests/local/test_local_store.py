@@ -1,0 +1,114 @@
+"""The state database: schema versions, file modes, uniqueness, and concurrent writers."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from runai_lite.backends.local.paths import Home
+from runai_lite.backends.local.store import MIGRATIONS, SCHEMA_VERSION, Store
+from runai_lite.errors import OperationalError, UserError
+from runai_lite.model import JobSpec
+
+
+def _spec(name: str, project: str = "team-a") -> JobSpec:
+    return JobSpec(name=name, project=project, image="img", command=("true",))
+
+
+def test_new_store_is_at_the_current_schema_version_with_private_files(tmp_path: Path) -> None:
+    home = Home.at(tmp_path / "home")
+    store = Store(home.db)
+    with store.write() as conn:
+        store.insert_job(conn, _spec("a"), "me", "process", 1.0)
+    assert store.conn.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert stat.S_IMODE(home.root.stat().st_mode) == 0o700
+    for directory in (home.logs, home.run):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    for path in home.root.glob("state.db*"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_an_existing_home_is_tightened_to_0700(tmp_path: Path) -> None:
+    root = tmp_path / "home"
+    root.mkdir(mode=0o755)
+    root.chmod(0o755)
+    Home.at(root)
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+
+
+def test_migrations_run_from_an_older_version_and_keep_data(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0])
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version VALUES (1)")
+    conn.execute("INSERT INTO projects VALUES ('old', 1.0, 0)")
+    conn.commit()
+    conn.close()
+    store = Store(path)
+    assert [p["name"] for p in store.projects()] == ["old"]
+    assert store.conn.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_newer_schema_is_refused_not_downgraded(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(OperationalError, match="newer"):
+        Store(path)
+
+
+def test_duplicate_live_names_are_refused_but_a_deleted_name_is_free_again(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.db")
+    with store.write() as conn:
+        first = store.insert_job(conn, _spec("a"), "me", "process", 1.0)
+    with pytest.raises(UserError, match="already exists"), store.write() as conn:
+        store.insert_job(conn, _spec("a"), "me", "process", 2.0)
+    with store.write() as conn:
+        store.insert_job(conn, _spec("a", project="team-b"), "me", "process", 2.0)
+        store.update_job(conn, first.id, status="Deleted")
+        again = store.insert_job(conn, _spec("a"), "me", "process", 3.0)
+    assert again.id != first.id
+    assert store.live_job("team-a", "a").id == again.id
+
+
+def test_a_failed_transaction_changes_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.db")
+    with pytest.raises(RuntimeError), store.write() as conn:
+        store.insert_job(conn, _spec("a"), "me", "process", 1.0)
+        raise RuntimeError("boom")
+    assert store.jobs() == []
+
+
+def _submit_many(path: str, worker: int, count: int) -> None:
+    store = Store(Path(path))
+    for i in range(count):
+        with store.write() as conn:
+            store.insert_job(conn, _spec(f"w{worker}-{i}"), "me", "process", float(i))
+            store.add_event(conn, store.live_job("team-a", f"w{worker}-{i}", conn).id, "Submitted", "", 0.0)
+        store.jobs()
+    store.close()
+
+
+def test_concurrent_writer_processes_record_every_job_exactly_once(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    Store(path).close()
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_submit_many, args=(str(path), w, 25)) for w in range(4)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(60)
+        assert process.exitcode == 0
+    store = Store(path)
+    names = [r.name for r in store.jobs()]
+    assert len(names) == 100 and len(set(names)) == 100
+    assert store.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 100
