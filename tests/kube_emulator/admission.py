@@ -18,9 +18,12 @@ DNS1123_SUBDOMAIN = re.compile(rf"{_LABEL}(\.{_LABEL})*")
 DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 
-# kinds whose names must be DNS-1123 labels (63 chars) or DNS-1035 labels rather than subdomains
-_LABEL_NAMED = {"Namespace"}
-_DNS1035_NAMED = {"Service"}
+# name rules by kind: (pattern, longest, what); other kinds' names are DNS-1123 subdomains
+_NAME_RULES = {
+    "Namespace": (DNS1123_LABEL, 63, "RFC 1123 label"),
+    "Service": (DNS1035_LABEL, 63, "RFC 1035 label"),
+}
+_SUBDOMAIN_RULE = (DNS1123_SUBDOMAIN, 253, "RFC 1123 subdomain")
 
 # the pod spec fields an update may change (k8s ValidatePodUpdate); everything else is immutable
 _MUTABLE_POD_SPEC = ("activeDeadlineSeconds", "tolerations", "schedulingGates", "terminationGracePeriodSeconds")
@@ -34,12 +37,7 @@ SYSTEM_PRIORITY_CLASSES = (
 
 
 def validate_name(kind: str, name: str) -> list[str]:
-    if kind in _LABEL_NAMED or kind in _DNS1035_NAMED:
-        pattern, limit, what = (
-            (DNS1035_LABEL, 63, "RFC 1035 label") if kind in _DNS1035_NAMED else (DNS1123_LABEL, 63, "RFC 1123 label")
-        )
-    else:
-        pattern, limit, what = DNS1123_SUBDOMAIN, 253, "RFC 1123 subdomain"
+    pattern, limit, what = _NAME_RULES.get(kind, _SUBDOMAIN_RULE)
     if len(name) > limit or not pattern.fullmatch(name):
         return [f'metadata.name: Invalid value: "{name}": a lowercase {what} must consist of lower case '
                 f"alphanumeric characters, '-' or '.', and be at most {limit} characters"]
@@ -191,9 +189,10 @@ class Admission:
         errors = validate_metadata(meta)
         if r.kind == "Pod" and r.group == "":
             if _pod_spec_immutable_part(old.get("spec") or {}) != _pod_spec_immutable_part(new.get("spec") or {}):
-                errors.append("spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`,"
-                              "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` "
-                              "(only additions to existing tolerations),`spec.terminationGracePeriodSeconds`")
+                errors.append("spec: Forbidden: pod updates may not change fields other than "
+                              "`spec.containers[*].image`,`spec.initContainers[*].image`,"
+                              "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing "
+                              "tolerations),`spec.terminationGracePeriodSeconds`")
         elif r.kind == "Job" and r.group == "batch":
             for field in ("selector", "template", "completionMode"):
                 old_value, new_value = (old.get("spec") or {}).get(field), (new.get("spec") or {}).get(field)

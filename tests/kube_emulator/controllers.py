@@ -153,8 +153,8 @@ class Kubelet:
                 conditions[kind] = {"type": kind, "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
             status["conditions"] = list(conditions.values())
             status["containerStatuses"] = [
-                {"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": True, "restartCount": 0, "started": True,
-                 "state": {"running": {"startedAt": now}}}
+                {"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": True, "restartCount": 0,
+                 "started": True, "state": {"running": {"startedAt": now}}}
                 for c in (p.get("spec") or {}).get("containers") or []
             ]
 
@@ -174,7 +174,8 @@ class Kubelet:
                 else c for c in status.get("conditions") or []
             ]
             status["containerStatuses"] = [
-                {"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": False, "restartCount": 0, "started": False,
+                {"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": False, "restartCount": 0,
+                 "started": False,
                  "state": {"terminated": {"exitCode": exit_code, "reason": reason, "finishedAt": now}}}
                 for c in (p.get("spec") or {}).get("containers") or []
             ]

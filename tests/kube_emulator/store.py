@@ -224,7 +224,8 @@ class Store:
                 raise errors.bad_request("resourceVersion should not be set on objects to be created")
             if not meta.get("name"):
                 if not meta.get("generateName"):
-                    raise errors.invalid(r.kind, "", ["metadata.name: Required value: name or generateName is required"])
+                    raise errors.invalid(r.kind, "", ["metadata.name: Required value: name or generateName is "
+                                                      "required"])
                 meta["name"] = self._generate_name(r, ns, meta["generateName"])
             if (ns, meta["name"]) in self._objects[r]:
                 raise errors.already_exists(r.plural, meta["name"], r.group)
@@ -353,8 +354,8 @@ class Store:
                 return self._remove(r, copy.deepcopy(old), policy)  # a forced delete ends the grace period
             return copy.deepcopy(old)  # already terminating
         if meta.get("finalizers"):
-            return self.mutate(r, meta.get("namespace"), meta["name"],
-                               lambda o: o["metadata"].update(deletionTimestamp=self.now(), deletionGracePeriodSeconds=0))
+            return self.mutate(r, meta.get("namespace"), meta["name"], lambda o: o["metadata"].update(
+                deletionTimestamp=self.now(), deletionGracePeriodSeconds=0))
         grace = options.get("gracePeriodSeconds")
         if r.key == "pods" and self.graceful_pod_deletion:
             grace = (old.get("spec") or {}).get("terminationGracePeriodSeconds", 30) if grace is None else grace

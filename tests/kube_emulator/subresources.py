@@ -28,7 +28,7 @@ def bind(store: Store, namespace: str, name: str, binding: Obj) -> Obj:
     if not target.get("name"):
         raise errors.invalid("Binding", name, ["target.name: Required value"])
     if target.get("kind", "Node") != "Node":
-        raise errors.invalid("Binding", name, [f'target.kind: Invalid value: "{target["kind"]}": must be empty or Node'])
+        raise errors.invalid("Binding", name, [f'target.kind: Invalid value: "{target["kind"]}": must be Node'])
     pods = store.resources.by_name("pods")
     with store.lock:
         pod = store.get(pods, namespace, name)

@@ -8,7 +8,8 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.kube_emulator_tests.test_kube_emulator_pods import SCHEDULER, bind, eviction
 
-IGNORE_DISRUPTION = {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]}
+IGNORE_DISRUPTION = {"rules": [{"action": "Ignore",
+                                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]}
 
 
 def job(name: str, **spec) -> dict:

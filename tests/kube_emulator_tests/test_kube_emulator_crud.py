@@ -31,7 +31,8 @@ def test_create_assigns_identity_and_get_returns_the_same_object(kube_client):
     assert int(created.metadata.resource_version) > 0
     assert created.spec.scheduler_name == "default-scheduler" and created.status.phase == "Pending"
     got = v1.read_namespaced_pod("p1", "default")
-    assert (got.metadata.uid, got.metadata.resource_version) == (created.metadata.uid, created.metadata.resource_version)
+    assert (got.metadata.uid, got.metadata.resource_version) == \
+        (created.metadata.uid, created.metadata.resource_version)
 
 
 def test_generate_name_makes_distinct_names_with_the_prefix(kube_client):
