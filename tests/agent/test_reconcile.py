@@ -3,7 +3,7 @@
 import os
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runai_lite.agent import DesiredInstance, reconcile
@@ -140,6 +140,7 @@ def layouts(draw):
     return [(p.profile, p.start) for p in placed]
 
 
+@settings(max_examples=40)  # each example re-partitions a GPU through the state file
 @given(before=layouts(), after=layouts())
 def test_any_valid_layout_reaches_any_other(tmp_path_factory, before, after):
     driver = SimulatedDriver(tmp_path_factory.mktemp("gpu"), "A100-SXM4-40GB:1", faults="")
