@@ -143,3 +143,21 @@ def test_a_refused_eviction_holds_back_the_plan_that_counted_on_it(world: World)
                                   world.backend.get_job("team-a", "mig3").events]
     world.settle()  # the next pass evicts and goes on
     assert world.backend.get_job("team-a", "mig1-int").status is JobStatus.RUNNING
+
+
+def test_an_idle_partition_that_vanished_is_made_again_only_when_a_job_claims_it(world: World):
+    driver = world.drivers["gpu-node-1"]
+    world.backend.submit(spec("mig1", gpu_memory="10GB"))
+    world.settle()
+    world.backend.delete_jobs("team-a", ["mig1"])
+    world.settle()
+    [idle] = driver.mig_instances(0)  # lazy deallocation: kept for reuse
+    driver.destroy_mig(0, idle.gi_id)  # as after a reboot
+    world.settle()
+    assert driver.mig_instances(0) == []  # idle: not worth recreating
+
+    world.backend.submit(spec("mig2", gpu_memory="10GB"))
+    world.settle()
+    [again] = driver.mig_instances(0)
+    assert (again.profile, again.start) == (idle.profile, idle.start)
+    assert world.backend.get_job("team-a", "mig2").allocation.mig_uuid == again.uuid

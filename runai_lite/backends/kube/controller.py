@@ -66,6 +66,7 @@ class Controller:
                     waiting[job_id] = reason
         plan = self.planner(view.snapshot)
         self._apply(view, plan, waiting)
+        self._sync_desired(view)
         self._sync_reservations(view)
         self._report(view, plan, waiting)
         return plan
@@ -76,16 +77,15 @@ class Controller:
             # The rest of the plan counted on room a victim still holds (a disruption budget
             # refused, say): nothing more this pass; the next pass plans from what is there.
             return
-        changed = set()
         for action in plan.actions:
             if isinstance(action, DestroyMig | CreateMig):
                 layout = view.desired.setdefault(action.node, {}).setdefault(action.gpu_index, [])
                 layout[:] = [i for i in layout if i["start"] != action.start]
                 if isinstance(action, CreateMig):
                     layout.append({"profile": action.profile, "start": action.start})
-                changed.add(action.node)
-        for node in sorted(changed):
-            self._write_desired(view, node)
+        # Layouts are written before any pod claims a partition in them (a restart in between
+        # leaves an idle partition, never a claim on one the layout lacks).
+        self._sync_desired(view)
         for action in plan.of_type(Reserve):
             self._reserve(view, action.node, action.gpu_index)
         for action in plan.of_type(Bind):
@@ -120,11 +120,23 @@ class Controller:
         view.pods.pop(action.job, None)
         return True
 
-    def _write_desired(self, view: ClusterView, node: str) -> None:
-        text = k.encode_layout(view.desired[node])
-        current = (view.nodes[node]["metadata"].get("annotations") or {}).get(k.MIG_DESIRED)
-        if text != current:
-            self.api.merge_patch(core("nodes", name=node), {"metadata": {"annotations": {k.MIG_DESIRED: text}}})
+    def _sync_desired(self, view: ClusterView) -> None:
+        """Write each node's desired MIG layout where it changed. A partition a pod holds is
+        `required` (the agent creates it); an idle one is kept while it exists but not recreated
+        (after a reboot, say) until a pod claims it again."""
+        used = {(a.node, a.gpu_indices[0], a.mig_start) for pod in view.pods.values()
+                if (a := _allocation(pod)) is not None and a.kind == "mig"}
+        for node, layouts in view.desired.items():
+            annotations = view.nodes[node]["metadata"].get("annotations") or {}
+            if not any(layouts.values()) and k.MIG_DESIRED not in annotations:
+                continue
+            for index, items in layouts.items():
+                for item in items:
+                    item["required"] = (node, index, item["start"]) in used
+            text = k.encode_layout(layouts)
+            if text != annotations.get(k.MIG_DESIRED):
+                self.api.merge_patch(core("nodes", name=node), {"metadata": {"annotations": {k.MIG_DESIRED: text}}})
+                view.nodes[node]["metadata"].setdefault("annotations", {})[k.MIG_DESIRED] = text
 
     def _reserve(self, view: ClusterView, node: str, gpu_index: int) -> None:
         if (node, gpu_index) in view.reservations:
