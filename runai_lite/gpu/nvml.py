@@ -147,13 +147,26 @@ class NvmlDriver:
                 return []
             self._raise(error, f"find device {uuid}")
         self._uuid_handles[uuid] = handle
-        pids = {p.pid for p in self._call(f"list the processes on {uuid}", nvml.nvmlDeviceGetComputeRunningProcesses, handle)}
+        pids = {p.pid for p in self._call(f"list the processes on {uuid}", self._running_processes, handle, "Compute")}
         try:
-            pids |= {p.pid for p in nvml.nvmlDeviceGetGraphicsRunningProcesses(handle)}
+            pids |= {p.pid for p in self._running_processes(handle, "Graphics")}
         except nvml.NVMLError as error:
             if error.value != _NOT_SUPPORTED:  # MIG devices have no graphics engine
                 self._raise(error, f"list the graphics processes on {uuid}")
         return sorted(pids)
+
+    def _running_processes(self, handle: Any, kind: str) -> list[Any]:
+        """`nvmlDevice<kind>RunningProcesses`, falling back to its `_v2` where the driver is older
+        than the bindings (pynvml then raises NVMLLibraryMismatchError, not an NVMLError)."""
+        nvml = self._nvml
+        function = f"nvmlDeviceGet{kind}RunningProcesses"
+        try:
+            return getattr(nvml, function)(handle)
+        except Exception as error:
+            mismatch = getattr(nvml, "NVMLLibraryMismatchError", None)
+            if mismatch is None or not isinstance(error, mismatch) or not hasattr(nvml, function + "_v2"):
+                raise
+            return getattr(nvml, function + "_v2")(handle)
 
     # ----------------------------------------------------------------------------------------
     # GpuDriver: changing

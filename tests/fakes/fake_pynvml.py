@@ -61,6 +61,7 @@ for _name in dir(_real):
     if _name.startswith("NVML_") and isinstance(getattr(_real, _name), int):
         setattr(_module, _name, getattr(_real, _name))
 
+NVMLLibraryMismatchError = _real.NVMLLibraryMismatchError
 c_nvmlDevice_t = _real.c_nvmlDevice_t
 c_nvmlGpuInstance_t = _real.c_nvmlGpuInstance_t
 c_nvmlComputeInstance_t = _real.c_nvmlComputeInstance_t
@@ -249,13 +250,14 @@ class FakeNvml:
         self.privileged = privileged
         self.driver_missing = False
         self.process_query_error: int | None = None
+        self.older_driver = False  # lacks the unversioned (_v3) process queries: only _v2 answers
         self.calls: list[str] = []
         self._failures: defaultdict[str, list[int]] = defaultdict(list)
         self._initialised = 0
         self._objects: dict[int, tuple[str, Any]] = {}
         self._next_address = 0x1000
         self._instances: dict[int, dict[int, _GpuInstance]] = {i: {} for i in range(len(gpus))}
-        self._processes: dict[str, list[int]] = defaultdict(list)
+        self._processes_by_uuid: dict[str, list[int]] = defaultdict(list)
         self._device_handles = [self._new_handle(c_nvmlDevice_t, ("gpu", i)) for i in range(len(gpus))]
 
     def __getattr__(self, name: str) -> Any:
@@ -268,10 +270,10 @@ class FakeNvml:
         self._failures[function].extend([code] * times)
 
     def run_process(self, uuid: str, pid: int) -> None:
-        self._processes[uuid].append(pid)
+        self._processes_by_uuid[uuid].append(pid)
 
     def stop_processes(self, uuid: str) -> None:
-        self._processes.pop(uuid, None)
+        self._processes_by_uuid.pop(uuid, None)
 
     def instances(self, gpu: int) -> list[tuple[str, int, int]]:
         """(profile v2 name or id, start, compute-instance count) of every GPU instance."""
@@ -525,15 +527,14 @@ class FakeNvml:
         gi, ci = self._resolve(computeInstance, "ci")
         if gi.computes.get(ci.id) is not ci:
             raise NVMLError(NVML_ERROR_NOT_FOUND)
-        if self._processes.get(ci.uuid):
+        if self._processes_by_uuid.get(ci.uuid):
             raise NVMLError(NVML_ERROR_IN_USE)
         del gi.computes[ci.id]
         return NVML_SUCCESS
 
     # -- processes -----------------------------------------------------------------------------
 
-    @_nvml_function()
-    def nvmlDeviceGetComputeRunningProcesses(self, handle):
+    def _processes(self, handle: Any) -> list[Any]:
         kind, target = self._device_target(handle)
         if self.process_query_error is not None:
             raise NVMLError(self.process_query_error)
@@ -548,8 +549,18 @@ class FakeNvml:
         return [
             nvmlFriendlyObject({"pid": pid, "usedGpuMemory": 2**20, "gpuInstanceId": 0xFFFFFFFF, "computeInstanceId": 0xFFFFFFFF})
             for uuid in uuids
-            for pid in self._processes.get(uuid, [])
+            for pid in self._processes_by_uuid.get(uuid, [])
         ]
+
+    @_nvml_function()
+    def nvmlDeviceGetComputeRunningProcesses(self, handle):
+        if self.older_driver:  # what pynvml's throwOnVersionMismatch turns FunctionNotFound into
+            raise NVMLLibraryMismatchError("Unversioned function called and the pyNVML version does not match the NVML lib version.")
+        return self._processes(handle)
+
+    @_nvml_function()
+    def nvmlDeviceGetComputeRunningProcesses_v2(self, handle):
+        return self._processes(handle)
 
     @_nvml_function()
     def nvmlDeviceGetGraphicsRunningProcesses(self, handle):

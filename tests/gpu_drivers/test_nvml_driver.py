@@ -336,3 +336,11 @@ def test_profiles_are_read_again_once_mig_is_switched_on():
     fake.gpus[0].mig_current = True  # an administrator enabled MIG mode and reset the GPU
     assert driver.model(0).profile("3g.20gb").starts == (0, 4)
     assert driver.create_mig(0, "3g.20gb", 0).complete
+
+
+def test_process_queries_fall_back_to_v2_on_an_older_driver():
+    fake, driver = make()
+    made = driver.create_mig(0, "1g.5gb", 0)
+    fake.run_process(made.uuid, 31)
+    fake.older_driver = True
+    assert driver.processes_on(made.uuid) == [31]
