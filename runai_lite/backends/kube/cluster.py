@@ -21,7 +21,7 @@ from ...gpu.catalog import GpuModel, default_catalog
 from ...model import Allocation, Gpu, Job, JobStatus, MigInstance, Node, Project, Snapshot
 from . import conventions as k
 from .rest import core, group
-from .manifests import InvalidRequest, pod_job_type, pod_request
+from .manifests import InvalidRequest, pod_job_type, pod_request, whole_gpus
 
 if TYPE_CHECKING:
     from .client import KubeApi
@@ -116,8 +116,11 @@ def build_view(objects: ClusterObjects) -> ClusterView:
             except (KeyError, ValueError):
                 continue
             view.reservations[key] = pod
-        elif is_ours(pod):
-            if is_finished(pod):
+        elif is_ours(pod) and not _placed_elsewhere(pod):
+            if is_finished(pod) or meta.get("deletionTimestamp"):
+                # A stopping pod (a preemption victim, or deleted) holds nothing: the plan that
+                # evicted it already counted its room as free, and the agent will not destroy a
+                # partition a process still uses.
                 continue
             job = _job_of(pod, view)
             if job is not None:
@@ -126,10 +129,10 @@ def build_view(objects: ClusterObjects) -> ClusterView:
         else:
             node = (pod.get("spec") or {}).get("nodeName")
             if node and not is_finished(pod):
-                foreign_gpus[node] = foreign_gpus.get(node, 0) + _gpu_limit(pod)
+                foreign_gpus[node] = foreign_gpus.get(node, 0) + whole_gpus(pod)
 
     nodes = [_node_of(n, view, foreign_gpus.get(n["metadata"]["name"], 0), jobs) for n in objects.nodes]
-    names = {p for p in projects_by_namespace.values()} | {j.project for j in jobs}
+    names = set(projects_by_namespace.values()) | {j.project for j in jobs}
     deserved = {projects_by_namespace[ns["metadata"]["name"]]: k.parse_deserved(
         (ns["metadata"].get("annotations") or {}).get(k.DESERVED_GPUS))
         for ns in objects.namespaces if ns["metadata"]["name"] in projects_by_namespace}
@@ -138,12 +141,11 @@ def build_view(objects: ClusterObjects) -> ClusterView:
     return view
 
 
-def _gpu_limit(pod: dict[str, Any]) -> int:
-    total = 0
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        limits = (container.get("resources") or {}).get("limits") or {}
-        total += int(k.parse_quantity(limits.get(k.GPU_RESOURCE)))
-    return total
+def _placed_elsewhere(pod: dict[str, Any]) -> bool:
+    """Our scheduler name, but on a node without our allocation (its nodeName was written by hand):
+    counted like another scheduler's pod."""
+    annotations = pod["metadata"].get("annotations") or {}
+    return bool((pod.get("spec") or {}).get("nodeName")) and k.ALLOCATION not in annotations
 
 
 def _job_of(pod: dict[str, Any], view: ClusterView) -> Job | None:
@@ -161,10 +163,6 @@ def _job_of(pod: dict[str, Any], view: ClusterView) -> Job | None:
                                   f"and the pod has no {k.QUEUE_LABEL} label"))
         return None
     allocation = k.decode_allocation(annotations.get(k.ALLOCATION))
-    if meta.get("deletionTimestamp"):
-        # Stopping (a preemption victim, or deleted): the plan that evicted it already counted its
-        # resources as free, and the agent will not destroy a partition a process still uses.
-        return None
     owner = view.owner_job(pod)
     submitted = k.parse_time((owner or pod)["metadata"].get("creationTimestamp")) or 0.0
     return Job(

@@ -120,7 +120,7 @@ def pod_request(pod: dict[str, Any]) -> GpuRequest | None:
         if len(profiles) > 1:
             raise InvalidRequest(f"asks for several MIG profiles: {', '.join(sorted(profiles))}")
         found.extend(GpuRequest(mig_profile=p) for p in profiles)
-        whole = _whole_gpus(pod)
+        whole = whole_gpus(pod)
         if whole:
             found.append(GpuRequest(gpus=whole))
     except (ValueError, TypeError) as error:
@@ -133,7 +133,8 @@ def pod_request(pod: dict[str, Any]) -> GpuRequest | None:
     return found[0] if found else None
 
 
-def _whole_gpus(pod: dict[str, Any]) -> int:
+def whole_gpus(pod: dict[str, Any]) -> int:
+    """The `nvidia.com/gpu` limits of a pod's containers."""
     total = 0
     for container in pod.get("spec", {}).get("containers") or []:
         limits = (container.get("resources") or {}).get("limits") or {}
