@@ -33,12 +33,13 @@ from pydantic import BaseModel, Field, ValidationError
 from ..errors import OperationalError, UserError
 from .catalog import Catalog, GpuModel, MigProfile, default_catalog
 from .driver import DriverError, GpuDevice, MigDevice, MigMode
-from .faults import FAULTS_ENV, FaultPlan, FaultRule, parse_faults
+from .faults import FAULTS_ENV, FaultRule, parse_faults
 from .inventory import Inventory, parse_inventory
 from .mig_layout import Placed, can_place, compute_used, occupied_mask
 
 STATE_FILE = "simulated-gpus.json"
 LOCK_FILE = "simulated-gpus.lock"
+FAULTS_FILE = "simulated-faults"  # an inbox: a fault spec written here replaces the stored one
 STATE_VERSION = 1
 _UUID_NAMESPACE = uuidlib.UUID("6f1d7c52-3c1e-4b9e-9a53-0d1f3e2b7a41")  # fixed: UUIDs stay stable
 DECLARE_HINT = "declare a simulated inventory: runai-adm local init --simulate A100-SXM4-40GB:1"
@@ -88,8 +89,13 @@ class SimulatedDriver:
     there is none (`SimulatedDriver.is_declared(state_dir)` tells beforehand). Re-declaring keeps
     the instances of every GPU whose index and model are unchanged.
 
-    `faults` (default: `$RUNAI_LITE_SIM_FAULTS`) injects failures in this process only; faults set
-    with `set_faults` are stored with the machine and seen by every process that uses it.
+    Injected failures (spec in `faults.py`) come from three places:
+    - `faults` (default: `$RUNAI_LITE_SIM_FAULTS`): this process only;
+    - `set_faults(spec)`: stored with the machine, seen by every process that uses it, `xN`
+      counts shared;
+    - a file `simulated-faults` in `state_dir` (e.g. `echo create:timeout:x3 > .../simulated-faults`
+      from a shell harness): taken in on the next create/destroy as if by `set_faults`, then
+      removed. A bad spec there is removed too and reported once as a `not-supported` error.
     """
 
     simulated = True
@@ -301,6 +307,7 @@ class SimulatedDriver:
     def _draw_fault(self, state: _State, operation: str) -> FaultRule | None:
         """The injected fault for this call, if any: the machine's stored faults first (their
         counts go down in `state`), then this process's."""
+        self._take_in_fault_file(state)
         if state.faults:
             plan = parse_faults(state.faults)
             rng = self._shared_rngs.setdefault(state.faults, random.Random(plan.seed))
@@ -310,6 +317,18 @@ class SimulatedDriver:
                 return rule
         rule, self._process_faults = self._process_faults.draw(operation, self._process_rng)
         return rule
+
+    def _take_in_fault_file(self, state: _State) -> None:
+        inbox = self.state_dir / FAULTS_FILE
+        try:
+            text = inbox.read_text()
+        except FileNotFoundError:
+            return
+        inbox.unlink(missing_ok=True)
+        try:
+            state.faults = parse_faults(text).spec()
+        except UserError as error:
+            raise DriverError("not-supported", f"ignored the fault file {inbox}: {error.message}", error.hint) from None
 
     def _device(self, state: _State, gpu: _Gpu) -> GpuDevice:
         model = self._catalog.get(gpu.model)
@@ -475,4 +494,4 @@ def _live_pids(entries: list[_Process]) -> list[int]:
     return sorted(p.pid for p in entries if _alive(p))
 
 
-__all__ = ["DECLARE_HINT", "SimulatedDriver"]
+__all__ = ["DECLARE_HINT", "FAULTS_FILE", "LOCK_FILE", "STATE_FILE", "SimulatedDriver"]

@@ -13,7 +13,7 @@ from runai_lite.errors import OperationalError, UserError
 from runai_lite.gpu.catalog import default_catalog
 from runai_lite.gpu.driver import DriverError, MigMode
 from runai_lite.gpu.mig_layout import Placed, is_valid
-from runai_lite.gpu.simulated import STATE_FILE, SimulatedDriver
+from runai_lite.gpu.simulated import FAULTS_FILE, STATE_FILE, SimulatedDriver
 
 
 @pytest.fixture
@@ -306,3 +306,15 @@ def test_a_process_killed_mid_write_never_corrupts_the_state(tmp_path):
         driver.destroy_mig(0, made.gi_id)
     driver.create_mig(0, "7g.40gb", 0)  # the next write also sweeps temporary files a kill left
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+
+
+def test_a_fault_file_in_the_state_dir_is_taken_in_once(tmp_path):
+    driver = SimulatedDriver(tmp_path, "A100-SXM4-40GB:1", faults="")
+    (tmp_path / FAULTS_FILE).write_text("create:in-use:x1\n")
+    assert codes_of(driver.create_mig, 0, "1g.5gb", 0) == "in-use"
+    assert not (tmp_path / FAULTS_FILE).exists()
+    driver.create_mig(0, "1g.5gb", 0)
+    (tmp_path / FAULTS_FILE).write_text("create:sometimes")
+    with pytest.raises(DriverError, match="ignored the fault file"):
+        driver.create_mig(0, "1g.5gb", 1)
+    assert driver.create_mig(0, "1g.5gb", 1).start == 1
