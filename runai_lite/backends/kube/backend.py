@@ -75,11 +75,8 @@ class KubeBackend:
 
     def get_job(self, project: str, name: str) -> JobInfo:
         namespace = self._project_namespace(project)
-        job = self.api.get_or_none(group("batch/v1", "jobs", namespace, name))
-        if job is None:
-            raise NotFoundError(f"job {name} was not found in project {project}",
-                                f"run `runai list jobs -p {project}` to see its jobs")
-        pods = _pods_of(job, self.api.list(core("pods", namespace), label_selector=f"{k.JOB_NAME_LABEL}={name}"))
+        job = self._get_job(project, namespace, name)
+        pods = self._job_pods(job)
         nodes = {n["metadata"]["name"]: n for n in self.api.list(core("nodes"))}
         involved = {name, *(p["metadata"]["name"] for p in pods)}
         events = tuple(sorted(
@@ -99,8 +96,7 @@ class KubeBackend:
         else:
             missing = [n for n in names if self.api.get_or_none(group("batch/v1", "jobs", namespace, n)) is None]
             if missing:
-                raise NotFoundError(f"job {', '.join(missing)} was not found in project {project}",
-                                    f"run `runai list jobs -p {project}` to see its jobs")
+                raise _job_not_found(project, missing)
         for name in names:
             self.api.delete(group("batch/v1", "jobs", namespace, name), {"propagationPolicy": "Background"})
             # The garbage collector removes these too; deleting them here frees the GPUs at once.
@@ -155,12 +151,19 @@ class KubeBackend:
         code = response.returncode
         return int(code) if code is not None else 0
 
-    def _current_pod(self, project: str, namespace: str, name: str) -> dict[str, Any]:
+    def _get_job(self, project: str, namespace: str, name: str) -> dict[str, Any]:
         job = self.api.get_or_none(group("batch/v1", "jobs", namespace, name))
         if job is None:
-            raise NotFoundError(f"job {name} was not found in project {project}",
-                                f"run `runai list jobs -p {project}` to see its jobs")
-        pods = _pods_of(job, self.api.list(core("pods", namespace), label_selector=f"{k.JOB_NAME_LABEL}={name}"))
+            raise _job_not_found(project, [name])
+        return job
+
+    def _job_pods(self, job: dict[str, Any]) -> list[dict[str, Any]]:
+        meta = job["metadata"]
+        return _pods_of(job, self.api.list(core("pods", meta["namespace"]),
+                                           label_selector=f"{k.JOB_NAME_LABEL}={meta['name']}"))
+
+    def _current_pod(self, project: str, namespace: str, name: str) -> dict[str, Any]:
+        pods = self._job_pods(self._get_job(project, namespace, name))
         started = [p for p in pods if (p.get("status") or {}).get("phase") in ("Running", "Succeeded", "Failed")]
         if not started:
             raise UserError(f"job {name} has not started yet",
@@ -325,6 +328,11 @@ class KubeBackend:
             simulated=any(g.get("simulated") for g in gpu_inventory(node)) if node else False,
             events=events,
         )
+
+
+def _job_not_found(project: str, names: list[str]) -> NotFoundError:
+    return NotFoundError(f"job {', '.join(names)} was not found in project {project}",
+                         f"run `runai list jobs -p {project}` to see its jobs")
 
 
 def _pods_of(job: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ RBAC is the least the components need (nothing touches Secrets):
 - controller, in `runai-reservation`: create and delete the reservation pods;
 - controller, in its own namespace: the Lease;
 - agent: read and patch nodes (its GPU inventory and MIG layout annotations);
-- reservation pods, in `runai-reservation`: get and patch pods (their own UUID annotation).
+- reservation pods, in `runai-reservation`: patch pods (their own UUID annotation).
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def render_manifests(values: InstallValues | dict[str, Any] | None = None) -> li
         ]},
         _binding("ClusterRoleBinding", AGENT, "ClusterRole", AGENT, ns),
         {"apiVersion": rbac_api, "kind": "Role", "metadata": _meta(RESERVATION, k.RESERVATION_NAMESPACE), "rules": [
-            _rule([""], ["pods"], ["get", "patch"]),
+            _rule([""], ["pods"], ["patch"]),  # its own UUID annotation
         ]},
         _binding("RoleBinding", RESERVATION, "Role", RESERVATION, k.RESERVATION_NAMESPACE, k.RESERVATION_NAMESPACE),
     ]
