@@ -235,8 +235,12 @@ class KubeBackend:
             for gpu in node.gpus:
                 holders = [j for j in view.snapshot.jobs if j.allocation and j.allocation.node == node.name
                            and gpu.index in j.allocation.gpu_indices]
+                # A partition of the layout not made yet is "creating" when a pod waits for it; an
+                # idle one that vanished (not made again until claimed) stays "idle".
+                required = {i["start"] for i in view.desired.get(node.name, {}).get(gpu.index, []) if i.get("required")}
                 instances = [MigInstanceView(profile=m.profile, start=m.start, size=m.size, uuid=m.uuid,
-                                             state="used" if m.job else ("idle" if m.uuid else "creating"),
+                                             state="creating" if not m.uuid and m.start in required
+                                             else "used" if m.job else "idle",
                                              job=names.get(m.job) if m.job else None) for m in gpu.mig_instances]
                 wanted = {(m.profile, m.start) for m in gpu.mig_instances}
                 instances += [MigInstanceView(profile=a["profile"], start=a["start"], size=int(a.get("size") or 1),
