@@ -74,3 +74,26 @@ def test_fish_completion_completes_commands_and_values(tmp_path):
     assert complete("runai su") == ["submit"]
     assert set(complete("runai list ")) == {"jobs", "nodes", "projects"}
     assert "2g.10gb" in complete("runai submit x --mig-profile 2g")
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh not installed")
+def test_zsh_completion_logic_with_stubbed_completion_builtins(tmp_path):
+    """zsh's completion system needs a terminal; stub its builtins to print what would be offered."""
+    generate(tmp_path)
+
+    def complete(*words: str) -> list[str]:
+        program = f"""
+compdef() {{ :; }}
+compadd() {{ shift; print -l -- "$@"; }}
+_describe() {{ local -a arr; arr=("${{(@P)${{@[-1]}}}}"); print -l -- ${{arr%%:*}}; }}
+_default() {{ print DEFAULT; }}
+source {tmp_path / '_runai'}
+words=({' '.join(repr(w) for w in words)}); CURRENT={len(words)}
+_runai
+"""
+        return subprocess.run(["zsh", "-c", program], capture_output=True, text=True, check=True).stdout.split()
+
+    assert "submit" in complete("runai", "su")
+    assert complete("runai", "list", "") == ["jobs", "nodes", "projects"]
+    assert complete("runai", "list", "-o", "") == ["table", "wide", "json", "yaml"]
+    assert "2g.10gb" in complete("runai", "submit", "x", "--mig-profile", "")
