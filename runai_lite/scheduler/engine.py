@@ -18,29 +18,22 @@ def plan(snapshot: Snapshot) -> Plan:
     """Decide what to do next. Pure and deterministic: the same snapshot gives the same plan."""
     session = Session(snapshot)
     unplaced: list[Job] = []
+    # A job that found no room fails again for an identical job until something is released or a
+    # project goes over its quota (placements only take room): `session.generation` counts those.
+    failed: dict[tuple, tuple[int, str | None]] = {}
     for job in pending_in_order(session.state):
-        known_charge = _known_charge(job)
-        room = interactive_room(session.state, job)
-        if room is not None and known_charge is not None and known_charge > room:
-            session.pending[job.id] = quota_reason(session.state, job, known_charge)
-            continue
-        attempt = allocate(session, job)
-        if attempt.option is not None:
-            session.commit(job, attempt.option)
-            continue
-        stopping = _waiting_for(session, job)
-        if stopping:
-            session.pending[job.id] = waiting_reason(session, stopping)
-            continue
-        forced = preempt(session, job)
-        if forced.option is not None:
-            session.commit(job, forced.option)
-            continue
-        refused = [c for c in (attempt.quota_charge, forced.quota_charge) if c is not None]
-        if refused:
-            session.pending[job.id] = quota_reason(session.state, job, min(refused))
+        key = (job.project, job.type, job.request, job.cpu_milli, job.memory_mib, job.gpu_models)
+        earlier = failed.get(key)
+        if earlier is not None and earlier[0] == session.generation:
+            reason = earlier[1]
         else:
+            reason = _place(session, job)
+            if reason != "":
+                failed[key] = (session.generation, reason)
+        if reason is None:
             unplaced.append(job)
+        elif reason:
+            session.pending[job.id] = reason
     reasons: dict[tuple, str] = {}
     for job in unplaced:
         key = (job.project, job.type, job.request, job.cpu_milli, job.memory_mib, job.gpu_models)
@@ -48,6 +41,27 @@ def plan(snapshot: Snapshot) -> Plan:
             reasons[key] = capacity_reason(session, job)
         session.pending[job.id] = reasons[key]
     return session.result()
+
+
+def _place(session: Session, job: Job) -> str | None:
+    """Place the job: "" when bound, else why not (None: no room, worded once the plan is done)."""
+    known_charge = _known_charge(job)
+    room = interactive_room(session.state, job)
+    if room is not None and known_charge is not None and known_charge > room:
+        return quota_reason(session.state, job, known_charge)
+    attempt = allocate(session, job)
+    if attempt.option is not None:
+        session.commit(job, attempt.option)
+        return ""
+    stopping = _waiting_for(session, job)
+    if stopping:
+        return waiting_reason(session, stopping)
+    forced = preempt(session, job)
+    if forced.option is not None:
+        session.commit(job, forced.option)
+        return ""
+    refused = [c for c in (attempt.quota_charge, forced.quota_charge) if c is not None]
+    return quota_reason(session.state, job, min(refused)) if refused else None
 
 
 def _known_charge(job: Job) -> Fraction | None:
@@ -69,12 +83,14 @@ def _waiting_for(session: Session, job: Job) -> list[str]:
     stopping = sorted(j for j in state.preempted if j in state.allocations)
     if not stopping:
         return []
+    generation = session.generation
     held = {j: session.release(j) for j in stopping}
     try:
         option = allocate(session, job).option
     finally:
         for j, allocation in held.items():
             session.hold(j, allocation)
+        session.generation = generation  # a trial: nothing changed
     if option is None:
         return []
     gpus = {(option.node.name, g.index) for g in option.gpus}

@@ -65,6 +65,17 @@ def victim_allowed(state: ClusterState, job: Job, victim: Job) -> bool:
     return state.over_quota(victim.project)
 
 
+def victim_candidates(state: ClusterState, job: Job) -> set[str]:
+    """Every job that `victim_allowed` admits for `job`, found project by project."""
+    found: set[str] = set()
+    for project, running in state.preemptible_running.items():
+        if project == job.project:
+            found.update(v.id for v in running if v.priority < job.priority and v.id in state.allocations)
+        elif state.over_quota(project):
+            found.update(v.id for v in running if v.id in state.allocations)
+    return found
+
+
 def victim_set_allowed(state: ClusterState, job: Job, charge: Fraction, victims: Iterable[Job]) -> bool:
     """Every victim allowed, and reclaim leaves each victim project at or above its deserved quota."""
     taken: dict[str, Fraction] = {}

@@ -23,7 +23,9 @@ from ..model import (
     Snapshot,
 )
 from ..units import format_bytes
-from .mig_choice import MigTarget
+from ..gpu.catalog import MigProfile
+from ..gpu.mig_layout import free_runs
+from .mig_choice import MigTarget, targets
 from .placement import make_policy
 from .quota import fmt_gpus
 from .shared_gpus import SharedGpus, workload_of
@@ -56,22 +58,52 @@ class Session:
     reserves: list[Reserve] = field(default_factory=list)
     binds: list[Bind] = field(default_factory=list)
     pending: dict[str, str] = field(default_factory=dict)
+    generation: int = 0  # bumped whenever room is released or work becomes reclaimable
 
     def __post_init__(self) -> None:
         self.state = ClusterState(self.snapshot)
         self.shared = SharedGpus(self.state)
+        self._mig_cache: dict[tuple, list] = {}
+        self.candidates: dict[tuple, tuple[MigProfile, ...]] = {}  # (request, model) -> MIG profiles
+        self._run_cache: dict[tuple, int] = {}
         self.policy = make_policy(self.snapshot.policy, workload=workload_of(self.snapshot.jobs))
 
     def job(self, job_id: str) -> Job:
         return self.state.jobs[job_id]
 
+    # ------------------------------------------------------------------ MIG choices, by layout
+
+    def mig_targets(self, gpu: GpuState, profile: MigProfile) -> list[MigTarget]:
+        """`mig_choice.targets` without victims, computed once per layout signature and profile."""
+        key = (gpu.signature(), profile.name)
+        found = self._mig_cache.get(key)
+        if found is None:
+            found = [(t.start, t.reuse.start if t.reuse else None, tuple(i.start for i in t.destroy), t.fragmentation)
+                     for t in targets(gpu, profile, destroy_idle=True)]
+            self._mig_cache[key] = found
+        return [MigTarget(profile, start, None if reuse is None else gpu.instance_at(reuse),
+                          tuple(gpu.instance_at(s) for s in destroy), (), (), fragmentation)  # type: ignore[misc]
+                for start, reuse, destroy, fragmentation in found]
+
+    def mig_largest_free_run(self, gpu: GpuState) -> int:
+        key = gpu.signature()
+        if key not in self._run_cache:
+            assert gpu.model is not None
+            self._run_cache[key] = max(free_runs(gpu.model, gpu.layout()), default=0)
+        return self._run_cache[key]
+
     def hold(self, job_id: str, allocation: Allocation) -> None:
+        project = self.job(job_id).project
+        was_over = self.state.over_quota(project)
         self.state.hold(job_id, allocation)
         self.shared.hold(self.job(job_id), allocation)
+        if not was_over and self.state.over_quota(project):
+            self.generation += 1  # its running work just became reclaimable
 
     def release(self, job_id: str) -> Allocation:
         allocation = self.state.release(job_id)
         self.shared.release(self.job(job_id), allocation)
+        self.generation += 1
         return allocation
 
     # ------------------------------------------------------------------------------------ commit

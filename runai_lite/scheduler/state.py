@@ -8,6 +8,7 @@ it; otherwise it is idle (lazy deallocation keeps finished jobs' partitions for 
 
 from __future__ import annotations
 
+from bisect import insort
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -43,7 +44,7 @@ class Instance:
         return Placed(self.start, self.profile.name)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class GpuState:
     node: str
     index: int
@@ -58,6 +59,7 @@ class GpuState:
     fraction_holders: int = 0  # jobs holding a fraction here (a reservation exists while > 0)
     instances: list[Instance] = field(default_factory=list)
     version: int = 0  # bumped on every change (cache key for MIG evaluations)
+    _signature: tuple | None = None
 
     @property
     def label(self) -> str:
@@ -68,7 +70,10 @@ class GpuState:
 
     def signature(self) -> tuple:
         """What MIG choices on this GPU depend on: model and each instance's place and use."""
-        return (self.model_name, tuple(sorted((i.start, i.profile.name, i.idle) for i in self.instances)))
+        if self._signature is None or self._signature[0] != self.version:
+            layout = tuple(sorted((i.start, i.profile.name, i.idle) for i in self.instances))
+            self._signature = (self.version, (self.model_name, layout))
+        return self._signature[1]
 
     def instance_at(self, start: int) -> Instance | None:
         for inst in self.instances:
@@ -142,15 +147,24 @@ class ClusterState:
         self.charges: dict[str, Fraction] = {}
         self.preempted: set[str] = set()  # stopping jobs (status Preempted in the snapshot)
         self.nodes: dict[str, NodeState] = {}
+        self._groups: dict[tuple, list[GpuState]] = {}
+        self._signature_of: dict[GpuState, tuple] = {}
+        self._mig_changed: set[GpuState] = set()
         for node in sorted(snapshot.nodes, key=lambda n: n.name):
             gpus = {g.index: self._gpu_state(node.name, g) for g in sorted(node.gpus, key=lambda g: g.index)}
+            self._mig_changed.update(gpus.values())
             self.nodes[node.name] = NodeState(node.name, node.schedulable, node.cpu_milli, node.memory_mib, gpus)
         self._instance_claims(snapshot)
+        # Running preemptible jobs by project: the only possible victims (jobs bound by this
+        # plan are not running yet; Preempted ones are already stopping).
+        self.preemptible_running: dict[str, list[Job]] = {}
         for job in sorted(snapshot.jobs, key=lambda j: j.id):
             if job.status.holds_resources and job.allocation is not None:
                 self.hold(job.id, job.allocation)
                 if job.status is JobStatus.PREEMPTED:
                     self.preempted.add(job.id)
+                elif job.type.preemptible:
+                    self.preemptible_running.setdefault(job.project, []).append(job)
 
     # ---------------------------------------------------------------------------------------- build
 
@@ -226,6 +240,7 @@ class ClusterState:
     def _hold_gpu(self, gpu: GpuState, job_id: str, allocation: Allocation) -> None:
         gpu.version += 1
         if allocation.kind == "mig":
+            self._mig_changed.add(gpu)
             inst = gpu.instance_at(allocation.mig_start) if allocation.mig_start is not None else None
             if inst is None:  # being created: the backend has not reported it yet
                 profile = _profile_for(gpu.model, allocation.mig_profile or "", allocation.mig_size)
@@ -261,6 +276,7 @@ class ClusterState:
                 continue
             gpu.version += 1
             if allocation.kind == "mig":
+                self._mig_changed.add(gpu)
                 for inst in gpu.instances:
                     if inst.job == job_id:
                         inst.job = None
@@ -275,8 +291,29 @@ class ClusterState:
         gpu.instances.append(inst)
         gpu.instances.sort(key=lambda i: i.start)
         gpu.version += 1
+        self._mig_changed.add(gpu)
         return inst
 
     def destroy(self, gpu: GpuState, inst: Instance) -> None:
         gpu.instances.remove(inst)
         gpu.version += 1
+        self._mig_changed.add(gpu)
+
+    def mig_groups(self) -> dict[tuple, list[GpuState]]:
+        """Dynamic-MIG GPUs grouped by layout signature, each group in (node, index) order: GPUs
+        with the same signature offer the same MIG choices, so each group is evaluated once."""
+        for gpu in self._mig_changed:
+            if not gpu.dynamic:
+                continue
+            old = self._signature_of.get(gpu)
+            new = gpu.signature()
+            if old == new:
+                continue
+            if old is not None:
+                self._groups[old].remove(gpu)
+                if not self._groups[old]:
+                    del self._groups[old]
+            insort(self._groups.setdefault(new, []), gpu, key=lambda g: (g.node, g.index))
+            self._signature_of[gpu] = new
+        self._mig_changed.clear()
+        return self._groups

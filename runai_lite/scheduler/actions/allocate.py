@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from ...gpu.catalog import MigProfile
-from ...gpu.mig_layout import free_runs
 from ...gpu.requests import mig_candidates
 from ...model import MILLI, Job
 from ..mig_choice import MigTarget, VictimCheck, VictimSetCost, targets
@@ -46,7 +45,7 @@ def allocate(session: Session, job: Job) -> Attempt:
     attempt = Attempt()
     kind = job.request.kind if job.request else None
     if kind in ("memory", "mig"):
-        mig = best_mig(session, job, attempt, destroy_idle=True)
+        mig = best_mig(session, job, attempt)
         if mig is not None and not mig[1].destroy:
             attempt.option = mig[0]
             return attempt
@@ -60,24 +59,32 @@ def allocate(session: Session, job: Job) -> Attempt:
     return attempt
 
 
-def mig_gpus(session: Session, job: Job, extra_host: Callable[[str], tuple[int, int]] | None = None) -> list[GpuState]:
-    """Dynamic-MIG GPUs this job may use: schedulable node, allowed model, host room."""
+def mig_gpus(session: Session, job: Job, extra_host: Callable[[str], tuple[int, int]] | None = None,
+             *, one_per_layout: bool = False) -> list[GpuState]:
+    """Dynamic-MIG GPUs this job may use: schedulable node, allowed model, host room. With
+    `one_per_layout`, only the first usable GPU of each layout signature (they offer the same)."""
     allowed = {canonical_model_name(m) for m in job.gpu_models}
-    found = []
-    for node in session.state.nodes.values():
-        if not node.schedulable:
-            continue
+    nodes = session.state.nodes
+
+    def usable(gpu: GpuState) -> bool:
+        node = nodes[gpu.node]
         extra_cpu, extra_memory = extra_host(node.name) if extra_host else (0, 0)
-        if not node.host_fits(job.cpu_milli, job.memory_mib, extra_cpu, extra_memory):
-            continue
-        found.extend(g for g in node.gpus.values() if g.dynamic and (not allowed or g.model_name in allowed))
-    return found
+        return (node.schedulable and (not allowed or gpu.model_name in allowed)
+                and node.host_fits(job.cpu_milli, job.memory_mib, extra_cpu, extra_memory))
+
+    groups = session.state.mig_groups().values()
+    if one_per_layout:
+        return [g for g in (next((g for g in group if usable(g)), None) for group in groups) if g is not None]
+    return [g for group in groups for g in group if usable(g)]
 
 
-def profiles_for(job: Job, gpu: GpuState) -> tuple[MigProfile, ...]:
+def profiles_for(session: Session, job: Job, gpu: GpuState) -> tuple[MigProfile, ...]:
     if job.request is None or gpu.model is None:
         return ()
-    return mig_candidates(job.request, gpu.model)
+    key = (job.request, gpu.model_name)
+    if key not in session.candidates:
+        session.candidates[key] = mig_candidates(job.request, gpu.model)
+    return session.candidates[key]
 
 
 def best_mig(
@@ -85,22 +92,30 @@ def best_mig(
     job: Job,
     attempt: Attempt,
     *,
-    destroy_idle: bool,
     victim: VictimCheck | None = None,
     victim_set_cost: Callable[[Fraction], VictimSetCost] | None = None,
     extra_host: Callable[[str], tuple[int, int]] | None = None,
 ) -> tuple[Option, MigTarget] | None:
-    """The best MIG option over every usable GPU (with victims when `victim` is given)."""
+    """The best MIG option over every usable GPU; with `victim`, also by preempting jobs."""
     room = interactive_room(session.state, job)
     best: tuple | None = None
     found: tuple[Option, MigTarget] | None = None
-    for gpu in mig_gpus(session, job, extra_host):
+    if victim is None:
+        gpus = mig_gpus(session, job, one_per_layout=True)
+    else:
+        gpus = [g for g in mig_gpus(session, job, extra_host)
+                if any(i.job is not None and victim(i.job) for i in g.instances)]
+    for gpu in gpus:
         assert gpu.model is not None
-        largest_run = max(free_runs(gpu.model, gpu.layout()), default=0)
-        for rank, profile in enumerate(profiles_for(job, gpu)):
+        largest_run = session.mig_largest_free_run(gpu)
+        for rank, profile in enumerate(profiles_for(session, job, gpu)):
             charge = Fraction(profile.compute, gpu.model.compute_slices)
-            extra = {} if victim is None else {"victim": victim, "victim_set_cost": victim_set_cost(charge)}
-            found_here = targets(gpu, profile, destroy_idle=destroy_idle, **extra)
+            if victim is None:
+                found_here = session.mig_targets(gpu, profile)
+            else:
+                assert victim_set_cost is not None
+                found_here = targets(gpu, profile, destroy_idle=True, victim=victim,
+                                     victim_set_cost=victim_set_cost(charge))
             if found_here and room is not None and charge > room:
                 attempt.refused(charge)
                 continue

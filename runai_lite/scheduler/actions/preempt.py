@@ -14,7 +14,7 @@ from fractions import Fraction
 from itertools import combinations
 
 from ...model import MILLI, Job
-from ..quota import interactive_room, victim_allowed, victim_set_allowed
+from ..quota import interactive_room, victim_candidates, victim_set_allowed
 from ..session import Option, Session
 from ..shared_gpus import demand_of
 from ..state import ClusterState, GpuState
@@ -37,7 +37,7 @@ def preempt(session: Session, job: Job) -> Attempt:
     if job.request is None:
         return attempt
     state = session.state
-    candidates = {vid for vid in state.allocations if victim_allowed(state, job, state.jobs[vid])}
+    candidates = victim_candidates(state, job)
     if not candidates:
         return attempt
 
@@ -54,7 +54,7 @@ def preempt(session: Session, job: Job) -> Attempt:
 
     freed = _host_freed_by(state, candidates)
     options: list[tuple[tuple, Option]] = []
-    mig = best_mig(session, job, attempt, destroy_idle=True, victim=victim, victim_set_cost=set_cost,
+    mig = best_mig(session, job, attempt, victim=victim, victim_set_cost=set_cost,
                    extra_host=lambda node: freed.get(node, (0, 0)))
     if mig is not None and mig[0].victims and _host_fits_after(state, job, mig[0]):
         option, target = mig
