@@ -20,7 +20,7 @@ from pathlib import Path
 from ...errors import NotFoundError, OperationalError, UserError
 from ...model import JobSpec, JobStatus, dns1123_problem
 from ..api import Event, JobInfo, NodeView, ProjectInfo
-from . import intents as ev
+from . import events as ev
 from .control import ensure_daemon, wake
 from .paths import Home
 from .runner import PROCESS, container_name, probe_container_runtime

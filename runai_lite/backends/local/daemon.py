@@ -37,7 +37,7 @@ from ...gpu.driver import GpuDriver
 from ...gpu.drivers import open_driver
 from ...model import Allocation, JobStatus, JobType
 from ...scheduler import plan as schedule_plan
-from . import intents as ev
+from . import events as ev
 from .intents import record_plan
 from .paths import Home, open_private, write_private
 from .runner import PROCESS, Attempt, container_argv, device_environment, signal_group, stop_container

@@ -18,15 +18,12 @@ import sqlite3
 
 from ...gpu.catalog import GpuModel, default_catalog
 from ...model import Allocation, Bind, CreateMig, DestroyMig, JobStatus, Plan, Preempt
+from .events import BOUND, PENDING, PREEMPTED, REQUEUED
 from .snapshot import CREATING, DESTROYING, READY
 from .store import Store
 
 log = logging.getLogger(__name__)
 
-# Event kinds, as `runai describe job` shows them.
-SUBMITTED, BOUND, STARTED, PREEMPTED, REQUEUED = "Submitted", "Bound", "Started", "Preempted", "Requeued"
-PARTITION_CREATED, PARTITION_DESTROYED, EXITED, RETRYING = "PartitionCreated", "PartitionDestroyed", "Exited", "Retrying"
-DELETED, PENDING, IMAGE_NOT_USED, WARNING = "Deleted", "Pending", "ImageNotUsed", "Warning"
 
 
 def record_plan(store: Store, conn: sqlite3.Connection, plan: Plan, node: str, now: float) -> int:
