@@ -8,6 +8,7 @@ reservation pod a GPU UUID; `settle()` runs them all until nothing changes.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ class World:
         live = {f"{p['metadata']['namespace']}/{p['metadata']['name']}": p for p in self.kube.objects("pods")}
         for ref, (node, uuid) in list(self.running.items()):
             if ref not in live or live[ref]["status"].get("phase") != "Running":
-                self.drivers[node].unregister_process(uuid)
+                self.drivers[node].unregister_process(uuid, os.getpid())
                 del self.running[ref]
         for ref, pod in live.items():
             node = pod["spec"].get("nodeName")
@@ -79,7 +80,8 @@ class World:
             configmap = self.kube.get("configmaps", k.pod_configmap(pod), pod["metadata"]["namespace"])
             uuid = ((configmap or {}).get("data") or {}).get("NVIDIA_VISIBLE_DEVICES")
             if uuid:
-                self.drivers[node].register_process(uuid, 4000 + len(self.running))
+                # the simulated driver counts live processes only: this test process stands in for the job's
+                self.drivers[node].register_process(uuid, os.getpid())
                 self.running[ref] = (node, uuid)
 
     def step(self) -> None:

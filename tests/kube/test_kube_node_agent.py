@@ -1,0 +1,68 @@
+"""The node agent on Kubernetes: it realises the controller's desired layout through the shared
+`agent.reconcile` (simulated GPU driver here), never destroys a partition a process uses, and
+reports GPUs, MIG mode, partitions and errors in node annotations."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from runai_lite.backends.kube import conventions as k
+
+from .world import World
+
+
+def annotations(world: World, node: str) -> dict[str, str]:
+    return world.kube.get("nodes", node)["metadata"]["annotations"]
+
+
+def desire(world: World, node: str, layout: dict[int, list[tuple[str, int]]]) -> None:
+    text = k.encode_layout({i: [{"profile": p, "start": s} for p, s in items] for i, items in layout.items()})
+    world.kube.patch("nodes", node, {"metadata": {"annotations": {k.MIG_DESIRED: text}}})
+
+
+def test_the_agent_reports_gpus_and_mig_mode_before_any_layout(kube_emulator, tmp_path):
+    world = World(kube_emulator, tmp_path)
+    world.add_mig_node("n1", "A100-SXM4-40GB:1,A100-SXM4-40GB:1:mig-off")
+    gpus = json.loads(annotations(world, "n1")[k.GPU_INVENTORY])
+    assert [(g["index"], g["mig_capable"], g["mig_enabled"], g["simulated"]) for g in gpus] == [
+        (0, True, True, True), (1, True, False, True)]
+    assert gpus[0]["uuid"] != gpus[1]["uuid"] and gpus[0]["memory_mib"] > 40000
+    layout, report = k.decode_layout(annotations(world, "n1")[k.MIG_ACTUAL])
+    assert layout == {0: []} and report["errors"] == []
+
+
+def test_the_agent_keeps_a_partition_in_use_until_its_process_is_gone(kube_emulator, tmp_path):
+    world = World(kube_emulator, tmp_path)
+    driver = world.add_mig_node("n1")
+    agent = world.agents["n1"]
+    desire(world, "n1", {0: [("3g.20gb", 0)]})
+    agent.reconcile_once()
+    [instance] = driver.mig_instances(0)
+    layout, _ = k.decode_layout(annotations(world, "n1")[k.MIG_ACTUAL])
+    assert layout[0] == [{"profile": "3g.20gb", "start": 0, "size": 4, "uuid": instance.uuid,
+                          "gi_id": instance.gi_id}]
+
+    driver.register_process(instance.uuid, os.getpid())  # a live process uses it
+    desire(world, "n1", {0: [("4g.20gb", 0)]})  # needs the same slices
+    agent.reconcile_once()
+    assert [(i.profile, i.uuid) for i in driver.mig_instances(0)] == [("3g.20gb", instance.uuid)]
+    _, report = k.decode_layout(annotations(world, "n1")[k.MIG_ACTUAL])
+    assert any(str(os.getpid()) in message for message in report["waiting"])
+    assert report["errors"]  # the 4g.20gb could not be made while the 3g.20gb stays
+
+    driver.unregister_process(instance.uuid, os.getpid())
+    agent.reconcile_once()
+    assert [i.profile for i in driver.mig_instances(0)] == ["4g.20gb"]
+    _, report = k.decode_layout(annotations(world, "n1")[k.MIG_ACTUAL])
+    assert report == {"errors": [], "waiting": []}
+
+
+def test_gpus_the_layout_does_not_name_are_left_alone(kube_emulator, tmp_path):
+    world = World(kube_emulator, tmp_path)
+    driver = world.add_mig_node("n1", "A100-SXM4-40GB:2")
+    made_by_hand = driver.create_mig(1, "7g.40gb", 0)
+    desire(world, "n1", {0: [("1g.5gb", 0)]})
+    world.agents["n1"].reconcile_once()
+    assert [i.uuid for i in driver.mig_instances(1)] == [made_by_hand.uuid]
+    assert [i.profile for i in driver.mig_instances(0)] == ["1g.5gb"]
