@@ -25,6 +25,9 @@ KUBERNETES_VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.0-runai-
                       "platform": "linux/amd64"}
 _WATCH_DEFAULT_TIMEOUT_S = 1800
 _LOG_FOLLOW_POLL_S = 0.05
+# the verbs each subresource serves (None: the resource itself serves them all)
+_SUBRESOURCE_VERBS = {"status": {"get", "update", "patch"}, "binding": {"create"}, "bindings": {"create"},
+                      "eviction": {"create"}, "log": {"get"}}
 BOOKMARK = "BOOKMARK"
 
 
@@ -270,6 +273,8 @@ class ApiServer:
         watch = q.get("watch", "").lower() in ("true", "1")
         verb = self._verb(request.method, t, watch)
         try:
+            if t.subresource is not None and verb not in _SUBRESOURCE_VERBS[t.subresource]:
+                raise ApiError(405, f"{request.method} is not supported on {t.resource.plural}/{t.subresource}")
             self._authorize(request, verb, t)
             fault = self._take_fault(verb, t)
             if fault is not None:
@@ -399,8 +404,8 @@ class ApiServer:
                             "metadata": {"resourceVersion": str(self.store.resource_version)}})
                     continue
                 await self._send(response, event, t.namespace, matches)
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
+        except ConnectionResetError:
+            pass  # the client went away
         finally:
             unsubscribe()
             self._watches.discard(queue)
@@ -436,6 +441,6 @@ class ApiServer:
                 if full.startswith(sent) and len(full) > len(sent):
                     await response.write(full[len(sent):].encode())
                 sent = full
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
+        except ConnectionResetError:
+            pass  # the client went away
         return response

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -94,3 +95,13 @@ def test_orphan_dependents_and_owner_garbage_collection_across_kinds(kube_client
     v1.create_namespaced_config_map("default", {"metadata": {"name": "env", "ownerReferences": [ref]}})
     v1.delete_namespaced_pod("owner", "default", orphan_dependents=True)
     assert kube_emulator.get("configmaps", "env", "default")["metadata"]["ownerReferences"] == []
+
+
+def test_subresources_serve_only_their_verbs(kube_emulator):
+    kube_emulator.create("pods", pod("p"), "default")
+    base = f"{kube_emulator.url}/api/v1/namespaces/default/pods/p"
+    assert urllib3.request("DELETE", f"{base}/status").status == 405
+    assert urllib3.request("PUT", f"{base}/binding", json={"target": {"name": "n"}}).status == 405
+    assert urllib3.request("GET", f"{base}/eviction").status == 405
+    assert urllib3.request("GET", f"{base}/exec").status == 404
+    assert kube_emulator.get("pods", "p", "default")["spec"].get("nodeName") is None
