@@ -1,4 +1,10 @@
-"""The NVML driver against a fake pynvml that behaves like the library (tests/fakes/fake_pynvml.py)."""
+"""The NVML driver against a fake NVML, two ways (every test runs with both):
+
+- `fake-pynvml`: the driver talks to `tests/fakes/fake_pynvml.FakeNvml` in place of the pynvml module;
+- `real-pynvml`: the driver talks to the real pynvml module, whose C library is replaced by
+  `tests/fakes/fake_libnvml` serving the same fake GPUs, so pynvml's own wrappers, calling
+  conventions and error classes are exercised.
+"""
 
 import ctypes
 import io
@@ -15,13 +21,26 @@ from runai_lite.gpu import nvml as nvml_module
 from runai_lite.gpu.driver import DriverError, MigMode
 from runai_lite.gpu.drivers import open_driver
 from runai_lite.gpu.nvml import NvmlDriver
-from tests.fakes import fake_pynvml
+from tests.fakes import fake_libnvml, fake_pynvml
 from tests.fakes.fake_pynvml import FakeGpu, FakeNvml
+
+_bindings = None  # FakeNvml → the module the driver is given; set per test by `bindings`
+
+
+@pytest.fixture(autouse=True, params=["fake-pynvml", "real-pynvml"])
+def bindings(request, monkeypatch):
+    global _bindings
+    if request.param == "fake-pynvml":
+        _bindings = lambda fake: fake  # noqa: E731
+    else:
+        _bindings = lambda fake: fake_libnvml.install(monkeypatch, fake)  # noqa: E731
+    yield request.param
+    _bindings = None
 
 
 def make(*gpus, privileged=True):
     fake = FakeNvml(list(gpus) or [FakeGpu.from_catalog("A100-SXM4-40GB")], privileged=privileged)
-    return fake, NvmlDriver(nvml=fake)
+    return fake, NvmlDriver(nvml=_bindings(fake))
 
 
 def code_of(call, *args):
@@ -286,13 +305,13 @@ def test_close_shuts_nvml_down_once():
 def test_missing_driver_is_a_driver_error():
     fake = FakeNvml([])
     fake.driver_missing = True
-    error = code_of(NvmlDriver, fake)
+    error = code_of(NvmlDriver, _bindings(fake))
     assert error.code == "not-found" and "NVML Shared Library Not Found" in error.message
 
 
 def test_open_driver_picks_simulated_then_nvml_then_says_how_to_proceed(tmp_path, monkeypatch):
     fakes = {"nvml": FakeNvml([FakeGpu.from_catalog("A100-SXM4-40GB")])}
-    monkeypatch.setattr(nvml_module, "_import_pynvml", lambda: fakes["nvml"])
+    monkeypatch.setattr(nvml_module, "_import_pynvml", lambda: _bindings(fakes["nvml"]))
     assert isinstance(open_driver(tmp_path / "a"), NvmlDriver)
     fakes["nvml"] = FakeNvml([])
     with pytest.raises(OperationalError, match="NVML found no GPU") as caught:
@@ -344,3 +363,16 @@ def test_process_queries_fall_back_to_v2_on_an_older_driver():
     fake.run_process(made.uuid, 31)
     fake.older_driver = True
     assert driver.processes_on(made.uuid) == [31]
+
+
+def test_the_real_flavour_goes_through_pynvmls_own_wrappers(bindings):
+    fake, driver = make()
+    driver.create_mig(0, "1g.5gb", 0)
+    fake.run_process(driver.mig_instances(0)[0].uuid, 5)
+    assert driver.processes_on(driver.mig_instances(0)[0].uuid) == [5]
+    used = set(pynvml._nvmlGetFunctionPointer_cache)
+    if bindings == "real-pynvml":
+        assert {"nvmlDeviceCreateGpuInstanceWithPlacement", "nvmlGpuInstanceGetComputeInstanceProfileInfoV",
+                "nvmlComputeInstanceGetInfo_v2", "nvmlDeviceGetComputeRunningProcesses_v3"} <= used
+    else:
+        assert not used & {"nvmlDeviceCreateGpuInstanceWithPlacement"}
