@@ -19,7 +19,9 @@ module (pass it as `NvmlDriver(nvml=...)`). What it keeps from the real library:
   a compute instance or compute instances exist on a GPU instance.
 
 Test controls: `fail_next(function, code)`, `run_process(uuid, pid)`, `calls` (names called),
-`process_query_error`, `driver_missing`, and the `FakeGpu` fields.
+`process_query_error`, `driver_missing`, `older_driver`, and the `FakeGpu` fields.
+
+`fake_libnvml.py` serves the same fake GPUs as a C library behind the real pynvml.
 """
 
 from __future__ import annotations
