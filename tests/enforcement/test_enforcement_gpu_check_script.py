@@ -22,9 +22,11 @@ echo "Stand-in GPU, 16384, Default, [N/A]"
 
 MPS_CONTROL = """#!/bin/bash
 if [ "$1" = "-d" ]; then
-  mkfifo "$CUDA_MPS_PIPE_DIRECTORY/control"
   (exec -a nvidia-cuda-mps-control sleep 120) </dev/null >/dev/null 2>&1 &
   echo $! > "$CUDA_MPS_PIPE_DIRECTORY/pid"
+  # As the real daemon, the pipe appears once the daemon runs (the script waits for the pipe).
+  until tr '\0' ' ' < /proc/$!/cmdline | grep -q '^nvidia-cuda-mps-control'; do sleep 0.05; done
+  mkfifo "$CUDA_MPS_PIPE_DIRECTORY/control"
   exit 0
 fi
 read command
