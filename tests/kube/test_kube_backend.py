@@ -68,6 +68,9 @@ def test_submitting_to_a_missing_project_or_twice_is_refused(world: World):
     assert info.status is JobStatus.PENDING and info.project == "team-a" and info.command == ("echo", "hi")
     with pytest.raises(UserError, match="already exists"):
         world.backend.submit(spec("j1"))
+    with pytest.raises(UserError, match="NVIDIA_VISIBLE_DEVICES"):
+        world.backend.submit(spec("j2").model_copy(update={"env": (("NVIDIA_VISIBLE_DEVICES", "all"),)}))
+    assert world.kube.get("jobs.batch", "j2", "runai-team-a") is None
     with pytest.raises(NotFoundError):
         world.backend.get_job("team-a", "nope")
     with pytest.raises(NotFoundError):
@@ -80,6 +83,7 @@ def test_a_cpu_job_runs_and_its_logs_and_exit_show(world: World):
     world.backend.submit(spec("j1", backoff_limit=0))
     world.settle()
     pod = world.live_pod("team-a", "j1")
+    assert world.device_env("team-a", "j1") == {"RUNAI_NUM_OF_GPUS": "0", "GPU_PORTION": "0"}
     world.kube.set_pod_log("runai-team-a", pod["metadata"]["name"], "one\ntwo\nthree\n")
     assert list(world.backend.logs("team-a", "j1")) == ["one", "two", "three"]
     assert list(world.backend.logs("team-a", "j1", tail=1)) == ["three"]

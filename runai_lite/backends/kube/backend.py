@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from .client import KubeApi
 
 FINISHED = {"Complete": JobStatus.SUCCEEDED, "Failed": JobStatus.FAILED}
+# A pod's own env wins over its envFrom ConfigMap, and the NVIDIA runtime hands a container the GPUs
+# this variable names: a job may not set it, or a fraction could take a whole machine's GPUs.
+DEVICE_SELECTOR = "NVIDIA_VISIBLE_DEVICES"
 
 
 class KubeBackend:
@@ -52,6 +55,9 @@ class KubeBackend:
     # -- jobs ----------------------------------------------------------------------------------
 
     def submit(self, spec: JobSpec) -> JobInfo:
+        if any(name == DEVICE_SELECTOR for name, _ in spec.env):
+            raise UserError(f"-e {DEVICE_SELECTOR}=... would choose the job's GPUs itself",
+                            "drop it: runai-lite sets it to the GPU or MIG partition the job is given")
         self._project_namespace(spec.project)
         manifest = job_manifest(spec)
         try:

@@ -157,7 +157,8 @@ def device_env(allocation: Allocation, device_uuids: list[str],
     """The device environment of a bound pod (Run:ai/KAI variable names), with the variables of
     the node's memory enforcement for a fraction. Whole GPUs get their devices from the device
     plugin; shares and MIG instances get the UUIDs here."""
-    env = {"RUNAI_NUM_OF_GPUS": f"{allocation.gpus:g}", "GPU_PORTION": f"{allocation.share_milli / MILLI:g}"}
+    portion = allocation.share_milli / MILLI if allocation.gpu_indices else 0
+    env = {"RUNAI_NUM_OF_GPUS": f"{allocation.gpus:g}", "GPU_PORTION": f"{portion:g}"}
     if allocation.kind != "gpu" and device_uuids:
         env["NVIDIA_VISIBLE_DEVICES"] = ",".join(device_uuids)
         env["CUDA_VISIBLE_DEVICES"] = ",".join(device_uuids)
