@@ -16,6 +16,7 @@ import typer
 from ..errors import UserError
 from .app import DataOutput, DoubleDashCommand, Output, RunaiGroup, emit_data, new_app, run, session, show, show_projects
 from .config import LOCAL_CLUSTER
+from .session import check_name
 
 app = new_app(
     "Submit and manage GPU jobs: whole GPUs, GPU fractions and dynamic MIG partitions.\n\n"
@@ -75,14 +76,6 @@ def _job_type(interactive: bool, preemptible: bool):
     return JobType.TRAIN
 
 
-def _check_name(what: str, name: str) -> None:
-    from ..model import dns1123_problem
-
-    problem = dns1123_problem(name)
-    if problem:
-        raise UserError(f"invalid {what} {name!r}: {problem}", f"use a name such as {'mig1' if what == 'job name' else 'team-a'}")
-
-
 @app.command(cls=DoubleDashCommand, help=(
     "Submit a job. The command to run goes after [bold]--[/bold].\n\n"
     "Ask for GPUs in one way: [bold]--gpu[/bold] 1 or 0.5, [bold]--gpu-memory[/bold] 10GB, or "
@@ -119,17 +112,18 @@ def submit(
         raise UserError("--backoff-limit applies to training jobs only", "drop --backoff-limit or --interactive")
     request = request_from_flags(gpu=gpu, gpu_memory=gpu_memory, mig_profile=mig_profile)
     env = parse_env(environment or [])
+    if not image.strip():
+        raise UserError("-i, --image must be set", "e.g. runai submit job1 -i gcr.io/run-ai-demo/quickstart-cuda")
     s = session(ctx)
     project = s.project(project)
-    _check_name("project name", project)
     backend = s.backend
     if name is None:
         prefix = name_prefix or "job"
-        _check_name("name prefix", prefix)
+        check_name("name prefix", prefix, "exp")
         name = next_name(prefix, {j.name for j in backend.list_jobs(project)})
     elif name_prefix:
         raise UserError("give a job name or --name-prefix, not both", f"e.g. runai submit {name} -i {image}")
-    _check_name("job name", name)
+    check_name("job name", name, "mig1")
     # Interactive jobs are never retried (Run:ai forces backoffLimit 0); training jobs keep JobSpec's default.
     retries = {"backoff_limit": 0} if interactive else ({} if backoff_limit is None else {"backoff_limit": backoff_limit})
     try:
@@ -156,6 +150,8 @@ def _show_jobs(ctx: typer.Context, all_projects: bool, project: str | None, outp
         return
     from .render import jobs_table
 
+    if not jobs and chosen is not None:
+        s.require_project_exists(chosen)  # "no jobs" must not hide a mistyped project
     heading = "Showing jobs for all projects" if chosen is None else f"Showing jobs for project {chosen}"
     show(heading, jobs_table(jobs, time.time(), wide=output is Output.WIDE) if jobs else "No jobs found.")
 
@@ -238,14 +234,14 @@ def logs(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Job name.
          "container)." + _example("runai exec mig1 -- nvidia-smi -L"),
 )
 def exec_(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Job name.")],
-          argv: Annotated[list[str], typer.Argument(help="The command and its arguments.")],
+          command: Annotated[list[str], typer.Argument(help="The command and its arguments.")],
           project: ProjectOpt = None,
           tty: Annotated[bool, typer.Option("--tty", "-t", help="Allocate a terminal.")] = False) -> None:
-    command = list(argv[1:] if argv[0] == "--" else argv)  # once NAME is read, `--` is kept as a word
-    if not command:
+    argv = command[1:] if command[0] == "--" else command  # once NAME is read, `--` is kept as a word
+    if not argv:
         raise UserError("no command given", f"e.g. runai exec {name} -- nvidia-smi -L")
     s = session(ctx)
-    code = s.backend.exec(s.project(project), name, command, tty=tty)
+    code = s.backend.exec(s.project(project), name, list(argv), tty=tty)
     raise typer.Exit(code)
 
 

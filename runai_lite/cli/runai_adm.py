@@ -9,6 +9,7 @@ import typer
 
 from ..errors import UserError
 from .app import DataOutput, RunaiGroup, emit_data, new_app, run, session, show_projects
+from .session import check_name
 
 app = new_app(
     "Administer runai-lite: dynamic-MIG nodes, projects and quotas, the embedded controller, Kubernetes install.\n\n"
@@ -64,11 +65,7 @@ def remove_node_role(ctx: typer.Context, node: NodeArg, dynamic_mig: DynamicMigO
 def project_create(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Project name.")],
                    deserved_gpus: Annotated[float, typer.Option("--deserved-gpus", min=0,
                                                                 help="GPUs guaranteed to the project.")] = 0) -> None:
-    from ..model import dns1123_problem
-
-    problem = dns1123_problem(name)
-    if problem:
-        raise UserError(f"invalid project name {name!r}: {problem}", "use a name such as team-a")
+    check_name("project name", name, "team-a")
     project = session(ctx).backend.create_project(name, deserved_gpus)
     typer.echo(f"Project {project.name} created with {project.deserved_gpus:g} deserved GPUs")
 

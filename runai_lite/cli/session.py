@@ -46,6 +46,7 @@ class Session:
         project = explicit or self.config.project
         if not project:
             raise UserError("no project given and no default project set", NO_PROJECT_HINT)
+        check_name("project name", project, "team-a")
         return project
 
     def require_project_exists(self, name: str) -> None:
@@ -54,6 +55,15 @@ class Session:
             known = ", ".join(names) if names else "none yet (an administrator creates them with `runai-adm project create`)"
             raise UserError(f"project {name} was not found",
                             f"run `runai list projects` to view all available projects; known: {known}")
+
+
+def check_name(what: str, name: str, example: str) -> None:
+    """Job and project names are DNS-1123 labels (they become Kubernetes names)."""
+    from ..model import dns1123_problem
+
+    problem = dns1123_problem(name)
+    if problem:
+        raise UserError(f"invalid {what} {name!r}: {problem}", f"use a name such as {example}")
 
 
 def backend_for(config: CliConfig) -> Backend:

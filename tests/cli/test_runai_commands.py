@@ -96,6 +96,8 @@ def test_name_is_generated_from_the_prefix():
         (["submit", "x", "-i", "img", "--command"], "--command needs the command"),
         (["submit", "x", "-i", "img", "-p", "nope"], "project nope was not found"),
         (["submit", "x", "-i", "img", "--name-prefix", "p"], "not both"),
+        (["submit", "x", "-i", " ", "--", "true"], "--image must be set"),
+        (["submit", "x", "-i", "img", "-p", "Team_A", "--", "true"], "invalid project name"),
     ],
 )
 def test_submit_mistakes_exit_2_with_a_message_and_submit_nothing(args, message):
@@ -182,6 +184,8 @@ def test_list_yaml_is_the_same_data():
 
 def test_list_empty_and_bad_output_format():
     assert "No jobs found." in invoke(FakeBackend(), "list").stdout
+    result = invoke(FakeBackend(), "list", "-p", "team-z")
+    assert result.exit_code == 2 and "project team-z was not found" in result.stderr
     result = invoke(FakeBackend(), "list", "-o", "xml")
     assert result.exit_code == 2 and "xml" in result.stderr
 
