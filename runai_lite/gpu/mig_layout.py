@@ -100,7 +100,7 @@ def find_layout(model: GpuModel, profiles: Sequence[str], existing: Sequence[Pla
     wanted = sorted((model.profile(n) for n in profiles), key=lambda p: (-p.memory_slices, -p.compute, p.name))
     if sum(p.compute for p in wanted) + compute_used(model, existing) > model.compute_slices:
         return None
-    counts = Counter(p.name for p in existing) + Counter(p.name for p in wanted)
+    counts = Counter(p.profile for p in existing) + Counter(p.name for p in wanted)
     if any(counts[p.name] > p.max_instances for p in wanted):
         return None
 
