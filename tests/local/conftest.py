@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from runai_lite.backends.local import LocalBackend, daemon_stop, local_init
+from runai_lite.backends.local.checks import CHECK_ENV
 from runai_lite.backends.local.store import Store
 from runai_lite.model import GpuRequest, JobSpec, JobType
 
@@ -52,10 +53,15 @@ def kill_everything(home: Path) -> None:
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh home; its daemon checks the store/driver invariants after every cycle, and the test
+    fails if any broke."""
+    monkeypatch.setenv(CHECK_ENV, "1")
     path = tmp_path / "home"
     yield path
     kill_everything(path)
+    broken = path / "invariants.log"
+    assert not broken.exists(), broken.read_text()
 
 
 def make_backend(home: Path, simulate: str = "A100-SXM4-40GB:1") -> LocalBackend:

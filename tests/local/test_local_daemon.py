@@ -179,3 +179,15 @@ def test_local_init_validates_before_changing_anything(home: Path) -> None:
     assert daemon_status(home).simulated == "T4:2"
     assert [g.model for g in backend.list_nodes()[0].gpus] == ["T4", "T4"]
     backend.close()
+
+
+def test_the_invariant_checker_reports_a_partition_made_behind_the_stores_back(
+        mig_backend: LocalBackend, home: Path) -> None:
+    from runai_lite.gpu.simulated import SimulatedDriver
+
+    SimulatedDriver(home).create_mig(0, "1g.5gb", 6)
+    broken = home / "invariants.log"
+    text = wait_for(lambda: broken.exists() and broken.read_text(), what="the checker to notice")
+    assert "1g.5gb at slice 6 exists on the GPU but not in the store (leaked)" in text
+    broken.unlink()
+    daemon_stop(home)

@@ -35,9 +35,10 @@ from ...enforcement import EnforcementUnavailableError, Mechanism, choose_mechan
 from ...errors import RunaiLiteError
 from ...gpu.driver import GpuDriver
 from ...gpu.drivers import open_driver
-from ...model import Allocation, JobStatus, JobType
+from ...model import Allocation, JobStatus, JobType, Snapshot
 from ...scheduler import plan as schedule_plan
 from . import events as ev
+from .checks import CHECK_ENV, check_node
 from .intents import record_plan
 from .paths import Home, open_private, write_private
 from .runner import PROCESS, Attempt, container_argv, device_environment, signal_group, stop_container
@@ -87,6 +88,7 @@ class Daemon:
         self.exiting: list[subprocess.Popen] = []  # shims that recorded their end but had not exited yet
         self.retry = RetryClock()
         self.stopping = False
+        self.check_invariants = os.environ.get(CHECK_ENV) == "1"
         self._seen_version: int | None = None
         self._last_plan = 0.0
         self._last_drift = 0.0
@@ -131,7 +133,19 @@ class Daemon:
         changed |= self.supervise(now)  # stop what the plan preempted without waiting for a tick
         changed |= self.realise_mig(now)
         changed |= self.start_bound(now)
+        if self.check_invariants:
+            self.report(check_node(self.store, self.driver, self.node, self.snapshot()))
         return changed
+
+    def report(self, problems: list[str]) -> None:
+        if not problems:
+            return
+        log.error("invariants broken:\n  %s", "\n  ".join(problems))
+        fd = open_private(self.home.root / "invariants.log")
+        try:
+            os.write(fd, "".join(f"{time.time():.3f} {p}\n" for p in problems).encode())
+        finally:
+            os.close(fd)
 
     # ------------------------------------------------------------------------------ GPUs
 
@@ -173,13 +187,16 @@ class Daemon:
 
     # ------------------------------------------------------------------------------ scheduling
 
-    def schedule(self, now: float) -> bool:
+    def snapshot(self) -> Snapshot:
         with self.store.read() as conn:
             rows = self.store.active_jobs(conn)
             gpus = self.store.gpus(self.node, conn)
             layout = self.store.mig_layout(self.node, conn)
             projects = conn.execute("SELECT name, deserved_gpus FROM projects").fetchall()
-        snapshot = build_snapshot(self.node, gpus, layout, rows, projects)
+        return build_snapshot(self.node, gpus, layout, rows, projects)
+
+    def schedule(self, now: float) -> bool:
+        snapshot = self.snapshot()
         if not any(job.status == JobStatus.PENDING for job in snapshot.jobs):
             return False
         plan = schedule_plan(snapshot)

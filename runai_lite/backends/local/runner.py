@@ -84,6 +84,8 @@ def container_argv(runtime: str, job_id: str, spec: JobSpec, env: Mapping[str, s
         argv += ["-e", f"LD_PRELOAD={ld_preload}"]
     if spec.working_dir:
         argv += ["-w", spec.working_dir]
+    if spec.replace_entrypoint and spec.command:  # `runai submit --command`: the words replace the entrypoint
+        return [*argv, "--entrypoint", spec.command[0], spec.image, *spec.command[1:]]
     return [*argv, spec.image, *spec.command]
 
 
