@@ -205,7 +205,15 @@ class SimulatedDriver:
             raise _fault_error(fault, f"destroy MIG instance {gi_id} on simulated GPU {gpu_index}")
 
     def processes_on(self, uuid: str) -> list[int]:
-        return _live_pids(self._read().processes.get(uuid, []))
+        """Live registered PIDs on device `uuid`; for a whole GPU, also those on its MIG
+        instances (as NVML answers on the parent handle in MIG mode)."""
+        state = self._read()
+        entries = list(state.processes.get(uuid, []))
+        for gpu in state.gpus:
+            if self._gpu_uuid(state, gpu) == uuid:
+                for instance in gpu.instances:
+                    entries += state.processes.get(self._mig_uuid(state, gpu, instance), [])
+        return _live_pids(entries)
 
     def close(self) -> None:
         """Nothing to release: every call opens, locks and closes the state file itself."""
@@ -491,7 +499,7 @@ def _drop_dead(state: _State) -> None:
 
 
 def _live_pids(entries: list[_Process]) -> list[int]:
-    return sorted(p.pid for p in entries if _alive(p))
+    return sorted({p.pid for p in entries if _alive(p)})
 
 
 __all__ = ["DECLARE_HINT", "FAULTS_FILE", "LOCK_FILE", "STATE_FILE", "SimulatedDriver"]

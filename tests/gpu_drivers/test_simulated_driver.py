@@ -150,6 +150,7 @@ def test_registered_live_process_blocks_destroy_until_unregistered(a100):
     try:
         a100.register_process(made.uuid, child.pid)
         assert a100.processes_on(made.uuid) == [child.pid]
+        assert a100.processes_on(a100.gpus()[0].uuid) == [child.pid]  # the parent GPU sees it too
         with pytest.raises(DriverError) as caught:
             a100.destroy_mig(0, made.gi_id)
         assert caught.value.code == "in-use" and str(child.pid) in caught.value.message
