@@ -201,3 +201,20 @@ def test_a_reservation_pod_the_kubelet_refused_is_made_again(world: World):
     assert again["status"]["phase"] == "Pending"
     world.settle()
     assert world.live_pod("team-b", "frac")["spec"]["nodeName"] == "t4-node"
+
+
+def test_a_controller_that_dies_after_binding_leaves_a_status_the_next_one_writes(world: World):
+    world.backend.submit(spec("frac", gpu="0.5"))
+    world.kube.job_controller.sync()
+    world.controller.reconcile_once()
+    world.device_plugin()
+    world.kube.fail_next(500, verb="patch", resource="jobs")
+    with pytest.raises(Exception, match="500"):
+        Controller(world.api, IMAGE).reconcile_once()  # binds, then fails writing the Job's status
+    assert world.live_pod("team-b", "frac")["spec"]["nodeName"] == "t4-node"
+
+    world.controller = Controller(world.api, IMAGE)
+    world.settle()
+    job = world.kube.get("jobs.batch", "frac", "runai-team-b")
+    assert job["metadata"]["annotations"][k.STATUS] == "Running"
+    assert len(successful_bindings(world)) == 1

@@ -197,7 +197,6 @@ class Controller:
             raise
         pod["spec"]["nodeName"] = allocation.node
         self._record(view, pod, "Bound", f"bound to {_describe(resolved)}")
-        self._set_status(view, pod, "Running", None)
         return None
 
     def _device_uuids(self, view: ClusterView, allocation: Allocation) -> tuple[list[str], str | None]:
@@ -220,7 +219,9 @@ class Controller:
         return [], None
 
     def _sync_reservations(self, view: ClusterView) -> None:
-        """Delete reservation pods whose GPU no fraction pod holds any more (KAI's sync rule)."""
+        """One reservation pod per GPU that fraction pods hold, none for others (KAI's sync rule).
+        One the kubelet refused (no free device: another scheduler took the GPU first) is deleted
+        and made again once it is gone, so that its fractions do not wait on it forever."""
         held = set()
         for pod in view.pods.values():
             allocation = _allocation(pod)
@@ -228,14 +229,12 @@ class Controller:
                 held.update((allocation.node, i) for i in allocation.gpu_indices)
         for key, pod in list(view.reservations.items()):
             created_now = not pod["metadata"].get("uid")
-            # A reservation the kubelet refused (no free device: another scheduler took the GPU)
-            # is made again, so that its fractions do not wait on it forever.
             failed = (pod.get("status") or {}).get("phase") == "Failed"
-            if not created_now and (key not in held or failed):
+            if not created_now and (key not in held or failed) and not pod["metadata"].get("deletionTimestamp"):
                 self.api.delete(core("pods", k.RESERVATION_NAMESPACE, pod["metadata"]["name"]))
                 del view.reservations[key]
-                if failed and key in held:
-                    self._reserve(view, *key)
+        for key in sorted(held - view.reservations.keys()):
+            self._reserve(view, *key)
 
     # -- reporting -----------------------------------------------------------------------------
 
@@ -245,6 +244,8 @@ class Controller:
         for job_id, pod in view.pods.items():
             if job_id in waiting:
                 self._set_status(view, pod, "Pending", waiting[job_id], event_reason="WaitingForDevice")
+            elif pod["spec"].get("nodeName") and _allocation(pod) is not None:
+                self._set_status(view, pod, "Running", None)
             elif (reason := plan.pending_reason(job_id)) is not None:
                 self._set_status(view, pod, "Pending", reason, event_reason="Unschedulable")
 
