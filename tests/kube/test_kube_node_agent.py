@@ -66,3 +66,50 @@ def test_gpus_the_layout_does_not_name_are_left_alone(kube_emulator, tmp_path):
     world.agents["n1"].reconcile_once()
     assert [i.uuid for i in driver.mig_instances(1)] == [made_by_hand.uuid]
     assert [i.profile for i in driver.mig_instances(0)] == ["1g.5gb"]
+
+
+def test_the_quickstart_through_the_nvml_driver(kube_emulator, tmp_path):
+    """The same agent over `NvmlDriver` (against the fake pynvml of tests/fakes): partitions are made
+    with explicit placements, and the preempted job's partition is destroyed only once its process
+    has stopped."""
+    from runai_lite.backends.kube.node_agent import NodeAgent
+    from runai_lite.gpu.nvml import NvmlDriver
+    from runai_lite.gpu.requests import request_from_flags
+    from runai_lite.model import JobSpec, JobStatus, JobType
+    from tests.fakes.fake_pynvml import FakeGpu, FakeNvml
+
+    world = World(kube_emulator, tmp_path)
+    kube_emulator.add_node("gpu-node-1", labels={k.GPU_PRODUCT_LABEL: "NVIDIA-A100-SXM4-40GB"})
+    nvml = FakeNvml([FakeGpu.from_catalog("A100-SXM4-40GB")])
+    world.agents["gpu-node-1"] = NodeAgent(world.api, "gpu-node-1", NvmlDriver(nvml=nvml))
+    world.agents["gpu-node-1"].reconcile_once()
+    world.backend.create_project("team-a", 2)
+    world.backend.set_dynamic_mig("gpu-node-1", True)
+
+    def submit(name: str, interactive: bool = False, **flags) -> None:
+        world.backend.submit(JobSpec(name=name, project="team-a", image="cuda",
+                                     type=JobType.INTERACTIVE if interactive else JobType.TRAIN,
+                                     request=request_from_flags(**flags)))
+
+    submit("mig1", gpu_memory="10GB")
+    submit("mig2", mig_profile="2g.10gb")
+    submit("mig3", mig_profile="2g.10gb")
+    world.settle()
+    running = {j.name: j.allocation.mig_uuid for j in world.backend.list_jobs("team-a")}
+    assert len(set(running.values())) == 3 and len(nvml.instances(0)) == 3
+    for pid, uuid in enumerate(running.values(), start=1000):
+        nvml.run_process(uuid, pid)
+
+    submit("mig1-int", interactive=True, gpu_memory="20G")
+    for _ in range(3):
+        world.step()
+    [victim] = [n for n in running if not world.pods_of("team-a", n)[0]["spec"].get("nodeName")]
+    assert len(nvml.instances(0)) == 3  # the victim's pod is gone but its process still runs: kept
+    assert world.backend.get_job("team-a", "mig1-int").status is JobStatus.PENDING
+
+    nvml.stop_processes(running[victim])
+    world.settle()
+    jobs = {j.name: j for j in world.backend.list_jobs("team-a")}
+    assert jobs["mig1-int"].status is JobStatus.RUNNING and jobs["mig1-int"].allocation.mig_profile == "3g.20gb"
+    assert jobs[victim].status is JobStatus.PENDING
+    assert sorted(p for p, _, _ in nvml.instances(0)).count("MIG 3g.20gb") == 1
