@@ -255,6 +255,12 @@ class KubeEmulator:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.server.send_bookmarks)
 
+    def end_watches(self) -> None:
+        """End every open watch stream now, as an API server restart or a dropped connection does, so
+        that a test sees the code under test reconnect."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.server.end_watches)
+
     def compact(self) -> None:
         """Forget the watch history: a watch resuming from an older resourceVersion gets 410 Gone."""
         self.store.compact()

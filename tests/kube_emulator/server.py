@@ -124,11 +124,15 @@ class ApiServer:
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 
+    def end_watches(self) -> None:
+        """End every open watch stream (called on the server's loop)."""
+        for queue in list(self._watches):
+            queue.put_nowait(None)
+
     def close_streams(self) -> None:
         """End every open watch and log stream (called on the server's loop at shutdown)."""
         self._stopping = True
-        for queue in list(self._watches):
-            queue.put_nowait(None)
+        self.end_watches()
 
     def send_bookmarks(self) -> None:
         """Send a BOOKMARK to every open watch that allows them (called on the server's loop)."""

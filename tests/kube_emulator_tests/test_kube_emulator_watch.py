@@ -159,3 +159,20 @@ def test_writes_made_through_the_python_api_reach_open_watches(kube_client, kube
         else:
             w.stop()
     assert seen == [("ADDED", "n1"), ("MODIFIED", "n1")]
+
+
+def test_end_watches_closes_open_streams_and_a_resumed_watch_misses_nothing(kube_client, kube_emulator):
+    v1 = client.CoreV1Api(kube_client)
+    kube_emulator.add_node("n1")
+    w = watch.Watch()
+    seen = []
+    # no timeout_seconds: the client itself resumes from the last resourceVersion when the stream ends
+    for event in w.stream(v1.list_node):
+        seen.append((event["type"], event["object"].metadata.name))
+        if len(seen) == 1:
+            kube_emulator.end_watches()
+            kube_emulator.add_node("n2")  # written while the client reconnects
+        else:
+            w.stop()
+    assert seen == [("ADDED", "n1"), ("ADDED", "n2")]
+    assert [r.verb for r in kube_emulator.requests_for(resource="nodes")] == ["watch", "watch"]
