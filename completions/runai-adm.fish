@@ -7,6 +7,12 @@ function __runai_adm_path
     end
     echo $path
 end
+function __runai_adm_project
+    set -l words (commandline -opc)
+    for i in (seq 2 (count $words))
+        contains -- $words[(math $i - 1)] -p --project; and printf '%s\n' -p $words[$i]
+    end
+end
 complete -c runai-adm -f
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm"' -a 'install' -d 'Print the Kubernetes manifests that install runai-lite (apply them with kubectl). --set takes the Helm chart'\''s values (namespace, image, controllerReplicas, agentDriver, agentSimulate, ...).'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm"' -a 'local' -d 'The embedded controller on this machine.'
@@ -36,6 +42,7 @@ complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm project"' -a 'lis
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm project"' -l help -d 'Show help and exit.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm project create"' -l deserved-gpus -r -d 'GPUs guaranteed to the project.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm project create"' -l help -d 'Show help and exit.'
+complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm project delete"' -a '(runai completion-names projects (__runai_adm_project) 2>/dev/null)'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm project delete"' -l help -d 'Show help and exit.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm project list"' -l output -s o -x -a 'table json yaml' -d 'Output format.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm project list"' -l help -d 'Show help and exit.'

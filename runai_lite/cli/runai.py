@@ -35,7 +35,10 @@ app.add_typer(delete_app, name="delete")
 app.add_typer(config_app, name="config")
 app.add_typer(top_app, name="top")
 
-ProjectOpt = Annotated[str | None, typer.Option("--project", "-p", help="Project (default: `runai config project`).")]
+# Metavars JOB and PROJECT also tell the completion scripts which words to complete with names.
+ProjectOpt = Annotated[str | None, typer.Option("--project", "-p", metavar="PROJECT",
+                                                help="Project (default: `runai config project`).")]
+JobArg = Annotated[str, typer.Argument(metavar="JOB", help="Job name.")]
 OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="Output format.")]
 DataOutputOpt = Annotated[DataOutput, typer.Option("--output", "-o", help="Output format.")]
 AllProjectsOpt = Annotated[bool, typer.Option("--all-projects", "-A", help="Show jobs of every project.")]
@@ -197,7 +200,7 @@ def list_nodes(ctx: typer.Context, output: DataOutputOpt = DataOutput.TABLE) -> 
 
 @describe_app.command("job", help="Show a job: its allocation, why it is pending, its memory enforcement and "
                                   "its events." + _example("runai describe job mig1 -o json"))
-def describe_job(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Job name.")],
+def describe_job(ctx: typer.Context, name: JobArg,
                  project: ProjectOpt = None, output: DataOutputOpt = DataOutput.TABLE) -> None:
     s = session(ctx)
     job = s.backend.get_job(s.project(project), name)
@@ -214,7 +217,7 @@ def describe_job(ctx: typer.Context, name: Annotated[str, typer.Argument(help="J
 
 
 @app.command(help="Print a job's output." + _example("runai logs mig1 --tail 20 -f"))
-def logs(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Job name.")], project: ProjectOpt = None,
+def logs(ctx: typer.Context, name: JobArg, project: ProjectOpt = None,
          follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new output.")] = False,
          tail: Annotated[int | None, typer.Option("--tail", "-t", min=0, help="Only the last N lines.")] = None) -> None:
     s = session(ctx)
@@ -233,7 +236,7 @@ def logs(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Job name.
     help="Run a command in a job's environment (its device, variables and working directory, or its "
          "container)." + _example("runai exec mig1 -- nvidia-smi -L"),
 )
-def exec_(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Job name.")],
+def exec_(ctx: typer.Context, name: JobArg,
           command: Annotated[list[str], typer.Argument(help="The command and its arguments.")],
           project: ProjectOpt = None,
           tty: Annotated[bool, typer.Option("--tty", "-t", help="Allocate a terminal.")] = False) -> None:
@@ -247,7 +250,8 @@ def exec_(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Job name
 
 @delete_app.command("job", help="Delete jobs (their processes are stopped: SIGTERM, then SIGKILL)."
                                 + _example("runai delete job mig1-int"))
-def delete_job(ctx: typer.Context, names: Annotated[list[str] | None, typer.Argument(help="Job names.")] = None,
+def delete_job(ctx: typer.Context,
+               names: Annotated[list[str] | None, typer.Argument(metavar="JOB...", help="Job names.")] = None,
                project: ProjectOpt = None,
                all_jobs: Annotated[bool, typer.Option("--all", "-A", help="Delete every job of the project.")] = False) -> None:
     if bool(names) == all_jobs:
@@ -266,7 +270,8 @@ def delete_job(ctx: typer.Context, names: Annotated[list[str] | None, typer.Argu
 
 
 @config_app.command("project", help="Set the default project." + _example("runai config project team-a"))
-def config_project(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Project name.")]) -> None:
+def config_project(ctx: typer.Context,
+                   name: Annotated[str, typer.Argument(metavar="PROJECT", help="Project name.")]) -> None:
     s = session(ctx)
     s.require_project_exists(name)
     s.save_config(s.config.with_project(name))
@@ -315,6 +320,23 @@ def completion(shell: Annotated[str, typer.Argument(help="bash, zsh or fish.")])
     from .completion import script_for
 
     sys.stdout.write(script_for(app, "runai", shell))
+
+
+@app.command("completion-names", hidden=True)
+def completion_names(ctx: typer.Context, kind: str, project: ProjectOpt = None) -> None:
+    """Job or project names, one a line, for the completion scripts; silent when it cannot answer
+    (a TAB must never print an error)."""
+    from ..errors import RunaiLiteError
+
+    s = session(ctx)
+    try:
+        if kind == "projects":
+            names = [p.name for p in s.backend.list_projects()]
+        else:
+            names = [j.name for j in s.backend.list_jobs(s.project(project))]
+    except RunaiLiteError:
+        return
+    sys.stdout.write("".join(f"{n}\n" for n in names))
 
 
 @app.command(help="Print the runai-lite version." + _example("runai version"))

@@ -77,7 +77,8 @@ def project_list(ctx: typer.Context,
 
 
 @project_app.command("delete", help="Delete a project." + _example("runai-adm project delete team-a"))
-def project_delete(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Project name.")]) -> None:
+def project_delete(ctx: typer.Context,
+                   name: Annotated[str, typer.Argument(metavar="PROJECT", help="Project name.")]) -> None:
     session(ctx).backend.delete_project(name)
     typer.echo(f"Project {name} deleted")
 

@@ -21,9 +21,10 @@ def test_completions_in_the_repo_are_current(tmp_path):
             f"{committed.name} is stale: run `python -m runai_lite.cli.completion`")
 
 
-def _bash_complete(script: Path, words: list[str]) -> list[str]:
+def _bash_complete(script: Path, words: list[str], path_dir: Path | None = None) -> list[str]:
     """Run the bash completion function as bash would for `words` (the last one being completed)."""
     program = f"""
+{f'PATH={path_dir}:$PATH' if path_dir else ''}
 source {script}
 COMP_WORDS=({' '.join(repr(w) for w in words)})
 COMP_CWORD={len(words) - 1}
@@ -97,3 +98,64 @@ _runai
     assert complete("runai", "list", "") == ["jobs", "nodes", "projects"]
     assert complete("runai", "list", "-o", "") == ["table", "wide", "json", "yaml"]
     assert "2g.10gb" in complete("runai", "submit", "x", "--mig-profile", "")
+
+
+def _fake_runai(directory: Path) -> Path:
+    """A `runai` whose `completion-names` answers from a table, recording the -p it was given."""
+    directory.mkdir()
+    fake = directory / "runai"
+    fake.write_text("""#!/bin/sh
+[ "$1" = completion-names ] || exit 1
+case "$2 $3 $4" in
+  "jobs -p team-b") echo frac1 ;;
+  "jobs  ") printf 'mig1\\nmig2\\n' ;;
+  "projects  ") printf 'team-a\\nteam-b\\n' ;;
+esac
+""")
+    fake.chmod(0o755)
+    return directory
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash not installed")
+def test_bash_completes_job_and_project_names_at_tab_time(tmp_path):
+    generate(tmp_path)
+    bin_dir = _fake_runai(tmp_path / "bin")
+    runai = tmp_path / "runai.bash"
+    assert _bash_complete(runai, ["runai", "describe", "job", ""], bin_dir) == ["mig1", "mig2"]
+    assert _bash_complete(runai, ["runai", "logs", "-p", "team-b", ""], bin_dir) == ["frac1"]
+    assert _bash_complete(runai, ["runai", "delete", "job", "-p", "t"], bin_dir) == ["team-a", "team-b"]
+    assert _bash_complete(runai, ["runai", "config", "project", ""], bin_dir) == ["team-a", "team-b"]
+    assert _bash_complete(tmp_path / "runai-adm.bash", ["runai-adm", "project", "delete", ""], bin_dir) == [
+        "team-a", "team-b"]
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="fish not installed")
+def test_fish_completes_job_names_at_tab_time(tmp_path):
+    generate(tmp_path)
+    bin_dir = _fake_runai(tmp_path / "bin")
+    program = f"set PATH {bin_dir} $PATH; source {tmp_path / 'runai.fish'}; complete -C 'runai logs -p team-b '"
+    out = subprocess.run(["fish", "-c", program], capture_output=True, text=True, check=True).stdout
+    assert [row.split("\t")[0] for row in out.splitlines()] == ["frac1"]
+
+
+def test_completion_names_lists_names_and_stays_silent_on_errors(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from runai_lite.cli.config import CliConfig
+    from runai_lite.cli.runai import app
+    from runai_lite.cli.session import Session
+    from tests.cli import records
+    from tests.cli.fake_backend import FakeBackend
+
+    monkeypatch.setenv("RUNAI_LITE_HOME", str(tmp_path / "home"))
+    backend = FakeBackend(jobs=records.jobs(), projects=records.projects())
+
+    def names(*args: str, project: str | None = "team-a") -> tuple[int, str]:
+        result = CliRunner().invoke(app, ["completion-names", *args],
+                                    obj=Session(backend=backend, config=CliConfig(project=project)))
+        return result.exit_code, result.output
+
+    assert names("jobs") == (0, "mig1\nmig2\nbig\n")
+    assert names("jobs", "-p", "team-b") == (0, "frac1\n")
+    assert names("projects") == (0, "team-a\nteam-b\n")
+    assert names("jobs", project=None) == (0, "")  # no default project: nothing, and no error text
