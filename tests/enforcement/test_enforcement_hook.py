@@ -1,5 +1,8 @@
 """The framework hook, run the way a job runs it: a fresh Python whose environment comes from
-`job_environment(...).apply(...)`. torch and jax are stand-ins that record what the hook does."""
+`job_environment(...).apply(...)`. torch and jax are stand-ins that record what the hook does.
+
+The job's Python is this one, or the one `RUNAI_LITE_HOOK_PYTHON` names: the hook must work on any
+Python 3 a job may use."""
 
 import os
 import subprocess
@@ -13,6 +16,8 @@ from runai_lite.enforcement import job_environment
 from .fake_frameworks import read_record, write_fake_jax, write_fake_torch
 
 pytestmark = pytest.mark.e2e
+
+JOB_PYTHON = os.environ.get("RUNAI_LITE_HOOK_PYTHON", sys.executable)
 
 
 def clean_environment():
@@ -28,7 +33,7 @@ def job_env(mechanism="framework", extra_path=(), limit_mib=4096, share_milli=25
     return env
 
 
-def run(program, env, python=sys.executable):
+def run(program, env, python=JOB_PYTHON):
     return subprocess.run([python, "-c", textwrap.dedent(program)], env=env, capture_output=True, text=True,
                           timeout=60)
 

@@ -15,8 +15,9 @@ It imports nothing beyond what Python has loaded at start-up, and without the va
 program that never imports torch or jax) it changes nothing. JAX needs no call:
 XLA_PYTHON_CLIENT_MEM_FRACTION in the job's environment already holds its share.
 
-This file runs inside the job's Python, which may be any Python 3 and need not have runai-lite
-installed: it must stand alone and must not fail the program.
+This file runs inside the job's Python, which may be any Python (3.6 to 3.13 are tested; on
+Python 2 it only hands over to the sitecustomize it shadows) and need not have runai-lite installed:
+it must stand alone and must not fail the program.
 """
 
 import os
@@ -201,7 +202,7 @@ class _PostImportFinder(object):
 
 def _install():
     limit = _Limit.from_environment(os.environ)
-    if limit is None:
+    if limit is None or sys.version_info < (3, 4):  # before 3.4 the import system has no find_spec
         return
     callbacks = {}
     for name, on_loaded in (("torch", _on_torch), ("jax", _on_jax)):
@@ -232,7 +233,9 @@ def _run_shadowed_sitecustomize():
     try:
         import sitecustomize  # noqa: F401  (the next one on the path)
     except ImportError as error:
-        if getattr(error, "name", None) != "sitecustomize":
+        # Python 2's ImportError has no name, only a message.
+        missing = getattr(error, "name", None) or str(error).rpartition(" ")[2]
+        if missing != "sitecustomize":
             raise
         if own is not None:
             sys.modules["sitecustomize"] = own
