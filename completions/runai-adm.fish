@@ -3,7 +3,7 @@ function __runai_adm_path
     set -l path runai-adm
     for word in (commandline -opc)[2..-1]
         test "$word" = "--"; and break
-        contains -- "$path $word" "runai-adm install" "runai-adm local" "runai-adm local init" "runai-adm local start" "runai-adm local status" "runai-adm local stop" "runai-adm project" "runai-adm project create" "runai-adm project delete" "runai-adm project list" "runai-adm remove" "runai-adm remove node-role" "runai-adm set" "runai-adm set node-role"; and set path "$path $word"
+        contains -- "$path $word" "runai-adm completion" "runai-adm install" "runai-adm local" "runai-adm local init" "runai-adm local start" "runai-adm local status" "runai-adm local stop" "runai-adm project" "runai-adm project create" "runai-adm project delete" "runai-adm project list" "runai-adm remove" "runai-adm remove node-role" "runai-adm set" "runai-adm set node-role"; and set path "$path $word"
     end
     echo $path
 end
@@ -14,12 +14,14 @@ function __runai_adm_project
     end
 end
 complete -c runai-adm -f
+complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm"' -a 'completion' -d 'Print the shell completion script for runai-adm (bash, zsh or fish).'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm"' -a 'install' -d 'Print the Kubernetes manifests that install runai-lite (apply them with kubectl). --set takes the Helm chart'\''s values (namespace, image, controllerReplicas, agentDriver, agentSimulate, ...).'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm"' -a 'local' -d 'The embedded controller on this machine.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm"' -a 'project' -d 'Create, list and delete projects.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm"' -a 'remove' -d 'Remove a node role.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm"' -a 'set' -d 'Set a node role.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm"' -l help -d 'Show help and exit.'
+complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm completion"' -l help -d 'Show help and exit.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm install"' -l print -d 'Print the manifests as YAML.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm install"' -l set -r -d 'KEY=VALUE (repeatable).'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm install"' -l help -d 'Show help and exit.'

@@ -7,7 +7,7 @@ _runai() {
         [[ "${COMP_WORDS[i]}" == "--" ]] && return 0
         [[ "${COMP_WORDS[i]}" == -p || "${COMP_WORDS[i]}" == --project ]] && project=(-p "${COMP_WORDS[i+1]}")
         case "$path ${COMP_WORDS[i]}" in
-            "runai config"|"runai config cluster"|"runai config project"|"runai delete"|"runai delete job"|"runai describe"|"runai describe job"|"runai exec"|"runai list"|"runai list jobs"|"runai list nodes"|"runai list projects"|"runai logs"|"runai submit"|"runai top"|"runai top node"|"runai version") path="$path ${COMP_WORDS[i]}" ;;
+            "runai completion"|"runai config"|"runai config cluster"|"runai config project"|"runai delete"|"runai delete job"|"runai describe"|"runai describe job"|"runai exec"|"runai list"|"runai list jobs"|"runai list nodes"|"runai list projects"|"runai logs"|"runai submit"|"runai top"|"runai top node"|"runai version") path="$path ${COMP_WORDS[i]}" ;;
         esac
     done
     case "$path|$prev" in
@@ -35,7 +35,8 @@ _runai() {
         "runai top node|--output"|"runai top node|-o") COMPREPLY=($(compgen -W "table json yaml" -- "$cur")); return ;;
     esac
     case "$path" in
-        "runai") subs="config delete describe exec list logs submit top version"; opts="--help"; names="" ;;
+        "runai") subs="completion config delete describe exec list logs submit top version"; opts="--help"; names="" ;;
+        "runai completion") subs=""; opts="--help"; names="" ;;
         "runai config") subs="cluster project"; opts="--help"; names="" ;;
         "runai config cluster") subs=""; opts="--help"; names="" ;;
         "runai config project") subs=""; opts="--help"; names="projects" ;;

@@ -3,7 +3,7 @@ function __runai_path
     set -l path runai
     for word in (commandline -opc)[2..-1]
         test "$word" = "--"; and break
-        contains -- "$path $word" "runai config" "runai config cluster" "runai config project" "runai delete" "runai delete job" "runai describe" "runai describe job" "runai exec" "runai list" "runai list jobs" "runai list nodes" "runai list projects" "runai logs" "runai submit" "runai top" "runai top node" "runai version"; and set path "$path $word"
+        contains -- "$path $word" "runai completion" "runai config" "runai config cluster" "runai config project" "runai delete" "runai delete job" "runai describe" "runai describe job" "runai exec" "runai list" "runai list jobs" "runai list nodes" "runai list projects" "runai logs" "runai submit" "runai top" "runai top node" "runai version"; and set path "$path $word"
     end
     echo $path
 end
@@ -14,6 +14,7 @@ function __runai_project
     end
 end
 complete -c runai -f
+complete -c runai -n 'test (__runai_path) = "runai"' -a 'completion' -d 'Print the shell completion script for runai (bash, zsh or fish).'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'config' -d 'Set the default project or cluster.'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'delete' -d 'Delete jobs.'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'describe' -d 'Show details of a job.'
@@ -24,6 +25,7 @@ complete -c runai -n 'test (__runai_path) = "runai"' -a 'submit' -d 'Submit a jo
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'top' -d 'Show how GPUs are shared.'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'version' -d 'Print the runai-lite version.'
 complete -c runai -n 'test (__runai_path) = "runai"' -l help -d 'Show help and exit.'
+complete -c runai -n 'test (__runai_path) = "runai completion"' -l help -d 'Show help and exit.'
 complete -c runai -n 'test (__runai_path) = "runai config"' -a 'cluster' -d 'Choose where jobs run: local (this machine, the default) or a kubeconfig context.'
 complete -c runai -n 'test (__runai_path) = "runai config"' -a 'project' -d 'Set the default project.'
 complete -c runai -n 'test (__runai_path) = "runai config"' -l help -d 'Show help and exit.'

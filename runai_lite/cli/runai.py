@@ -315,7 +315,8 @@ def top_nodes(ctx: typer.Context, output: DataOutputOpt = DataOutput.TABLE) -> N
     _top(ctx, output)
 
 
-@app.command(hidden=True, help="Print a shell completion script." + _example("runai completion bash"))
+@app.command(help="Print the shell completion script for runai (bash, zsh or fish)."
+                  + _example("source <(runai completion bash)"))
 def completion(shell: Annotated[str, typer.Argument(help="bash, zsh or fish.")]) -> None:
     from .completion import script_for
 

@@ -179,6 +179,16 @@ def install(print_: Annotated[bool, typer.Option("--print", help="Print the mani
     typer.echo(install_manifests_yaml(chosen), nl=False)
 
 
+@app.command(help="Print the shell completion script for runai-adm (bash, zsh or fish)."
+                  + _example("source <(runai-adm completion bash)"))
+def completion(shell: Annotated[str, typer.Argument(help="bash, zsh or fish.")]) -> None:
+    import sys
+
+    from .completion import script_for
+
+    sys.stdout.write(script_for(app, "runai-adm", shell))
+
+
 def main() -> None:
     run(app, "runai-adm")
 

@@ -159,3 +159,15 @@ def test_completion_names_lists_names_and_stays_silent_on_errors(tmp_path, monke
     assert names("jobs", "-p", "team-b") == (0, "frac1\n")
     assert names("projects") == (0, "team-a\nteam-b\n")
     assert names("jobs", project=None) == (0, "")  # no default project: nothing, and no error text
+
+
+def test_the_completion_commands_print_the_generated_scripts(tmp_path):
+    from typer.testing import CliRunner
+
+    from runai_lite.cli import runai, runai_adm
+
+    generate(tmp_path)
+    for app, prog in ((runai.app, "runai"), (runai_adm.app, "runai-adm")):
+        result = CliRunner().invoke(app, ["completion", "bash"])
+        assert result.exit_code == 0 and result.stdout == (tmp_path / f"{prog}.bash").read_text()
+        assert CliRunner().invoke(app, ["completion", "tcsh"]).exit_code == 2
