@@ -31,6 +31,7 @@ class World:
         self.kube = emulator
         self.tmp_path = tmp_path
         self.api = KubeApi(emulator.api_client())
+        self.reservation_api = self.api  # what the reservation pods talk through
         for manifest in render_manifests():
             emulator.create(RESOURCES[manifest["kind"]], manifest)
         self.backend = KubeBackend(api=self.api)
@@ -63,7 +64,7 @@ class World:
             annotations = pod["metadata"].get("annotations") or {}
             if k.RESERVED_UUID not in annotations and not pod["metadata"].get("deletionTimestamp"):
                 uuid = f"GPU-{annotations[k.RESERVATION_NODE]}-{annotations[k.RESERVATION_GPU]}"
-                report_reserved_gpu(self.api, k.RESERVATION_NAMESPACE, pod["metadata"]["name"],
+                report_reserved_gpu(self.reservation_api, k.RESERVATION_NAMESPACE, pod["metadata"]["name"],
                                     visible_gpu_uuids(uuid))
 
     def processes(self) -> None:
