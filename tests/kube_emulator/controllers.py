@@ -24,6 +24,10 @@ def _has_condition(pod: Obj, kind: str) -> bool:
                for c in (pod.get("status") or {}).get("conditions") or [])
 
 
+def _phase(pod: Obj) -> str | None:
+    return (pod.get("status") or {}).get("phase")
+
+
 def ignored_by_failure_policy(job: Obj, pod: Obj) -> bool:
     """Whether the Job's podFailurePolicy says to ignore this failed pod (an `Ignore` rule on a pod condition,
     e.g. DisruptionTarget for a preemption)."""
@@ -60,11 +64,10 @@ class JobController:
                for c in status.get("conditions") or []):
             return []
         pods = [p for p in self.emulator.objects("pods", meta["namespace"]) if _owned_by(p, meta["uid"])]
-        phase = lambda p: (p.get("status") or {}).get("phase")  # noqa: E731
-        active = [p for p in pods if phase(p) not in TERMINAL_POD_PHASES and not p["metadata"].get("deletionTimestamp")]
-        succeeded = sum(1 for p in pods if phase(p) == "Succeeded")
-        failed = sum(1 for p in pods if phase(p) == "Failed" and not ignored_by_failure_policy(job, p))
-        ignored = [p for p in pods if phase(p) == "Failed" and ignored_by_failure_policy(job, p)]
+        active = [p for p in pods if _phase(p) not in TERMINAL_POD_PHASES and not p["metadata"].get("deletionTimestamp")]
+        succeeded = sum(1 for p in pods if _phase(p) == "Succeeded")
+        failed = sum(1 for p in pods if _phase(p) == "Failed" and not ignored_by_failure_policy(job, p))
+        ignored = [p for p in pods if _phase(p) == "Failed" and ignored_by_failure_policy(job, p)]
         for pod in ignored:  # an ignored failure is replaced, as the real controller does
             self.emulator.delete("pods", pod["metadata"]["name"], meta["namespace"])
         created: list[str] = []
@@ -88,7 +91,8 @@ class JobController:
                 self.emulator.delete("pods", pod["metadata"]["name"], meta["namespace"])
         new_status = {**status, "active": len(active) + len(created) if not backoff_failed else 0,
                       "succeeded": succeeded, "failed": failed, "conditions": conditions}
-        new_status.setdefault("startTime", now)
+        if not spec.get("suspend"):
+            new_status.setdefault("startTime", now)
         if succeeded >= completions:
             new_status["completionTime"] = now
         # the API omits empty counters and lists (omitempty)
