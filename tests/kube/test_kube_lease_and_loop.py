@@ -117,6 +117,7 @@ def test_pod_requests_are_read_from_runai_and_kai_annotations(annotations, limit
     ({"gpu-memory": "0"}, None),
     ({"gpu-fraction": "0.5"}, {"nvidia.com/gpu": "1"}),
     ({"nvidia.com/mig-1g.5gb": "1", "nvidia.com/mig-2g.10gb": "1"}, None),
+    ({"gpu-fraction": "0.5", "gpu-fraction-num-devices": "2"}, None),
 ])
 def test_contradictory_or_impossible_requests_are_refused(annotations, limits):
     with pytest.raises(InvalidRequest):

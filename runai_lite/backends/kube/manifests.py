@@ -94,6 +94,9 @@ def request_annotations(request: GpuRequest | None) -> dict[str, str]:
     return {k.MIG_PROFILE: str(request.mig_profile)}
 
 
+FRACTION_DEVICES = "gpu-fraction-num-devices"  # KAI's multi-device fractions
+
+
 class InvalidRequest(ValueError):
     """A pod's GPU annotations cannot be read as one request."""
 
@@ -105,6 +108,8 @@ def pod_request(pod: dict[str, Any]) -> GpuRequest | None:
     Raises `InvalidRequest` with a message fit for an Event.
     """
     annotations = pod["metadata"].get("annotations") or {}
+    if annotations.get(FRACTION_DEVICES, "1") != "1":
+        raise InvalidRequest(f"{FRACTION_DEVICES}: fractions of several GPUs are not supported; ask for one")
     found: list[GpuRequest] = []
     try:
         if k.GPU_FRACTION in annotations:
