@@ -2,11 +2,13 @@
 
 Pure core: `choose_mechanism(setting, probe)` and `job_environment(mechanism, ...)` /
 `for_allocation(allocation, mechanism, ...)`. Edge: `probe_node()` reads what the node offers.
-`hook/sitecustomize.py` is the framework hook that jobs' Python picks up through `PYTHONPATH`.
+`hook/sitecustomize.py` is the framework hook that jobs' Python picks up through `PYTHONPATH`;
+`out_of_memory_note(output, mechanism, limit)` names the limit in a failed job's event.
 Mechanisms, their reach and their gaps: docs/enforcement.md.
 """
 
 from .environment import HOOK_DIR, JobEnforcement, for_allocation, hook_files, job_environment
+from .failures import out_of_memory_note, shows_out_of_memory
 from .mechanisms import (
     EnforcementSetting,
     EnforcementUnavailableError,
@@ -31,6 +33,8 @@ __all__ = [
     "for_allocation",
     "hook_files",
     "job_environment",
+    "out_of_memory_note",
     "parse_setting",
     "probe_node",
+    "shows_out_of_memory",
 ]

@@ -1,6 +1,7 @@
 """benchmarks/enforcement_gpu_check.py must work the first time a GPU is lent, so its control flow
 runs here against stand-ins: an nvidia-smi that reports a 16 GiB GPU, an MPS control daemon that
-only creates its pipe and a process, and the stand-in torch of fake_frameworks. What these runs show is the script's bookkeeping, not enforcement."""
+only creates its pipe and a process, and the stand-in torch of fake_frameworks. What these runs
+show is the script's bookkeeping, not enforcement."""
 
 import json
 import os

@@ -27,7 +27,7 @@ _LIMIT_VAR = "RUNAI_LITE_GPU_MEMORY_LIMIT_MIB"
 _FRACTION_VAR = "RUNAI_LITE_GPU_MEMORY_FRACTION"
 _ENFORCEMENT_VAR = "RUNAI_LITE_ENFORCEMENT"
 _MIB = 1024 * 1024
-_OOM_MARKERS = ("out of memory", "resource_exhausted", "cudaerrormemoryallocation")
+_OOM_MARKERS = ("out of memory", "resource_exhausted", "cudaerrormemoryallocation", "cuda_error_out_of_memory")
 
 
 def _warn(message):
