@@ -7,10 +7,11 @@ from __future__ import annotations
 import pytest
 
 from runai_lite.backends.kube import conventions as k
+from runai_lite.backends.kube.controller import Controller
 from runai_lite.gpu.requests import request_from_flags
 from runai_lite.model import JobSpec, JobStatus, JobType
 
-from .world import World
+from .world import IMAGE, World
 
 
 def spec(name: str, **flags) -> JobSpec:
@@ -163,3 +164,21 @@ def test_an_idle_partition_that_vanished_is_made_again_only_when_a_job_claims_it
     [again] = driver.mig_instances(0)
     assert (again.profile, again.start) == (idle.profile, idle.start)
     assert world.backend.get_job("team-a", "mig2").allocation.mig_uuid == again.uuid
+
+
+def test_a_controller_that_dies_between_layout_and_claim_leaves_no_stray_partition(world: World):
+    world.backend.submit(spec("mig1", mig_profile="3g.20gb"))
+    world.kube.job_controller.sync()
+    world.kube.fail_next(500, verb="patch", resource="pods", namespace="runai-team-a")  # the claim
+    with pytest.raises(Exception, match="500"):
+        Controller(world.api, IMAGE).reconcile_once()
+    desired, _ = k.decode_layout(world.kube.get("nodes", "gpu-node-1")["metadata"]["annotations"][k.MIG_DESIRED])
+    assert [(i["profile"], i["required"]) for i in desired[0]] == [("3g.20gb", False)]
+    world.agents["gpu-node-1"].reconcile_once()
+    assert world.drivers["gpu-node-1"].mig_instances(0) == []  # nobody holds it: not made
+
+    world.controller = Controller(world.api, IMAGE)  # restarted: reuses the partition of the layout
+    world.settle()
+    [instance] = world.drivers["gpu-node-1"].mig_instances(0)
+    assert (instance.profile, instance.start) == ("3g.20gb", desired[0][0]["start"])
+    assert world.backend.get_job("team-a", "mig1").allocation.mig_uuid == instance.uuid
