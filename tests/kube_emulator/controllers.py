@@ -64,7 +64,8 @@ class JobController:
                for c in status.get("conditions") or []):
             return []
         pods = [p for p in self.emulator.objects("pods", meta["namespace"]) if _owned_by(p, meta["uid"])]
-        active = [p for p in pods if _phase(p) not in TERMINAL_POD_PHASES and not p["metadata"].get("deletionTimestamp")]
+        active = [p for p in pods
+                  if _phase(p) not in TERMINAL_POD_PHASES and not p["metadata"].get("deletionTimestamp")]
         succeeded = sum(1 for p in pods if _phase(p) == "Succeeded")
         failed = sum(1 for p in pods if _phase(p) == "Failed" and not ignored_by_failure_policy(job, p))
         ignored = [p for p in pods if _phase(p) == "Failed" and ignored_by_failure_policy(job, p)]
