@@ -95,7 +95,8 @@ class JobEnforcement(BaseModel):
     def apply(self, base: Mapping[str, str]) -> dict[str, str]:
         """The job's environment `base` with this enforcement in force: its variables win over the
         job's own, `PYTHONPATH` and `LD_PRELOAD` are prepended to what the job already has, and
-        variables that would switch enforcement off are dropped."""
+        variables that would switch enforcement off are dropped. Applying it to its own result
+        changes nothing."""
         merged = {k: v for k, v in base.items() if k not in _ESCAPES or self.advisory}
         for key, value in self.env.items():
             merged[key] = _prepend(value, base.get(key), os.pathsep) if key == "PYTHONPATH" else value
@@ -106,7 +107,11 @@ class JobEnforcement(BaseModel):
 
 
 def _prepend(first: str, rest: str | None, separator: str) -> str:
-    return f"{first}{separator}{rest}" if rest else first
+    """`first` in front of the list `rest`, once: applying an enforcement twice changes nothing."""
+    if not rest:
+        return first
+    kept = [entry for entry in rest.split(separator) if entry not in first.split(separator)]
+    return separator.join([first, *kept]) if kept else first
 
 
 def job_environment(

@@ -119,6 +119,22 @@ def test_apply_prepends_paths_and_overrides_the_jobs_own_limits():
     assert base["PYTHONPATH"] == "/mine"  # the job's own record is untouched
 
 
+@given(
+    mechanism=st.sampled_from(["hami-core", "mps", "framework", "none"]),
+    pythonpath=st.sampled_from([None, "", "/mine", f"/a{os.pathsep}/b"]),
+    preload=st.sampled_from([None, "", "/lib/other.so", "/lib/a.so:/lib/b.so"]),
+)
+def test_applying_twice_is_applying_once(mechanism, pythonpath, preload):
+    base = {"PATH": "/usr/bin"}
+    if pythonpath is not None:
+        base["PYTHONPATH"] = pythonpath
+    if preload is not None:
+        base["LD_PRELOAD"] = preload
+    enforcement = quarter(mechanism)
+    once = enforcement.apply(base)
+    assert enforcement.apply(once) == once
+
+
 def test_apply_on_an_empty_environment():
     merged = quarter("hami-core", hami_core_library="/opt/libvgpu.so").apply({})
     assert merged["PYTHONPATH"] == str(HOOK_DIR) and merged["LD_PRELOAD"] == "/opt/libvgpu.so"
