@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ...errors import UserError
-from ...model import Allocation, JobType
+from ...model import Allocation, JobType, dns1123_problem
 
 SCHEDULER_NAME = "runai-lite-scheduler"
 SYSTEM_NAMESPACE = "runai-lite"
@@ -81,26 +81,24 @@ def pod_configmap(pod: dict) -> str:
     return (meta.get("annotations") or {}).get(CONFIGMAP_ANNOTATION) or f"{meta['name']}-runai-gpu"
 
 
+def _gpu_digest(node: str, gpu_index: int) -> str:
+    return hashlib.sha256(f"{node}/{gpu_index}".encode()).hexdigest()
+
+
 def reservation_pod_name(node: str, gpu_index: int) -> str:
     """Deterministic, so that a retried or restarted controller finds its own pod (AlreadyExists is
     success) instead of creating a second one: the race KAI fixed in PR #1693."""
-    digest = hashlib.sha256(f"{node}/{gpu_index}".encode()).hexdigest()[:8]
-    return f"runai-reservation-gpu-{digest}-{gpu_index}"
+    return f"runai-reservation-gpu-{_gpu_digest(node, gpu_index)[:8]}-{gpu_index}"
 
 
 def gpu_group(node: str, gpu_index: int) -> str:
     """The `runai-gpu-group` label value shared by a GPU's fraction pods and its reservation pod."""
-    return hashlib.sha256(f"{node}/{gpu_index}".encode()).hexdigest()[:16]
+    return _gpu_digest(node, gpu_index)[:16]
 
 
 def job_id(namespace: str, pod_name: str) -> str:
     """The scheduler's id of a pod's job."""
     return f"{namespace}/{pod_name}"
-
-
-def split_job_id(job: str) -> tuple[str, str]:
-    namespace, _, name = job.partition("/")
-    return namespace, name
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,8 +171,6 @@ def parse_quantity(text: str | int | None) -> float:
 
 
 def check_project_name(project: str) -> None:
-    from ...model import dns1123_problem
-
     problem = dns1123_problem(project_namespace(project))
     if problem:
         raise UserError(f"invalid project name {project!r}: {problem}", "use lower-case letters, digits and '-'")
