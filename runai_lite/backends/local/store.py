@@ -215,6 +215,8 @@ class Store:
         self.conn.execute("PRAGMA foreign_keys = ON")
 
     def _migrate(self) -> None:
+        if self._version() == SCHEMA_VERSION:
+            return  # the common case: no write lock needed to find out
         with self.write() as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = conn.execute("SELECT version FROM schema_version").fetchone()
@@ -233,6 +235,15 @@ class Store:
                 conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
         if self.path.stat().st_mode & 0o777 != FILE_MODE:
             self.path.chmod(FILE_MODE)
+
+    def _version(self) -> int | None:
+        try:
+            row = self.conn.execute("SELECT version FROM schema_version").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None
+            raise
+        return row[0] if row else None
 
     def _retrying(self, action):
         deadline = time.monotonic() + LOCKED_RETRY_SECONDS
