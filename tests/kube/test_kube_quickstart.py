@@ -103,6 +103,7 @@ def test_a_job_waits_for_its_partition_until_the_agent_reports_it(world: World):
     assert [i["profile"] for i in desired[0]] == ["1g.10gb"]
     info = world.backend.get_job("team-a", "mig1")
     assert info.status is JobStatus.PENDING and "node agent" in info.pending_reason
+    assert info.allocation is None and info.gpus_allocated == 0  # not running yet
     [gpu] = world.backend.list_nodes()[0].gpus
     assert [(m.state, m.job) for m in gpu.mig_instances] == [("creating", "team-a/mig1")]
 

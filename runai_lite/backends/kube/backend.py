@@ -328,7 +328,7 @@ class KubeBackend:
             or k.parse_time(status.get("startTime")),
             finished_at=k.parse_time(status.get("completionTime")) or _failed_time(job),
             request=request,
-            allocation=allocation,
+            allocation=allocation if job_status is JobStatus.RUNNING else None,
             pending_reason=annotations.get(k.PENDING_REASON) if job_status is JobStatus.PENDING else None,
             exit_code=_exit_code(last),
             attempts=int(status.get("failed") or 0) + int(status.get("succeeded") or 0) + int(status.get("active") or 0),
