@@ -302,6 +302,8 @@ class KubeBackend:
         allocation = k.decode_allocation(
             ((current or {}).get("metadata", {}).get("annotations") or {}).get(k.ALLOCATION)) if current else None
         job_status = _finished_status(job) or _status(annotations.get(k.STATUS), current, allocation)
+        if job_status is not JobStatus.RUNNING:
+            allocation = None  # claimed but not started (waiting for its device) is not allocated yet
         try:
             request = pod_request({"metadata": template.get("metadata") or {}, "spec": template["spec"]})
         except InvalidRequest:
@@ -328,7 +330,7 @@ class KubeBackend:
             or k.parse_time(status.get("startTime")),
             finished_at=k.parse_time(status.get("completionTime")) or _failed_time(job),
             request=request,
-            allocation=allocation if job_status is JobStatus.RUNNING else None,
+            allocation=allocation,
             pending_reason=annotations.get(k.PENDING_REASON) if job_status is JobStatus.PENDING else None,
             exit_code=_exit_code(last),
             attempts=int(status.get("failed") or 0) + int(status.get("succeeded") or 0) + int(status.get("active") or 0),
