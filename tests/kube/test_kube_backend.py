@@ -66,6 +66,7 @@ def test_submitting_to_a_missing_project_or_twice_is_refused(world: World):
     world.backend.create_project("team-a", 1)
     info = world.backend.submit(spec("j1"))
     assert info.status is JobStatus.PENDING and info.project == "team-a" and info.command == ("echo", "hi")
+    assert info.started_at is None and info.submitted_at > 0
     with pytest.raises(UserError, match="already exists"):
         world.backend.submit(spec("j1"))
     with pytest.raises(UserError, match="NVIDIA_VISIBLE_DEVICES"):
@@ -101,7 +102,7 @@ def test_a_cpu_job_runs_and_its_logs_and_exit_show(world: World):
     world.settle()
     info = world.backend.get_job("team-a", "j1")
     assert (info.status, info.exit_code, info.attempts) == (JobStatus.FAILED, 3, 1)
-    assert info.finished_at is not None
+    assert info.submitted_at <= info.started_at <= info.finished_at
 
 
 def test_logs_of_a_job_that_has_not_started_say_so(world: World):

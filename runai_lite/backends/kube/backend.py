@@ -326,8 +326,7 @@ class KubeBackend:
             command=tuple(container.get("command") or ()) + tuple(container.get("args") or ()),
             working_dir=container.get("workingDir"),
             submitted_at=k.parse_time(meta.get("creationTimestamp")) or 0.0,
-            started_at=k.parse_time(((current or {}).get("metadata", {}).get("annotations") or {}).get(k.BOUND_AT))
-            or k.parse_time(status.get("startTime")),
+            started_at=_started_at(job_status, current, status),
             finished_at=k.parse_time(status.get("completionTime")) or _failed_time(job),
             request=request,
             allocation=allocation,
@@ -379,6 +378,16 @@ def _status(annotation: str | None, pod: dict[str, Any] | None, allocation: Any)
     if pod is None and annotation == JobStatus.PREEMPTED.value:
         return JobStatus.PREEMPTED
     return JobStatus.PENDING
+
+
+def _started_at(job_status: JobStatus, pod: dict[str, Any] | None, status: dict[str, Any]) -> float | None:
+    """When the running pod was bound; for a finished job, when the Job started; None while pending."""
+    if job_status is JobStatus.RUNNING and pod is not None:
+        bound = (pod["metadata"].get("annotations") or {}).get(k.BOUND_AT)
+        return k.parse_time(bound or (pod.get("status") or {}).get("startTime"))
+    if job_status.terminal:
+        return k.parse_time(status.get("startTime"))
+    return None
 
 
 def _failed_time(job: dict[str, Any]) -> float | None:
