@@ -9,7 +9,6 @@ FIFO; a daemon that is not there misses nothing, since it reads all its work fro
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import signal
 import socket
@@ -20,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ...errors import OperationalError, UserError
-from .paths import Home, open_private
+from .paths import Home, lock_held, open_private
 from .store import ACTIVE_STATUSES, Store
 
 START_TIMEOUT_SECONDS = 20.0
@@ -51,17 +50,7 @@ class DaemonStatus:
 
 
 def daemon_running(home: Home) -> bool:
-    try:
-        fd = os.open(home.daemon_lock, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return lock_held(home.daemon_lock)
 
 
 def wake(home: Home) -> None:

@@ -7,9 +7,12 @@ CLI can find its home without paying for anything else.
 
 from __future__ import annotations
 
+import fcntl
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from .shim import write_atomically
 
 HOME_ENV = "RUNAI_LITE_HOME"
 DIR_MODE = 0o700
@@ -100,12 +103,21 @@ def open_private(path: Path, flags: int = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 
 
 def write_private(path: Path, text: str) -> None:
-    """Replace `path` atomically with `text`, mode 0600."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    """Replace `path` atomically with `text`, mode 0600 (the shim's own helper: it has to stay
+    standard-library only, so it holds the one copy)."""
+    write_atomically(str(path), text)
+
+
+def lock_held(path: Path) -> bool:
+    """True while some process holds an exclusive `flock` on `path` (a daemon, or a job attempt)."""
     try:
-        os.write(fd, text.encode())
-        os.fsync(fd)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
     finally:
         os.close(fd)
-    os.replace(tmp, path)
+    return False

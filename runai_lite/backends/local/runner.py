@@ -8,7 +8,6 @@ the exit status is a file the shim writes, so it survives a daemon restart.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from ...model import MILLI, Allocation, JobSpec
-from .paths import Home, open_private
+from .paths import Home, lock_held, open_private
 
 SHIM = Path(__file__).with_name("shim.py")
 PROCESS = "process"  # the runtime name for "run the command directly"
@@ -130,17 +129,7 @@ class Attempt:
 
     def alive(self) -> bool:
         """True while the shim or any process of the job holds the attempt's lock."""
-        try:
-            fd = os.open(self.lock, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-        return False
+        return lock_held(self.lock)
 
     def exit_code(self) -> int | None:
         try:

@@ -19,8 +19,9 @@ import subprocess
 import sys
 
 
-def _write_atomically(path: str, text: str) -> None:
-    tmp = f"{path}.tmp"
+def write_atomically(path: str, text: str) -> None:
+    """Replace `path` with `text` (mode 0600) so that a reader sees the old or the new, never a part."""
+    tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, text.encode())
@@ -47,7 +48,7 @@ def main(argv: list[str]) -> int:
     except BlockingIOError:
         return 75  # another supervisor runs this attempt already
     os.set_inheritable(lock_fd, True)
-    _write_atomically(pid_path, str(os.getpid()))
+    write_atomically(pid_path, str(os.getpid()))
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, _ignore)
 
@@ -68,7 +69,7 @@ def main(argv: list[str]) -> int:
         returned = child.wait()
         code, sig = (128 - returned, -returned) if returned < 0 else (returned, None)
     sys.stderr.flush()
-    _write_atomically(exit_path, json.dumps({"code": code, "signal": sig}))
+    write_atomically(exit_path, json.dumps({"code": code, "signal": sig}))
     return code & 0xFF
 
 
