@@ -136,9 +136,3 @@ def _fragmentation(gpu: GpuState, layout: Sequence[Instance] | Sequence[Placed])
     assert gpu.model is not None
     placed = [item.placed() if isinstance(item, Instance) else item for item in layout]
     return fragmentation_key(gpu.model, placed)
-
-
-def free_slices(gpu: GpuState) -> int:
-    if gpu.model is None:
-        return 0
-    return gpu.model.memory_slices - sum(i.size for i in gpu.instances)

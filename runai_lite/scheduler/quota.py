@@ -12,10 +12,9 @@ share, so 0.1 + 0.2 fits a quota of 0.3.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from fractions import Fraction
 
-from ..model import Job, JobStatus
+from ..model import Job
 from .state import ClusterState
 
 
@@ -54,19 +53,10 @@ def may_reclaim(state: ClusterState, job: Job, charge: Fraction) -> bool:
     return state.usage_of(job.project) + charge <= state.deserved_of(job.project)
 
 
-def victim_allowed(state: ClusterState, job: Job, victim: Job) -> bool:
-    """Could `victim` ever make room for `job`? (Preempt within the project by strictly lower
-    priority; reclaim across projects from preemptible work of a project above its quota.)"""
-    # Only work running in the snapshot: not jobs already stopping, nor jobs bound by this plan.
-    if not victim.type.preemptible or victim.status is not JobStatus.RUNNING or victim.id not in state.allocations:
-        return False
-    if victim.project == job.project:
-        return victim.priority < job.priority
-    return state.over_quota(victim.project)
-
-
 def victim_candidates(state: ClusterState, job: Job) -> set[str]:
-    """Every job that `victim_allowed` admits for `job`, found project by project."""
+    """Who may be stopped to make room for `job`: in its own project, running preemptible jobs of
+    strictly lower priority (preempt); in other projects, running preemptible jobs of projects above
+    their deserved quota (reclaim, subject to `ReclaimRule` for the whole set)."""
     found: set[str] = set()
     for project, running in state.preemptible_running.items():
         if project == job.project:
@@ -76,21 +66,45 @@ def victim_candidates(state: ClusterState, job: Job) -> set[str]:
     return found
 
 
-def victim_set_allowed(state: ClusterState, job: Job, charge: Fraction, victims: Iterable[Job]) -> bool:
-    """Every victim allowed, and reclaim leaves each victim project at or above its deserved quota."""
-    taken: dict[str, Fraction] = {}
-    own = Fraction(0)
-    for victim in victims:
-        if not victim_allowed(state, job, victim):
-            return False
-        if victim.project == job.project:
-            own += state.charges[victim.id]
+class ReclaimRule:
+    """The set-level reclaim rule for victims already allowed one by one: the job's project stays
+    within its quota, and no victim project is taken below its own. Built once per job, it keeps
+    the per-project figures so that judging thousands of candidate victim sets stays cheap."""
+
+    def __init__(self, state: ClusterState, job: Job):
+        self.state = state
+        self.job = job
+        self.room = state.deserved_of(job.project) - state.usage_of(job.project)
+        self._room_for: dict[Fraction, bool] = {}
+        self._slack: dict[str, Fraction] = {}
+        self._alone: dict[str, bool] = {}
+
+    def slack(self, project: str) -> Fraction:
+        if project not in self._slack:
+            self._slack[project] = self.state.usage_of(project) - self.state.deserved_of(project)
+        return self._slack[project]
+
+    def allows(self, charge: Fraction, victims: list[Job]) -> bool:
+        others = [v for v in victims if v.project != self.job.project]
+        if not others:
+            return True
+        own = [v for v in victims if v.project == self.job.project]
+        if own:
+            if charge - sum(self.state.charges[v.id] for v in own) > self.room:
+                return False
         else:
-            taken[victim.project] = taken.get(victim.project, Fraction(0)) + state.charges[victim.id]
-    if taken and not may_reclaim(state, job, charge - own):
-        return False
-    return all(state.usage_of(p) - t >= state.deserved_of(p) for p, t in taken.items())
+            if charge not in self._room_for:
+                self._room_for[charge] = charge <= self.room
+            if not self._room_for[charge]:
+                return False
+        if len({v.project for v in others}) == len(others):
+            return all(self._alone_ok(v) for v in others)
+        taken: dict[str, Fraction] = {}
+        for victim in others:
+            taken[victim.project] = taken.get(victim.project, Fraction(0)) + self.state.charges[victim.id]
+        return all(t <= self.slack(p) for p, t in taken.items())
 
-
-def is_reclaim(job: Job, victim: Job) -> bool:
-    return victim.project != job.project
+    def _alone_ok(self, victim: Job) -> bool:
+        if victim.id not in self._alone:
+            self._alone[victim.id] = self.state.charges[victim.id] <= self.slack(victim.project)
+        return self._alone[victim.id]

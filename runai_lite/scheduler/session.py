@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Literal
 
+from ..gpu.catalog import MigProfile
+from ..gpu.mig_layout import free_runs
 from ..model import (
     MILLI,
     Allocation,
@@ -23,8 +25,6 @@ from ..model import (
     Snapshot,
 )
 from ..units import format_bytes
-from ..gpu.catalog import MigProfile
-from ..gpu.mig_layout import free_runs
 from .mig_choice import MigTarget, targets
 from .placement import make_policy
 from .quota import fmt_gpus

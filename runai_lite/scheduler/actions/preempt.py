@@ -1,6 +1,6 @@
 """Preempt and reclaim: make room for a job by stopping running preemptible work.
 
-Victims (quota.victim_allowed): in the job's own project, only jobs of strictly lower priority
+Victims (quota.victim_candidates and quota.ReclaimRule): in the job's own project, only jobs of strictly lower priority
 (preempt); in other projects, only work of projects above their deserved quota, and only while the
 job's project stays within its own (reclaim). Among the ways to make room, choose the fewest
 victims, then over-quota work before in-quota work, then the lowest priorities, then the most
@@ -14,7 +14,7 @@ from fractions import Fraction
 from itertools import combinations
 
 from ...model import MILLI, Job
-from ..quota import interactive_room, victim_candidates, victim_set_allowed
+from ..quota import ReclaimRule, interactive_room, victim_candidates
 from ..session import Option, Session
 from ..shared_gpus import demand_of
 from ..state import ClusterState, GpuState
@@ -23,10 +23,10 @@ from .allocate import Attempt, best_mig
 _EXACT_LIMIT = 14  # holders of one GPU beyond which the victim set is chosen greedily
 
 
-def victim_cost(state: ClusterState, victims: Sequence[Job]) -> tuple:
+def victim_cost(over_quota: dict[str, bool], victims: Sequence[Job]) -> tuple:
     """Smaller is better: in-quota victims, then priorities (highest first), then start times
     (oldest first, later is better)."""
-    in_quota = sum(1 for v in victims if not state.over_quota(v.project))
+    in_quota = sum(1 for v in victims if not over_quota.get(v.project, False))
     priorities = tuple(sorted((v.priority for v in victims), reverse=True))
     starts = tuple(-(v.started_at or 0.0) for v in sorted(victims, key=lambda v: (v.started_at or 0.0, v.id)))
     return (in_quota, priorities, starts)
@@ -44,12 +44,19 @@ def preempt(session: Session, job: Job) -> Attempt:
     def victim(vid: str) -> bool:
         return vid in candidates
 
+    over_quota = {p: state.over_quota(p) for p in state.preemptible_running}
+
+    costs: dict[tuple, tuple | None] = {}
+    reclaim = ReclaimRule(state, job)
+
     def set_cost(charge: Fraction):
         def cost(victims: tuple[str, ...]) -> tuple | None:
-            chosen = [state.jobs[v] for v in victims]
-            if not victim_set_allowed(state, job, charge, chosen):
-                return None
-            return victim_cost(state, chosen)
+            key = (charge, victims)
+            if key not in costs:
+                chosen = [state.jobs[v] for v in victims]
+                allowed = all(v in candidates for v in victims) and reclaim.allows(charge, chosen)
+                costs[key] = victim_cost(over_quota, chosen) if allowed else None
+            return costs[key]
         return cost
 
     freed = _host_freed_by(state, candidates)
@@ -91,6 +98,7 @@ def _shared(session: Session, job: Job, attempt: Attempt, victim, set_cost) -> t
     best: tuple | None = None
     found: Option | None = None
     for slot in session.shared.slots:
+        limit = best[0] if best is not None else MILLI  # more victims than the best so far: skip
         gpus = [g for g in slot.gpus if session.shared.model_allowed(g, demand)]
         if not gpus:
             continue
@@ -101,13 +109,13 @@ def _shared(session: Session, job: Job, attempt: Attempt, victim, set_cost) -> t
                 if share > MILLI:
                     continue
                 charge = Fraction(share, MILLI)
-                victims = _fraction_victims(state, gpu, share, victim, set_cost(charge))
+                victims = _fraction_victims(state, gpu, share, victim, set_cost(charge), limit)
                 if victims is not None:
                     memory = demand.gpu_memory_mib or gpu.memory_mib * share // MILLI
                     proposals.append(Option("fraction", slot.node, (gpu,), charge, share_milli=share,
                                             memory_mib=memory, victims=victims))
         else:
-            victims = _whole_gpu_victims(gpus, demand.gpus, victim, set_cost(Fraction(demand.gpus)))
+            victims = _whole_gpu_victims(gpus, demand.gpus, victim, set_cost(Fraction(demand.gpus)), limit)
             proposals = []
             if victims is not None:
                 chosen_victims, chosen = victims
@@ -126,7 +134,8 @@ def _shared(session: Session, job: Job, attempt: Attempt, victim, set_cost) -> t
     return None if found is None else ((best[0], best[1], 1), found)
 
 
-def _fraction_victims(state: ClusterState, gpu: GpuState, share: int, victim, cost) -> tuple[str, ...] | None:
+def _fraction_victims(state: ClusterState, gpu: GpuState, share: int, victim, cost,
+                      limit: int) -> tuple[str, ...] | None:
     need = share - gpu.free_milli
     if need <= 0:
         return None  # fits without preemption (the host must be what is short): not ours to solve
@@ -138,10 +147,12 @@ def _fraction_victims(state: ClusterState, gpu: GpuState, share: int, victim, co
         count, total = count + 1, total + s
         if total >= need:
             break
+    if count > limit:
+        return None
     if len(eligible) > _EXACT_LIMIT:
         greedy = tuple(sorted(vid for vid, _ in eligible[:count]))
         return greedy if cost(greedy) is not None else None
-    for size in range(count, len(eligible) + 1):
+    for size in range(count, min(len(eligible), limit) + 1):
         best: tuple | None = None
         chosen: tuple[str, ...] | None = None
         for combo in combinations(eligible, size):
@@ -156,7 +167,8 @@ def _fraction_victims(state: ClusterState, gpu: GpuState, share: int, victim, co
     return None
 
 
-def _whole_gpu_victims(gpus: list[GpuState], count: int, victim, cost) -> tuple[tuple[str, ...], tuple[GpuState, ...]] | None:
+def _whole_gpu_victims(gpus: list[GpuState], count: int, victim, cost,
+                       limit: int) -> tuple[tuple[str, ...], tuple[GpuState, ...]] | None:
     """The `count` GPUs of one node that are cheapest to clear: fewest victims, then the victim order."""
     clearable = sorted((g for g in gpus if all(victim(h) for h in g.holders)), key=lambda g: (len(g.holders), g.index))
     if len(clearable) < count:
@@ -169,6 +181,8 @@ def _whole_gpu_victims(gpus: list[GpuState], count: int, victim, cost) -> tuple[
     found = None
     for chosen in choices:
         victims = tuple(sorted({h for g in chosen for h in g.holders}))
+        if len(victims) > (best[0] if best is not None else limit):
+            continue
         key = cost(victims)
         if key is not None and (best is None or (len(victims), key) < best):
             best, found = (len(victims), key), (victims, tuple(sorted(chosen, key=lambda g: g.index)))
