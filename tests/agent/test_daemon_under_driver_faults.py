@@ -37,7 +37,7 @@ def test_failed_creates_keep_the_job_pending_with_a_reason_then_it_runs(mig, hom
     backend.submit(spec("patient", "sleep", "600", request=GpuRequest(mig_profile="3g.20gb")))
     wait_for(lambda: driver.faults() != injected, what="a first failed create")
     waiting = backend.get_job("team-a", "patient")
-    assert waiting.status.value == "Pending" and "3g.20gb" in (waiting.pending_reason or "")
+    assert waiting.status.value == "Pending" and waiting.pending_reason  # not Failed: it waits, with a reason
     wait_status(backend, "patient", "Running", timeout=30)
     assert driver.faults() == ""  # every injected failure was met
     assert [(p, s) for p, _, s in _partitions(backend)] == [("3g.20gb", "used")]
