@@ -90,22 +90,17 @@ def emit_data(data: Any, output: str) -> None:
 
 
 def show(*renderables: Any) -> None:
-    """Print rich renderables (or plain strings, taken literally) to stdout. When stdout is not a
-    terminal, tables are laid out wide enough never to wrap and lines lose rich's padding, so
-    `runai list | grep` and scripts see clean rows."""
+    """Print rich renderables (or plain strings, taken literally) to stdout, laid out wide enough
+    that table rows never wrap or get cut (as Run:ai's tabwriter output), with rich's padding
+    stripped so `runai list | grep` and scripts see clean rows. Colour only on a terminal."""
     from rich.console import Console
     from rich.text import Text
 
-    items = [Text(r) if isinstance(r, str) else r for r in renderables]
-    if sys.stdout.isatty():
-        out = Console(highlight=False)
-        for item in items:
-            out.print(item)
-        return
-    out = Console(file=sys.stdout, width=250, highlight=False, no_color=True)
+    terminal = sys.stdout.isatty()
+    out = Console(file=sys.stdout, width=250, highlight=False, force_terminal=terminal, no_color=not terminal)
     with out.capture() as captured:
-        for item in items:  # one print each: print(*items) would join them with spaces
-            out.print(item)
+        for item in renderables:  # one print each: print(*items) would join them with spaces
+            out.print(Text(item) if isinstance(item, str) else item)
     sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
 
 
