@@ -47,6 +47,11 @@ def gpus_column(job: JobInfo) -> str:
     return f"{allocated} ({job.gpus_requested})"
 
 
+def slice_span(start: int, size: int) -> str:
+    """The memory slices an instance occupies: `0-1`, or `4` for a one-slice instance."""
+    return str(start) if size == 1 else f"{start}-{start + size - 1}"
+
+
 def allocation_text(allocation: Allocation | None) -> str:
     if allocation is None:
         return "-"
@@ -54,7 +59,8 @@ def allocation_text(allocation: Allocation | None) -> str:
     if allocation.kind == "mig":
         placement = ""
         if allocation.mig_start is not None:
-            placement = f" at slices {allocation.mig_start}-{allocation.mig_start + (allocation.mig_size or 1) - 1}"
+            size = allocation.mig_size or 1
+            placement = f" at slice{'s' if size > 1 else ''} {slice_span(allocation.mig_start, size)}"
         return f"MIG {allocation.mig_profile} on GPU {gpus}{placement}"
     if allocation.kind == "fraction":
         memory = f", {format_mib(allocation.memory_mib)}" if allocation.memory_mib else ""

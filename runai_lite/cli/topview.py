@@ -130,12 +130,11 @@ def _profile_memory(model: str, profile: str) -> str:
 
 
 def mig_device_table(gpu: GpuView):
-    from .render import plain_table
+    from .render import plain_table, slice_span
 
-    table = plain_table(("GPU", "SLICES", "PROFILE", "MEMORY", "STATE", "JOB", "MIG DEVICE"))
+    table = plain_table(("GPU", "MEMORY SLICES", "PROFILE", "MEMORY", "STATE", "JOB", "MIG DEVICE"))
     for inst in sorted(gpu.mig_instances, key=lambda m: m.start):
-        slices = f"{inst.start}-{inst.start + inst.size - 1}"
-        table.add_row(str(gpu.index), slices, inst.profile, _profile_memory(gpu.model, inst.profile),
+        table.add_row(str(gpu.index), slice_span(inst.start, inst.size), inst.profile, _profile_memory(gpu.model, inst.profile),
                       inst.state, inst.job or "-", inst.uuid or "-", style=STYLE.get(inst.state))
     return table
 
