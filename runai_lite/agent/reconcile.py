@@ -182,15 +182,18 @@ def _reconcile_gpu(driver: GpuDriver, device: GpuDevice, wanted: dict[tuple[str,
         except DriverError as error:
             errors.append(_error("create", error, profile=instance.profile, start=instance.start))
 
-    try:
-        actual = driver.mig_instances(device.index)
-    except DriverError as error:
-        errors.append(_error("list", error))
-        actual = []
+    gone = {i.gi_id for i in destroyed}
+    actual = [ActualInstance.of(i) for i in existing if i.gi_id not in gone] + created
+    if destroyed or created or errors:  # something was tried: ask the GPU what it has now
+        try:
+            actual = [ActualInstance.of(i) for i in driver.mig_instances(device.index)]
+        except DriverError as error:
+            # keep what we know happened: reporting "nothing" would make a caller forget instances
+            errors.append(_error("list", error))
     return GpuReconcileResult(
         gpu_index=device.index,
         gpu_uuid=device.uuid,
-        instances=tuple(ActualInstance.of(i) for i in sorted(actual, key=lambda i: i.start)),
+        instances=tuple(sorted(actual, key=lambda i: i.start)),
         created=tuple(created),
         destroyed=tuple(destroyed),
         errors=tuple(errors),

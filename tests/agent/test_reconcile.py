@@ -148,3 +148,37 @@ def test_any_valid_layout_reaches_any_other(tmp_path_factory, before, after):
     result = reconcile(driver, {0: after})
     assert result.ok
     assert layout(result) == sorted(after, key=lambda item: item[1])
+
+
+def test_a_failed_listing_after_changes_reports_what_is_known_not_nothing(driver):
+    kept = driver.create_mig(0, "1g.5gb", 6)
+
+    class ForgetfulAfterCreate(SimulatedDriver):
+        def mig_instances(self, gpu_index):
+            if self.created:
+                raise DriverError("timeout", "NVML did not answer")
+            return super().mig_instances(gpu_index)
+
+        def create_mig(self, gpu_index, profile, start):
+            self.created = True
+            return super().create_mig(gpu_index, profile, start)
+
+    forgetful = ForgetfulAfterCreate(driver.state_dir, faults="")
+    forgetful.created = False
+    result = reconcile(forgetful, {0: [("1g.5gb", 6), ("3g.20gb", 0)]})
+    assert [(e.action, e.code) for e in result.errors] == [("list", "timeout")]
+    assert layout(result) == [("3g.20gb", 0), ("1g.5gb", 6)]
+    assert result.gpu(0).instances[1].uuid == kept.uuid
+
+
+def test_nothing_to_do_lists_each_gpu_once(driver):
+    reconcile(driver, {0: [("7g.40gb", 0)]})
+    calls = []
+
+    class Counting(SimulatedDriver):
+        def mig_instances(self, gpu_index):
+            calls.append(gpu_index)
+            return super().mig_instances(gpu_index)
+
+    assert reconcile(Counting(driver.state_dir, faults=""), {0: [("7g.40gb", 0)], 1: []}).ok
+    assert calls == [0, 1]
