@@ -148,13 +148,13 @@ def _show_jobs(ctx: typer.Context, all_projects: bool, project: str | None, outp
     s = session(ctx)
     chosen = None if all_projects else s.project(project)
     jobs = s.backend.list_jobs(chosen)
+    if not jobs and chosen is not None:
+        s.require_project_exists(chosen)  # "no jobs" must not hide a mistyped project
     if output in (Output.JSON, Output.YAML):
         emit_data([j.to_json() for j in jobs], output.value)
         return
     from .render import jobs_table
 
-    if not jobs and chosen is not None:
-        s.require_project_exists(chosen)  # "no jobs" must not hide a mistyped project
     heading = "Showing jobs for all projects" if chosen is None else f"Showing jobs for project {chosen}"
     show(heading, jobs_table(jobs, time.time(), wide=output is Output.WIDE) if jobs else "No jobs found.")
 
