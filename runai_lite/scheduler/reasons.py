@@ -29,8 +29,11 @@ def capacity_reason(session: Session, job: Job) -> str:
     if not nodes:
         return "no schedulable node in the cluster"
     request = job.request
+    if not any(n.host_fits(job.cpu_milli, job.memory_mib) for n in nodes):
+        return (f"no schedulable node has {job.cpu_milli / 1000:g} CPU cores and {format_mib(job.memory_mib)} "
+                "of host memory free")
     if request is None:
-        return f"no node has {job.cpu_milli / 1000:g} CPU cores and {format_mib(job.memory_mib)} of memory free"
+        return "no schedulable node can run it"  # host room exists, so only a node filter could be in the way
     allowed = {canonical_model_name(m) for m in job.gpu_models}
     gpus = [g for n in nodes for g in n.gpus.values() if not allowed or g.model_name in allowed]
     if not gpus:

@@ -283,6 +283,19 @@ SCENARIOS = [
         expect={"bind": ["cpu big"]},
     ),
     Scenario(
+        "host CPU counts too: a free GPU on a node without the CPU the job asks for is no place for it",
+        cluster([node("node-1", gpu(0), cpu_milli=2000)], [job("t", gpu="0.5", cpu_milli=4000)]),
+        pending={"t": "no schedulable node has 4 CPU cores and 0MiB of host memory free"},
+    ),
+    Scenario(
+        "jobs may be limited to GPU models: a T4-only job does not take the V100",
+        cluster([node("node-1", gpu(0)), node("node-2", gpu(0, "T4"))],
+                [job("v", gpu="1", at=1), job("t4", gpu="1", at=2, gpu_models=("Tesla T4",)),
+                 job("t4b", gpu="1", at=3, gpu_models=("T4",))], {"team-a": 4}),
+        expect={"bind": ["t4 node-2/0", "v node-1/0"]},
+        pending={"t4b": "no node has 1 free whole GPU (most on one node: 0 free on node-2)"},
+    ),
+    Scenario(
         "unschedulable nodes get nothing new",
         cluster([node("node-1", gpu(0), schedulable=False)], [job("t", gpu="1")]),
         pending={"t": "no schedulable node"},
