@@ -27,7 +27,8 @@ from ..errors import UserError
 FaultOperation = Literal["create", "destroy", "any"]
 FaultCode = Literal["insufficient-resources", "in-use", "timeout", "unknown"]
 FAULTS_ENV = "RUNAI_LITE_SIM_FAULTS"
-_COUNTED = re.compile(r"^x([0-9]+)$")
+_COUNTED = re.compile(r"^x([0-9]{1,9})$")
+_SEED = re.compile(r"^[0-9]{1,18}$")
 _EXAMPLE = "create:insufficient-resources:0.3,destroy:in-use:x2,seed=7"
 
 
@@ -86,12 +87,12 @@ def parse_faults(text: str | None) -> FaultPlan:
     for part in (p.strip() for p in text.split(",")):
         if part.startswith("seed="):
             value = part.removeprefix("seed=")
-            if not value.isdigit():
+            if not _SEED.match(value):
                 raise UserError(f"the fault seed {value!r} must be a whole number", f"e.g. {_EXAMPLE}")
             seed = int(value)
             continue
         rules.append(_parse_rule(part))
-    return FaultPlan(tuple(rules), seed)
+    return FaultPlan(tuple(rules), seed if rules else 0)  # without rules a seed means nothing
 
 
 def _parse_rule(part: str) -> FaultRule:

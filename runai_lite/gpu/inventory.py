@@ -14,7 +14,7 @@ from ..errors import UserError
 from .catalog import Catalog, GpuModel, default_catalog
 
 MAX_GPUS = 1024  # a simulated inventory larger than this is a typo, not a machine
-_COUNT = re.compile(r"^[0-9]+$")
+_COUNT = re.compile(r"^[0-9]{1,4}$")  # at most 4 digits: never int() of a huge string
 _MIG_FLAGS = {"mig-off": False, "mig-on": True}
 EXAMPLE = "A100-SXM4-40GB:1 or H100-SXM5-80GB:2,T4:4 (add :mig-off to declare MIG mode off)"
 

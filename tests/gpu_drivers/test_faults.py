@@ -3,6 +3,8 @@
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from runai_lite.errors import UserError
 from runai_lite.gpu.faults import parse_faults
@@ -55,3 +57,18 @@ def test_after_option_round_trips_and_other_options_are_refused():
     assert plan.rules[0].after and parse_faults(plan.spec()) == plan
     with pytest.raises(UserError, match="only option"):
         parse_faults("create:timeout:x1:before")
+
+
+@pytest.mark.parametrize("text", ["create:in-use:x" + "9" * 5000, "seed=" + "9" * 5000, "seed=١", "create:in-use:nan"])
+def test_hostile_fault_specs_are_user_errors(text):
+    with pytest.raises(UserError):
+        parse_faults(text)
+
+
+@given(st.text(max_size=60))
+def test_any_text_is_a_fault_plan_or_a_user_error(text):
+    try:
+        plan = parse_faults(text)
+    except UserError:
+        return
+    assert parse_faults(plan.spec()) == plan

@@ -1,6 +1,8 @@
 """Parsing declared simulated inventories: MODEL:COUNT[:mig-off][,...]."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from runai_lite.errors import UserError
 from runai_lite.gpu.inventory import parse_inventory
@@ -56,3 +58,18 @@ def test_unknown_model_lists_known_models():
         parse_inventory("Z900:1")
     assert "Z900" in caught.value.message
     assert "A100-SXM4-40GB" in caught.value.hint and "T4" in caught.value.hint
+
+
+@pytest.mark.parametrize("text", ["T4:" + "9" * 5000, "T4:１", "T4:1\x00", "Ä100:1", ":" * 3000])
+def test_hostile_specs_are_user_errors_too(text):
+    with pytest.raises(UserError):
+        parse_inventory(text)
+
+
+@given(st.text(max_size=60))
+def test_any_text_parses_or_is_a_user_error(text):
+    try:
+        inventory = parse_inventory(text)
+    except UserError:
+        return
+    assert parse_inventory(inventory.spec()) == inventory
