@@ -3,7 +3,7 @@
 import random
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from runai_lite.errors import UserError
@@ -66,6 +66,8 @@ def test_hostile_fault_specs_are_user_errors(text):
 
 
 @given(st.text(max_size=60))
+@example("seed=5")
+@example("any:timeout:1:after, seed=2")
 def test_any_text_is_a_fault_plan_or_a_user_error(text):
     try:
         plan = parse_faults(text)
