@@ -18,27 +18,26 @@ A100 = default_catalog().get("A100-SXM4-40GB")
 H100 = default_catalog().get("H100-SXM5-80GB")
 A30 = default_catalog().get("A30")
 
+A100_FACTS = [  # as the issue and the MIG User Guide state them
+    (["1g.5gb"] * 7, True),
+    (["2g.10gb"] * 3 + ["1g.5gb"], True),
+    (["3g.20gb", "4g.20gb"], True),
+    (["3g.20gb"] * 2, True),
+    (["1g.10gb"] * 4, True),
+    (["3g.20gb"] * 3, False),
+    (["4g.20gb"] * 2, False),
+]
+# The H100 80GB has the A100's placements with the profile names scaled (mig-and-nvml.md §2.4).
+H100_NAMES = {"1g.5gb": "1g.10gb", "1g.10gb": "1g.20gb", "2g.10gb": "2g.20gb", "3g.20gb": "3g.40gb",
+              "4g.20gb": "4g.40gb"}
+
 FACTS = [
-    # A100-40GB, as the issue and the MIG User Guide state them
-    (A100, ["1g.5gb"] * 7, True),
-    (A100, ["2g.10gb"] * 3 + ["1g.5gb"], True),
-    (A100, ["3g.20gb", "4g.20gb"], True),
-    (A100, ["3g.20gb"] * 2, True),
-    (A100, ["1g.10gb"] * 4, True),
-    (A100, ["3g.20gb"] * 3, False),
-    (A100, ["4g.20gb"] * 2, False),
+    *((A100, profiles, fit) for profiles, fit in A100_FACTS),
+    *((H100, [H100_NAMES[p] for p in profiles], fit) for profiles, fit in A100_FACTS),
     (A100, ["1g.5gb"] * 8, False),  # 7 compute slices
     (A100, ["1g.5gb+me"] * 2, False),  # one +me
     (A100, ["7g.40gb", "1g.5gb"], False),
     (A100, ["2g.10gb"] * 4, False),  # instance cap 3
-    # H100 80GB: the same placements, profile names scaled
-    (H100, ["1g.10gb"] * 7, True),
-    (H100, ["2g.20gb"] * 3 + ["1g.10gb"], True),
-    (H100, ["3g.40gb", "4g.40gb"], True),
-    (H100, ["3g.40gb"] * 2, True),
-    (H100, ["1g.20gb"] * 4, True),
-    (H100, ["3g.40gb"] * 3, False),
-    (H100, ["4g.40gb"] * 2, False),
     # A30: 4 slices
     (A30, ["1g.6gb"] * 4, True),
     (A30, ["2g.12gb"] * 2, True),
@@ -48,7 +47,6 @@ FACTS = [
     (A30, ["1g.6gb"] * 5, False),
     (A30, ["2g.12gb+me"] * 2, False),
 ]
-
 
 @pytest.mark.parametrize(("model", "profiles", "expected"), FACTS,
                          ids=[f"{m.name}:{'+'.join(p)}" for m, p, _ in FACTS])
