@@ -65,10 +65,21 @@ class DoubleDashCommand(TyperCommand):
         return super().parse_args(ctx, args)
 
 
-def new_app(help_text: str, **kwargs: Any) -> typer.Typer:
+def example(command_line: str) -> str:
+    """The example every command's help ends with."""
+    return f"\n\nExample: [bold]{command_line}[/bold]"
+
+
+def new_app(help_text: str, example_line: str, **kwargs: Any) -> typer.Typer:
     kwargs.setdefault("no_args_is_help", True)
-    return typer.Typer(help=help_text, add_completion=False,
+    return typer.Typer(help=help_text + example(example_line), add_completion=False,
                        rich_markup_mode="rich", pretty_exceptions_enable=False, **kwargs)
+
+
+def add_group(parent: typer.Typer, name: str, help_text: str, example_line: str, **kwargs: Any) -> typer.Typer:
+    group = new_app(help_text, example_line, **kwargs)
+    parent.add_typer(group, name=name)
+    return group
 
 
 def session(ctx: typer.Context) -> Session:

@@ -14,26 +14,18 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError
-from .app import DataOutput, DoubleDashCommand, Output, RunaiGroup, emit_data, new_app, run, session, show, show_projects
+from .app import (DataOutput, DoubleDashCommand, Output, RunaiGroup, add_group, emit_data, example, new_app, run,
+                  session, show, show_projects)
 from .config import LOCAL_CLUSTER
 from .session import check_name
 
-app = new_app(
-    "Submit and manage GPU jobs: whole GPUs, GPU fractions and dynamic MIG partitions.\n\n"
-    "Example: [bold]runai submit mig1 -i gcr.io/run-ai-demo/quickstart-cuda --gpu-memory 10GB -- sleep 600[/bold]",
-    cls=RunaiGroup,
-)
-list_app = new_app("List jobs (the default), projects or nodes.\n\nExample: [bold]runai list -A[/bold]",
-                   no_args_is_help=False)
-describe_app = new_app("Show details of a job.\n\nExample: [bold]runai describe job mig1[/bold]")
-delete_app = new_app("Delete jobs.\n\nExample: [bold]runai delete job mig1 mig2[/bold]")
-config_app = new_app("Set the default project or cluster.\n\nExample: [bold]runai config project team-a[/bold]")
-top_app = new_app("Show how GPUs are shared.\n\nExample: [bold]runai top node[/bold]")
-app.add_typer(list_app, name="list")
-app.add_typer(describe_app, name="describe")
-app.add_typer(delete_app, name="delete")
-app.add_typer(config_app, name="config")
-app.add_typer(top_app, name="top")
+app = new_app("Submit and manage GPU jobs: whole GPUs, GPU fractions and dynamic MIG partitions.",
+              "runai submit mig1 -i gcr.io/run-ai-demo/quickstart-cuda --gpu-memory 10GB -- sleep 600", cls=RunaiGroup)
+list_app = add_group(app, "list", "List jobs (the default), projects or nodes.", "runai list -A", no_args_is_help=False)
+describe_app = add_group(app, "describe", "Show details of a job.", "runai describe job mig1")
+delete_app = add_group(app, "delete", "Delete jobs.", "runai delete job mig1 mig2")
+config_app = add_group(app, "config", "Set the default project or cluster.", "runai config project team-a")
+top_app = add_group(app, "top", "Show how GPUs are shared.", "runai top node")
 
 # Metavars JOB and PROJECT also tell the completion scripts which words to complete with names.
 ProjectOpt = Annotated[str | None, typer.Option("--project", "-p", metavar="PROJECT",
@@ -44,10 +36,6 @@ DataOutputOpt = Annotated[DataOutput, typer.Option("--output", "-o", help="Outpu
 AllProjectsOpt = Annotated[bool, typer.Option("--all-projects", "-A", help="Show jobs of every project.")]
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def _example(text: str) -> str:
-    return f"\n\nExample: [bold]{text}[/bold]"
 
 
 # --------------------------------------------------------------------------------------------
@@ -84,7 +72,7 @@ def _job_type(interactive: bool, preemptible: bool):
     "Ask for GPUs in one way: [bold]--gpu[/bold] 1 or 0.5, [bold]--gpu-memory[/bold] 10GB, or "
     "[bold]--mig-profile[/bold] 2g.10gb. Training jobs (the default) may be preempted and are then requeued; "
     "[bold]--interactive[/bold] jobs are not."
-    + _example("runai submit mig1 -i gcr.io/run-ai-demo/quickstart-cuda --gpu-memory 10GB -- sleep 600")))
+    + example("runai submit mig1 -i gcr.io/run-ai-demo/quickstart-cuda --gpu-memory 10GB -- sleep 600")))
 def submit(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(help="Job name (generated from --name-prefix when left out).")] = None,
@@ -162,15 +150,12 @@ def _show_jobs(ctx: typer.Context, all_projects: bool, project: str | None, outp
 @list_app.callback(invoke_without_command=True)
 def list_default(ctx: typer.Context, all_projects: AllProjectsOpt = False, project: ProjectOpt = None,
                  output: OutputOpt = Output.TABLE) -> None:
-    """List jobs (the default), projects or nodes.
-
-    Example: [bold]runai list -A -o wide[/bold]
-    """
+    # `runai list` alone lists jobs, as Run:ai's does; its help is the group's.
     if ctx.invoked_subcommand is None:
         _show_jobs(ctx, all_projects, project, output)
 
 
-@list_app.command("jobs", help="List jobs with Run:ai's columns." + _example("runai list jobs -p team-a -o json"))
+@list_app.command("jobs", help="List jobs with Run:ai's columns." + example("runai list jobs -p team-a -o json"))
 def list_jobs(ctx: typer.Context, all_projects: AllProjectsOpt = False, project: ProjectOpt = None,
               output: OutputOpt = Output.TABLE) -> None:
     parent = ctx.parent.params if ctx.parent else {}  # `runai list -A jobs` keeps the -A
@@ -178,12 +163,12 @@ def list_jobs(ctx: typer.Context, all_projects: AllProjectsOpt = False, project:
                output if output is not Output.TABLE else parent.get("output", Output.TABLE))
 
 
-@list_app.command("projects", help="List projects and their GPU quotas." + _example("runai list projects"))
+@list_app.command("projects", help="List projects and their GPU quotas." + example("runai list projects"))
 def list_projects(ctx: typer.Context, output: DataOutputOpt = DataOutput.TABLE) -> None:
     show_projects(ctx, output)
 
 
-@list_app.command("nodes", help="List nodes and their GPUs." + _example("runai list nodes"))
+@list_app.command("nodes", help="List nodes and their GPUs." + example("runai list nodes"))
 def list_nodes(ctx: typer.Context, output: DataOutputOpt = DataOutput.TABLE) -> None:
     nodes = session(ctx).backend.list_nodes()
     if output is not DataOutput.TABLE:
@@ -199,7 +184,7 @@ def list_nodes(ctx: typer.Context, output: DataOutputOpt = DataOutput.TABLE) -> 
 
 
 @describe_app.command("job", help="Show a job: its allocation, why it is pending, its memory enforcement and "
-                                  "its events." + _example("runai describe job mig1 -o json"))
+                                  "its events." + example("runai describe job mig1 -o json"))
 def describe_job(ctx: typer.Context, name: JobArg,
                  project: ProjectOpt = None, output: DataOutputOpt = DataOutput.TABLE) -> None:
     s = session(ctx)
@@ -216,7 +201,7 @@ def describe_job(ctx: typer.Context, name: JobArg,
          events_table(job.events, now) if job.events else "  <none>")
 
 
-@app.command(help="Print a job's output." + _example("runai logs mig1 --tail 20 -f"))
+@app.command(help="Print a job's output." + example("runai logs mig1 --tail 20 -f"))
 def logs(ctx: typer.Context, name: JobArg, project: ProjectOpt = None,
          follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new output.")] = False,
          tail: Annotated[int | None, typer.Option("--tail", "-t", min=0, help="Only the last N lines.")] = None) -> None:
@@ -234,7 +219,7 @@ def logs(ctx: typer.Context, name: JobArg, project: ProjectOpt = None,
     "exec",
     context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
     help="Run a command in a job's environment (its device, variables and working directory, or its "
-         "container)." + _example("runai exec mig1 -- nvidia-smi -L"),
+         "container)." + example("runai exec mig1 -- nvidia-smi -L"),
 )
 def exec_(ctx: typer.Context, name: JobArg,
           command: Annotated[list[str], typer.Argument(help="The command and its arguments.")],
@@ -249,7 +234,7 @@ def exec_(ctx: typer.Context, name: JobArg,
 
 
 @delete_app.command("job", help="Delete jobs (their processes are stopped: SIGTERM, then SIGKILL)."
-                                + _example("runai delete job mig1-int"))
+                                + example("runai delete job mig1-int"))
 def delete_job(ctx: typer.Context,
                names: Annotated[list[str] | None, typer.Argument(metavar="JOB...", help="Job names.")] = None,
                project: ProjectOpt = None,
@@ -269,7 +254,7 @@ def delete_job(ctx: typer.Context,
 # config, top, completion, version
 
 
-@config_app.command("project", help="Set the default project." + _example("runai config project team-a"))
+@config_app.command("project", help="Set the default project." + example("runai config project team-a"))
 def config_project(ctx: typer.Context,
                    name: Annotated[str, typer.Argument(metavar="PROJECT", help="Project name.")]) -> None:
     s = session(ctx)
@@ -280,7 +265,7 @@ def config_project(ctx: typer.Context,
 
 @config_app.command("cluster", help=(
     "Choose where jobs run: [bold]local[/bold] (this machine, the default) or a kubeconfig context."
-    + _example("runai config cluster local")))
+    + example("runai config cluster local")))
 def config_cluster(ctx: typer.Context, name: Annotated[str, typer.Argument(help="`local` or a kubeconfig context.")]) -> None:
     from .kubeconfig import require_context
 
@@ -305,7 +290,7 @@ def _top(ctx: typer.Context, output: DataOutput) -> None:
 
 
 @top_app.command("node", help="Draw each GPU: MIG partitions with their profiles and jobs (idle ones marked), "
-                              "fraction shares, free room." + _example("runai top node -o json"))
+                              "fraction shares, free room." + example("runai top node -o json"))
 def top_node(ctx: typer.Context, output: DataOutputOpt = DataOutput.TABLE) -> None:
     _top(ctx, output)
 
@@ -316,7 +301,7 @@ def top_nodes(ctx: typer.Context, output: DataOutputOpt = DataOutput.TABLE) -> N
 
 
 @app.command(help="Print the shell completion script for runai (bash, zsh or fish)."
-                  + _example("source <(runai completion bash)"))
+                  + example("source <(runai completion bash)"))
 def completion(shell: Annotated[str, typer.Argument(help="bash, zsh or fish.")]) -> None:
     from .completion import script_for
 
@@ -340,7 +325,7 @@ def completion_names(ctx: typer.Context, kind: str, project: ProjectOpt = None) 
     sys.stdout.write("".join(f"{n}\n" for n in names))
 
 
-@app.command(help="Print the runai-lite version." + _example("runai version"))
+@app.command(help="Print the runai-lite version." + example("runai version"))
 def version() -> None:
     from .. import __version__
 

@@ -8,30 +8,20 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError
-from .app import DataOutput, RunaiGroup, emit_data, new_app, run, session, show_projects
+from .app import DataOutput, RunaiGroup, add_group, emit_data, example, new_app, run, session, show_projects
 from .session import check_name
 
-app = new_app(
-    "Administer runai-lite: dynamic-MIG nodes, projects and quotas, the embedded controller, Kubernetes install.\n\n"
-    "Example: [bold]runai-adm local init --simulate A100-SXM4-40GB:1[/bold]",
-    cls=RunaiGroup,
-)
-set_app = new_app("Set a node role.\n\nExample: [bold]runai-adm set node-role --dynamic-mig-enabled node-1[/bold]")
-remove_app = new_app("Remove a node role.\n\nExample: [bold]runai-adm remove node-role --dynamic-mig-enabled node-1[/bold]")
-project_app = new_app("Create, list and delete projects.\n\nExample: [bold]runai-adm project create team-a --deserved-gpus 2[/bold]")
-local_app = new_app("The embedded controller on this machine.\n\nExample: [bold]runai-adm local status[/bold]")
-app.add_typer(set_app, name="set")
-app.add_typer(remove_app, name="remove")
-app.add_typer(project_app, name="project")
-app.add_typer(local_app, name="local")
+app = new_app("Administer runai-lite: dynamic-MIG nodes, projects and quotas, the embedded controller, "
+              "Kubernetes install.", "runai-adm local init --simulate A100-SXM4-40GB:1", cls=RunaiGroup)
+set_app = add_group(app, "set", "Set a node role.", "runai-adm set node-role --dynamic-mig-enabled node-1")
+remove_app = add_group(app, "remove", "Remove a node role.", "runai-adm remove node-role --dynamic-mig-enabled node-1")
+project_app = add_group(app, "project", "Create, list and delete projects.",
+                        "runai-adm project create team-a --deserved-gpus 2")
+local_app = add_group(app, "local", "The embedded controller on this machine.", "runai-adm local status")
 
 DynamicMigOpt = Annotated[bool, typer.Option("--dynamic-mig-enabled", help="The dynamic-MIG role: runai-lite "
                                              "creates and deletes MIG partitions on the node's GPUs on demand.")]
 NodeArg = Annotated[str, typer.Argument(help="Node name (the embedded node is named after this host).")]
-
-
-def _example(text: str) -> str:
-    return f"\n\nExample: [bold]{text}[/bold]"
 
 
 def _role(ctx: typer.Context, dynamic_mig: bool, node: str, enabled: bool) -> None:
@@ -45,13 +35,13 @@ def _role(ctx: typer.Context, dynamic_mig: bool, node: str, enabled: bool) -> No
         typer.echo(f"Node {node} is no longer dynamic-MIG enabled")
 
 
-@set_app.command("node-role", help="Give a node a role." + _example("runai-adm set node-role --dynamic-mig-enabled node-1"))
+@set_app.command("node-role", help="Give a node a role." + example("runai-adm set node-role --dynamic-mig-enabled node-1"))
 def set_node_role(ctx: typer.Context, node: NodeArg, dynamic_mig: DynamicMigOpt = False) -> None:
     _role(ctx, dynamic_mig, node, True)
 
 
 @remove_app.command("node-role", help="Take a role from a node (refused while MIG jobs run on it)."
-                    + _example("runai-adm remove node-role --dynamic-mig-enabled node-1"))
+                    + example("runai-adm remove node-role --dynamic-mig-enabled node-1"))
 def remove_node_role(ctx: typer.Context, node: NodeArg, dynamic_mig: DynamicMigOpt = False) -> None:
     _role(ctx, dynamic_mig, node, False)
 
@@ -61,7 +51,7 @@ def remove_node_role(ctx: typer.Context, node: NodeArg, dynamic_mig: DynamicMigO
 
 
 @project_app.command("create", help="Create a project with a deserved (guaranteed) GPU quota."
-                     + _example("runai-adm project create team-a --deserved-gpus 2"))
+                     + example("runai-adm project create team-a --deserved-gpus 2"))
 def project_create(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Project name.")],
                    deserved_gpus: Annotated[float, typer.Option("--deserved-gpus", min=0,
                                                                 help="GPUs guaranteed to the project.")] = 0) -> None:
@@ -70,13 +60,13 @@ def project_create(ctx: typer.Context, name: Annotated[str, typer.Argument(help=
     typer.echo(f"Project {project.name} created with {project.deserved_gpus:g} deserved GPUs")
 
 
-@project_app.command("list", help="List projects." + _example("runai-adm project list -o json"))
+@project_app.command("list", help="List projects." + example("runai-adm project list -o json"))
 def project_list(ctx: typer.Context,
                  output: Annotated[DataOutput, typer.Option("--output", "-o", help="Output format.")] = DataOutput.TABLE) -> None:
     show_projects(ctx, output)
 
 
-@project_app.command("delete", help="Delete a project." + _example("runai-adm project delete team-a"))
+@project_app.command("delete", help="Delete a project." + example("runai-adm project delete team-a"))
 def project_delete(ctx: typer.Context,
                    name: Annotated[str, typer.Argument(metavar="PROJECT", help="Project name.")]) -> None:
     session(ctx).backend.delete_project(name)
@@ -103,7 +93,7 @@ def _status_text(status) -> str:
 @local_app.command("init", help=(
     "Set up the embedded controller and (re)start it: a simulated GPU inventory (for machines without "
     "GPUs, or to try things out), or the machine's real GPUs through NVML when --simulate is left out."
-    + _example("runai-adm local init --simulate A100-SXM4-40GB:1")))
+    + example("runai-adm local init --simulate A100-SXM4-40GB:1")))
 def local_init(
     simulate: Annotated[str | None, typer.Option("--simulate", help="MODEL:COUNT[,MODEL:COUNT...], e.g. "
                                                  "A100-SXM4-40GB:1 or H100-SXM5-80GB:2,T4:4.")] = None,
@@ -118,7 +108,7 @@ def local_init(
 
 
 @local_app.command("start", help="Start the embedded controller daemon (commands also start it when needed)."
-                   + _example("runai-adm local start"))
+                   + example("runai-adm local start"))
 def local_start() -> None:
     from ..backends.local.control import daemon_start
 
@@ -126,7 +116,7 @@ def local_start() -> None:
 
 
 @local_app.command("stop", help="Stop the embedded controller daemon; running jobs keep running and the next "
-                   "daemon adopts them." + _example("runai-adm local stop"))
+                   "daemon adopts them." + example("runai-adm local stop"))
 def local_stop() -> None:
     from ..backends.local.control import daemon_stop
 
@@ -134,7 +124,7 @@ def local_stop() -> None:
 
 
 @local_app.command("status", help="Show whether the embedded controller runs, and with which GPUs."
-                   + _example("runai-adm local status -o json"))
+                   + example("runai-adm local status -o json"))
 def local_status(output: Annotated[DataOutput, typer.Option("--output", "-o", help="Output format.")]
                  = DataOutput.TABLE) -> None:
     from ..backends.local.control import daemon_status
@@ -152,7 +142,7 @@ def local_status(output: Annotated[DataOutput, typer.Option("--output", "-o", he
 
 @app.command("install", help="Print the Kubernetes manifests that install runai-lite (apply them with kubectl). "
              "[bold]--set[/bold] takes the Helm chart's values (namespace, image, controllerReplicas, agentDriver, "
-             "agentSimulate, ...)." + _example("runai-adm install --print --set image=registry.local/runai-lite:0.1.0 "
+             "agentSimulate, ...)." + example("runai-adm install --print --set image=registry.local/runai-lite:0.1.0 "
                                                 "| kubectl apply -f -"))
 def install(print_: Annotated[bool, typer.Option("--print", help="Print the manifests as YAML.")] = False,
             values: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE (repeatable).")] = None) -> None:
@@ -180,7 +170,7 @@ def install(print_: Annotated[bool, typer.Option("--print", help="Print the mani
 
 
 @app.command(help="Print the shell completion script for runai-adm (bash, zsh or fish)."
-                  + _example("source <(runai-adm completion bash)"))
+                  + example("source <(runai-adm completion bash)"))
 def completion(shell: Annotated[str, typer.Argument(help="bash, zsh or fish.")]) -> None:
     import sys
 
