@@ -38,7 +38,9 @@ from ...gpu.drivers import open_driver
 from ...model import Allocation, JobStatus, JobType, Snapshot
 from ...scheduler import plan as schedule_plan
 from . import events as ev
-from .checks import CHECK_ENV, check_node
+from .checks import CHECK_ENV
+from .consistency import check_consistency
+from .crashpoints import crash_point
 from .intents import record_plan
 from .paths import Home, open_private, write_private
 from .runner import PROCESS, Attempt, container_argv, device_environment, signal_group, stop_container
@@ -134,7 +136,7 @@ class Daemon:
         changed |= self.realise_mig(now)
         changed |= self.start_bound(now)
         if self.check_invariants:
-            self.report(check_node(self.store, self.driver, self.node, self.snapshot()))
+            self.report(check_consistency(self.home, self.store, self.driver, self.node))
         return changed
 
     def report(self, problems: list[str]) -> None:
@@ -204,6 +206,8 @@ class Daemon:
             return False
         with self.store.write() as conn:
             applied = record_plan(self.store, conn, plan, self.node, now)
+        if applied:
+            crash_point("plan-recorded")
         return applied > 0
 
     # ------------------------------------------------------------------------------ processes
@@ -237,6 +241,7 @@ class Daemon:
             return False
         if row.stop_sent_at is None:
             signal_group(pid, signal.SIGTERM)
+            crash_point("stop-signalled")
             if row.runtime != PROCESS:
                 stop_container(row.runtime, row.id, self.grace)
             with self.store.write() as conn:
@@ -270,6 +275,7 @@ class Daemon:
                 self.store.add_event(conn, row.id, ev.EXITED, "exit code 0", now)
             else:
                 self._failed(conn, current, code, now, released)
+        crash_point("settled")
         self._forget(row, attempt)
         return True
 
@@ -342,6 +348,7 @@ class Daemon:
         if not desired:
             return False
         result = reconcile(self.driver, desired)
+        crash_point("mig-reconciled")
         changed = False
         for gpu in result.gpus:
             changed |= self._record_layout(gpu, work.get(gpu.gpu_index, []), now)
@@ -351,6 +358,8 @@ class Daemon:
                 self.retry.succeeded(("mig", gpu.gpu_index))
         for error in result.machine_errors:
             log.error("MIG reconcile: %s", error.message)
+        if changed:
+            crash_point("mig-recorded")
         return changed
 
     def _mig_holders(self) -> dict[str, set[tuple[int, int]]]:
@@ -500,6 +509,7 @@ class Daemon:
             if not cursor.rowcount:
                 return False
             self.store.add_event(conn, row.id, ev.STARTED, _started_message(row, alloc, attempt.number), now)
+        crash_point("start-recorded")
         attempt.cleanup()
         try:
             child = attempt.launch(argv, env, cwd)
@@ -507,6 +517,7 @@ class Daemon:
             self._launch_failed(row, attempt, error, now)
             return True
         self.children[str(attempt.lock)] = child
+        crash_point("process-launched")
         register = getattr(self.driver, "register_process", None)
         if register is not None:
             for uuid in _device_uuids(alloc):
