@@ -160,6 +160,20 @@ SCENARIOS = [
         pending={"i2": "project team-a would exceed its deserved 1 GPU"},
     ),
     Scenario(
+        "a MIG instance counts compute slices / 7 against the quota: 3g.20gb (0.43) fits 0.5, a further 1g.5gb not",
+        cluster([A100_NODE], [running(job("i1", type="interactive", mig_profile="3g.20gb"), on_mig("node-1", 0, "3g.20gb", 0)),
+                              job("i2", type="interactive", mig_profile="1g.5gb", at=1)], {"team-a": 0.5}),
+        expect={"bind": [], "create": []},
+        pending={"i2": "project team-a would exceed its deserved 0.5 GPUs (interactive jobs hold 0.43, this one "
+                       "needs 0.14)"},
+    ),
+    Scenario(
+        "exact quota arithmetic: 0.1 + 0.2 fits a quota of 0.3",
+        cluster([node("node-1", gpu(0))], [running(job("a", type="interactive", gpu="0.1"), on_share("node-1", 0, 0.1)),
+                                           job("b", type="interactive", gpu="0.2", at=1)], {"team-a": 0.3}),
+        expect={"bind": ["b node-1/0 0.2"]},
+    ),
+    Scenario(
         "training runs above quota on spare GPUs",
         cluster([node("node-1", gpu(0), gpu(1), gpu(2))], [job("t1", gpu="2"), job("t2", gpu="1", at=1)],
                 {"team-a": 1}),
@@ -173,6 +187,15 @@ SCENARIOS = [
                  running(job("a2", gpu="1"), on_gpus("node-1", 1), started=2),
                  job("b1", project="team-b", gpu="1", at=3)], {"team-a": 1, "team-b": 1}),
         expect={"preempt": ["a2"], "bind": ["b1 node-1/1"]},
+    ),
+    Scenario(
+        "over-quota work goes first: an interactive job takes the GPU of another project's over-quota training "
+        "rather than its own project's in-quota training",
+        cluster([node("node-1", gpu(0), gpu(1))],
+                [running(job("a1", gpu="1"), on_gpus("node-1", 0), started=5),
+                 running(job("b1", project="team-b", gpu="1"), on_gpus("node-1", 1), started=1),
+                 job("i", type="interactive", gpu="1", at=9)], {"team-a": 2, "team-b": 0}),
+        expect={"preempt": ["b1"], "bind": ["i node-1/1"]},
     ),
     Scenario(
         "no reclaim of in-quota work: a project within its quota keeps its GPUs",
