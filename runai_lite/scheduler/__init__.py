@@ -3,6 +3,15 @@
 - `plan(snapshot)`: one scheduling cycle (DESIGN.md §4);
 - `apply_plan(snapshot, plan)`: the pure effect of a plan, for tests and simulations;
 - `invariants.check_snapshot` / `invariants.check_plan`: backend-independent checks.
+
+Layout, one concern per module (actions separated from policies, in the KAI-Scheduler spirit):
+
+- `engine`: the cycle: order pending jobs, allocate, else wait for stopping jobs, else preempt;
+- `actions/allocate`, `actions/preempt`: what can be done for one job (free capacity; victims);
+- `ordering`, `quota`, `mig_choice`, `placement/`: the policies actions consult (who goes first;
+  deserved quota and reclaim; where a MIG profile goes and what it costs; fraction placement);
+- `state` (the working copy of the snapshot), `shared_gpus` (the placement package's view of it),
+  `session` (commits a chosen option as plan actions), `reasons` (why a job stays pending).
 """
 
 from .engine import plan
