@@ -374,12 +374,14 @@ class NvmlDriver:
 
     def _describe(self, gpu_index: int, profile: MigProfile, gpu_instance: Any) -> MigDevice:
         """The MigDevice for a GPU instance: its placement and the MIG UUID of its spanning
-        compute instance (`uuid == ""` when it has none)."""
+        compute instance, else of its first smaller one (an administrator's split; NVML refuses to
+        destroy it while it runs processes), else `uuid == ""` for one with no compute instance."""
         nvml = self._nvml
         what = f"read a {profile.name} instance on GPU {gpu_index}"
         gi_info = self._call(what, nvml.nvmlGpuInstanceGetInfo, gpu_instance)
         uuid, ci_id = "", -1
         computes = self._compute_instances(gpu_instance, self._spanning_ci_profile(gpu_instance, profile, what), what)
+        computes = computes or self._every_compute_instance(gpu_instance, what)
         if computes:
             ci_info = self._call(what, nvml.nvmlComputeInstanceGetInfo, computes[0])
             uuid = _text(self._call(what, nvml.nvmlDeviceGetUUID, ci_info.device))
@@ -397,9 +399,11 @@ class NvmlDriver:
             memory_mib=profile.memory_mib,
         )
 
-    def _destroy(self, gpu_instance: Any, what: str) -> None:
-        """Destroy every compute instance of the GPU instance, then it; not found is done."""
+    def _every_compute_instance(self, gpu_instance: Any, what: str) -> list[Any]:
+        """The GPU instance's compute instances of every CI profile (an administrator may have
+        split it into several smaller ones)."""
         nvml = self._nvml
+        found = []
         for ci_index in range(nvml.NVML_COMPUTE_INSTANCE_PROFILE_COUNT):
             try:
                 ci_profile = nvml.nvmlGpuInstanceGetComputeInstanceProfileInfo(
@@ -407,10 +411,16 @@ class NvmlDriver:
                 )
             except nvml.NVMLError as error:
                 if error.value in (_NOT_SUPPORTED, _INVALID_ARGUMENT):
-                    continue
+                    continue  # no CI profile at that index for this GPU instance
                 self._raise(error, what)
-            for compute in self._compute_instances(gpu_instance, ci_profile, what):
-                self._ignore_not_found(what + " (compute instance)", nvml.nvmlComputeInstanceDestroy, compute)
+            found += self._compute_instances(gpu_instance, ci_profile, what)
+        return found
+
+    def _destroy(self, gpu_instance: Any, what: str) -> None:
+        """Destroy every compute instance of the GPU instance, then it; not found is done."""
+        nvml = self._nvml
+        for compute in self._every_compute_instance(gpu_instance, what):
+            self._ignore_not_found(what + " (compute instance)", nvml.nvmlComputeInstanceDestroy, compute)
         self._ignore_not_found(what, nvml.nvmlGpuInstanceDestroy, gpu_instance)
         self._uuid_handles.clear()  # a MIG device handle may now be stale
 

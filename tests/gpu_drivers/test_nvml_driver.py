@@ -376,3 +376,17 @@ def test_the_real_flavour_goes_through_pynvmls_own_wrappers(bindings):
                 "nvmlComputeInstanceGetInfo_v2", "nvmlDeviceGetComputeRunningProcesses_v3"} <= used
     else:
         assert not used & {"nvmlDeviceCreateGpuInstanceWithPlacement"}
+
+
+def test_a_gpu_instance_split_into_smaller_compute_instances_is_not_mistaken_for_a_broken_one():
+    fake, driver = make()
+    gi_id = fake.add_bare_gpu_instance(0, 9, 4)  # an administrator's 3g.20gb ...
+    gpu_instance = fake.nvmlDeviceGetGpuInstanceById(fake.nvmlDeviceGetHandleByIndex(0), gi_id)
+    fake.nvmlGpuInstanceCreateComputeInstance(gpu_instance, pynvml.NVML_COMPUTE_INSTANCE_PROFILE_1_SLICE)  # ... split
+    [listed] = driver.mig_instances(0)
+    assert listed.complete and listed.uuid.startswith("MIG-") and listed.ci_id == 0
+    fake.run_process(listed.uuid, 77)
+    result = reconcile(driver, {0: []})
+    assert [(e.code, e.pids) for e in result.errors] == [("in-use", (77,))]
+    fake.stop_processes(listed.uuid)
+    assert reconcile(driver, {0: []}).ok and fake.instances(0) == []
