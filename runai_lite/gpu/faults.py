@@ -41,7 +41,7 @@ class FaultRule:
     after: bool = False  # the call takes effect before the error is reported
 
     def spec(self) -> str:
-        amount = f"x{self.remaining}" if self.remaining is not None else f"{self.probability:g}"
+        amount = f"x{self.remaining}" if self.remaining is not None else repr(self.probability)
         return f"{self.operation}:{self.code}:{amount}" + (":after" if self.after else "")
 
     def applies_to(self, operation: str) -> bool:

@@ -67,6 +67,7 @@ def test_hostile_fault_specs_are_user_errors(text):
 
 @given(st.text(max_size=60))
 @example("seed=5")
+@example("create:in-use:0.123456789")
 @example("any:timeout:1:after, seed=2")
 def test_any_text_is_a_fault_plan_or_a_user_error(text):
     try:
