@@ -54,9 +54,10 @@ class MigDevice:
 
     @property
     def complete(self) -> bool:
-        """False for a GPU instance without its compute instance (left by a crash or a partial
+        """False for a GPU instance without any compute instance (left by a crash or a partial
         teardown): it has no MIG device UUID (`uuid == ""`, `ci_id == -1`), so nothing can run on
-        it, and the agent destroys it and creates it afresh when it is wanted."""
+        it, and the agent destroys it and creates it afresh when it is wanted. Added for the
+        drivers by the GPU-driver engineer (additive)."""
         return bool(self.uuid)
 
 
