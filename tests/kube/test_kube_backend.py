@@ -166,3 +166,18 @@ def test_dynamic_mig_is_refused_where_mig_mode_is_off_or_impossible(world: World
         world.backend.set_dynamic_mig("t4-node", True)
     with pytest.raises(NotFoundError):
         world.backend.set_dynamic_mig("nowhere", True)
+
+
+def test_projects_show_usage_and_survive_a_user_who_may_not_read_every_pod(world: World):
+    world.add_gpu_node("t4-node", 1)
+    world.backend.create_project("team-a", 1)
+    world.backend.submit(spec("a", gpu="0.5"))
+    world.backend.submit(spec("b", gpu="1"))
+    world.settle()
+    [project] = world.backend.list_projects()
+    assert (project.name, project.deserved_gpus, project.allocated_gpus, project.running, project.pending) == (
+        "team-a", 1.0, 0.5, 1, 1)
+
+    world.kube.fail_next(403, verb="list", resource="pods", message='pods is forbidden: User "bob" cannot list '
+                                                                    'resource "pods" at the cluster scope')
+    assert [(p.name, p.deserved_gpus, p.running) for p in world.backend.list_projects()] == [("team-a", 1.0, 0)]

@@ -179,18 +179,28 @@ class KubeBackend:
     # -- projects ------------------------------------------------------------------------------
 
     def list_projects(self) -> list[ProjectInfo]:
-        view = self._view()
-        usage: dict[str, list[float]] = {}
+        """Projects with their quota and usage. A user whose RBAC does not allow reading every pod
+        and node (a researcher bound to a few namespaces) still gets the projects, without usage."""
+        try:
+            view = self._view()
+        except ApiError as error:
+            if error.status != 403:
+                raise
+            namespaces = self.api.list(core("namespaces"), label_selector=k.QUEUE_LABEL)
+            return sorted((ProjectInfo(name=ns["metadata"]["labels"][k.QUEUE_LABEL], deserved_gpus=k.parse_deserved(
+                (ns["metadata"].get("annotations") or {}).get(k.DESERVED_GPUS))) for ns in namespaces),
+                key=lambda p: p.name)
+        usage: dict[str, ProjectInfo] = {}
         for job in view.snapshot.jobs:
-            entry = usage.setdefault(job.project, [0.0, 0, 0])
-            if job.allocation is not None:
-                entry[0] += job.allocation.gpus
-                entry[1] += 1
-            else:
-                entry[2] += 1
-        return [ProjectInfo(name=p.name, deserved_gpus=p.deserved_gpus, allocated_gpus=usage.get(p.name, [0.0])[0],
-                            running=int(usage.get(p.name, [0, 0, 0])[1]), pending=int(usage.get(p.name, [0, 0, 0])[2]))
-                for p in view.snapshot.projects if p.name in view.projects_by_namespace.values()]
+            held = usage.get(job.project) or ProjectInfo(name=job.project, deserved_gpus=0)
+            running = job.allocation is not None
+            usage[job.project] = held.model_copy(update={
+                "allocated_gpus": held.allocated_gpus + (job.allocation.gpus if job.allocation else 0),
+                "running": held.running + running, "pending": held.pending + (not running)})
+        linked = set(view.projects_by_namespace.values())
+        return [(usage.get(p.name) or ProjectInfo(name=p.name, deserved_gpus=0)).model_copy(
+                    update={"deserved_gpus": p.deserved_gpus})
+                for p in view.snapshot.projects if p.name in linked]
 
     def create_project(self, name: str, deserved_gpus: float) -> ProjectInfo:
         """Create namespace `runai-<name>` labelled `runai/queue=<name>`; an existing namespace of that
