@@ -1,10 +1,11 @@
-"""MIG choice policy: where a profile can go on one dynamic-MIG GPU, and what it costs.
+"""MIG choice policy: where a profile can go on one MIG GPU, and what it costs.
 
 For a profile at each allowed start, the cheapest way to make room: take over an instance of that
 very profile already there; or create it on free slices; or destroy idle instances in the way (or
 whose compute slices or instance-cap count is needed); or, when allowed, preempt the jobs using
 the instances in the way. A victim's partition is destroyed only if the new layout needs its
-slices (or its compute); otherwise the victim's instance is taken over as-is.
+slices (or its compute); otherwise the victim's instance is taken over as-is. On a GPU whose MIG
+layout an administrator set up (MIG enabled, not dynamic) only its existing instances are used.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def targets(
 ) -> list[MigTarget]:
     """The cheapest way to place `profile` at each of its starts on `gpu` (none where impossible)."""
     model = gpu.model
-    if model is None or not gpu.dynamic:
+    if model is None or not gpu.mig_usable:
         return []
     found = []
     for start in profile.starts:
@@ -94,6 +95,8 @@ def _at_start(gpu: GpuState, profile: MigProfile, start: int, destroy_idle: bool
         if cost is None:
             return None
         return MigTarget(profile, start, inst, (), victims, cost, _fragmentation(gpu, gpu.instances))
+    if not gpu.dynamic:  # a static layout: only its instances, as they are
+        return None
     if not all(_removable(i, destroy_idle, victim) for i in overlap):
         return None
     rest = [i for i in gpu.instances if i not in overlap]

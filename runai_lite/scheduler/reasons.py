@@ -40,7 +40,7 @@ def capacity_reason(session: Session, job: Job) -> str:
         only = f" of model {', '.join(sorted(allowed))}" if allowed else ""
         return f"no schedulable node has a GPU{only}"
     shared = [g for g in gpus if not g.mig_only]
-    dynamic = [g for g in gpus if g.dynamic]
+    dynamic = [g for g in gpus if g.mig_usable]
     if request.kind == "mig":
         text = _mig_room(dynamic, job, request.mig_profile or "")
     elif request.kind == "memory":

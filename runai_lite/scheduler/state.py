@@ -54,12 +54,17 @@ class GpuState:
     model: GpuModel | None
     mig_only: bool  # dynamic-MIG (or statically MIG-enabled) GPUs serve MIG requests only
     dynamic: bool  # the scheduler may create and destroy instances here
+    static_mig: bool = False  # MIG set up by an administrator: its instances may be used, never changed
     free_milli: int = MILLI
     holders: dict[str, int] = field(default_factory=dict)  # job id -> share of this GPU (shared GPUs)
     fraction_holders: int = 0  # jobs holding a fraction here (a reservation exists while > 0)
     instances: list[Instance] = field(default_factory=list)
     version: int = 0  # bumped on every change (cache key for MIG evaluations)
     _signature: tuple | None = None
+
+    @property
+    def mig_usable(self) -> bool:
+        return self.dynamic or self.static_mig
 
     @property
     def label(self) -> str:
@@ -171,10 +176,11 @@ class ClusterState:
     @staticmethod
     def _gpu_state(node: str, gpu: Gpu) -> GpuState:
         model = lookup_model(gpu.model)
-        dynamic = gpu.dynamic_mig and model is not None and model.mig_capable
+        mig_capable = model is not None and model.mig_capable
         state = GpuState(
             node=node, index=gpu.index, uuid=gpu.uuid, model_name=model.name if model else gpu.model,
-            memory_mib=gpu.memory_mib, model=model, mig_only=gpu.dynamic_mig or gpu.mig_enabled, dynamic=dynamic,
+            memory_mib=gpu.memory_mib, model=model, mig_only=gpu.dynamic_mig or gpu.mig_enabled,
+            dynamic=gpu.dynamic_mig and mig_capable, static_mig=gpu.mig_enabled and not gpu.dynamic_mig and mig_capable,
         )
         for inst in sorted(gpu.mig_instances, key=lambda i: i.start):
             state.instances.append(Instance(_profile_for(model, inst.profile, inst.size), inst.start, inst.uuid))
@@ -300,10 +306,10 @@ class ClusterState:
         self._mig_changed.add(gpu)
 
     def mig_groups(self) -> dict[tuple, list[GpuState]]:
-        """Dynamic-MIG GPUs grouped by layout signature, each group in (node, index) order: GPUs
+        """MIG GPUs (dynamic, or static ones whose instances may be used) grouped by layout signature, each group in (node, index) order: GPUs
         with the same signature offer the same MIG choices, so each group is evaluated once."""
         for gpu in self._mig_changed:
-            if not gpu.dynamic:
+            if not gpu.mig_usable:
                 continue
             old = self._signature_of.get(gpu)
             new = gpu.signature()

@@ -77,6 +77,16 @@ SCENARIOS = [
         expect={"create": [], "destroy": [], "bind": ["j node-1/0 2g.10gb@2"]},
     ),
     Scenario(
+        "a GPU with MIG set up by an administrator (not dynamic): its idle instances are used, none is created, "
+        "and it takes no fractions",
+        cluster([node("node-1", gpu(0, "A100-SXM4-40GB", mig=False, idle=(("2g.10gb", 0), ("3g.20gb", 4))).model_copy(
+            update={"mig_enabled": True})), node("node-2", gpu(0))],
+                [job("two", mig_profile="2g.10gb", at=1), job("one", mig_profile="1g.5gb", at=2),
+                 job("half", gpu="0.5", at=3)]),
+        expect={"create": [], "destroy": [], "bind": ["half node-2/0 0.5", "two node-1/0 2g.10gb@0"]},
+        pending={"one": "no dynamic-MIG GPU has room for a 1g.5gb"},
+    ),
+    Scenario(
         "idle partitions in the way are destroyed before anyone is preempted",
         cluster([node("node-1", a100(idle=(("2g.10gb", 0), ("1g.5gb", 2))))],
                 [running(job("t", mig_profile="3g.20gb"), on_mig("node-1", 0, "3g.20gb", 4)),
