@@ -30,8 +30,9 @@ def capacity_reason(session: Session, job: Job) -> str:
         return "no schedulable node in the cluster"
     request = job.request
     if not any(n.host_fits(job.cpu_milli, job.memory_mib) for n in nodes):
-        return (f"no schedulable node has {job.cpu_milli / 1000:g} CPU cores and {format_mib(job.memory_mib)} "
-                "of host memory free")
+        wanted = [f"{job.cpu_milli / 1000:g} CPU cores"] if job.cpu_milli else []
+        wanted += [f"{format_mib(job.memory_mib)} of host memory"] if job.memory_mib else []
+        return f"no schedulable node has {' and '.join(wanted)} free"
     if request is None:
         return "no schedulable node can run it"  # host room exists, so only a node filter could be in the way
     allowed = {canonical_model_name(m) for m in job.gpu_models}
@@ -70,7 +71,7 @@ def _most_mig_room(gpus: list[GpuState]) -> str:
         assert g.model is not None
         return g.model.memory_slices - sum(i.size for i in g.instances if not i.idle)
 
-    best = max(gpus, key=lambda g: (free(g), -ord(g.node[0]) if g.node else 0))
+    best = min(gpus, key=lambda g: (-free(g), g.node, g.index))
     assert best.model is not None
     return f" (most room: {free(best)} of {best.model.memory_slices} memory slices not in use on {best.label})"
 
@@ -87,7 +88,7 @@ def _memory_room(session: Session, shared: list[GpuState], dynamic: list[GpuStat
         return f"no GPU can hold {size} (largest GPU memory: {format_mib(largest)})"
     parts = []
     if holding:
-        best = max(holding, key=lambda g: g.free_milli * g.memory_mib)
+        best = min(holding, key=lambda g: (-g.free_milli * g.memory_mib, g.node, g.index))
         most = best.free_milli * best.memory_mib // MILLI
         parts.append(f"no GPU has {size} free (most free: {format_bytes(most * MiB)} on {best.label})")
     if offering:
@@ -99,7 +100,7 @@ def _memory_room(session: Session, shared: list[GpuState], dynamic: list[GpuStat
 def _fraction_room(shared: list[GpuState], share: int) -> str:
     if not shared:
         return "no GPU can be shared by fractions (every GPU here is MIG-enabled)"
-    best = max(shared, key=lambda g: (g.free_milli, -g.index))
+    best = min(shared, key=lambda g: (-g.free_milli, g.node, g.index))
     wanted = fmt_gpus(Fraction(share, MILLI))
     return f"no GPU has {wanted} free (largest free share: {fmt_gpus(Fraction(best.free_milli, MILLI))} on {best.label})"
 
