@@ -32,11 +32,6 @@ def interactive_room(state: ClusterState, job: Job) -> Fraction | None:
     return state.deserved_of(job.project) - held
 
 
-def within_interactive_quota(state: ClusterState, job: Job, charge: Fraction) -> bool:
-    room = interactive_room(state, job)
-    return room is None or charge <= room
-
-
 def quota_reason(state: ClusterState, job: Job, charge: Fraction) -> str:
     held = state.firm_usage.get(job.project, Fraction(0))
     deserved = state.deserved_of(job.project)
@@ -48,20 +43,16 @@ def quota_reason(state: ClusterState, job: Job, charge: Fraction) -> str:
     )
 
 
-def may_reclaim(state: ClusterState, job: Job, charge: Fraction) -> bool:
-    """A project may reclaim from others only while it stays within its deserved quota."""
-    return state.usage_of(job.project) + charge <= state.deserved_of(job.project)
-
-
 def victim_candidates(state: ClusterState, job: Job) -> set[str]:
     """Who may be stopped to make room for `job`: in its own project, running preemptible jobs of
     strictly lower priority (preempt); in other projects, running preemptible jobs of projects above
     their deserved quota (reclaim, subject to `ReclaimRule` for the whole set)."""
     found: set[str] = set()
+    may_reclaim = state.usage_of(job.project) < state.deserved_of(job.project)
     for project, running in state.preemptible_running.items():
         if project == job.project:
             found.update(v.id for v in running if v.priority < job.priority and v.id in state.allocations)
-        elif state.over_quota(project):
+        elif may_reclaim and state.over_quota(project):
             found.update(v.id for v in running if v.id in state.allocations)
     return found
 
