@@ -21,6 +21,7 @@ class FakeBackend:
         self.log_lines = logs or {}
         self.submitted: list[JobSpec] = []
         self.exec_calls: list[tuple[str, str, list[str], bool]] = []
+        self.log_calls: list[tuple[str, str, bool, int | None]] = []
         self.deleted: list[tuple[str, str]] = []
         self.dynamic_mig: dict[str, bool] = {}
         self.now = 1000.0
@@ -60,6 +61,7 @@ class FakeBackend:
 
     def logs(self, project: str, name: str, follow: bool = False, tail: int | None = None) -> Iterator[str]:
         self.get_job(project, name)
+        self.log_calls.append((project, name, follow, tail))
         lines = self.log_lines.get(name, [])
         return iter(lines[-tail:] if tail else lines)
 

@@ -89,3 +89,12 @@ def test_install_mistakes():
     result = runner.invoke(app, ["install", "--print", "--set", "bogus=1"])
     assert result.exit_code == 2 and "valid keys" in result.stderr
     assert runner.invoke(app, ["install", "--print", "--set", "novalue"]).exit_code == 2
+
+
+def test_local_status_on_a_fresh_home_says_stopped(tmp_path):
+    result = runner.invoke(app, ["local", "status", "-o", "json"])
+    assert result.exit_code == 0, result.output
+    status = json.loads(result.stdout)
+    assert status["running"] is False and status["home"] == str(tmp_path / "home")
+    text = runner.invoke(app, ["local", "status"]).stdout
+    assert "Daemon:      stopped" in text and "NVML" in text

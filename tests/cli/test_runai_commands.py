@@ -228,6 +228,9 @@ def test_logs_with_tail():
     backend = FakeBackend(jobs=records.jobs(), logs={"mig1": ["one\n", "two\n", "three"]})
     result = invoke(backend, "logs", "mig1", "--tail", "2")
     assert result.stdout == "two\nthree\n"
+    assert invoke(backend, "logs", "mig1", "-f").exit_code == 0
+    assert backend.log_calls == [("team-a", "mig1", False, 2), ("team-a", "mig1", True, None)]
+    assert invoke(backend, "logs", "ghost").exit_code == 2
 
 
 def test_exec_passes_argv_and_returns_its_exit_code():
