@@ -1,4 +1,4 @@
-"""Properties of plan() on random clusters and workloads, over several scheduling cycles: no
+"""Properties of plan() on random clusters, workloads and placement policies, over several cycles: no
 overlapping partitions, shares on a GPU at most 1, no preemption by equal or lower priority within a
 project, interactive jobs never preempted, plans deterministic and independent of input order."""
 
@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from runai_lite.model import MILLI, Bind, Job, JobStatus, Plan, Preempt, Snapshot
 from runai_lite.scheduler import apply_plan, plan
 from runai_lite.scheduler.invariants import check_plan, check_snapshot
+from runai_lite.scheduler.placement import POLICY_NAMES
 from tests.scheduler.builders import a100, cluster, gpu, job, node
 
 GPU_KINDS = {
@@ -34,6 +35,7 @@ def workloads(draw, projects=("team-a", "team-b")):
         kinds = draw(st.lists(st.sampled_from(sorted(GPU_KINDS)), min_size=1, max_size=3))
         nodes.append(node(f"node-{n}", *(GPU_KINDS[k](i) for i, k in enumerate(kinds))))
     quotas = {p: draw(st.sampled_from([0, 0.5, 1, 2, 3])) for p in projects}
+    policy = draw(st.sampled_from(POLICY_NAMES))
     batches = []
     for cycle in range(3):
         batch = []
@@ -43,7 +45,7 @@ def workloads(draw, projects=("team-a", "team-b")):
                              at=cycle * 10 + n, **draw(REQUESTS)))
         finishing = draw(st.lists(st.booleans(), min_size=20, max_size=20))
         batches.append((batch, finishing))
-    return nodes, quotas, batches
+    return nodes, quotas, policy, batches
 
 
 def finish(snapshot: Snapshot, flags: list[bool]) -> Snapshot:
@@ -58,9 +60,9 @@ def finish(snapshot: Snapshot, flags: list[bool]) -> Snapshot:
     return snapshot.model_copy(update={"jobs": jobs, "nodes": nodes})
 
 
-def cycles(nodes, quotas, batches):
+def cycles(nodes, quotas, policy, batches):
     """Yield (snapshot, plan) for each scheduling cycle, applying each plan before the next."""
-    snapshot = cluster(nodes, [], quotas)
+    snapshot = cluster(nodes, [], quotas, policy=policy)
     for number, (batch, finishing) in enumerate(batches):
         snapshot = snapshot.model_copy(update={"jobs": (*snapshot.jobs, *batch)})
         result = plan(snapshot)
