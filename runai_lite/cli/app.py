@@ -17,6 +17,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from ..errors import RunaiLiteError, UserError
 from .session import Session
+from .table import TextTable
 
 
 class Output(StrEnum):
@@ -100,19 +101,29 @@ def emit_data(data: Any, output: str) -> None:
         sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
 
 
-def show(*renderables: Any) -> None:
-    """Print rich renderables (or plain strings, taken literally) to stdout, laid out wide enough
-    that table rows never wrap or get cut (as Run:ai's tabwriter output), with rich's padding
-    stripped so `runai list | grep` and scripts see clean rows. Colour only on a terminal."""
-    from rich.console import Console
-    from rich.text import Text
-
+def show(*items: Any) -> None:
+    """Print to stdout, one item after another: strings as they are, `TextTable`s as plain aligned
+    text (bold header on a terminal), anything else through rich, laid out wide enough that rows are
+    never wrapped or cut, with rich's padding stripped. Colour only on a terminal."""
     terminal = sys.stdout.isatty()
-    out = Console(file=sys.stdout, width=250, highlight=False, force_terminal=terminal, no_color=not terminal)
+    parts = []
+    for item in items:
+        if isinstance(item, str):
+            parts.append(item + "\n")
+        elif isinstance(item, TextTable):
+            parts.append("".join(line + "\n" for line in item.lines(bold_header=terminal)))
+        else:
+            parts.append(_rich_text(item, terminal))
+    sys.stdout.write("".join(parts))
+
+
+def _rich_text(renderable: Any, terminal: bool) -> str:
+    from rich.console import Console
+
+    out = Console(width=250, highlight=False, force_terminal=terminal, no_color=not terminal)
     with out.capture() as captured:
-        for item in renderables:  # one print each: print(*items) would join them with spaces
-            out.print(Text(item) if isinstance(item, str) else item)
-    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+        out.print(renderable)
+    return "".join(line.rstrip() + "\n" for line in captured.get().splitlines())
 
 
 def show_projects(ctx: typer.Context, output: DataOutput) -> None:

@@ -11,10 +11,9 @@ from typing import TYPE_CHECKING
 
 from ..model import Allocation, JobStatus
 from ..units import format_mib
+from .table import TextTable
 
 if TYPE_CHECKING:
-    from rich.table import Table
-
     from ..backends.api import Event, GpuView, JobInfo, NodeView, ProjectInfo
 
 JOB_COLUMNS = ("NAME", "STATUS", "AGE", "NODE", "IMAGE", "TYPE", "PROJECT", "USER", "GPUs Allocated (Requested)")
@@ -68,17 +67,6 @@ def allocation_text(allocation: Allocation | None) -> str:
     return f"GPU {gpus}"
 
 
-def plain_table(columns: Iterable[str]) -> Table:
-    """Columns three spaces apart, a header and no rules, like Run:ai's tabwriter output, so
-    scripts that skip the header line and split rows keep working."""
-    from rich.table import Table
-
-    table = Table(box=None, padding=(0, 3, 0, 0), pad_edge=False, header_style="bold")
-    for column in columns:
-        table.add_column(column, no_wrap=True)
-    return table
-
-
 def enforcement_text(job: JobInfo) -> str:
     if not job.enforcement:
         return "-"
@@ -87,8 +75,8 @@ def enforcement_text(job: JobInfo) -> str:
     return job.enforcement
 
 
-def jobs_table(jobs: list[JobInfo], now: float, wide: bool = False) -> Table:
-    table = plain_table(JOB_COLUMNS + (WIDE_COLUMNS if wide else ()))
+def jobs_table(jobs: list[JobInfo], now: float, wide: bool = False) -> TextTable:
+    table = TextTable(JOB_COLUMNS + (WIDE_COLUMNS if wide else ()))
     for job in sorted(jobs, key=lambda j: (j.project, j.submitted_at, j.name)):
         row = [job.name, job.status.value, age(job.submitted_at, now), job.node or "-", job.image,
                job.type.display, job.project, job.user or "-", gpus_column(job)]
@@ -135,8 +123,8 @@ def describe_lines(job: JobInfo, now: float) -> list[tuple[str, str]]:
     return lines
 
 
-def events_table(events: Iterable[Event], now: float) -> Table:
-    table = plain_table(("AGE", "TYPE", "MESSAGE"))
+def events_table(events: Iterable[Event], now: float) -> TextTable:
+    table = TextTable(("AGE", "TYPE", "MESSAGE"))
     for event in sorted(events, key=lambda e: e.time):
         table.add_row(age(event.time, now), event.kind, event.message)
     return table
@@ -146,8 +134,8 @@ def describe_json(job: JobInfo) -> dict:
     return {**job.to_json(), "events": [e.model_dump() for e in sorted(job.events, key=lambda e: e.time)]}
 
 
-def projects_table(projects: list[ProjectInfo], default: str | None) -> Table:
-    table = plain_table(("PROJECT", "DESERVED GPUs", "ALLOCATED GPUs", "RUNNING", "PENDING"))
+def projects_table(projects: list[ProjectInfo], default: str | None) -> TextTable:
+    table = TextTable(("PROJECT", "DESERVED GPUs", "ALLOCATED GPUs", "RUNNING", "PENDING"))
     for project in sorted(projects, key=lambda p: p.name):
         name = f"{project.name} (default)" if project.name == default else project.name
         table.add_row(name, f"{project.deserved_gpus:g}", f"{round(project.allocated_gpus, 3):g}",
@@ -160,8 +148,8 @@ def gpu_is_free(gpu: GpuView) -> bool:
     return not (gpu.whole_job or gpu.fractions or any(m.state == "used" for m in gpu.mig_instances))
 
 
-def nodes_table(nodes: list[NodeView]) -> Table:
-    table = plain_table(("NAME", "GPU TYPE", "GPUs", "FREE GPUs", "MIG", "SIMULATED"))
+def nodes_table(nodes: list[NodeView]) -> TextTable:
+    table = TextTable(("NAME", "GPU TYPE", "GPUs", "FREE GPUs", "MIG", "SIMULATED"))
     for node in sorted(nodes, key=lambda n: n.name):
         models = sorted({g.model for g in node.gpus})
         free = sum(1 for g in node.gpus if gpu_is_free(g))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..model import MILLI
+from .table import TextTable
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -129,13 +130,13 @@ def _profile_memory(model: str, profile: str) -> str:
         return "-"
 
 
-def mig_device_table(gpu: GpuView):
-    from .render import plain_table, slice_span
+def mig_device_table(gpu: GpuView) -> TextTable:
+    from .render import slice_span
 
-    table = plain_table(("GPU", "MEMORY SLICES", "PROFILE", "MEMORY", "STATE", "JOB", "MIG DEVICE"))
+    table = TextTable(("GPU", "MEMORY SLICES", "PROFILE", "MEMORY", "STATE", "JOB", "MIG DEVICE"))
     for inst in sorted(gpu.mig_instances, key=lambda m: m.start):
-        table.add_row(str(gpu.index), slice_span(inst.start, inst.size), inst.profile, _profile_memory(gpu.model, inst.profile),
-                      inst.state, inst.job or "-", inst.uuid or "-", style=STYLE.get(inst.state))
+        table.add_row(str(gpu.index), slice_span(inst.start, inst.size), inst.profile,
+                      _profile_memory(gpu.model, inst.profile), inst.state, inst.job or "-", inst.uuid or "-")
     return table
 
 

@@ -51,3 +51,17 @@ def test_age_and_slice_span():
     assert [age(0, t) for t in (5, 119, 120, 7199, 7200, 2 * 86400)] == ["5s", "119s", "2m", "119m", "2h", "2d"]
     assert age(None, 10) == "-"
     assert (slice_span(4, 1), slice_span(0, 2)) == ("4", "0-1")
+
+
+def test_text_table_aligns_columns_three_spaces_apart():
+    import pytest
+
+    from runai_lite.cli.table import TextTable
+
+    table = TextTable(("NAME", "GPUs"))
+    table.add_row("a-long-name", "1")
+    table.add_row("b", "0.25 (0.25)")
+    assert table.lines() == ["NAME          GPUs", "a-long-name   1", "b             0.25 (0.25)"]
+    assert table.lines(bold_header=True)[0] == "\x1b[1mNAME          GPUs\x1b[0m"
+    with pytest.raises(ValueError):
+        table.add_row("only one")
