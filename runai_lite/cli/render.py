@@ -1,4 +1,4 @@
-"""How records look on a terminal: pure functions from backend records to rich tables and text.
+"""How records look on a terminal: pure functions from backend records to text tables and lines.
 
 Columns follow Run:ai's CLI v1 (see the behaviour reference §1.4–1.5), so scripts that read
 `runai list` keep working.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ..model import Allocation, JobStatus
+from ..model import MILLI, Allocation, JobStatus
 from ..units import format_mib
 from .table import TextTable
 
@@ -63,7 +63,7 @@ def allocation_text(allocation: Allocation | None) -> str:
         return f"MIG {allocation.mig_profile} on GPU {gpus}{placement}"
     if allocation.kind == "fraction":
         memory = f", {format_mib(allocation.memory_mib)}" if allocation.memory_mib else ""
-        return f"{allocation.share_milli / 1000:g} of GPU {gpus}{memory}"
+        return f"{allocation.share_milli / MILLI:g} of GPU {gpus}{memory}"
     return f"GPU {gpus}"
 
 
