@@ -111,16 +111,27 @@ def _valued_options(specs: list[CommandSpec]):
                 yield option, "|".join(f'"{path}|{name}"' for name in option.names)
 
 
+def _value_cases(specs: list[CommandSpec], line: str, names: str, values: str, nothing: str) -> list[str]:
+    """One `case` line per option that takes a value. `line` is a format with {pattern} and {action};
+    the action is `names` (a format with {kind}) for job/project names, `values` (with {words}) for
+    a fixed list, else `nothing`."""
+    cases = []
+    for option, pattern in _valued_options(specs):
+        if option.names_of:
+            action = names.format(kind=option.names_of)
+        else:
+            action = values.format(words=" ".join(option.values)) if option.values else nothing
+        cases.append(line.format(pattern=pattern, action=action))
+    return cases
+
+
 def bash_script(specs: list[CommandSpec], prog: str) -> str:
     fn = _function_name(prog)
     steps = "|".join(f'"{step}"' for step in _path_steps(specs))
-    value_cases, command_cases = [], []
-    for option, pattern in _valued_options(specs):
-        if option.names_of:
-            reply = f'($(compgen -W "$({NAMES_COMMAND} {option.names_of} 2>/dev/null)" -- "$cur"))'
-        else:
-            reply = f'($(compgen -W "{" ".join(option.values)}" -- "$cur"))' if option.values else "()"
-        value_cases.append(f"        {pattern}) COMPREPLY={reply}; return ;;")
+    value_cases = _value_cases(specs, "        {pattern}) COMPREPLY={action}; return ;;",
+                               names='($(compgen -W "$(' + NAMES_COMMAND + ' {kind} 2>/dev/null)" -- "$cur"))',
+                               values='($(compgen -W "{words}" -- "$cur"))', nothing="()")
+    command_cases = []
     for spec in specs:
         path = " ".join(spec.path)
         subs = " ".join(name for name, _ in spec.subcommands)
@@ -161,13 +172,10 @@ def bash_script(specs: list[CommandSpec], prog: str) -> str:
 def zsh_script(specs: list[CommandSpec], prog: str) -> str:
     fn = _function_name(prog)
     steps = "|".join(f'"{step}"' for step in _path_steps(specs))
-    value_cases, command_cases = [], []
-    for option, pattern in _valued_options(specs):
-        if option.names_of:
-            action = f'compadd -- ${{(f)"$({NAMES_COMMAND} {option.names_of} 2>/dev/null)"}}'
-        else:
-            action = f"compadd -- {' '.join(option.values)}" if option.values else "_default"
-        value_cases.append(f"        ({pattern}) {action}; return ;;")
+    value_cases = _value_cases(specs, "        ({pattern}) {action}; return ;;",
+                               names='compadd -- ${{(f)"$(' + NAMES_COMMAND + ' {kind} 2>/dev/null)"}}',
+                               values="compadd -- {words}", nothing="_default")
+    command_cases = []
     for spec in specs:
         path = " ".join(spec.path)
         subs = " ".join(_quote(f"{name}:{text.replace(':', ' ')}") for name, text in spec.subcommands)
