@@ -8,8 +8,8 @@ daemon serves the home, restarting one that died.
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
 import shutil
 import subprocess
 import time
@@ -72,10 +72,18 @@ class LocalBackend:
     # ------------------------------------------------------------------------------ Backend
 
     def current_user(self) -> str:
+        """The account of the effective uid: $USER and $LOGNAME are not asked, since anyone can set
+        them (`USER=alice runai logs ...` must not read alice's logs)."""
         try:
-            return getpass.getuser()
-        except (KeyError, OSError):
-            return str(os.getuid())
+            return pwd.getpwuid(os.geteuid()).pw_name
+        except KeyError:
+            return str(os.geteuid())
+
+    def _check_owner(self, row, what: str) -> None:
+        """Only the user who submitted a job (or root) reads its logs or runs commands in it."""
+        if row.user != self.current_user() and os.geteuid() != 0:
+            raise UserError(f"job {row.name} belongs to {row.user}; you are {self.current_user()}",
+                            f"only the user who submitted a job, or root, can {what}")
 
     def submit(self, spec: JobSpec) -> JobInfo:
         self._daemon()
@@ -168,8 +176,7 @@ class LocalBackend:
     def logs(self, project: str, name: str, follow: bool = False, tail: int | None = None) -> Iterator[str]:
         self._daemon()
         row = self._row(project, name)
-        if row.user != self.current_user():
-            raise UserError(f"job {name} belongs to {row.user}", "only the user who submitted a job can read its logs")
+        self._check_owner(row, "read its logs")
         return self._log_lines(row.id, follow, tail)
 
     def _log_lines(self, job_id: str, follow: bool, tail: int | None) -> Iterator[str]:
@@ -211,6 +218,7 @@ class LocalBackend:
     def exec(self, project: str, name: str, argv: list[str], tty: bool = False) -> int:
         self._daemon()
         row = self._row(project, name)
+        self._check_owner(row, "run commands in it")
         if row.status != JobStatus.RUNNING:
             raise UserError(f"job {name} is {row.status}, not Running", "exec runs commands in a running job only")
         if not argv:

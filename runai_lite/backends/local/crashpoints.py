@@ -4,6 +4,9 @@
 it passes POINT, so a test can stop it at an exact step boundary of applying a plan and check that
 a fresh daemon carries on from there. Unset, a crash point costs one dictionary lookup.
 
+With `RUNAI_LITE_CRASH_MARK=PATH` as well, the crash happens once across daemons: the dying one
+creates PATH, and a daemon that finds it is not armed (so the restart a command makes carries on).
+
 SIGKILL rather than `sys.exit`: no `finally`, no atexit, no flush. That is what a power cut or the
 OOM killer does, and the only honest test of "every step reads its work from the store".
 """
@@ -15,6 +18,7 @@ import signal
 import sys
 
 CRASH_ENV = "RUNAI_LITE_CRASH_AT"
+MARK_ENV = "RUNAI_LITE_CRASH_MARK"
 
 # Each point sits right after an effect and before the next record of it (see daemon.py).
 POINTS: dict[str, str] = {
@@ -40,7 +44,8 @@ def parse(spec: str | None) -> tuple[str, int] | None:
     return point, int(count or 1)
 
 
-_armed = parse(os.environ.get(CRASH_ENV))
+_mark = os.environ.get(MARK_ENV)
+_armed = None if _mark and os.path.exists(_mark) else parse(os.environ.get(CRASH_ENV))
 _passed: dict[str, int] = {}
 
 
@@ -53,4 +58,6 @@ def crash_point(point: str) -> None:
         # One line for the harness to tell "killed here" from "died of something else".
         sys.stderr.write(f"runai-lite crash point {point}:{_armed[1]} reached: SIGKILL\n")
         sys.stderr.flush()
+        if _mark:
+            os.close(os.open(_mark, os.O_WRONLY | os.O_CREAT, 0o600))
         os.kill(os.getpid(), signal.SIGKILL)
