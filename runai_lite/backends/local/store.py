@@ -168,15 +168,21 @@ class JobRow:
         return json.loads(self.job_env) if self.job_env else {}
 
     def to_info(self, events: tuple[Event, ...] = (), simulated: bool = False) -> JobInfo:
+        """What commands show. A job shows an allocation (and its enforcement) only while its
+        process holds it, and a start time only once it runs or ran: a bound job about to start,
+        or one requeued after a preemption, is Pending with neither."""
         spec = self.job_spec
+        holding = self.status in (JobStatus.RUNNING, JobStatus.PREEMPTED)
+        pending = self.status == JobStatus.PENDING
         return JobInfo(
             name=self.name, project=self.project, type=self.job_type, status=self.job_status, image=spec.image,
             user=self.user, command=spec.command, working_dir=spec.working_dir, submitted_at=self.submitted_at,
-            started_at=self.started_at, finished_at=self.finished_at, request=spec.request, allocation=self.alloc,
-            pending_reason=self.pending_reason if self.status == JobStatus.PENDING else None,
-            exit_code=self.exit_code, attempts=self.attempts,
-            backoff_limit=spec.backoff_limit, enforcement=self.enforcement, memory_limit_mib=self.memory_limit_mib,
-            simulated=simulated and self.allocation is not None, events=events,
+            started_at=None if pending else self.started_at, finished_at=self.finished_at, request=spec.request,
+            allocation=self.alloc if holding else None, pending_reason=self.pending_reason if pending else None,
+            exit_code=self.exit_code, attempts=self.attempts, backoff_limit=spec.backoff_limit,
+            enforcement=self.enforcement if holding or self.job_status.terminal else None,
+            memory_limit_mib=self.memory_limit_mib if holding or self.job_status.terminal else None,
+            simulated=simulated and holding, events=events,
         )
 
 
