@@ -32,10 +32,19 @@ def pending_in_order(state: ClusterState) -> Iterator[Job]:
     for job in state.jobs.values():
         if job.status is JobStatus.PENDING:
             by_priority.setdefault(job.priority, {}).setdefault(job.project, []).append(job)
+    seen: dict[str, tuple[Fraction, tuple[int, Fraction]]] = {}
+
+    def deprived(project: str) -> tuple[int, Fraction]:
+        # Usage values are replaced, never changed in place: an identical object means no change.
+        usage = state.usage_of(project)
+        if project not in seen or seen[project][0] is not usage:
+            seen[project] = (usage, deprivation(state, project))
+        return seen[project][1]
+
     for priority in sorted(by_priority, reverse=True):
         queues = {p: deque(sorted(jobs, key=submission_key)) for p, jobs in by_priority[priority].items()}
         while queues:
-            project = min(queues, key=lambda p: (deprivation(state, p), p))
+            project = min(queues, key=lambda p: (deprived(p), p))
             queue = queues[project]
             yield queue.popleft()
             if not queue:

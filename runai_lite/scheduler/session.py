@@ -64,6 +64,7 @@ class Session:
         self.state = ClusterState(self.snapshot)
         self.shared = SharedGpus(self.state)
         self._mig_cache: dict[tuple, list] = {}
+        self._best_cache: dict[tuple, tuple | None] = {}
         self.candidates: dict[tuple, tuple[MigProfile, ...]] = {}  # (request, model) -> MIG profiles
         self._run_cache: dict[tuple, int] = {}
         self.policy = make_policy(self.snapshot.policy, workload=workload_of(self.snapshot.jobs))
@@ -73,17 +74,39 @@ class Session:
 
     # ------------------------------------------------------------------ MIG choices, by layout
 
-    def mig_targets(self, gpu: GpuState, profile: MigProfile) -> list[MigTarget]:
-        """`mig_choice.targets` without victims, computed once per layout signature and profile."""
+    def mig_places(self, gpu: GpuState, profile: MigProfile) -> list[tuple]:
+        """`mig_choice.targets` without victims as (start, reused start, destroyed starts,
+        fragmentation), computed once per layout signature and profile."""
         key = (gpu.signature(), profile.name)
         found = self._mig_cache.get(key)
         if found is None:
             found = [(t.start, t.reuse.start if t.reuse else None, tuple(i.start for i in t.destroy), t.fragmentation)
                      for t in targets(gpu, profile, destroy_idle=True)]
             self._mig_cache[key] = found
-        return [MigTarget(profile, start, None if reuse is None else gpu.instance_at(reuse),
-                          tuple(gpu.instance_at(s) for s in destroy), (), (), fragmentation)  # type: ignore[misc]
-                for start, reuse, destroy, fragmentation in found]
+        return found
+
+    def best_mig_place(self, gpu: GpuState, ranked: tuple[tuple[int, MigProfile], ...]) -> tuple | None:
+        """The best (key, profile, target) on `gpu` among `ranked` profiles without victims: the same for
+        every GPU of its layout, so computed once per signature. The key is what `allocate` compares."""
+        cache_key = (gpu.signature(), ranked)
+        if cache_key not in self._best_cache:
+            best = None
+            largest_run = self.mig_largest_free_run(gpu)
+            for rank, profile in ranked:
+                for start, reuse, destroy, fragmentation in self.mig_places(gpu, profile):
+                    tier = 0 if reuse is not None else (2 if destroy else 1)
+                    key = (0, (), bool(destroy), rank, tier, len(destroy), largest_run,
+                           tuple(-x for x in fragmentation))
+                    if best is None or (key, start) < (best[0], best[2][0]):
+                        best = (key, profile, (start, reuse, destroy, fragmentation))
+            self._best_cache[cache_key] = best
+        found = self._best_cache[cache_key]
+        if found is None:
+            return None
+        key, profile, (start, reuse, destroy, fragmentation) = found
+        target = MigTarget(profile, start, None if reuse is None else gpu.instance_at(reuse),
+                           tuple(gpu.instance_at(s) for s in destroy), (), (), fragmentation)  # type: ignore[misc]
+        return key, profile, target
 
     def mig_largest_free_run(self, gpu: GpuState) -> int:
         key = gpu.signature()

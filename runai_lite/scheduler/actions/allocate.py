@@ -101,21 +101,31 @@ def best_mig(
     best: tuple | None = None
     found: tuple[Option, MigTarget] | None = None
     if victim is None:
-        gpus = mig_gpus(session, job, one_per_layout=True)
-    else:
-        gpus = [g for g in mig_gpus(session, job, extra_host)
-                if any(i.job is not None and victim(i.job) for i in g.instances)]
+        ranked_by_model: dict[str, tuple[tuple[int, MigProfile], ...]] = {}
+        for gpu in mig_gpus(session, job, one_per_layout=True):
+            assert gpu.model is not None
+            if room is None:
+                if gpu.model_name not in ranked_by_model:
+                    ranked_by_model[gpu.model_name] = tuple(enumerate(profiles_for(session, job, gpu)))
+                ranked = ranked_by_model[gpu.model_name]
+            else:
+                ranked = _within_room(session, job, gpu, room, attempt)
+            place = session.best_mig_place(gpu, ranked)
+            if place is None:
+                continue
+            key, profile, target = place
+            full_key = (*key, gpu.node, gpu.index, target.start)
+            if best is None or full_key < best:
+                best = full_key
+                found = (_mig_option(session, gpu, profile, target), target)
+        return found
+    gpus = [g for g in mig_gpus(session, job, extra_host) if any(i.job is not None and victim(i.job) for i in g.instances)]
     for gpu in gpus:
-        assert gpu.model is not None
+        assert gpu.model is not None and victim_set_cost is not None
         largest_run = session.mig_largest_free_run(gpu)
         for rank, profile in enumerate(profiles_for(session, job, gpu)):
             charge = Fraction(profile.compute, gpu.model.compute_slices)
-            if victim is None:
-                found_here = session.mig_targets(gpu, profile)
-            else:
-                assert victim_set_cost is not None
-                found_here = targets(gpu, profile, destroy_idle=True, victim=victim,
-                                     victim_set_cost=victim_set_cost(charge))
+            found_here = targets(gpu, profile, destroy_idle=True, victim=victim, victim_set_cost=victim_set_cost(charge))
             if found_here and room is not None and charge > room:
                 attempt.refused(charge)
                 continue
@@ -126,11 +136,31 @@ def best_mig(
                     gpu.node, gpu.index, target.start,
                 )
                 if best is None or key < best:
-                    node = session.state.nodes[gpu.node]
                     best = key
-                    found = (Option("mig", node, (gpu,), charge, memory_mib=profile.memory_mib, mig=target,
-                                    victims=target.victims), target)
+                    found = (_mig_option(session, gpu, profile, target), target)
     return found
+
+
+def _within_room(session: Session, job: Job, gpu: GpuState, room: Fraction,
+                 attempt: Attempt) -> tuple[tuple[int, MigProfile], ...]:
+    """The candidate profiles an interactive job's quota allows (noting those it refuses)."""
+    assert gpu.model is not None
+    ranked = []
+    for rank, profile in enumerate(profiles_for(session, job, gpu)):
+        charge = Fraction(profile.compute, gpu.model.compute_slices)
+        if charge > room:
+            if session.mig_places(gpu, profile):
+                attempt.refused(charge)
+            continue
+        ranked.append((rank, profile))
+    return tuple(ranked)
+
+
+def _mig_option(session: Session, gpu: GpuState, profile: MigProfile, target: MigTarget) -> Option:
+    assert gpu.model is not None
+    charge = Fraction(profile.compute, gpu.model.compute_slices)
+    return Option("mig", session.state.nodes[gpu.node], (gpu,), charge, memory_mib=profile.memory_mib, mig=target,
+                  victims=target.victims)
 
 
 def shared_option(session: Session, job: Job, attempt: Attempt) -> Option | None:
