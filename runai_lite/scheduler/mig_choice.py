@@ -36,10 +36,14 @@ class MigTarget:
 
     @property
     def tier(self) -> int:
-        """0 reuse an instance, 1 create on free slices, 2 destroy instances first."""
-        if self.reuse is not None:
-            return 0
-        return 2 if self.destroy else 1
+        return tier(self.reuse is not None, bool(self.destroy))
+
+
+def tier(reuses: bool, destroys: bool) -> int:
+    """0 reuse an instance, 1 create on free slices, 2 destroy instances first."""
+    if reuses:
+        return 0
+    return 2 if destroys else 1
 
 
 def _no_victims(_: str) -> bool:

@@ -25,7 +25,7 @@ from ..model import (
     Snapshot,
 )
 from ..units import format_bytes
-from .mig_choice import MigTarget, targets
+from .mig_choice import MigTarget, targets, tier
 from .placement import make_policy
 from .quota import fmt_gpus
 from .shared_gpus import SharedGpus, workload_of
@@ -94,8 +94,7 @@ class Session:
             largest_run = self.mig_largest_free_run(gpu)
             for rank, profile in ranked:
                 for start, reuse, destroy, fragmentation in self.mig_places(gpu, profile):
-                    tier = 0 if reuse is not None else (2 if destroy else 1)
-                    key = (0, (), bool(destroy), rank, tier, len(destroy), largest_run,
+                    key = (0, (), bool(destroy), rank, tier(reuse is not None, bool(destroy)), len(destroy), largest_run,
                            tuple(-x for x in fragmentation))
                     if best is None or (key, start) < (best[0], best[2][0]):
                         best = (key, profile, (start, reuse, destroy, fragmentation))
