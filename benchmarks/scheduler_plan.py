@@ -88,7 +88,8 @@ def main() -> None:
                 times.append(time.perf_counter() - started)
                 cpu.append(time.process_time() - started_cpu)
             running = sum(1 for j in snapshot.jobs if j.status is JobStatus.RUNNING)
-            print(f"  {mig_share:>4.0%} MIG nodes  {name:<8} {running:>5} running {len(snapshot.jobs) - running:>5} pending"
+            waiting = len(snapshot.jobs) - running
+            print(f"  {mig_share:>4.0%} MIG nodes  {name:<8} {running:>5} running {waiting:>5} pending"
                   f"  -> {len(result.of_type(Bind)):>4} bound {len(result.of_type(Preempt)):>4} preempted"
                   f"  wall best {min(times) * 1000:6.1f} ms median {statistics.median(times) * 1000:6.1f} ms"
                   f"  cpu best {min(cpu) * 1000:6.1f} ms")

@@ -102,7 +102,8 @@ def _fraction_room(shared: list[GpuState], share: int) -> str:
         return "no GPU can be shared by fractions (every GPU here is MIG-enabled)"
     best = min(shared, key=lambda g: (-g.free_milli, g.node, g.index))
     wanted = fmt_gpus(Fraction(share, MILLI))
-    return f"no GPU has {wanted} free (largest free share: {fmt_gpus(Fraction(best.free_milli, MILLI))} on {best.label})"
+    largest = fmt_gpus(Fraction(best.free_milli, MILLI))
+    return f"no GPU has {wanted} free (largest free share: {largest} on {best.label})"
 
 
 def _whole_room(shared: list[GpuState], count: int) -> str:

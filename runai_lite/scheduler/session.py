@@ -94,8 +94,8 @@ class Session:
             largest_run = self.mig_largest_free_run(gpu)
             for rank, profile in ranked:
                 for start, reuse, destroy, fragmentation in self.mig_places(gpu, profile):
-                    key = (0, (), bool(destroy), rank, tier(reuse is not None, bool(destroy)), len(destroy), largest_run,
-                           tuple(-x for x in fragmentation))
+                    key = (0, (), bool(destroy), rank, tier(reuse is not None, bool(destroy)), len(destroy),
+                           largest_run, tuple(-x for x in fragmentation))
                     if best is None or (key, start) < (best[0], best[2][0]):
                         best = (key, profile, (start, reuse, destroy, fragmentation))
             self._best_cache[cache_key] = best

@@ -306,8 +306,9 @@ class ClusterState:
         self._mig_changed.add(gpu)
 
     def mig_groups(self) -> dict[tuple, list[GpuState]]:
-        """MIG GPUs (dynamic, or static ones whose instances may be used) grouped by layout signature, each group in (node, index) order: GPUs
-        with the same signature offer the same MIG choices, so each group is evaluated once."""
+        """MIG GPUs (dynamic, or static ones whose instances may be used) grouped by layout
+        signature, each group in (node, index) order: GPUs with the same signature offer the same
+        MIG choices, so each group is evaluated once."""
         for gpu in self._mig_changed:
             if not gpu.mig_usable:
                 continue

@@ -119,13 +119,15 @@ def best_mig(
                 best = full_key
                 found = (_mig_option(session, gpu, profile, target), target)
         return found
-    gpus = [g for g in mig_gpus(session, job, extra_host) if any(i.job is not None and victim(i.job) for i in g.instances)]
+    gpus = [g for g in mig_gpus(session, job, extra_host)
+            if any(i.job is not None and victim(i.job) for i in g.instances)]
     for gpu in gpus:
         assert gpu.model is not None and victim_set_cost is not None
         largest_run = session.mig_largest_free_run(gpu)
         for rank, profile in enumerate(profiles_for(session, job, gpu)):
             charge = Fraction(profile.compute, gpu.model.compute_slices)
-            found_here = targets(gpu, profile, destroy_idle=True, victim=victim, victim_set_cost=victim_set_cost(charge))
+            found_here = targets(gpu, profile, destroy_idle=True, victim=victim,
+                                 victim_set_cost=victim_set_cost(charge))
             if found_here and room is not None and charge > room:
                 attempt.refused(charge)
                 continue
