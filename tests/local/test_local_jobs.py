@@ -170,3 +170,14 @@ def test_projects_report_usage_and_refuse_deletion_while_jobs_are_active(backend
     backend.delete_project("team-b")
     assert [p.name for p in backend.list_projects()] == ["team-a"]
     assert status_of(backend, "half") == "Running"
+
+
+def test_a_job_that_runs_out_of_gpu_memory_fails_with_its_limit_named(backend: LocalBackend) -> None:
+    backend.submit(spec("greedy", "sh", "-c", "echo 'RuntimeError: CUDA out of memory. Tried to allocate 2 GiB'; exit 1",
+                        request=GpuRequest(memory_bytes=4 * 10**9), backoff_limit=0))
+    wait_status(backend, "greedy", "Failed")
+    job = backend.get_job("team-a", "greedy")
+    exited = [e.message for e in job.events if e.kind == "Exited"]
+    assert exited == [f"exit code 1: out of GPU memory: the job is limited to {job.memory_limit_mib} MiB "
+                      "(framework enforcement)"]
+    assert job.memory_limit_mib == 3815  # 4GB = 3815 MiB, rounded up

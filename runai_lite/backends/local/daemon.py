@@ -31,7 +31,16 @@ import traceback
 from dataclasses import dataclass, field
 
 from ...agent import DesiredInstance, reconcile
-from ...enforcement import EnforcementUnavailableError, Mechanism, choose_mechanism, for_allocation, probe_node
+from ...enforcement import (
+    DEFAULT_HAMI_CORE_PATH,
+    HOOK_DIR,
+    EnforcementUnavailableError,
+    Mechanism,
+    choose_mechanism,
+    for_allocation,
+    probe_node,
+)
+from ...enforcement.failures import out_of_memory_note
 from ...errors import RunaiLiteError
 from ...gpu.driver import GpuDriver
 from ...gpu.drivers import open_driver
@@ -43,7 +52,17 @@ from .consistency import check_consistency
 from .crashpoints import crash_point
 from .intents import record_plan
 from .paths import Home, open_private, write_private
-from .runner import PROCESS, Attempt, container_argv, device_environment, signal_group, stop_container
+from .runner import (
+    CONTAINER_PATHS,
+    PROCESS,
+    Attempt,
+    container_argv,
+    container_enforcement_args,
+    device_environment,
+    log_tail,
+    signal_group,
+    stop_container,
+)
 from .snapshot import CREATING, DESTROYING, READY, STATIC, build_snapshot
 from .store import JobRow, Store
 
@@ -82,7 +101,8 @@ class Daemon:
         self.node: str = config.get("node") or socket.gethostname()
         self.grace = float(config.get("grace_seconds", DEFAULT_GRACE_SECONDS))
         self.driver: GpuDriver = open_driver(home.root, config.get("simulate"))
-        self.mechanism = self._mechanism(config.get("enforcement", "auto"), config.get("hami_core_path"))
+        self.hami_core_path: str = config.get("hami_core_path") or DEFAULT_HAMI_CORE_PATH
+        self.mechanism = self._mechanism(config.get("enforcement", "auto"), self.hami_core_path)
         with self.store.write() as conn:
             self.store.set_config(conn, "node", self.node)
             self.store.set_config(conn, "enforcement_mechanism", self.mechanism.value)
@@ -96,8 +116,8 @@ class Daemon:
         self._last_drift = 0.0
         self.publish_gpus()
 
-    def _mechanism(self, setting: str, hami_core_path: str | None) -> Mechanism:
-        probe = probe_node(hami_core_path=hami_core_path) if hami_core_path else probe_node()
+    def _mechanism(self, setting: str, hami_core_path: str) -> Mechanism:
+        probe = probe_node(hami_core_path=hami_core_path)
         try:
             return choose_mechanism(setting, probe)
         except EnforcementUnavailableError as error:
@@ -282,7 +302,8 @@ class Daemon:
     def _failed(self, conn, row: JobRow, code: int | None, now: float, released: dict) -> None:
         failures = row.failures + 1
         limit = row.job_spec.backoff_limit if row.job_type is JobType.TRAIN else 0
-        self.store.add_event(conn, row.id, ev.EXITED, f"exit code {code}", now)
+        note = out_of_memory_note(log_tail(self.home.job_log(row.id)), row.enforcement, row.memory_limit_mib)
+        self.store.add_event(conn, row.id, ev.EXITED, f"exit code {code}" + (f": {note}" if note else ""), now)
         if failures <= limit:
             self.store.update_job(conn, row.id, status=JobStatus.PENDING.value, failures=failures,
                                   pending_reason=f"retrying after exit code {code}", **released)
@@ -482,20 +503,22 @@ class Daemon:
         spec = row.job_spec
         on_gpus = alloc if alloc.gpu_indices else None  # a job that asked for no GPU gets none
         devices_env = device_environment(spec, on_gpus, row.id)
+        in_container = row.runtime != PROCESS
+        paths = CONTAINER_PATHS if in_container else {"hook_dir": HOOK_DIR, "hami_core_library": self.hami_core_path}
         enforcement = on_gpus and for_allocation(
             on_gpus, self.mechanism, gpu_memory_mib=self._gpu_memory(on_gpus),
-            hami_shared_cache=str(self.home.run / f"{row.id}.cudevshr"))
+            hami_shared_cache=None if in_container else str(self.home.run / f"{row.id}.cudevshr"), **paths)
         # `overlay` is what the job adds to an environment (kept for `runai exec`); `env` is the
         # daemon's environment with it, PYTHONPATH and LD_PRELOAD prepended rather than replaced.
         overlay = enforcement.apply(devices_env) if enforcement else devices_env
         env = enforcement.apply({**os.environ, **devices_env}) if enforcement else {**os.environ, **devices_env}
-        devices = overlay.get("NVIDIA_VISIBLE_DEVICES")
-        if row.runtime == PROCESS:
-            argv, cwd = list(spec.command), spec.working_dir
-        else:
-            argv = container_argv(row.runtime, row.id, spec, overlay, None, devices,
-                                  real_gpus=not self.driver.simulated)
+        if in_container:
+            extra = container_enforcement_args(enforcement, self.hami_core_path) if enforcement else []
+            argv = container_argv(row.runtime, row.id, spec, overlay, overlay.get("NVIDIA_VISIBLE_DEVICES"),
+                                  real_gpus=not self.driver.simulated, extra=extra)
             cwd = None
+        else:
+            argv, cwd = list(spec.command), spec.working_dir
         attempt = Attempt(self.home, row.id, row.attempts + 1)
         with self.store.write() as conn:
             cursor = conn.execute(

@@ -14,11 +14,12 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ...enforcement import DEFAULT_MPS_PIPE_DIRECTORY, HOOK_DIR, JobEnforcement, Mechanism
 from ...model import MILLI, Allocation, JobSpec
 from .paths import Home, lock_held, open_private
 
@@ -70,8 +71,24 @@ def device_environment(spec: JobSpec, allocation: Allocation | None, job_id: str
     return env
 
 
-def container_argv(runtime: str, job_id: str, spec: JobSpec, env: Mapping[str, str], ld_preload: str | None,
-                   devices: str | None, real_gpus: bool) -> list[str]:
+# Where a container finds what enforcement needs from the host (mounted read-only there).
+CONTAINER_PATHS = {"hook_dir": "/opt/runai-lite/hook", "hami_core_library": "/opt/runai-lite/libvgpu.so"}
+
+
+def container_enforcement_args(enforcement: JobEnforcement, hami_core_path: str) -> list[str]:
+    """`docker run` options that bring the enforcement's files into the container (read-only): the
+    framework hook, HAMi-core's library, or the MPS pipe directory with the host's IPC namespace."""
+    args = ["-v", f"{HOOK_DIR}:{CONTAINER_PATHS['hook_dir']}:ro"] if Mechanism.FRAMEWORK in enforcement.layers else []
+    if enforcement.mechanism is Mechanism.HAMI_CORE:
+        args += ["-v", f"{hami_core_path}:{CONTAINER_PATHS['hami_core_library']}:ro"]
+    if enforcement.mechanism is Mechanism.MPS:
+        pipe = enforcement.env.get("CUDA_MPS_PIPE_DIRECTORY", DEFAULT_MPS_PIPE_DIRECTORY)
+        args += ["-v", f"{pipe}:{pipe}", "--ipc", "host"]
+    return args
+
+
+def container_argv(runtime: str, job_id: str, spec: JobSpec, env: Mapping[str, str], devices: str | None,
+                   real_gpus: bool, extra: Sequence[str] = ()) -> list[str]:
     """`docker run` for a job. Real GPUs are passed with `--gpus device=UUID`; a simulated GPU has
     no device to pass, so the job sees only its environment."""
     argv = [runtime, "run", "--rm", "--name", container_name(job_id), "--init"]
@@ -79,8 +96,7 @@ def container_argv(runtime: str, job_id: str, spec: JobSpec, env: Mapping[str, s
         argv += ["--gpus", f"device={devices}"]
     for key, value in env.items():
         argv += ["-e", f"{key}={value}"]
-    if ld_preload:
-        argv += ["-e", f"LD_PRELOAD={ld_preload}"]
+    argv += extra
     if spec.working_dir:
         argv += ["-w", spec.working_dir]
     if spec.replace_entrypoint and spec.command:  # `runai submit --command`: the words replace the entrypoint
@@ -155,6 +171,16 @@ class Attempt:
     def cleanup(self) -> None:
         for path in (self.lock, self.pidfile, self.exitfile):
             path.unlink(missing_ok=True)
+
+
+def log_tail(path: Path, size: int = 64 * 1024) -> str:
+    """The end of a job's log (what an error message is in), or "" when there is none."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - size))
+            return handle.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
 
 
 def signal_group(pgid: int, signum: int) -> bool:

@@ -1,0 +1,62 @@
+"""The pure parts of the process runner: the environment a job gets and the container command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runai_lite.backends.local.runner import (
+    CONTAINER_PATHS,
+    container_argv,
+    container_enforcement_args,
+    device_environment,
+    log_tail,
+)
+from runai_lite.enforcement import for_allocation
+from runai_lite.model import Allocation, JobSpec
+
+GPU = "GPU-0000"
+MIG = "MIG-1111"
+
+
+def _spec(**fields) -> JobSpec:
+    return JobSpec(name="j", project="p", image="img:1", command=("python", "train.py"), **fields)
+
+
+def test_a_mig_job_sees_only_its_partition() -> None:
+    alloc = Allocation(kind="mig", node="n", gpu_indices=(0,), gpu_uuids=(GPU,), share_milli=286, memory_mib=9856,
+                       mig_profile="2g.10gb", mig_start=0, mig_size=2, mig_uuid=MIG)
+    env = device_environment(_spec(env=(("CUDA_VISIBLE_DEVICES", "0"),)), alloc, "jid")
+    assert env["NVIDIA_VISIBLE_DEVICES"] == env["CUDA_VISIBLE_DEVICES"] == MIG
+    assert env["RUNAI_JOB_UUID"] == "jid" and env["RUNAI_GPU_MEMORY_LIMIT_MIB"] == "9856"
+
+
+def test_whole_gpus_and_no_gpu() -> None:
+    alloc = Allocation(kind="gpu", node="n", gpu_indices=(0, 1), gpu_uuids=(GPU, "GPU-2"))
+    env = device_environment(_spec(), alloc, "jid")
+    assert env["NVIDIA_VISIBLE_DEVICES"] == f"{GPU},GPU-2" and env["RUNAI_NUM_OF_GPUS"] == "2"
+    none = device_environment(_spec(), None, "jid")
+    assert none["NVIDIA_VISIBLE_DEVICES"] == "void" and none["CUDA_VISIBLE_DEVICES"] == ""
+    assert none["RUNAI_NUM_OF_GPUS"] == "0"
+
+
+def test_container_command_passes_the_device_env_and_the_enforcement_files() -> None:
+    alloc = Allocation(kind="fraction", node="n", gpu_indices=(0,), gpu_uuids=(GPU,), share_milli=500, memory_mib=20000)
+    enforcement = for_allocation(alloc, "framework", **CONTAINER_PATHS)
+    env = enforcement.apply(device_environment(_spec(working_dir="/w"), alloc, "jid"))
+    extra = container_enforcement_args(enforcement, "/usr/local/vgpu/libvgpu.so")
+    argv = container_argv("docker", "jid", _spec(working_dir="/w"), env, GPU, real_gpus=True, extra=extra)
+    assert argv[:2] == ["docker", "run"] and argv[-3:] == ["img:1", "python", "train.py"]
+    assert ["--gpus", f"device={GPU}"] == argv[argv.index("--gpus"):argv.index("--gpus") + 2]
+    assert f"NVIDIA_VISIBLE_DEVICES={GPU}" in argv and f"PYTHONPATH={CONTAINER_PATHS['hook_dir']}" in argv
+    assert any(a.endswith(f":{CONTAINER_PATHS['hook_dir']}:ro") for a in argv)
+    assert argv[argv.index("-w") + 1] == "/w"
+    simulated = container_argv("podman", "jid", _spec(replace_entrypoint=True), {}, GPU, real_gpus=False)
+    assert "--gpus" not in simulated  # a simulated GPU has no device to pass
+    assert simulated[-4:] == ["--entrypoint", "python", "img:1", "train.py"]  # --command replaces the entrypoint
+
+
+def test_log_tail_reads_the_end(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    log.write_text("x" * 100_000 + "CUDA error: out of memory\n")
+    assert log_tail(log, 1000).endswith("out of memory\n") and len(log_tail(log, 1000)) == 1000
+    assert log_tail(tmp_path / "missing") == ""
