@@ -1,8 +1,8 @@
 """Preempt and reclaim: make room for a job by stopping running preemptible work.
 
-Victims (quota.victim_candidates and quota.ReclaimRule): in the job's own project, only jobs of strictly lower priority
-(preempt); in other projects, only work of projects above their deserved quota, and only while the
-job's project stays within its own (reclaim). Among the ways to make room, choose the fewest
+Victims (quota.victim_candidates, quota.ReclaimRule): in the job's own project, only jobs of
+strictly lower priority (preempt); in other projects, only work of projects above their deserved
+quota, and only while the job's project stays within its own (reclaim). Among the ways to make room, choose the fewest
 victims, then over-quota work before in-quota work, then the lowest priorities, then the most
 recently started; then MIG before shared GPUs, then the MIG preferences of `allocate`.
 """
@@ -45,9 +45,8 @@ def preempt(session: Session, job: Job) -> Attempt:
         return vid in candidates
 
     over_quota = {p: state.over_quota(p) for p in state.preemptible_running}
-
-    costs: dict[tuple, tuple | None] = {}
     reclaim = ReclaimRule(state, job)
+    costs: dict[tuple, tuple | None] = {}  # (charge, victims) -> victim_cost, None = not allowed
 
     def set_cost(charge: Fraction):
         def cost(victims: tuple[str, ...]) -> tuple | None:
