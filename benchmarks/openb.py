@@ -14,15 +14,21 @@ seed, and ties go to the smallest name, as its scheduler does.
 
 from __future__ import annotations
 
-import argparse
-import json
-import random
-import sys
-import time
-from dataclasses import dataclass, replace
-from pathlib import Path
+import os
 
-import numpy as np
+# "One core": keep numpy's BLAS from fanning out (decision time is measured as this process's CPU time).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import random  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, replace  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -107,11 +113,11 @@ def replay(policy_name: str, nodes: list[TraceNode], pods: list[TracePod], seed:
     decision = 0.0
     for i, demand in enumerate(sequence):
         milli = demand.share_milli if demand.is_fraction else demand.gpus * MILLI
-        start = time.perf_counter()
+        start = time.process_time()
         choice = policy.choose(cluster, demand)
         if choice is not None:
             cluster.assign(choice, demand)
-        decision += time.perf_counter() - start
+        decision += time.process_time() - start
         total_arrived += milli
         if choice is not None:
             total_used += milli

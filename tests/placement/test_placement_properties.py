@@ -62,8 +62,9 @@ def test_choices_are_feasible_and_none_only_when_nothing_fits(c, sequence, name)
     assert np.array_equal(c.free[c.free >= 0], np.array([f for free in c.gpu_free for f in free], dtype=np.int64))
 
 
-def naive_fragment(c: FractionCluster, node: int, workload) -> float:
-    """F(node) = sum_m p_m F_m(node), straight from the paper's definition."""
+def naive_fragment(c: FractionCluster, node: int, workload, cpu_limited: bool = False) -> float:
+    """F(node) = sum_m p_m F_m(node), straight from the paper's definition (with `cpu_limited`, m
+    uses at most as much idle share as the jobs of m that the free CPU allows)."""
     total = sum(w for _, w in workload)
     free = c.gpu_free[node]
     idle = sum(free)
@@ -78,19 +79,22 @@ def naive_fragment(c: FractionCluster, node: int, workload) -> float:
                 part = idle
             else:
                 part = sum(f for f in free if f < need)
+                if cpu_limited:
+                    jobs = math.inf if math.isinf(cpu) else math.floor(cpu / max(m.cpu_milli, 1))
+                    part = idle - min(idle - part, jobs * need * max(m.gpus, 1))
         fragment += weight / total * part
     return fragment
 
 
 @settings(max_examples=60)
-@given(clusters(), st.lists(st.tuples(demands, st.floats(0.1, 5)), min_size=1, max_size=5))
-def test_vectorised_fragment_matches_the_definition(c, workload):
-    table = FragmentModel(workload).table(c)
+@given(clusters(), st.lists(st.tuples(demands, st.floats(0.1, 5)), min_size=1, max_size=5), st.booleans())
+def test_vectorised_fragment_matches_the_definition(c, workload, cpu_limited):
+    table = FragmentModel(workload, cpu_limited=cpu_limited).table(c)
     every = np.arange(len(c))
     table.refresh(every)
     for node in range(len(c)):
-        assert table.fragment[node] == np.float64(naive_fragment(c, node, workload)) or math.isclose(
-            table.fragment[node], naive_fragment(c, node, workload), rel_tol=1e-9, abs_tol=1e-6)
+        assert table.fragment[node] == np.float64(naive_fragment(c, node, workload, cpu_limited)) or math.isclose(
+            table.fragment[node], naive_fragment(c, node, workload, cpu_limited), rel_tol=1e-9, abs_tol=1e-6)
     # The incremental "after" forms equal the fragment of the changed node, computed afresh.
     for demand, _ in workload:
         for node in range(len(c)):
@@ -100,5 +104,5 @@ def test_vectorised_fragment_matches_the_definition(c, workload):
                 else:
                     predicted = table.whole_after(np.array([node]), demand.gpus, demand.cpu_milli)[0]
                 c.assign(Choice(node, gpus), demand)
-                assert math.isclose(predicted, naive_fragment(c, node, workload), rel_tol=1e-9, abs_tol=1e-6)
+                assert math.isclose(predicted, naive_fragment(c, node, workload, cpu_limited), rel_tol=1e-9, abs_tol=1e-6)
                 c.release(Choice(node, gpus), demand)

@@ -8,6 +8,11 @@ weighted by how often each typical demand m arrives (p_m):
               (CPU, or fewer than m's GPU count with enough free share);
               else the idle share on the GPUs too small for m.
 
+`cpu_limited` refines "usable": FGD counts every big-enough GPU as usable by m as soon as one m
+fits the node's CPU, so a node with six idle GPUs and CPU for one more job looks unfragmented.
+With it, m can use at most (jobs of m the free CPU allows) x (m's share per job) of the idle share;
+the rest is fragment too. runai-lite's default policy uses it (docs/benchmarks.md).
+
 Placing a demand changes F of one node only. `FragmentTable` keeps per node and typical demand the
 pieces F is made of (idle on too-small GPUs, GPUs big enough, total idle) and recomputes them only
 for nodes whose version changed, so scoring a demand costs a few array operations over the nodes.
@@ -30,7 +35,8 @@ _CHUNK = 2048
 class FragmentModel:
     """The typical workload: demands with their arrival weights (normalised to sum to 1)."""
 
-    def __init__(self, workload: Sequence[tuple[Demand, float]]):
+    def __init__(self, workload: Sequence[tuple[Demand, float]], *, cpu_limited: bool = False):
+        self.cpu_limited = cpu_limited
         total = float(sum(weight for _, weight in workload))
         if total <= 0:
             raise ValueError("a fragmentation model needs a workload with positive weights")
@@ -71,7 +77,12 @@ class FragmentTable:
         shape = (slice(None), slice(None), None) if extra_axis else (slice(None), slice(None))
         usable = (self.allowed[:, nodes][shape] & (cpu[None] >= self.cpu_need[shape])
                   & (big_enough >= self.gpus[shape]))
-        per_demand = np.where(usable, small_idle, idle[None])
+        if self.model.cpu_limited:
+            jobs_by_cpu = np.floor(cpu[None] / np.maximum(self.cpu_need[shape], 1))
+            used_by_m = np.minimum(idle[None] - small_idle, jobs_by_cpu * (self.need[:, nodes] * self.gpus)[shape])
+            per_demand = np.where(usable, idle[None] - used_by_m, idle[None])
+        else:
+            per_demand = np.where(usable, small_idle, idle[None])
         return self.model.cpu_weight * idle + np.einsum("m,m...->...", self.weights[:, 0], per_demand)
 
     def refresh(self, nodes: np.ndarray) -> None:

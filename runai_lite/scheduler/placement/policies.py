@@ -256,7 +256,7 @@ def _fragment_model(workload: Sequence[tuple[Demand, float]]) -> FragmentModel:
 def _default_policy(workload: Sequence[tuple[Demand, float]] = (), **_) -> PlacementPolicy:
     from .default import make_default
 
-    return make_default(_fragment_model(workload))
+    return make_default(workload or DEFAULT_WORKLOAD)
 
 
 _FACTORIES: dict[str, Callable[..., PlacementPolicy]] = {
