@@ -33,6 +33,17 @@ def dns1123_problem(name: str) -> str | None:
     return None
 
 
+def text_problem(text: str) -> str | None:
+    """Why `text` cannot be a word of a command, an environment entry or a path, or None."""
+    if "\x00" in text:
+        return "it contains a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "it contains bytes that are not UTF-8 text"
+    return None
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -159,6 +170,19 @@ class JobSpec(_Frozen):
             problem = dns1123_problem(value)
             if problem:
                 raise ValueError(f"invalid {what} {value!r}: {problem}")
+        return self
+
+    @model_validator(mode="after")
+    def _startable(self) -> JobSpec:
+        """No process can be started with a NUL in its argv, environment or directory, and bytes
+        that were not UTF-8 (surrogate escapes) can be neither stored nor sent to Kubernetes."""
+        texts = [("image", self.image), ("working directory", self.working_dir or ""), ("user", self.user),
+                 *(("command", word) for word in self.command),
+                 *(("environment variable", f"{key}={value}") for key, value in self.env)]
+        for what, text in texts:
+            problem = text_problem(text)
+            if problem:
+                raise ValueError(f"invalid {what} {text!r}: {problem}")
         return self
 
 

@@ -30,7 +30,17 @@ top_app = add_group(app, "top", "Show how GPUs are shared.", "runai top node")
 # Metavars JOB and PROJECT also tell the completion scripts which words to complete with names.
 ProjectOpt = Annotated[str | None, typer.Option("--project", "-p", metavar="PROJECT",
                                                 help="Project (default: `runai config project`).")]
-JobArg = Annotated[str, typer.Argument(metavar="JOB", help="Job name.")]
+
+
+def _job_names(value: str | list[str] | None) -> str | list[str] | None:
+    """A name that is no DNS-1123 label names no job: say so (exit 2) before asking a backend,
+    whose store or API could not even take some of them (bytes that are not UTF-8)."""
+    for name in [value] if isinstance(value, str) else value or ():
+        check_name("job name", name, "mig1")
+    return value
+
+
+JobArg = Annotated[str, typer.Argument(metavar="JOB", help="Job name.", callback=_job_names)]
 OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="Output format.")]
 DataOutputOpt = Annotated[DataOutput, typer.Option("--output", "-o", help="Output format.")]
 AllProjectsOpt = Annotated[bool, typer.Option("--all-projects", "-A", help="Show jobs of every project.")]
@@ -236,7 +246,8 @@ def exec_(ctx: typer.Context, name: JobArg,
 @delete_app.command("job", help="Delete jobs (their processes are stopped: SIGTERM, then SIGKILL)."
                                 + example("runai delete job mig1-int"))
 def delete_job(ctx: typer.Context,
-               names: Annotated[list[str] | None, typer.Argument(metavar="JOB...", help="Job names.")] = None,
+               names: Annotated[list[str] | None, typer.Argument(metavar="JOB...", help="Job names.",
+                                                                 callback=_job_names)] = None,
                project: ProjectOpt = None,
                all_jobs: Annotated[bool, typer.Option("--all", "-A", help="Delete every job of the project.")] = False) -> None:
     if bool(names) == all_jobs:
