@@ -138,16 +138,22 @@ def run_one(seed: int, point: str, count: int, workdir: Path,
             daemon_stop(home)
             with daemon_environment({CRASH_ENV: f"{point}:{count}", MARK_ENV: str(home / "crashed")}):
                 submitted, deleted = _drive(backend, rng, steps or workload(rng), outcome)
-                _wait_for_crash(home)
+                outcome.crashed = _wait_for_crash(home)
+                if not outcome.crashed:  # not reached: stop the armed daemon before it gets there later
+                    daemon_stop(home)
+                    outcome.crashed = (home / "crashed").exists()  # it may have got there meanwhile
             ensure_daemon(Home.at(home))  # the restart: unarmed, with the invariant check on
             _settle(backend)
-            outcome.crashed = (home / "crashed").exists()
             outcome.problems += _audit(home, backend, submitted, deleted)
             backend.close()
     except Exception as error:  # a harness run must report, not stop the other runs
         outcome.problems.append(f"the run failed: {type(error).__name__}: {error}")
     finally:
         _kill_everything(home)
+        if outcome.problems:  # keep what explains it
+            for name in ("daemon.log", "invariants.log"):
+                if (home / name).exists():
+                    shutil.copy(home / name, workdir / f"{home.name}.{name}")
         shutil.rmtree(home, ignore_errors=True)
     outcome.seconds = time.monotonic() - started
     return outcome
@@ -199,10 +205,11 @@ def _drive(backend: LocalBackend, rng: random.Random, steps: list[tuple[str, Job
     return submitted, deleted
 
 
-def _wait_for_crash(home: Path) -> None:
+def _wait_for_crash(home: Path) -> bool:
     deadline = time.monotonic() + CRASH_WAIT_SECONDS
     while not (home / "crashed").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
+    return (home / "crashed").exists()
 
 
 def _settle(backend: LocalBackend) -> None:

@@ -6,13 +6,16 @@ randomised campaign is `python -m benchmarks.crash_harness` (figures in docs/rel
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 
 import pytest
 
 from benchmarks.crash_harness import plan_runs, run_one, scripted_workload, workload
-from runai_lite.backends.local import crashpoints
-from runai_lite.backends.local.crashpoints import POINTS
+from runai_lite.backends.local import crashpoints, daemon_stop
+from runai_lite.backends.local.checks import CHECK_ENV
+from runai_lite.backends.local.crashpoints import CRASH_ENV, MARK_ENV, POINTS
+from tests.local.conftest import kill_everything, make_backend, spec, wait_status
 
 pytestmark = pytest.mark.e2e
 
@@ -44,3 +47,23 @@ def test_the_campaign_covers_every_point_and_every_delete_follows_its_submit() -
         assert len(deletes) == 1
         victim = steps[deletes[0]][1]
         assert ("submit", victim) in steps[:deletes[0]]
+
+
+def test_a_daemon_killed_in_its_first_cycle_is_restarted_by_the_command_that_started_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv(CHECK_ENV, "1")
+    backend = make_backend(home)
+    daemon_stop(home)
+    with backend.store.write() as conn:  # work waiting for the next daemon's first cycle
+        backend.store.insert_job(conn, spec("waiting", "sleep", "600"), "someone", "process", time.time())
+    monkeypatch.setenv(CRASH_ENV, "plan-recorded")
+    monkeypatch.setenv(MARK_ENV, str(home / "crashed"))
+    try:
+        assert [j.name for j in backend.list_jobs("team-a")] == ["waiting"]  # no "could not start"
+        assert (home / "crashed").exists()
+        wait_status(backend, "waiting", "Running")
+    finally:
+        backend.close()
+        kill_everything(home)
+    assert not (home / "invariants.log").exists()

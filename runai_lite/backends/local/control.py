@@ -98,7 +98,7 @@ def daemon_start(home: Path | str | None = None, timeout: float = START_TIMEOUT_
     return daemon_status(home_dir.root)
 
 
-def ensure_daemon(home: Home, timeout: float = START_TIMEOUT_SECONDS) -> None:
+def ensure_daemon(home: Home, timeout: float = START_TIMEOUT_SECONDS, restarts: int = 1) -> None:
     if daemon_running(home):
         return
     home.daemon_error.unlink(missing_ok=True)
@@ -115,7 +115,12 @@ def ensure_daemon(home: Home, timeout: float = START_TIMEOUT_SECONDS) -> None:
             return
         if child.poll() is not None and not daemon_running(home):
             if child.returncode == 0:  # another daemon took the lock first and has since gone: try again
-                return ensure_daemon(home, max(0.0, deadline - time.monotonic()))
+                return ensure_daemon(home, max(0.0, deadline - time.monotonic()), restarts)
+            if restarts > 0 and _read_pid(home) == child.pid:
+                # It served (it wrote its pid) and was then killed: a crash, not a start-up failure;
+                # the next daemon carries on from the store. Once: a daemon that dies every time
+                # is reported, not restarted for ever.
+                return ensure_daemon(home, max(0.0, deadline - time.monotonic()), restarts - 1)
             raise _start_failure(home)
         time.sleep(0.01)
     raise OperationalError(f"the runai-lite daemon did not start within {timeout:.0f} s",
