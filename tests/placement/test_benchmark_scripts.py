@@ -91,3 +91,14 @@ def test_mig_churn_compares_lazy_and_eager_teardown(tmp_path):
     assert eager["jobs_preempted"] == 0
     assert eager["partitions_destroyed"] == eager["partitions_created"] > 0
     assert lazy["create_destroy_ops"] < eager["create_destroy_ops"]
+
+
+def test_plot_draws_ours_beside_the_published_curves(tmp_path):
+    pytest.importorskip("matplotlib")
+    results = run_script("openb.py", "--nodes", str(write_nodes(tmp_path / "n.csv")),
+                         "--pods", str(write_pods(tmp_path / "p.csv", five_columns=True)), "--policy", "fgd,default")
+    (tmp_path / "r.json").write_text(json.dumps(results))
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "plot_openb.py"), str(tmp_path / "r.json"),
+                           str(tmp_path / "plot.png")], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -15,7 +15,7 @@ import numpy as np
 
 from ...model import MILLI
 
-NO_GPU = -1  # free-share padding for GPU slots a node does not have: never fits, never idle
+ABSENT = -1  # free share of GPU slots a node does not have (nodes differ in GPU count): never fits, never idle
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +89,7 @@ class FractionCluster:
     def _build_arrays(self) -> None:
         count = len(self.names)
         width = max((len(free) for free in self.gpu_free), default=0) or 1
-        self.free = np.full((count, width), NO_GPU, dtype=np.int64)
+        self.free = np.full((count, width), ABSENT, dtype=np.int64)
         for node, free in enumerate(self.gpu_free):
             self.free[node, : len(free)] = free
         self.gpu_count = np.array([len(free) for free in self.gpu_free], dtype=np.int64)

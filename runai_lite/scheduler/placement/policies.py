@@ -26,7 +26,7 @@ from .fragmentation import FragmentModel, FragmentTable
 
 MAX_SPEC_CPU = 128_000  # the simulator's normalisers: the largest node's CPU and GPU share
 MAX_SPEC_GPU = 8 * MILLI
-NO_GPU = -1
+NO_GPU = -1  # "no GPU chosen" (CPU-only or whole-GPU demands, infeasible nodes)
 
 
 class PlacementPolicy(Protocol):
