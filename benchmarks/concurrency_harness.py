@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -30,12 +28,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.crash_harness import daemon_environment
-from runai_lite.backends.local import LocalBackend, daemon_stop, local_init
+from benchmarks.crash_harness import daemon_environment, kill_everything
+from runai_lite.backends.local import LocalBackend, local_init
 from runai_lite.backends.local.checks import CHECK_ENV
-from runai_lite.backends.local.consistency import check_consistency, live_job_processes
+from runai_lite.backends.local.consistency import check_consistency
 from runai_lite.backends.local.paths import Home
-from runai_lite.backends.local.store import Store
 from runai_lite.errors import RunaiLiteError
 from runai_lite.gpu.simulated import SimulatedDriver
 from runai_lite.model import GpuRequest, JobSpec
@@ -141,7 +138,7 @@ def run(home: Path, processes: int, jobs: int, settle_seconds: float = 60.0) -> 
             problems = _audit(home, setup, reports, settle_seconds)
         finally:
             setup.close()
-            _stop(home)
+            kill_everything(home)
     return Result(processes, jobs, seconds, sorted(reports, key=lambda r: r.worker), problems)
 
 
@@ -177,21 +174,6 @@ def _audit(home: Path, backend: LocalBackend, reports: list[WorkerReport], settl
     finally:
         driver.close()
     return problems
-
-
-def _stop(home: Path) -> None:
-    daemon_stop(home, timeout=5)
-    store = Store(home / "state.db")
-    try:
-        ids = {r.id for r in store.jobs()}
-    finally:
-        store.close()
-    for pids in live_job_processes(ids).values():
-        for pid in pids:
-            try:
-                os.killpg(os.getpgid(pid), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -149,7 +149,7 @@ def run_one(seed: int, point: str, count: int, workdir: Path,
     except Exception as error:  # a harness run must report, not stop the other runs
         outcome.problems.append(f"the run failed: {type(error).__name__}: {error}")
     finally:
-        _kill_everything(home)
+        kill_everything(home)
         if outcome.problems:  # keep what explains it
             for name in ("daemon.log", "invariants.log"):
                 if (home / name).exists():
@@ -269,7 +269,7 @@ def _audit(home: Path, backend: LocalBackend, submitted: set[str], deleted: set[
     return problems
 
 
-def _kill_everything(home: Path) -> None:
+def kill_everything(home: Path) -> None:
     """Stop the daemon and every process of the home's jobs."""
     if not home.exists():
         return

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import string
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
