@@ -173,7 +173,10 @@ def device_env(allocation: Allocation, device_uuids: list[str],
         mechanism, library = enforcement or (Mechanism.NONE, "")
         env[HOOK_LIMIT_VAR] = str(allocation.memory_mib)
         env[HOOK_ENFORCEMENT_VAR] = mechanism.value
-        held = for_allocation(allocation, mechanism, hami_core_library=library or DEFAULT_HAMI_CORE_PATH)
+        # The framework hook's files are not inside the job's image, so no PYTHONPATH is set
+        # (it would replace the image's own); JAX still gets its fraction variable.
+        held = for_allocation(allocation, mechanism, hami_core_library=library or DEFAULT_HAMI_CORE_PATH,
+                              hook_dir=None)
         if held is not None:
             env = held.apply(env)
     return env
