@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from ..enforcement.mechanisms import display_enforcement
 from ..model import MILLI, Allocation, JobStatus
 from ..units import format_mib
 from .table import TextTable
@@ -71,8 +72,8 @@ def enforcement_text(job: JobInfo) -> str:
     if not job.enforcement:
         return "-"
     if job.memory_limit_mib:
-        return f"{job.enforcement} ({job.memory_limit_mib} MiB)"
-    return job.enforcement
+        return f"{display_enforcement(job.enforcement)} ({job.memory_limit_mib} MiB)"
+    return display_enforcement(job.enforcement)
 
 
 def jobs_table(jobs: list[JobInfo], now: float, wide: bool = False) -> TextTable:
@@ -112,7 +113,7 @@ def describe_lines(job: JobInfo, now: float) -> list[tuple[str, str]]:
         if alloc.memory_mib:
             lines.append(("ALLOCATED GPU MEMORY", f"{alloc.memory_mib} MiB"))
     lines += [
-        ("ENFORCEMENT", job.enforcement or "-"),
+        ("ENFORCEMENT", display_enforcement(job.enforcement)),
         ("MEMORY LIMIT", f"{job.memory_limit_mib} MiB" if job.memory_limit_mib else "-"),
         ("WHY PENDING", job.pending_reason or "-"),
         ("ATTEMPTS", f"{job.attempts} (backoff limit {job.backoff_limit})"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..enforcement.mechanisms import display_enforcement
 from ..model import MILLI
 from .table import TextTable
 
@@ -111,7 +112,7 @@ def gpu_heading(gpu: GpuView) -> Text:
     elif gpu.mig_enabled:
         parts.append("MIG mode on")
     if gpu.enforcement:
-        parts.append(f"enforcement {gpu.enforcement}")
+        parts.append(f"enforcement {display_enforcement(gpu.enforcement)}")
     heading = Text.assemble((f"GPU {gpu.index}", "bold"), "  ", (gpu.model, "bold"), "  " + " · ".join(parts))
     if gpu.simulated:
         heading.append("  [simulated]", style="magenta")
