@@ -73,7 +73,7 @@ def test_a_finished_jobs_partition_stays_idle_and_is_reused(mig_backend: LocalBa
 
 
 def _kill_daemon(home: Path) -> None:
-    pid = int((home / "daemon.pid").read_text())
+    pid = int((home / "daemon.pid").read_text().split()[0])
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not daemon_running(Home.at(home)), what="the daemon to die")
 

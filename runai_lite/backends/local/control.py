@@ -69,11 +69,23 @@ def wake(home: Home) -> None:
         os.close(fd)
 
 
-def _read_pid(home: Home) -> int | None:
+def _pidfile(home: Home) -> tuple[int | None, bool]:
+    """The daemon's pid, and whether it says it is ready (serving)."""
     try:
-        return int(home.daemon_pid.read_text())
-    except (FileNotFoundError, ValueError):
+        lines = home.daemon_pid.read_text().split()
+        return int(lines[0]), lines[1:] == ["ready"]
+    except (FileNotFoundError, ValueError, IndexError):
+        return None, False
+
+
+def _read_pid(home: Home) -> int | None:
+    """The pid of the daemon that holds this home's lock; None if the pidfile names another process."""
+    pid, _ = _pidfile(home)
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() if pid else b""
+    except OSError:
         return None
+    return pid if b"runai_lite.backends.local.daemon" in cmdline and str(home.root).encode() in cmdline else None
 
 
 def daemon_status(home: Path | str | None = None) -> DaemonStatus:
@@ -111,12 +123,12 @@ def ensure_daemon(home: Home, timeout: float = START_TIMEOUT_SECONDS, restarts: 
         os.close(log_fd)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if daemon_running(home) and home.daemon_pid.exists():
+        if daemon_running(home) and _pidfile(home)[1]:
             return
         if child.poll() is not None and not daemon_running(home):
             if child.returncode == 0:  # another daemon took the lock first and has since gone: try again
                 return ensure_daemon(home, max(0.0, deadline - time.monotonic()), restarts)
-            if restarts > 0 and _read_pid(home) == child.pid:
+            if restarts > 0 and _pidfile(home)[0] == child.pid:
                 # It served (it wrote its pid) and was then killed: a crash, not a start-up failure;
                 # the next daemon carries on from the store. Once: a daemon that dies every time
                 # is reported, not restarted for ever.

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ...agent import DesiredInstance, reconcile
@@ -73,6 +74,7 @@ REPLAN_SECONDS = 5.0  # plan even when nothing seems to have changed, now and th
 DRIFT_SECONDS = 10.0  # compare the GPUs with the store even when no partition is being changed
 LAUNCH_GRACE_SECONDS = 5.0  # an attempt this young without a shim may still be starting
 DEFAULT_GRACE_SECONDS = 10.0
+READY = "ready"  # the pidfile's second line once the daemon serves
 
 
 @dataclass
@@ -126,7 +128,10 @@ class Daemon:
 
     # ------------------------------------------------------------------------------ the loop
 
-    def run(self, wake_fd: int) -> None:
+    def run(self, wake_fd: int, ready: Callable[[], None] = lambda: None) -> None:
+        """Cycle until stopped; `ready()` after the first cycle, which catches up with the store
+        (adopts or settles job processes, finishes recorded intents)."""
+        first = True
         while not self.stopping:
             busy = True
             for _ in range(10):  # settle a burst of changes without waiting for a tick
@@ -138,6 +143,9 @@ class Daemon:
                 except Exception:  # the daemon must outlive any one cycle's failure
                     log.error("cycle failed:\n%s", traceback.format_exc())
                     busy = False
+                if first:
+                    ready()
+                    first = False
                 if not busy or self.stopping:
                     break
             wait_for_wake(wake_fd, TICK_SECONDS)
@@ -621,12 +629,15 @@ def main(argv: list[str] | None = None) -> int:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return 0  # another daemon serves this home
+    # The pid goes out at once (so `local stop` never signals a stale one); "ready" once serving.
+    write_private(home.daemon_pid, f"{os.getpid()}\n")
     home.daemon_error.unlink(missing_ok=True)
     try:
         daemon = Daemon(home)
     except Exception as error:  # whatever stops it starting is reported to the command that started it
         write_private(home.daemon_error, str(error) if isinstance(error, RunaiLiteError) else
                       f"{type(error).__name__}: {error}")
+        home.daemon_pid.unlink(missing_ok=True)
         log.error("cannot start: %s", error)
         return 3
     wake_fd = open_wake_fifo(home)
@@ -640,10 +651,9 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    write_private(home.daemon_pid, str(os.getpid()))
     log.info("runai-lite daemon %d serving %s on node %s", os.getpid(), home.root, daemon.node)
     try:
-        daemon.run(wake_fd)
+        daemon.run(wake_fd, ready=lambda: write_private(home.daemon_pid, f"{os.getpid()}\n{READY}\n"))
     finally:
         home.daemon_pid.unlink(missing_ok=True)
         daemon.close()
