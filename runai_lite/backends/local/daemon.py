@@ -1,5 +1,5 @@
 """The embedded controller: one per home, started in the background by the first command that needs
-it (`python -m runai_lite.backends.local.daemon --home H`).
+it (`control.ensure_daemon` runs `main()` here in a new session, with `--home H`).
 
 Each cycle, woken by a command (a byte on the home's FIFO) or by a short tick:
 1. supervise: read back which job attempts ended (the shim's exit file) and settle them, and send
@@ -263,9 +263,7 @@ class Daemon:
         if row.pid is None and pid is not None:  # adopted after a restart, or the launch's pid write was lost
             with self.store.write() as conn:
                 self.store.update_job(conn, row.id, pid=pid)
-        if not row.stopping and not (row.delete_requested or row.status == JobStatus.PREEMPTED):
-            return False
-        if pid is None:
+        if pid is None or not (row.delete_requested or row.status == JobStatus.PREEMPTED):
             return False
         if row.stop_sent_at is None:
             signal_group(pid, signal.SIGTERM)
@@ -286,6 +284,9 @@ class Daemon:
 
     def _settle(self, row: JobRow, attempt: Attempt, code: int | None, now: float) -> bool:
         """The attempt ended with `code`: decide what the job is now, in one transaction."""
+        note = None
+        if code:  # read before taking the write lock: why it failed, if it ran out of its GPU memory
+            note = out_of_memory_note(log_tail(self.home.job_log(row.id)), row.enforcement, row.memory_limit_mib)
         with self.store.write() as conn:
             current = self.store.job(row.id, conn)
             if current is None or current.attempts != row.attempts or current.status not in ("Running", "Preempted"):
@@ -302,15 +303,14 @@ class Daemon:
                 self.store.update_job(conn, row.id, status=JobStatus.SUCCEEDED.value, finished_at=now, **released)
                 self.store.add_event(conn, row.id, ev.EXITED, "exit code 0", now)
             else:
-                self._failed(conn, current, code, now, released)
+                self._failed(conn, current, code, note, now, released)
         crash_point("settled")
         self._forget(row, attempt)
         return True
 
-    def _failed(self, conn, row: JobRow, code: int | None, now: float, released: dict) -> None:
+    def _failed(self, conn, row: JobRow, code: int | None, note: str | None, now: float, released: dict) -> None:
         failures = row.failures + 1
         limit = row.job_spec.backoff_limit if row.job_type is JobType.TRAIN else 0
-        note = out_of_memory_note(log_tail(self.home.job_log(row.id)), row.enforcement, row.memory_limit_mib)
         self.store.add_event(conn, row.id, ev.EXITED, f"exit code {code}" + (f": {note}" if note else ""), now)
         if failures <= limit:
             self.store.update_job(conn, row.id, status=JobStatus.PENDING.value, failures=failures,
