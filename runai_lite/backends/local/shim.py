@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 
 def write_atomically(path: str, text: str) -> None:
@@ -35,6 +36,40 @@ def _ignore(signum, frame):
     """The daemon signals the whole process group: the job gets the signal itself, and the
     supervisor stays to record how the job ended. (A handler, not SIG_IGN: an ignored signal would
     be inherited by the job.)"""
+
+
+def end_stragglers(proc: str = "/proc") -> None:
+    """The job's command has ended: so does what it left running in its process group (`cmd &`),
+    as a container's processes end with its main process. Otherwise they would keep the GPU of a
+    job the daemon is about to call finished. Done before the exit is recorded, so that no moment
+    shows a finished job with live processes; the shim itself is spared (not a group kill)."""
+    me, group = os.getpid(), os.getpgid(0)
+    for _ in range(100):
+        left = [pid for pid in _group_members(proc, group) if pid != me]
+        if not left:
+            return
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.01)
+
+
+def _group_members(proc: str, group: int) -> list[int]:
+    """Live (not zombie) processes in process group `group`, from /proc/PID/stat."""
+    members = []
+    for name in os.listdir(proc):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"{proc}/{name}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != b"Z" and int(fields[2]) == group:
+            members.append(int(name))
+    return members
 
 
 def main(argv: list[str]) -> int:
@@ -68,6 +103,7 @@ def main(argv: list[str]) -> int:
     else:
         returned = child.wait()
         code, sig = (128 - returned, -returned) if returned < 0 else (returned, None)
+        end_stragglers()
     sys.stderr.flush()
     write_atomically(exit_path, json.dumps({"code": code, "signal": sig}))
     return code & 0xFF
