@@ -32,7 +32,6 @@ from benchmarks.crash_harness import daemon_environment, kill_everything
 from runai_lite.backends.local import LocalBackend, local_init
 from runai_lite.backends.local.checks import CHECK_ENV
 from runai_lite.backends.local.consistency import check_consistency
-from runai_lite.backends.local.paths import Home
 from runai_lite.errors import RunaiLiteError
 from runai_lite.gpu.simulated import SimulatedDriver
 from runai_lite.model import GpuRequest, JobSpec
@@ -170,7 +169,7 @@ def _audit(home: Path, backend: LocalBackend, reports: list[WorkerReport], settl
         problems += [f"daemon check: {line.split(' ', 1)[1]}" for line in dict.fromkeys(broken.read_text().splitlines())]
     driver = SimulatedDriver(home, faults="")
     try:
-        problems += check_consistency(Home.at(home), backend.store, driver, backend.store.config("node"))
+        problems += check_consistency(backend.store, driver, backend.store.config("node"))
     finally:
         driver.close()
     return problems

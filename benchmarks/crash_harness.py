@@ -246,7 +246,7 @@ def _audit(home: Path, backend: LocalBackend, submitted: set[str], deleted: set[
     node = store.config("node")
     driver = SimulatedDriver(home, faults="")
     try:
-        problems += [f"after restart: {p}" for p in check_consistency(Home.at(home), store, driver, node)]
+        problems += [f"after restart: {p}" for p in check_consistency(store, driver, node)]
     finally:
         driver.close()
     rows = store.jobs()

@@ -53,7 +53,7 @@ def _on_t4(share: int) -> Allocation:
 
 def _check(world) -> list[str]:
     home, store, driver = world
-    return check_consistency(home, store, driver, NODE)
+    return check_consistency(store, driver, NODE)
 
 
 def test_a_consistent_node_has_nothing_to_report(world) -> None:

@@ -30,7 +30,6 @@ from ...gpu.driver import DriverError, GpuDriver
 from ...model import JobStatus
 from ...scheduler.invariants import check_snapshot
 from .checks import check_node
-from .paths import Home
 from .runner import SHIM
 from .snapshot import READY, build_snapshot
 from .store import JobRow, Store
@@ -39,7 +38,7 @@ JOB_ID_VARIABLE = b"RUNAI_JOB_UUID="
 _STATUSES = {s.value for s in JobStatus}
 
 
-def check_consistency(home: Home, store: Store, driver: GpuDriver, node: str) -> list[str]:
+def check_consistency(store: Store, driver: GpuDriver, node: str) -> list[str]:
     """Every broken invariant, as one sentence each; empty when all hold."""
     with store.read() as conn:
         rows = store.jobs(conn=conn)

@@ -164,7 +164,7 @@ class Daemon:
         changed |= self.realise_mig(now)
         changed |= self.start_bound(now)
         if self.check_invariants:
-            self.report(check_consistency(self.home, self.store, self.driver, self.node))
+            self.report(check_consistency(self.store, self.driver, self.node))
         return changed
 
     def report(self, problems: list[str]) -> None:
