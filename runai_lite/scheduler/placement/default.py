@@ -1,16 +1,14 @@
-"""runai-lite's default placement: FGD with a CPU-aware fragment measure.
+"""runai-lite's default placement: FGD, with its ties broken by a CPU-aware fragment measure.
 
 FGD (Weng et al., ATC '23) scores a placement by how much it lowers the node's GPU fragment with
-respect to the typical workload. Its measure counts a node's big-enough GPUs as usable by a typical
-job as soon as one such job fits the node's free CPU; on the openb trace much of what stays
-unallocated is GPU share stranded next to exhausted CPU. The default policy uses the same score
-with the CPU-limited measure (`FragmentModel(cpu_limited=True)`): a typical job can use only as
-much idle share as the free CPU lets jobs like it run. Everything else (integer score, GPU choice,
-ties to the smallest node name) is FGD's.
+respect to the typical workload, as an integer (100 * sigmoid), so many options tie. Its measure
+counts a node's big-enough GPUs as usable by a typical job as soon as *one* such job fits the node's
+free CPU; on the openb trace much of what stays unallocated is GPU share stranded beside exhausted
+CPU. The default policy ranks by FGD's score first and breaks its ties by the same score computed
+with the CPU-limited measure (a typical job can use only as much idle share as the jobs like it
+that the free CPU can still start), then by the smallest node name.
 
-Measured against FGD on the same replay (docs/benchmarks.md): fewer whole-GPU and fractional jobs
-fail; more 8-GPU jobs do, because a node's CPU now counts as part of its usefulness for small jobs.
-Options explored and not kept are listed there too.
+Measurements, and the variants tried and dropped, are in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -23,4 +21,4 @@ from .policies import FragmentScorer, ScoredPolicy
 
 
 def make_default(workload: Sequence[tuple[Demand, float]]) -> ScoredPolicy:
-    return ScoredPolicy("default", FragmentScorer(FragmentModel(workload, cpu_limited=True)))
+    return ScoredPolicy("default", FragmentScorer(FragmentModel(workload, measures=("fgd", "cpu-limited"))))

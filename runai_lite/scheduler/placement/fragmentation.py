@@ -8,10 +8,12 @@ weighted by how often each typical demand m arrives (p_m):
               (CPU, or fewer than m's GPU count with enough free share);
               else the idle share on the GPUs too small for m.
 
-`cpu_limited` refines "usable": FGD counts every big-enough GPU as usable by m as soon as one m
-fits the node's CPU, so a node with six idle GPUs and CPU for one more job looks unfragmented.
-With it, m can use at most (jobs of m the free CPU allows) x (m's share per job) of the idle share;
-the rest is fragment too. runai-lite's default policy uses it (docs/benchmarks.md).
+Two measures can be computed from the same parts (`measures`, in order of priority):
+- "fgd": the paper's;
+- "cpu-limited": FGD counts every big-enough GPU as usable by m as soon as one m fits the node's
+  free CPU, so a node with six idle GPUs and CPU for one more job looks unfragmented. Here m can
+  use at most (jobs of m the free CPU allows) x (m's share per job) of the idle share; the rest is
+  fragment too. runai-lite's default policy breaks FGD's ties with it (docs/benchmarks.md).
 
 Placing a demand changes F of one node only. `FragmentTable` keeps per node and typical demand the
 pieces F is made of (idle on too-small GPUs, GPUs big enough, total idle) and recomputes them only
@@ -30,13 +32,17 @@ from .cluster import Demand, FractionCluster
 
 # Bounds the (typical x nodes x GPUs) temporaries on very large clusters.
 _CHUNK = 2048
+MEASURES = ("fgd", "cpu-limited")
 
 
 class FragmentModel:
     """The typical workload: demands with their arrival weights (normalised to sum to 1)."""
 
-    def __init__(self, workload: Sequence[tuple[Demand, float]], *, cpu_limited: bool = False):
-        self.cpu_limited = cpu_limited
+    def __init__(self, workload: Sequence[tuple[Demand, float]], *, measures: Sequence[str] = ("fgd",)):
+        unknown = set(measures) - set(MEASURES)
+        if unknown or not measures:
+            raise ValueError(f"fragment measures must be among {MEASURES}, got {tuple(measures)}")
+        self.measures = tuple(measures)
         total = float(sum(weight for _, weight in workload))
         if total <= 0:
             raise ValueError("a fragmentation model needs a workload with positive weights")
@@ -49,7 +55,8 @@ class FragmentModel:
 
 
 class FragmentTable:
-    """F and its parts for every node of one cluster, refreshed lazily by node version."""
+    """F (one row per measure) and its parts for every node of one cluster, refreshed lazily by
+    node version. F arrays carry a leading measure axis."""
 
     def __init__(self, model: FragmentModel, cluster: FractionCluster):
         self.model = model
@@ -61,6 +68,7 @@ class FragmentTable:
         self.need = np.array([cluster.shares(every, d) if d.is_fraction else np.full(len(every), MILLI)
                               for d in demands], dtype=np.int64).reshape(count, len(every))
         self.gpus = np.array([max(d.gpus, 1) for d in demands], dtype=np.int64)[:, None]
+        self.per_job = self.need * self.gpus  # share one job of m takes on the node, in total
         self.cpu_need = np.array([d.cpu_milli for d in demands], dtype=np.float64)[:, None]
         self.allowed = np.array([cluster.models_allowed(every, d.gpu_models) for d in demands],
                                 dtype=bool).reshape(count, len(every))
@@ -69,21 +77,24 @@ class FragmentTable:
         self.small_idle = np.zeros((count, n))  # idle share on GPUs too small for m
         self.big_enough = np.zeros((count, n), dtype=np.int64)  # GPUs with share >= m's need
         self.idle = np.zeros(n)
-        self.fragment = np.zeros(n)
+        self.fragment = np.zeros((len(model.measures), n))
         self.seen = np.full(n, -1, dtype=np.int64)
 
     def _combine(self, small_idle, big_enough, idle, cpu, nodes, extra_axis: bool) -> np.ndarray:
-        """F from its parts; arrays carry a trailing option axis when `extra_axis`."""
+        """F[measure, ...] from its parts; arrays carry a trailing option axis when `extra_axis`."""
         shape = (slice(None), slice(None), None) if extra_axis else (slice(None), slice(None))
         usable = (self.allowed[:, nodes][shape] & (cpu[None] >= self.cpu_need[shape])
                   & (big_enough >= self.gpus[shape]))
-        if self.model.cpu_limited:
-            jobs_by_cpu = np.floor(cpu[None] / np.maximum(self.cpu_need[shape], 1))
-            used_by_m = np.minimum(idle[None] - small_idle, jobs_by_cpu * (self.need[:, nodes] * self.gpus)[shape])
-            per_demand = np.where(usable, idle[None] - used_by_m, idle[None])
-        else:
-            per_demand = np.where(usable, small_idle, idle[None])
-        return self.model.cpu_weight * idle + np.einsum("m,m...->...", self.weights[:, 0], per_demand)
+        out = np.empty((len(self.model.measures), *np.broadcast_shapes(idle.shape, small_idle.shape[1:])))
+        for row, measure in enumerate(self.model.measures):
+            if measure == "fgd":
+                per_demand = np.where(usable, small_idle, idle[None])
+            else:
+                jobs_by_cpu = np.floor(cpu[None] / np.maximum(self.cpu_need[shape], 1))
+                used_by_m = np.minimum(idle[None] - small_idle, jobs_by_cpu * self.per_job[:, nodes][shape])
+                per_demand = np.where(usable, idle[None] - used_by_m, idle[None])
+            out[row] = self.model.cpu_weight * idle + np.tensordot(self.weights[:, 0], per_demand, axes=1)
+        return out
 
     def refresh(self, nodes: np.ndarray) -> None:
         cluster = self.cluster
@@ -96,35 +107,31 @@ class FragmentTable:
             self.small_idle[:, part] = (idle_gpu * (free < need)).sum(axis=2)
             self.big_enough[:, part] = (free >= need).sum(axis=2)
             self.idle[part] = idle_gpu.sum(axis=1)
-            self.fragment[part] = self._combine(self.small_idle[:, part], self.big_enough[:, part],
+            self.fragment[:, part] = self._combine(self.small_idle[:, part], self.big_enough[:, part],
                                                 self.idle[part], cluster.cpu[part], part, False)
             self.seen[part] = cluster.node_version[part]
 
     def fraction_after(self, nodes: np.ndarray, share: np.ndarray, cpu_milli: int) -> np.ndarray:
-        """F[K, G] after taking `share` from GPU g of each node (for every slot g)."""
+        """F[measure, K, G] after taking `share` from GPU g of each node (for every slot g)."""
         free = self.cluster.free[nodes]
         after = free - share[:, None]
         need = self.need[:, nodes][:, :, None]
-        small = (self.small_idle[:, nodes][:, :, None] - free * (free < need) * (free >= 0)
-                 + after * (after < need) * (after >= 0))
-        big = self.big_enough[:, nodes][:, :, None] - (free >= need) + (after >= need)
+        free_big, after_big = free >= need, after >= need
+        # A GPU's share counts as "too small" for m when below m's need; absent slots (-1) never.
+        small = (self.small_idle[:, nodes][:, :, None] - np.where(free_big, 0, np.maximum(free, 0))
+                 + np.where(after_big, 0, np.maximum(after, 0)))
+        big = self.big_enough[:, nodes][:, :, None] - free_big + after_big
         idle = self.idle[nodes][:, None] - share[:, None]
         cpu = (self.cluster.cpu[nodes] - cpu_milli)[:, None]
         return self._combine(small, big, idle, cpu, nodes, True)
 
     def whole_after(self, nodes: np.ndarray, gpus: int, cpu_milli: int) -> np.ndarray:
-        """F[K] after taking `gpus` fully free GPUs (and CPU) of each node; `gpus` may be 0."""
+        """F[measure, K] after taking `gpus` fully free GPUs (and CPU) of each node; `gpus` may be 0."""
         need = self.need[:, nodes]
         small = self.small_idle[:, nodes] - gpus * MILLI * (MILLI < need)
         big = self.big_enough[:, nodes] - gpus * (MILLI >= need)
         idle = self.idle[nodes] - gpus * MILLI
         return self._combine(small, big, idle, self.cluster.cpu[nodes] - cpu_milli, nodes, False)
-
-    def after(self, nodes: np.ndarray, demand: Demand, share: np.ndarray | None = None) -> np.ndarray:
-        """F after placing `demand`: [K, G] for fractions (per GPU slot), [K] otherwise."""
-        if demand.is_fraction:
-            return self.fraction_after(nodes, share, demand.cpu_milli)
-        return self.whole_after(nodes, demand.gpus, demand.cpu_milli)
 
 
 def typical_workload(demands: Sequence[Demand], coverage: float = 0.95) -> list[tuple[Demand, float]]:

@@ -41,7 +41,11 @@ class Scorer(Protocol):
     def __call__(self, cluster: FractionCluster, nodes: np.ndarray, demand: Demand) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-def _fraction_then(pick_gpu: Callable, node_score: Callable) -> Scorer:
+NodeScore = Callable[[FractionCluster, np.ndarray, Demand, np.ndarray], np.ndarray]
+GpuPicker = Callable[[FractionCluster, np.ndarray, np.ndarray], np.ndarray]
+
+
+def _fraction_then(pick_gpu: GpuPicker, node_score: NodeScore) -> Scorer:
     """A scorer from a GPU picker for fractions and a node score over feasible nodes."""
 
     def score(cluster: FractionCluster, nodes: np.ndarray, demand: Demand) -> tuple[np.ndarray, np.ndarray]:
@@ -67,21 +71,21 @@ def _cpu_left(cluster: FractionCluster, nodes: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(cpu), cpu, 0.0)
 
 
-def _best_fit_score(cluster, nodes, demand, gpu) -> np.ndarray:
+def _best_fit_score(cluster: FractionCluster, nodes: np.ndarray, demand: Demand, gpu: np.ndarray) -> np.ndarray:
     """BestFit: 100 * (1 - sum over {cpu, gpu} of 0.5 * (free - request) / maxSpec), truncated."""
     score = (_cpu_left(cluster, nodes) - demand.cpu_milli) / MAX_SPEC_CPU * 0.5
     score = score + (fz.idle_milli(cluster, nodes) - fz.requested_milli(cluster, nodes, demand)) / MAX_SPEC_GPU * 0.5
     return np.trunc((1.0 - score) * 100)
 
 
-def _dot_product_score(cluster, nodes, demand, gpu) -> np.ndarray:
+def _dot_product_score(cluster: FractionCluster, nodes: np.ndarray, demand: Demand, gpu: np.ndarray) -> np.ndarray:
     """Tetris dot product of free and requested (cpu, gpu), both over maxSpec; smaller is better."""
     dot = (_cpu_left(cluster, nodes) / MAX_SPEC_CPU) * (demand.cpu_milli / MAX_SPEC_CPU)
     dot = dot + (fz.idle_milli(cluster, nodes) / MAX_SPEC_GPU) * (fz.requested_milli(cluster, nodes, demand) / MAX_SPEC_GPU)
     return np.trunc(100 * (1 - dot / 2))
 
 
-def _gpu_packing_score(cluster, nodes, demand, gpu) -> np.ndarray:
+def _gpu_packing_score(cluster: FractionCluster, nodes: np.ndarray, demand: Demand, gpu: np.ndarray) -> np.ndarray:
     """GpuPacking: shared GPUs first (the fuller the better), then free GPUs on used nodes, then
     untouched nodes; CPU-only demands score 0 everywhere."""
     if not demand.needs_gpu:
@@ -96,7 +100,7 @@ def _gpu_packing_score(cluster, nodes, demand, gpu) -> np.ndarray:
     return np.where(untouched, np.maximum(33 - full, full), used_node)
 
 
-def _gpu_clustering_score(cluster, nodes, demand, gpu) -> np.ndarray:
+def _gpu_clustering_score(cluster: FractionCluster, nodes: np.ndarray, demand: Demand, gpu: np.ndarray) -> np.ndarray:
     """GpuClustering: nodes already running only this demand's affinity class (share, 1-GPU,
     2-GPU, ...) first, then mixed nodes with it, idle nodes, other classes; fuller nodes first."""
     if not demand.needs_gpu:
@@ -108,7 +112,7 @@ def _gpu_clustering_score(cluster, nodes, demand, gpu) -> np.ndarray:
     return 25 * (MAX_SPEC_GPU - fz.idle_milli(cluster, nodes)) // MAX_SPEC_GPU + band
 
 
-def _spread_score(cluster, nodes, demand, gpu) -> np.ndarray:
+def _spread_score(cluster: FractionCluster, nodes: np.ndarray, demand: Demand, gpu: np.ndarray) -> np.ndarray:
     """Most idle GPU share first: leaves every GPU as cool as possible."""
     return fz.idle_milli(cluster, nodes)
 
@@ -124,7 +128,8 @@ def _sigmoid_score(delta: np.ndarray) -> np.ndarray:
 class FragmentScorer:
     """FGD: the score is how much placing the demand lowers the node's fragment (as the paper,
     truncated to an integer, so near-equal moves tie and go to the first node by name); for a
-    fraction the GPU that lowers it most (lowest index among equals)."""
+    fraction the GPU that lowers it most (lowest index among equals). A model with several
+    fragment measures ranks by them in turn."""
 
     def __init__(self, model: FragmentModel):
         self.model = model
@@ -137,20 +142,26 @@ class FragmentScorer:
         return table
 
     def option_scores(self, cluster: FractionCluster, nodes: np.ndarray, demand: Demand) -> tuple[np.ndarray, np.ndarray]:
-        """(score per option, feasible per option): [K, G] for fractions, [K, 1] otherwise."""
+        """(score per option, feasible per option): [K, G] for fractions, [K, 1] otherwise. With
+        several measures the score ranks by the first, then the next, and so on."""
         table = self.table(cluster)
         table.refresh(nodes)
-        before = table.fragment[nodes]
+        before = table.fragment[:, nodes]
         if demand.is_fraction:
             fits, share = fz.fraction_options(cluster, nodes, demand)
             after = table.fraction_after(nodes, share, demand.cpu_milli)
-            return self.grade(before[:, None] - after), fits
+            return self._rank(before[:, :, None] - after), fits
         ok = fz.node_fits(cluster, nodes, demand)
         after = table.whole_after(nodes, demand.gpus, demand.cpu_milli)
-        return self.grade(before - after)[:, None], ok[:, None]
+        return self._rank(before - after)[:, None], ok[:, None]
 
-    def grade(self, delta: np.ndarray) -> np.ndarray:
-        return _sigmoid_score(delta)
+    @staticmethod
+    def _rank(delta: np.ndarray) -> np.ndarray:
+        """Lexicographic over the measure axis: each FGD score is an integer in [0, 100]."""
+        score = np.zeros(delta.shape[1:])
+        for row in delta:
+            score = score * 101 + _sigmoid_score(row)
+        return score
 
     def __call__(self, cluster: FractionCluster, nodes: np.ndarray, demand: Demand) -> tuple[np.ndarray, np.ndarray]:
         scores, fits = self.option_scores(cluster, nodes, demand)
