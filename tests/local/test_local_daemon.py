@@ -216,3 +216,23 @@ def test_a_preempted_fraction_job_is_requeued_and_its_gpu_is_not_shared_before_i
     backend.delete_jobs("team-a", ["build"])
     wait_status(backend, victims[0], "Running")
     assert backend.get_job("team-a", victims[0]).attempts == 2
+
+
+def test_a_mig_mode_switched_on_while_the_daemon_runs_is_noticed(home: Path) -> None:
+    from runai_lite.backends.local.daemon import Daemon
+    from runai_lite.gpu.simulated import SimulatedDriver
+
+    backend = make_backend(home, "A100-SXM4-40GB:1:mig-off")
+    node = backend.store.config("node")
+    with pytest.raises(UserError, match="MIG mode is off"):
+        backend.set_dynamic_mig(node, True)
+    daemon_stop(home)
+    daemon = Daemon(Home.at(home))  # in this process, to run its refresh without waiting for the tick
+    try:
+        SimulatedDriver(home).set_mig_mode(0, True)
+        daemon._refresh_mig_modes()
+    finally:
+        daemon.close()
+    backend.set_dynamic_mig(node, True)
+    assert backend.list_nodes()[0].gpus[0].dynamic_mig
+    backend.close()

@@ -303,7 +303,8 @@ class LocalBackend:
         if off:
             indices = ", ".join(str(g["gpu_index"]) for g in off)
             hint = ("declare it with MIG mode on: runai-adm local init --simulate MODEL:COUNT" if off[0]["simulated"]
-                    else f"enable it as root: nvidia-smi -i {off[0]['gpu_index']} -mig 1 (then reset the GPU or reboot)")
+                    else f"enable it as root: nvidia-smi -i {off[0]['gpu_index']} -mig 1 (then reset the GPU or reboot); "
+                    "runai-lite notices within 10 s")
             raise UserError(f"MIG mode is off on GPU {indices} of {node}", hint)
         indices = {g["gpu_index"] for g in capable if not g["dynamic_mig"]}
         users = [r for r in self.store.active_jobs(conn) if r.alloc and r.alloc.kind != "mig"

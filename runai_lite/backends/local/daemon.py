@@ -43,8 +43,9 @@ from ...enforcement import (
 )
 from ...enforcement.failures import out_of_memory_note
 from ...errors import RunaiLiteError
-from ...gpu.driver import GpuDriver
+from ...gpu.driver import DriverError, GpuDriver
 from ...gpu.drivers import open_driver
+from ...gpu.simulated import SimulatedDriver
 from ...model import Allocation, JobStatus, JobType, Snapshot
 from ...scheduler import plan as schedule_plan
 from . import events as ev
@@ -102,7 +103,11 @@ class Daemon:
         config = self.store.all_config()
         self.node: str = config.get("node") or socket.gethostname()
         self.grace = float(config.get("grace_seconds", DEFAULT_GRACE_SECONDS))
-        self.driver: GpuDriver = open_driver(home.root, config.get("simulate"))
+        # A simulated machine is declared by `local init`; later daemons open it as it is (MIG modes
+        # and partitions persist, as on real GPUs) and declare it only if its state file is gone.
+        simulate = config.get("simulate")
+        self.driver: GpuDriver = open_driver(
+            home.root, None if simulate is None or SimulatedDriver.is_declared(home.root) else simulate)
         self.hami_core_path: str = config.get("hami_core_path") or DEFAULT_HAMI_CORE_PATH
         self.mechanism = self._mechanism(config.get("enforcement", "auto"), self.hami_core_path)
         with self.store.write() as conn:
@@ -374,6 +379,7 @@ class Daemon:
             ]
         if drift:
             self._last_drift = now
+            self._refresh_mig_modes()
         if not desired:
             return False
         result = reconcile(self.driver, desired)
@@ -390,6 +396,18 @@ class Daemon:
         if changed:
             crash_point("mig-recorded")
         return changed
+
+    def _refresh_mig_modes(self) -> None:
+        """An administrator may switch MIG mode on or off (nvidia-smi -mig) while the daemon runs."""
+        try:
+            modes = {d.index: int(d.mig_enabled) for d in self.driver.gpus()}
+        except DriverError as error:
+            log.warning("cannot read the GPUs' MIG modes: %s", error.message)
+            return
+        with self.store.write() as conn:
+            for index, enabled in modes.items():
+                conn.execute("UPDATE gpus SET mig_enabled = ? WHERE node = ? AND gpu_index = ? AND mig_enabled != ?",
+                             (enabled, self.node, index, enabled))
 
     def _mig_holders(self) -> dict[str, set[tuple[int, int]]]:
         """Partitions (GPU, start) held by jobs that will run or run there, and by stopping jobs."""
