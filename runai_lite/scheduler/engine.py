@@ -3,54 +3,80 @@ capacity, else wait for jobs already stopping, else preempt or reclaim, else say
 
 from __future__ import annotations
 
-from fractions import Fraction
-
-from ..model import MILLI, Job, Plan, Snapshot
+from ..model import Job, JobStatus, Plan, Snapshot
 from .actions.allocate import allocate
 from .actions.preempt import preempt
-from .ordering import pending_in_order
+from .ordering import PendingOrder, least_charge
 from .quota import interactive_room, quota_reason
 from .reasons import capacity_reason, waiting_reason
 from .session import Session
 
 
+# Passes over the jobs left pending: a later placement can make an earlier job placeable (its
+# project going over quota makes its running work reclaimable), so they get another look.
+PASSES = 3
+
+
 def plan(snapshot: Snapshot) -> Plan:
     """Decide what to do next. Pure and deterministic: the same snapshot gives the same plan."""
     session = Session(snapshot)
-    unplaced: list[Job] = []
     # A job that found no room fails again for an identical job until something is released or a
     # project goes over its quota (placements only take room): `session.generation` counts those.
     failed: dict[tuple, tuple[int, str | None]] = {}
-    for job in pending_in_order(session.state):
-        key = (job.project, job.type, job.request, job.cpu_milli, job.memory_mib, job.gpu_models)
-        earlier = failed.get(key)
-        if earlier is not None and earlier[0] == session.generation:
-            reason = earlier[1]
-        else:
-            reason = _place(session, job)
-            if reason != "":
-                failed[key] = (session.generation, reason)
-        if reason is None:
-            unplaced.append(job)
-        elif reason:
-            session.pending[job.id] = reason
+    left: dict[str, tuple[int, str | None]] = {}  # job id -> (generation it failed in, reason)
+    jobs = [j for j in session.state.jobs.values() if j.status is JobStatus.PENDING]
+    for _ in range(PASSES):
+        order = PendingOrder(session.state, jobs)
+        while (job := order.next()) is not None:
+            key = _job_class(job)
+            earlier = failed.get(key)
+            if earlier is not None and earlier[0] == session.generation:
+                reason = earlier[1]
+            else:
+                reason = _place(session, job, order)
+                if reason is DEFERRED:
+                    continue
+                if reason != "":
+                    failed[key] = (session.generation, reason)
+            if reason == "":
+                left.pop(job.id, None)
+            else:
+                left[job.id] = (session.generation, reason)
+        jobs = [session.job(j) for j, (generation, _) in left.items() if generation != session.generation]
+        if not jobs:
+            break
     reasons: dict[tuple, str] = {}
-    for job in unplaced:
-        key = (job.project, job.type, job.request, job.cpu_milli, job.memory_mib, job.gpu_models)
-        if key not in reasons:
-            reasons[key] = capacity_reason(session, job)
-        session.pending[job.id] = reasons[key]
+    for job_id, (_, reason) in left.items():
+        job = session.job(job_id)
+        if reason is None:
+            key = _job_class(job)
+            if key not in reasons:
+                reasons[key] = capacity_reason(session, job)
+            reason = reasons[key]
+        session.pending[job_id] = reason
     return session.result()
 
 
-def _place(session: Session, job: Job) -> str | None:
-    """Place the job: "" when bound, else why not (None: no room, worded once the plan is done)."""
-    known_charge = _known_charge(job)
+def _job_class(job: Job) -> tuple:
+    """Jobs alike in everything placement looks at."""
+    return (job.project, job.type, job.request, job.cpu_milli, job.memory_mib, job.gpu_models)
+
+
+DEFERRED = "deferred"
+
+
+def _place(session: Session, job: Job, order: PendingOrder) -> str | None:
+    """Place the job: "" when bound, DEFERRED when put back behind in-quota work, else why not
+    (None: no room, worded once the plan is done)."""
     room = interactive_room(session.state, job)
-    if room is not None and known_charge is not None and known_charge > room:
-        return quota_reason(session.state, job, known_charge)
+    if room is not None and least_charge(job) > room:
+        return quota_reason(session.state, job, least_charge(job))
     attempt = allocate(session, job)
     if attempt.option is not None:
+        if (job.type.preemptible and job.id not in order.deferred
+                and order.over_quota_with(job, attempt.option.charge) and order.others_have_in_quota_work(job.project)):
+            order.defer(job)  # over-quota work waits for in-quota work, which could reclaim it next cycle
+            return DEFERRED
         session.commit(job, attempt.option)
         return ""
     stopping = _waiting_for(session, job)
@@ -62,18 +88,6 @@ def _place(session: Session, job: Job) -> str | None:
         return ""
     refused = [c for c in (attempt.quota_charge, forced.quota_charge) if c is not None]
     return quota_reason(session.state, job, min(refused)) if refused else None
-
-
-def _known_charge(job: Job) -> Fraction | None:
-    """What the job counts against its quota wherever it lands, when that does not depend on the GPU."""
-    request = job.request
-    if request is None:
-        return Fraction(0)
-    if request.kind == "gpus":
-        return Fraction(request.gpus or 0)
-    if request.kind == "fraction":
-        return Fraction(request.fraction_milli, MILLI)
-    return None
 
 
 def _waiting_for(session: Session, job: Job) -> list[str]:

@@ -58,7 +58,7 @@ class Session:
     reserves: list[Reserve] = field(default_factory=list)
     binds: list[Bind] = field(default_factory=list)
     pending: dict[str, str] = field(default_factory=dict)
-    generation: int = 0  # bumped whenever room is released or work becomes reclaimable
+    generation: int = 0  # bumped whenever room is released or more work becomes reclaimable
 
     def __post_init__(self) -> None:
         self.state = ClusterState(self.snapshot)
@@ -116,11 +116,10 @@ class Session:
 
     def hold(self, job_id: str, allocation: Allocation) -> None:
         project = self.job(job_id).project
-        was_over = self.state.over_quota(project)
         self.state.hold(job_id, allocation)
         self.shared.hold(self.job(job_id), allocation)
-        if not was_over and self.state.over_quota(project):
-            self.generation += 1  # its running work just became reclaimable
+        if self.state.over_quota(project):
+            self.generation += 1  # more of its running work may be reclaimed now
 
     def release(self, job_id: str) -> Allocation:
         allocation = self.state.release(job_id)

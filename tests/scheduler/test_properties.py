@@ -138,3 +138,12 @@ def test_every_pending_job_is_bound_or_told_why(case) -> None:
         for j in snapshot.jobs:
             if j.status is JobStatus.PENDING:
                 assert (j.id in bound) != bool(result.pending_reason(j.id)), j.id
+
+
+@given(workloads(projects=("team-a",)))
+def test_replanning_an_applied_plan_preempts_no_one(case) -> None:
+    """Stability within a project: with nothing else changed, the next cycle does not preempt what
+    the last one started (the cross-project case can: see the scheduler notes on reclaim)."""
+    for snapshot, result in cycles(*case):
+        again = plan(apply_plan(snapshot, result))
+        assert again.of_type(Preempt) == [], again
