@@ -166,7 +166,8 @@ def _audit(home: Path, backend: LocalBackend, reports: list[WorkerReport], settl
         problems.append(f"{len(left)} jobs still active after {settle_seconds:.0f} s: {', '.join(left[:5])}")
     broken = home / "invariants.log"
     if broken.exists():
-        problems += [f"daemon check: {line.split(' ', 1)[1]}" for line in dict.fromkeys(broken.read_text().splitlines())]
+        lines = dict.fromkeys(broken.read_text().splitlines())
+        problems += [f"daemon check: {line.split(' ', 1)[1]}" for line in lines]
     driver = SimulatedDriver(home, faults="")
     try:
         problems += check_consistency(backend.store, driver, backend.store.config("node"))

@@ -72,7 +72,8 @@ class Outcome:
 
     def line(self) -> str:
         verdict = "ok" if not self.problems else f"{len(self.problems)} VIOLATION(S)"
-        return (f"seed {self.seed:4d} {self.point}:{self.count} {'crashed' if self.crashed else 'not reached'}, {self.jobs} jobs, "
+        crash = "crashed" if self.crashed else "not reached"
+        return (f"seed {self.seed:4d} {self.point}:{self.count} {crash}, {self.jobs} jobs, "
                 f"{self.seconds:5.1f} s: {verdict}")
 
 

@@ -1,7 +1,8 @@
 """Driver faults (issue 6 item 3): a real daemon on a simulated A100 whose driver fails creates
-and destroys with NVML errors (two of them after the call took effect: the lost-answer case). Jobs churn through partitions; every injected
-failure is met, every job still ends as it should, the same daemon process survives all of it, and
-its consistency check (after every cycle) never finds a leaked or double-used partition.
+and destroys with NVML errors (two of them after the call took effect: the lost-answer case).
+Jobs churn through partitions; every injected failure is met, every job still ends as it
+should, the same daemon process survives all of it, and its consistency check (after every cycle)
+never finds a leaked or double-used partition.
 
 (tests/agent/test_daemon_under_driver_faults.py follows single faults step by step.)"""
 
