@@ -73,7 +73,8 @@ class PendingOrder:
 
     def _key(self, project: str) -> tuple:
         head = self.queues[project][0]
-        over = head.id in self.deferred or self.over_quota_with(head, least_charge(head))
+        # Interactive jobs are never over quota: they fit their project's quota or are refused.
+        over = head.type.preemptible and (head.id in self.deferred or self.over_quota_with(head, least_charge(head)))
         return (over, -head.priority, self._deprived(project), submission_key(head))
 
     def next(self) -> Job | None:

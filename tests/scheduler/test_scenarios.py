@@ -239,6 +239,14 @@ SCENARIOS = [
         pending={"a1": "no node has 1 free whole GPU"},
     ),
     Scenario(
+        "in-quota work first: another project's in-quota training goes before over-quota work, even of higher "
+        "priority (which would only be reclaimed next cycle)",
+        cluster([node("node-1", gpu(0))], [job("extra", type="preemptible", gpu="0.25", at=1),
+                                           job("owed", project="team-b", gpu="1", at=2)], {"team-a": 0, "team-b": 1}),
+        expect={"bind": ["owed node-1/0"], "preempt": []},
+        pending={"extra": "project team-a has used its deserved 0 GPUs"},
+    ),
+    Scenario(
         "then submission time within a project",
         cluster([node("node-1", gpu(0))], [job("late", gpu="1", at=5), job("early", gpu="1", at=1)]),
         expect={"bind": ["early node-1/0"]},
