@@ -94,7 +94,7 @@ class LocalBackend:
         runtime = self._runtime()
         if runtime == PROCESS:
             spec = self._direct_spec(spec)
-        user = spec.user or self.current_user()
+        user = self.current_user()  # who runs this command, whatever the spec says
         now = time.time()
         with self.store.write() as conn:
             row = self.store.insert_job(conn, spec, user, runtime, now)
@@ -116,7 +116,11 @@ class LocalBackend:
                 f"give the command after --, e.g. runai submit {spec.name} -i {spec.image} -- python train.py, "
                 "or install docker or podman")
         if spec.working_dir is None:
-            return spec.model_copy(update={"working_dir": os.getcwd()})
+            try:
+                return spec.model_copy(update={"working_dir": os.getcwd()})
+            except FileNotFoundError:
+                raise UserError("the current directory no longer exists",
+                                "cd to an existing directory, or give --working-dir") from None
         if not Path(spec.working_dir).is_dir():
             raise UserError(f"--working-dir {spec.working_dir} is not a directory on this machine",
                             "give an existing directory (the job runs directly, without a container)")

@@ -188,7 +188,7 @@ def local_init(home: Path | str | None = None, simulate: str | None = None, enfo
     probe = probe_node(hami_core_path=hami_core_path) if hami_core_path else probe_node()
     choose_mechanism(setting, probe)  # an explicit mechanism the machine lacks is refused here
     if grace_seconds is not None and not 0 < grace_seconds <= 3600:
-        raise UserError(f"invalid grace period {grace_seconds:g} s", "give a number of seconds from 0.1 to 3600")
+        raise UserError(f"invalid grace period {grace_seconds:g} s", "give a number of seconds above 0, at most 3600")
     canonical = parse_inventory(simulate).spec() if simulate is not None else None
     home_dir = Home.at(home)
     store = Store(home_dir.db)
