@@ -89,3 +89,16 @@ def test_check_plan_finds(problem: str) -> None:
     snapshot, broken = BROKEN_PLANS[problem]
     found = check_plan(snapshot, broken)
     assert any(problem in p for p in found), found
+
+
+@pytest.mark.parametrize("problem", sorted(BROKEN_SNAPSHOTS))
+def test_plan_still_decides_on_an_inconsistent_snapshot(problem: str) -> None:
+    """A daemon must keep scheduling around bad state (the checkers report it): plan() does not
+    raise, and each newcomer is bound or told why not."""
+    broken = BROKEN_SNAPSHOTS[problem]
+    snapshot = broken.model_copy(update={"jobs": (*broken.jobs, job("new-frac", gpu="0.5", at=99),
+                                                  job("new-mig", mig_profile="1g.5gb", at=99))})
+    result = plan(snapshot)
+    bound = {a.job for a in result.actions if isinstance(a, Bind)}
+    for newcomer in ("new-frac", "new-mig"):
+        assert (newcomer in bound) != (result.pending_reason(newcomer) is not None)
