@@ -94,7 +94,7 @@ class LocalBackend:
         runtime = self._runtime()
         if runtime == PROCESS:
             spec = self._direct_spec(spec)
-        user = self.current_user()  # who runs this command, whatever the spec says
+        user = spec.user or self.current_user()  # the CLI sets it to current_user()
         now = time.time()
         with self.store.write() as conn:
             row = self.store.insert_job(conn, spec, user, runtime, now)
