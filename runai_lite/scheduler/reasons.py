@@ -42,7 +42,14 @@ def capacity_reason(session: Session, job: Job) -> str:
         return f"no schedulable node has a GPU{only}"
     shared = [g for g in gpus if not g.mig_only]
     dynamic = [g for g in gpus if g.mig_usable]
-    if request.kind == "mig":
+    if not shared and not dynamic:
+        return ("every GPU here is in MIG mode but not dynamic-MIG, so it can be neither shared nor "
+                "partitioned on demand (an administrator enables it with "
+                "`runai-adm set node-role --dynamic-mig-enabled NODE`)")
+    static_only = bool(dynamic) and not any(g.dynamic for g in dynamic)
+    if request.kind in ("mig", "memory") and static_only and (request.kind == "mig" or not shared):
+        text = _static_mig_room(dynamic, job)
+    elif request.kind == "mig":
         text = _mig_room(dynamic, job, request.mig_profile or "")
     elif request.kind == "memory":
         text = _memory_room(session, shared, dynamic, job)
@@ -51,6 +58,15 @@ def capacity_reason(session: Session, job: Job) -> str:
     else:
         text = _whole_room(shared, request.gpus or 1)
     return text + _preemption_note(session, job)
+
+
+def _static_mig_room(mig_gpus: list[GpuState], job: Job) -> str:
+    """MIG GPUs an administrator partitioned by hand serve only the instances they already have."""
+    assert job.request is not None
+    wanted = sorted({p.name for g in mig_gpus if g.model for p in mig_candidates(job.request, g.model)})
+    return (f"no idle {' or '.join(wanted) or 'fitting'} instance on the MIG GPUs here, and they are not "
+            "dynamic-MIG, so no partition is created on demand (an administrator enables it with "
+            "`runai-adm set node-role --dynamic-mig-enabled NODE`)")
 
 
 def _mig_room(dynamic: list[GpuState], job: Job, profile: str) -> str:
