@@ -84,7 +84,7 @@ SCENARIOS = [
                 [job("two", mig_profile="2g.10gb", at=1), job("one", mig_profile="1g.5gb", at=2),
                  job("half", gpu="0.5", at=3)]),
         expect={"create": [], "destroy": [], "bind": ["half node-2/0 0.5", "two node-1/0 2g.10gb@0"]},
-        pending={"one": "no dynamic-MIG GPU has room for a 1g.5gb"},
+        pending={"one": "no idle 1g.5gb instance on the MIG GPUs here, and they are not dynamic-MIG"},
     ),
     Scenario(
         "idle partitions in the way are destroyed before anyone is preempted",
