@@ -207,9 +207,13 @@ def _drive(backend: LocalBackend, rng: random.Random, steps: list[tuple[str, Job
 
 
 def _wait_for_crash(home: Path) -> bool:
+    """True once the armed daemon has died at its point. The mark is made just before the kill:
+    wait for the lock to go too, or the restart that follows would find the dying daemon serving."""
     deadline = time.monotonic() + CRASH_WAIT_SECONDS
     while not (home / "crashed").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
+    while (home / "crashed").exists() and daemon_running(Home.at(home)) and time.monotonic() < deadline + 5:
+        time.sleep(0.01)
     return (home / "crashed").exists()
 
 
