@@ -136,6 +136,9 @@ def submit(
     job = backend.submit(spec)
     typer.echo(f"The job '{job.name}' has been submitted successfully")
     typer.echo(f"You can run `runai describe job {job.name} -p {job.project}` to check the job status")
+    for event in job.events:
+        if event.kind == "ImageNotUsed":  # no docker/podman here: the command after `--` runs directly
+            typer.echo(f"Note: {event.message}", err=True)
 
 
 # --------------------------------------------------------------------------------------------
