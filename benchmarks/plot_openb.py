@@ -44,7 +44,7 @@ def plot(results: dict, published: dict[str, dict[int, float]], out: Path, low: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(10.5, 5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (name, result) in enumerate(results["policies"].items()):
         colour = colours[i % len(colours)]
@@ -63,7 +63,7 @@ def plot(results: dict, published: dict[str, dict[int, float]], out: Path, low: 
     ax.set_title(f"openb default trace, {results['nodes']} nodes, mean of {len(results['seeds'])} seeds")
     ax.set_ylim(0, 16)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
