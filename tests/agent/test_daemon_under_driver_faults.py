@@ -36,8 +36,11 @@ def test_failed_creates_keep_the_job_pending_with_a_reason_then_it_runs(mig, hom
     injected = driver.faults()
     backend.submit(spec("patient", "sleep", "600", request=GpuRequest(mig_profile="3g.20gb")))
     wait_for(lambda: driver.faults() != injected, what="a first failed create")
+    # not Failed: it waits, and its reason carries the driver's error rather than a bare "creating"
+    wait_for(lambda: "waiting for MIG partition 3g.20gb" in (backend.get_job("team-a", "patient").pending_reason or ""),
+             what="the driver's error in the pending reason")
     waiting = backend.get_job("team-a", "patient")
-    assert waiting.status.value == "Pending" and waiting.pending_reason  # not Failed: it waits, with a reason
+    assert waiting.status.value == "Pending" and "retrying" in (waiting.pending_reason or "")
     wait_status(backend, "patient", "Running", timeout=30)
     assert driver.faults() == ""  # every injected failure was met
     assert [(p, s) for p, _, s in _partitions(backend)] == [("3g.20gb", "used")]

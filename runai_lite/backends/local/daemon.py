@@ -69,6 +69,7 @@ from .snapshot import CREATING, DESTROYING, READY, STATIC, build_snapshot
 from .store import JobRow, Store
 
 log = logging.getLogger("runai_lite.daemon")
+PARTITION_FAILED = "waiting for MIG partition"  # prefix of a pending reason carrying a driver error
 
 TICK_SECONDS = 0.5
 REPLAN_SECONDS = 5.0  # plan even when nothing seems to have changed, now and then
@@ -458,7 +459,7 @@ class Daemon:
                                  "AND profile = ?", where)
                     changed = True
                 elif key in failures and part["for_job"]:
-                    reason = f"waiting for MIG partition {label}: {failures[key].message}; retrying"
+                    reason = f"{PARTITION_FAILED} {label}: {failures[key].message}; retrying"
                     conn.execute("UPDATE jobs SET pending_reason = ? WHERE id = ? AND pending_reason IS NOT ?",
                                  (reason, part["for_job"], reason))
         return changed
@@ -491,7 +492,9 @@ class Daemon:
             assert alloc is not None
             waiting = self._waiting_for(alloc, busy_gpus, layout)
             if waiting:
-                if row.pending_reason != waiting:
+                # the driver's reason why the partition could not be made says more than "creating"
+                keep = alloc.kind == "mig" and (row.pending_reason or "").startswith(PARTITION_FAILED)
+                if row.pending_reason != waiting and not keep:
                     with self.store.write() as conn:
                         self.store.update_job(conn, row.id, pending_reason=waiting)
                 continue
