@@ -149,8 +149,9 @@ def _start_failure(home: Home) -> OperationalError:
         simulated = store.config("simulate")
     finally:
         store.close()
-    return OperationalError(f"the runai-lite daemon could not start: {reason}",
-                            None if simulated else SIMULATE_HINT)
+    # the daemon's own error may already say how to proceed (the driver's hint): say it once
+    hint = None if simulated or "--simulate" in reason else SIMULATE_HINT
+    return OperationalError(f"the runai-lite daemon could not start: {reason}", hint)
 
 
 def daemon_stop(home: Path | str | None = None, timeout: float = STOP_TIMEOUT_SECONDS) -> bool:
