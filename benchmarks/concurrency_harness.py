@@ -113,8 +113,10 @@ class Result:
         return "\n".join([head, *lines, verdict, *(f"    {p}" for p in self.problems)])
 
 
-def run(home: Path, processes: int, jobs: int, settle_seconds: float = 60.0) -> Result:
-    """The storm against a fresh home; the home's daemon and jobs are stopped afterwards."""
+def run(home: Path, processes: int, jobs: int, settle_seconds: float | None = None) -> Result:
+    """The storm against a fresh home; the home's daemon and jobs are stopped afterwards. The jobs
+    must all have ended within `settle_seconds` of the storm (by default: time to run them all)."""
+    settle_seconds = settle_seconds if settle_seconds is not None else 30 + 0.25 * jobs
     with daemon_environment({CHECK_ENV: "1"}):  # also for a daemon a worker may have to restart
         local_init(home, simulate=INVENTORY, enforcement="none", grace_seconds=0.5)
         setup = LocalBackend(home)
