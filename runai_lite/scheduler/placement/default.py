@@ -1,4 +1,4 @@
-"""runai-lite's default placement: FGD, with its ties broken by a CPU-aware fragment measure.
+"""runai-lite's default placement: FGD, with its ties broken to keep nodes whole and CPU usable.
 
 FGD (Weng et al., ATC '23) scores a placement by how much it lowers the node's GPU fragment with
 respect to the typical workload, as an integer (100 * sigmoid), so many options tie. Its measure
@@ -6,7 +6,9 @@ counts a node's big-enough GPUs as usable by a typical job as soon as *one* such
 free CPU; on the openb trace much of what stays unallocated is GPU share stranded beside exhausted
 CPU. The default policy ranks by FGD's score first and breaks its ties by the same score computed
 with the CPU-limited measure (a typical job can use only as much idle share as the jobs like it
-that the free CPU can still start), then by the smallest node name.
+that the free CPU can still start), then by the smallest node name. Between the two, GPU work
+prefers nodes already running GPU work: without that, the CPU-aware tie-break breaks into idle
+nodes that 8-GPU jobs need.
 
 Measurements, and the variants tried and dropped, are in docs/benchmarks.md.
 """
@@ -21,4 +23,5 @@ from .policies import FragmentScorer, ScoredPolicy
 
 
 def make_default(workload: Sequence[tuple[Demand, float]]) -> ScoredPolicy:
-    return ScoredPolicy("default", FragmentScorer(FragmentModel(workload, measures=("fgd", "cpu-limited"))))
+    model = FragmentModel(workload, measures=("fgd", "cpu-limited"))
+    return ScoredPolicy("default", FragmentScorer(model, keep_untouched=True))

@@ -131,8 +131,11 @@ class FragmentScorer:
     fraction the GPU that lowers it most (lowest index among equals). A model with several
     fragment measures ranks by them in turn."""
 
-    def __init__(self, model: FragmentModel):
+    def __init__(self, model: FragmentModel, *, keep_untouched: bool = False):
         self.model = model
+        # Between the first measure and the next: GPU work prefers nodes already running GPU work,
+        # keeping untouched nodes whole for jobs that need all their GPUs.
+        self.keep_untouched = keep_untouched
         self._tables: weakref.WeakKeyDictionary[FractionCluster, FragmentTable] = weakref.WeakKeyDictionary()
 
     def table(self, cluster: FractionCluster) -> FragmentTable:
@@ -147,20 +150,26 @@ class FragmentScorer:
         table = self.table(cluster)
         table.refresh(nodes)
         before = table.fragment[:, nodes]
+        in_use = None
+        if self.keep_untouched and demand.needs_gpu:
+            in_use = (fz.full_gpus(cluster, nodes) < cluster.gpu_count[nodes]).astype(np.float64)[:, None]
         if demand.is_fraction:
             fits, share = fz.fraction_options(cluster, nodes, demand)
             after = table.fraction_after(nodes, share, demand.cpu_milli)
-            return self._rank(before[:, :, None] - after), fits
+            return self._rank(before[:, :, None] - after, in_use), fits
         ok = fz.node_fits(cluster, nodes, demand)
         after = table.whole_after(nodes, demand.gpus, demand.cpu_milli)
-        return self._rank(before - after)[:, None], ok[:, None]
+        return self._rank((before - after)[:, :, None], in_use), ok[:, None]
 
     @staticmethod
-    def _rank(delta: np.ndarray) -> np.ndarray:
-        """Lexicographic over the measure axis: each FGD score is an integer in [0, 100]."""
+    def _rank(delta: np.ndarray, in_use: np.ndarray | None) -> np.ndarray:
+        """Lexicographic: each measure's FGD score (an integer in [0, 100]) in turn, with the
+        in-use flag after the first when given."""
         score = np.zeros(delta.shape[1:])
-        for row in delta:
-            score = score * 101 + _sigmoid_score(row)
+        for row, measure_delta in enumerate(delta):
+            score = score * 101 + _sigmoid_score(measure_delta)
+            if row == 0 and in_use is not None:
+                score = score * 2 + in_use
         return score
 
     def __call__(self, cluster: FractionCluster, nodes: np.ndarray, demand: Demand) -> tuple[np.ndarray, np.ndarray]:
