@@ -126,3 +126,23 @@ def test_gpu_memory_demands_take_a_share_that_depends_on_the_gpu():
         assert make_policy(name).choose(c, demand).node == 1
     c.assign(Choice(1, (0,)), demand)
     assert c.gpu_free[1] == [750]
+
+
+def test_default_keeps_untouched_nodes_whole_where_fgd_ties_go_by_name():
+    # With only 1-GPU work typical, taking a GPU fragments neither node: FGD ties, and goes by name.
+    workload = [(Demand(gpus=1), 1.0)]
+    c = cluster(("a", [1000] * 8), ("b", [1000] * 8))
+    c.assign(Choice(1, (0,)), Demand(gpus=1))
+    assert make_policy("fgd", workload=workload).choose(c, Demand(gpus=1)).node == 0
+    assert make_policy("default", workload=workload).choose(c, Demand(gpus=1)).node == 1
+
+
+def test_default_breaks_fgd_ties_towards_gpus_that_cpu_would_strand():
+    # Typical work: one GPU with 8 CPUs. Node n2 has CPU for two such jobs beside four idle GPUs
+    # (two GPUs stranded), n1 for five. FGD scores a 0.5 share with 4 CPUs alike on both and goes
+    # by name (n1); the CPU-limited tie-break puts it where GPUs would otherwise be stranded.
+    workload = [(Demand(gpus=1, cpu_milli=8000), 1.0)]
+    c = cluster(("n2", [1000] * 4), ("n1", [1000] * 4), cpu=[20000, 40000])
+    demand = Demand(share_milli=500, cpu_milli=4000)
+    assert make_policy("fgd", workload=workload).choose(c, demand).node == 1
+    assert make_policy("default", workload=workload).choose(c, demand).node == 0
