@@ -181,7 +181,8 @@ def print_table(results: dict, published: dict, node_count: int, seeds: list[int
     print(header)
     for name, result in results.items():
         row = "".join(f"{result['alloc_pct'].get(p, float('nan')):8.2f}" for p in REPORT_POINTS)
-        print(f"{name:<16}{row}  {result['unalloc_pct_at_100']:>10.2f}  {result['pods_per_s']:>7.0f}")
+        unalloc = result["unalloc_pct_at_100"]
+        print(f"{name:<16}{row}  {float('nan') if unalloc is None else unalloc:>10.2f}  {result['pods_per_s'] or 0:>7.0f}")
         paper = published.get(name)
         if paper:
             row = "".join(f"{paper.get(p, float('nan')):8.2f}" for p in REPORT_POINTS)
