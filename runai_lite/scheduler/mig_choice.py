@@ -3,7 +3,9 @@
 For a profile at each allowed start, the cheapest way to make room: take over an instance of that
 very profile already there; or create it on free slices; or destroy idle instances in the way (or
 whose compute slices or instance-cap count is needed); or, when allowed, preempt the jobs using
-the instances in the way. A victim's partition is destroyed only if the new layout needs its
+the instances in the way. Each way also carries how well it packs with running work
+(`consolidation_key`, idle slices counted as free), which `allocate` ranks before the number of
+idle instances destroyed. A victim's partition is destroyed only if the new layout needs its
 slices (or its compute); otherwise the victim's instance is taken over as-is. On a GPU whose MIG
 layout an administrator set up (MIG enabled, not dynamic) only its existing instances are used.
 """
@@ -33,6 +35,7 @@ class MigTarget:
     victims: tuple[str, ...]
     victim_cost: tuple
     fragmentation: tuple[int, int, int]  # of the GPU afterwards; larger is better
+    packing: tuple[int, int, int, int] = (0, 0, 0, 0)  # consolidation_key; smaller is better
 
     @property
     def tier(self) -> int:
@@ -44,6 +47,19 @@ def tier(reuses: bool, destroys: bool) -> int:
     if reuses:
         return 0
     return 2 if destroys else 1
+
+
+def consolidation_key(gpu: GpuState, profile: MigProfile, start: int) -> tuple[int, int, int, int]:
+    """Smaller is better: how well a new `profile` at `start` packs work on `gpu`, counting idle
+    instances as free slices (they can be destroyed at small cost, and keeping them must not push
+    new work onto empty GPUs). First the GPU with the most slices already in use (best fit, so
+    work consolidates and empty GPUs stay whole for large profiles), then the placement that leaves
+    the in-use layout least fragmented (gpu/mig_layout.fragmentation_key, negated)."""
+    assert gpu.model is not None
+    in_use = [i.placed() for i in gpu.instances if not i.idle]
+    used_slices = sum(gpu.model.profile(p.profile).memory_slices for p in in_use)
+    largest, compute, flexibility = fragmentation_key(gpu.model, [*in_use, Placed(start, profile.name)])
+    return (-used_slices, -largest, -compute, -flexibility)
 
 
 def _no_victims(_: str) -> bool:
@@ -98,7 +114,8 @@ def _at_start(gpu: GpuState, profile: MigProfile, start: int, destroy_idle: bool
         cost = victim_set_cost(victims)
         if cost is None:
             return None
-        return MigTarget(profile, start, inst, (), victims, cost, _fragmentation(gpu, gpu.instances))
+        return MigTarget(profile, start, inst, (), victims, cost, _fragmentation(gpu, gpu.instances),
+                         consolidation_key(gpu, profile, start))
     if not gpu.dynamic:  # a static layout: only its instances, as they are
         return None
     if not all(_removable(i, destroy_idle, victim) for i in overlap):
@@ -117,7 +134,8 @@ def _at_start(gpu: GpuState, profile: MigProfile, start: int, destroy_idle: bool
         if best is None or key < best:
             kept = [i for i in gpu.instances if i not in destroy]
             after = [*(i.placed() for i in kept), Placed(start, profile.name)]
-            best, chosen = key, MigTarget(profile, start, None, destroy, victims, cost, _fragmentation(gpu, after))
+            best, chosen = key, MigTarget(profile, start, None, destroy, victims, cost, _fragmentation(gpu, after),
+                                          consolidation_key(gpu, profile, start))
     return chosen
 
 

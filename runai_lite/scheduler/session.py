@@ -25,11 +25,11 @@ from ..model import (
     Snapshot,
 )
 from ..units import format_bytes
-from .mig_choice import MigTarget, targets, tier
+from .mig_choice import MigTarget, targets
 from .placement import make_policy
 from .quota import fmt_gpus
 from .shared_gpus import SharedGpus, workload_of
-from .state import ClusterState, GpuState, NodeState, mig_share_milli
+from .state import ClusterState, GpuState, Instance, NodeState, mig_share_milli
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,37 +75,40 @@ class Session:
     # ------------------------------------------------------------------ MIG choices, by layout
 
     def mig_places(self, gpu: GpuState, profile: MigProfile) -> list[tuple]:
-        """`mig_choice.targets` without victims as (start, reused start, destroyed starts,
-        fragmentation), computed once per layout signature and profile."""
+        """`mig_choice.targets` without victims as (start, reused start, destroyed (start, profile)s,
+        fragmentation, packing), computed once per layout signature and profile."""
         key = (gpu.signature(), profile.name)
         found = self._mig_cache.get(key)
         if found is None:
-            found = [(t.start, t.reuse.start if t.reuse else None, tuple(i.start for i in t.destroy), t.fragmentation)
-                     for t in targets(gpu, profile, destroy_idle=True)]
+            found = [(t.start, t.reuse.start if t.reuse else None, tuple(_where(i) for i in t.destroy),
+                      t.fragmentation, t.packing) for t in targets(gpu, profile, destroy_idle=True)]
             self._mig_cache[key] = found
         return found
 
     def best_mig_place(self, gpu: GpuState, ranked: tuple[tuple[int, MigProfile], ...]) -> tuple | None:
-        """The best (key, profile, target) on `gpu` among `ranked` profiles without victims: the same for
-        every GPU of its layout, so computed once per signature. The key is what `allocate` compares."""
+        """The best (key, profile, target, undisturbed) on `gpu` among `ranked` profiles without victims,
+        where `undisturbed` says whether some place here needs no instance destroyed: the same for every
+        GPU of its layout, so computed once per signature. The key is what `allocate` compares."""
         cache_key = (gpu.signature(), ranked)
         if cache_key not in self._best_cache:
             best = None
-            largest_run = self.mig_largest_free_run(gpu)
+            undisturbed = False
             for rank, profile in ranked:
-                for start, reuse, destroy, fragmentation in self.mig_places(gpu, profile):
-                    key = (0, (), bool(destroy), rank, tier(reuse is not None, bool(destroy)), len(destroy),
-                           largest_run, tuple(-x for x in fragmentation))
+                for start, reuse, destroy, fragmentation, packing in self.mig_places(gpu, profile):
+                    undisturbed = undisturbed or not destroy
+                    # Idle slices count as nearly free: destroying idle instances only breaks ties
+                    # after packing, so work does not scatter onto empty GPUs (allocate's docstring).
+                    key = (rank, reuse is None, *packing, len(destroy), tuple(-x for x in fragmentation))
                     if best is None or (key, start) < (best[0], best[2][0]):
                         best = (key, profile, (start, reuse, destroy, fragmentation))
-            self._best_cache[cache_key] = best
+            self._best_cache[cache_key] = None if best is None else (*best, undisturbed)
         found = self._best_cache[cache_key]
         if found is None:
             return None
-        key, profile, (start, reuse, destroy, fragmentation) = found
+        key, profile, (start, reuse, destroy, fragmentation), undisturbed = found
         target = MigTarget(profile, start, None if reuse is None else gpu.instance_at(reuse),
-                           tuple(gpu.instance_at(s) for s in destroy), (), (), fragmentation)  # type: ignore[misc]
-        return key, profile, target
+                           tuple(i for i in gpu.instances if _where(i) in destroy), (), (), fragmentation)
+        return key, profile, target, undisturbed
 
     def mig_largest_free_run(self, gpu: GpuState) -> int:
         key = gpu.signature()
@@ -217,6 +220,12 @@ class Session:
         actions = [*self.preempts, *self.destroys, *self.creates, *self.reserves, *self.binds]
         pending = tuple(sorted(self.pending.items()))
         return Plan(actions=tuple(actions), pending=pending)
+
+
+def _where(inst: Instance) -> tuple[int, str]:
+    """An instance as GPUs of one layout signature share it (even an inconsistent layout with two
+    instances at one start)."""
+    return inst.start, inst.profile.name
 
 
 def _asked(job: Job) -> str:

@@ -1,16 +1,20 @@
 """Allocate: place a job on free capacity, disrupting no job.
 
 Preference (for `--gpu-memory`, which both MIG and fractions can serve):
-  1. a MIG instance without destroying anything: reuse an idle instance of the chosen profile, or
-     create it on free slices (smallest fitting profile first). MIG GPUs can serve nothing but
-     MIG, so using them first leaves shared GPUs to whole-GPU and `--gpu` work;
+  1. a MIG instance, when some dynamic-MIG GPU has room for one without destroying anything. MIG
+     GPUs can serve nothing but MIG, so using them first leaves shared GPUs to whole-GPU and
+     `--gpu` work;
   2. a fraction of a shared GPU, placed by the placement policy;
   3. a MIG instance after destroying idle instances in the way (no job is disturbed, but
      partitions change).
 `--mig-profile` takes steps 1 and 3 only; `--gpu`, whole GPUs and CPU-only jobs go to the policy.
-Among MIG choices: smallest profile, then reuse before create, then fewest destroyed, then the GPU
-whose largest free run is smallest (keeps large runs elsewhere intact), then the placement that
-leaves this GPU least fragmented (gpu/mig_layout.fragmentation_key), then node, GPU and slice.
+Among MIG choices (in step 1 as in step 3, idle slices count as nearly free): the smallest fitting
+profile; then reusing an idle instance of it as it is; then creating it where it packs best with
+the work already running (mig_choice.consolidation_key: the GPU with the most slices in use, then
+the in-use layout left least fragmented), destroying idle instances in the way at a small cost
+(fewest destroyed breaks ties); then the GPU's whole layout least fragmented, then node, GPU and
+slice. Creating on an empty GPU rather than destroying an idle partition on a busy one would
+scatter work and leave no GPU whole for large profiles (benchmarks/mig_churn.py).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ class Attempt:
 
     option: Option | None = None
     quota_charge: Fraction | None = None
+    mig_undisturbed: bool = False  # some MIG GPU had room without destroying an instance
+
 
     def refused(self, charge: Fraction) -> None:
         if self.quota_charge is None or charge < self.quota_charge:
@@ -46,7 +52,7 @@ def allocate(session: Session, job: Job) -> Attempt:
     kind = job.request.kind if job.request else None
     if kind in ("memory", "mig"):
         mig = best_mig(session, job, attempt)
-        if mig is not None and not mig[1].destroy:
+        if mig is not None and attempt.mig_undisturbed:
             attempt.option = mig[0]
             return attempt
         if kind == "memory":
@@ -113,7 +119,8 @@ def best_mig(
             place = session.best_mig_place(gpu, ranked)
             if place is None:
                 continue
-            key, profile, target = place
+            key, profile, target, undisturbed = place
+            attempt.mig_undisturbed = attempt.mig_undisturbed or undisturbed
             full_key = (*key, gpu.node, gpu.index, target.start)
             if best is None or full_key < best:
                 best = full_key
