@@ -207,14 +207,26 @@ def _drive(backend: LocalBackend, rng: random.Random, steps: list[tuple[str, Job
 
 
 def _wait_for_crash(home: Path) -> bool:
-    """True once the armed daemon has died at its point. The mark is made just before the kill:
-    wait for the lock to go too, or the restart that follows would find the dying daemon serving."""
+    """True once the armed daemon has died at its point. The mark (its pid) is written just before
+    the kill: wait for that process to let go of the lock too, or the restart that follows would
+    find the dying daemon serving."""
+    mark = home / "crashed"
     deadline = time.monotonic() + CRASH_WAIT_SECONDS
-    while not (home / "crashed").exists() and time.monotonic() < deadline:
+    while not mark.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    while (home / "crashed").exists() and daemon_running(Home.at(home)) and time.monotonic() < deadline + 5:
+    if not mark.exists():
+        return False
+    while time.monotonic() < deadline + 5 and daemon_running(Home.at(home)) and _pid_in(home / "daemon.pid") in (
+            None, _pid_in(mark)):
         time.sleep(0.01)
-    return (home / "crashed").exists()
+    return True
+
+
+def _pid_in(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
 
 
 def _settle(backend: LocalBackend) -> None:

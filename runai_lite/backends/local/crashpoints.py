@@ -5,7 +5,7 @@ it passes POINT, so a test can stop it at an exact step boundary of applying a p
 a fresh daemon carries on from there. Unset, a crash point costs one dictionary lookup.
 
 With `RUNAI_LITE_CRASH_MARK=PATH` as well, the crash happens once across daemons: the dying one
-creates PATH, and a daemon that finds it is not armed (so the restart a command makes carries on).
+writes its pid to PATH, and a daemon that finds PATH is not armed (so the restart a command makes carries on).
 
 SIGKILL rather than `sys.exit`: no `finally`, no atexit, no flush. That is what a power cut or the
 OOM killer does, and the only honest test of "every step reads its work from the store".
@@ -58,6 +58,8 @@ def crash_point(point: str) -> None:
         # One line for the harness to tell "killed here" from "died of something else".
         sys.stderr.write(f"runai-lite crash point {point}:{_armed[1]} reached: SIGKILL\n")
         sys.stderr.flush()
-        if _mark:
-            os.close(os.open(_mark, os.O_WRONLY | os.O_CREAT, 0o600))
+        if _mark:  # names the dying daemon, so that a harness can wait for it to be gone
+            fd = os.open(_mark, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
         os.kill(os.getpid(), signal.SIGKILL)
