@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import combinations
 
-from ..gpu.catalog import MigProfile
+from ..gpu.catalog import GpuModel, MigProfile
 from ..gpu.mig_layout import Placed, fragmentation_key
 from .state import GpuState, Instance
 
@@ -56,9 +57,15 @@ def consolidation_key(gpu: GpuState, profile: MigProfile, start: int) -> tuple[i
     work consolidates and empty GPUs stay whole for large profiles), then the placement that leaves
     the in-use layout least fragmented (gpu/mig_layout.fragmentation_key, negated)."""
     assert gpu.model is not None
-    in_use = [i.placed() for i in gpu.instances if not i.idle]
-    used_slices = sum(gpu.model.profile(p.profile).memory_slices for p in in_use)
-    largest, compute, flexibility = fragmentation_key(gpu.model, [*in_use, Placed(start, profile.name)])
+    in_use = tuple(sorted(i.placed() for i in gpu.instances if not i.idle))
+    return _packing(gpu.model, in_use, Placed(start, profile.name))
+
+
+@lru_cache(maxsize=1 << 16)
+def _packing(model: GpuModel, in_use: tuple[Placed, ...], new: Placed) -> tuple[int, int, int, int]:
+    # Cached: far fewer in-use layouts than whole layouts (idle instances vary) occur in a cluster.
+    used_slices = sum(model.profile(p.profile).memory_slices for p in in_use)
+    largest, compute, flexibility = fragmentation_key(model, [*in_use, new])
     return (-used_slices, -largest, -compute, -flexibility)
 
 
