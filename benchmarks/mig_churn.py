@@ -10,7 +10,9 @@ training jobs; one project deserves every GPU.
 Every event runs one `runai_lite.scheduler.plan` cycle and applies it with `apply_plan`. The two
 modes differ only when a job ends:
 - lazy: its partition stays, idle, until the scheduler reuses it or destroys it to make room;
-- eager: its partition is destroyed at once (counted as a destroy).
+- eager: its partition is destroyed at once (counted as a destroy), and so is any partition a plan
+  leaves idle (a preempted job's, when the preemptor did not need its slices): eager mode never
+  has an idle partition. Otherwise the same scheduler decides.
 
 Reported per mode: partitions created and destroyed, acceptance % (jobs that started before they
 left), jobs preempted, and the time plan() took.
@@ -135,6 +137,21 @@ def _finish(snapshot: Snapshot, ending: set[str], eager: bool, tally: Tally) -> 
     return snapshot.model_copy(update={"nodes": tuple(nodes), "jobs": jobs})
 
 
+def _tear_down_idle(snapshot: Snapshot, tally: Tally) -> Snapshot:
+    """Eager teardown of the partitions a plan left idle: those of preempted jobs whose slices the
+    preemptor did not need (they go back to Pending and will ask again). No partition outlives
+    its job's hold, so eager mode never has an idle partition to reuse or destroy."""
+    nodes = []
+    for node in snapshot.nodes:
+        gpus = []
+        for gpu in node.gpus:
+            kept = tuple(inst for inst in gpu.mig_instances if inst.job is not None)
+            tally.destroyed += len(gpu.mig_instances) - len(kept)
+            gpus.append(gpu.model_copy(update={"mig_instances": kept}) if len(kept) < len(gpu.mig_instances) else gpu)
+        nodes.append(node.model_copy(update={"gpus": tuple(gpus)}))
+    return snapshot.model_copy(update={"nodes": tuple(nodes)})
+
+
 def replay(arrivals: list[Arrival], nodes: tuple[Node, ...], eager: bool) -> Tally:
     from runai_lite.scheduler import apply_plan, plan
 
@@ -158,6 +175,8 @@ def replay(arrivals: list[Arrival], nodes: tuple[Node, ...], eager: bool) -> Tal
         tally.destroyed += len(decided.of_type(DestroyMig))
         tally.preempted += len(decided.of_type(Preempt))
         snapshot = apply_plan(snapshot, decided, now=at)
+        if eager:
+            snapshot = _tear_down_idle(snapshot, tally)
         tally.started.update(j.id for j in snapshot.jobs if j.status is JobStatus.RUNNING)
     return tally
 
