@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -144,6 +145,23 @@ def test_only_one_daemon_serves_a_home(home: Path) -> None:
     assert daemon_stop(home) is True
     assert not daemon_status(home).running
     assert daemon_stop(home) is False
+    # none of the racing starters' daemons takes over once the serving one has stopped
+    time.sleep(1.0)
+    assert not daemon_status(home).running
+    assert _daemon_processes(home) == []
+
+
+def _daemon_processes(home: Path) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"runai_lite.backends.local.daemon" in cmdline and str(home).encode() in cmdline:
+                pids.append(int(entry.name))
+    return pids
 
 
 def test_dynamic_mig_refusals(home: Path) -> None:

@@ -123,8 +123,14 @@ def ensure_daemon(home: Home, timeout: float = START_TIMEOUT_SECONDS, restarts: 
         os.close(log_fd)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if daemon_running(home) and _pidfile(home)[1]:
-            return
+        serving, ready = _pidfile(home)
+        if daemon_running(home) and ready:
+            if serving == child.pid or child.poll() is not None:
+                return
+            # Another daemon serves. Ours is about to find the lock taken and exit; wait for that,
+            # or it would take over unasked once the other one is stopped (`local stop`).
+            time.sleep(0.01)
+            continue
         if child.poll() is not None and not daemon_running(home):
             if child.returncode == 0:  # another daemon took the lock first and has since gone: try again
                 return ensure_daemon(home, max(0.0, deadline - time.monotonic()), restarts)
