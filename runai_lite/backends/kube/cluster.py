@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ...gpu.catalog import GpuModel, default_catalog
-from ...model import Allocation, Gpu, Job, JobStatus, MigInstance, Node, Project, Snapshot
+from ...model import Gpu, Job, JobStatus, MigInstance, Node, Project, Snapshot
 from . import conventions as k
 from .rest import core, group
 from .manifests import InvalidRequest, pod_job_type, pod_request, whole_gpus

@@ -76,7 +76,7 @@ REPLAN_SECONDS = 5.0  # plan even when nothing seems to have changed, now and th
 DRIFT_SECONDS = 10.0  # compare the GPUs with the store even when no partition is being changed
 LAUNCH_GRACE_SECONDS = 5.0  # an attempt this young without a shim may still be starting
 DEFAULT_GRACE_SECONDS = 10.0
-READY = "ready"  # the pidfile's second line once the daemon serves
+PIDFILE_READY = "ready"  # the pidfile's second line once the daemon serves
 
 
 @dataclass
@@ -674,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     log.info("runai-lite daemon %d serving %s on node %s", os.getpid(), home.root, daemon.node)
     try:
-        daemon.run(wake_fd, ready=lambda: write_private(home.daemon_pid, f"{os.getpid()}\n{READY}\n"))
+        daemon.run(wake_fd, ready=lambda: write_private(home.daemon_pid, f"{os.getpid()}\n{PIDFILE_READY}\n"))
     finally:
         home.daemon_pid.unlink(missing_ok=True)
         daemon.close()
