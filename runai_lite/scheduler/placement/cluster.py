@@ -157,9 +157,8 @@ class FractionCluster:
     def hosts_fit(self, nodes: np.ndarray, demand: Demand) -> np.ndarray:
         """`host_fits` for each of `nodes`: CPU, host memory and the GPU-model constraint."""
         fits = (self.cpu[nodes] >= demand.cpu_milli) & (self.memory[nodes] >= demand.memory_mib)
-        if demand.gpu_models and demand.needs_gpu:
-            allowed = [self.model_index[m] for m in demand.gpu_models if m in self.model_index]
-            fits &= np.isin(self.model_id[nodes], allowed)
+        if demand.needs_gpu:
+            fits &= self.models_allowed(nodes, demand.gpu_models)
         return fits
 
     def models_allowed(self, nodes: np.ndarray, models: tuple[str, ...]) -> np.ndarray:
