@@ -20,13 +20,14 @@ scatter work and leave no GPU whole for large profiles (benchmarks/mig_churn.py)
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from ...gpu.catalog import MigProfile
 from ...gpu.requests import mig_candidates
 from ...model import MILLI, Job
 from ..mig_choice import MigTarget, VictimCheck, VictimSetCost, targets
+from ..placement import Demand, FractionCluster
 from ..quota import interactive_room
 from ..session import Option, Session
 from ..shared_gpus import demand_of
@@ -178,6 +179,9 @@ def shared_option(session: Session, job: Job, attempt: Attempt) -> Option | None
     if demand is None:
         return None
     cluster = session.shared.cluster
+    room = interactive_room(session.state, job)
+    if room is not None:
+        demand = _within_room_models(cluster, demand, room)
     choice = session.policy.choose(cluster, demand)
     if choice is None:
         return None
@@ -192,8 +196,23 @@ def shared_option(session: Session, job: Job, attempt: Attempt) -> Option | None
                         how=f"{session.policy.name} placement")
     else:
         option = Option("cpu", node, (), Fraction(0))
-    room = interactive_room(session.state, job)
     if room is not None and option.charge > room:
         attempt.refused(option.charge)
         return None
     return option
+
+
+def _within_room_models(cluster: FractionCluster, demand: Demand, room: Fraction) -> Demand:
+    """A `--gpu-memory` share, and so its quota charge, depends on the GPU's memory: keep the
+    policy to the GPU models on which an interactive job's charge fits its remaining quota, rather
+    than refusing the job because the policy preferred a smaller GPU (it would then preempt for
+    the larger one next cycle)."""
+    if not demand.gpu_memory_mib:
+        return demand
+    fitting = {cluster.gpu_model[n] for n in range(len(cluster))
+               if Fraction(cluster.share_on(n, demand), MILLI) <= room}
+    if demand.gpu_models:
+        fitting &= set(demand.gpu_models)
+    if not fitting:
+        return demand  # no GPU fits the quota: the policy's choice is refused, naming its charge
+    return replace(demand, gpu_models=tuple(sorted(fitting)))
