@@ -24,6 +24,7 @@ from . import events as ev
 from .control import ensure_daemon, wake
 from .paths import Home
 from .runner import PROCESS, container_name, probe_container_runtime
+from .snapshot import READY, STATIC
 from .store import ACTIVE_STATUSES, Store
 from .views import node_views, project_infos
 
@@ -298,8 +299,8 @@ class LocalBackend:
                 # The partitions stay: on a dynamic GPU they are the scheduler's (idle until used),
                 # otherwise they are static partitions it may use but never changes.
                 conn.execute("UPDATE mig_layout SET state = ? WHERE node = ? AND gpu_index = ? AND state IN (?, ?)",
-                             ("ready", node, gpu["gpu_index"], "static", "ready") if enabled else
-                             ("static", node, gpu["gpu_index"], "ready", "static"))
+                             (READY, node, gpu["gpu_index"], STATIC, READY) if enabled else
+                             (STATIC, node, gpu["gpu_index"], READY, STATIC))
         wake(self.home)
 
     def _check_can_enable(self, conn, node: str, capable) -> None:

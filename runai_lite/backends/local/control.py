@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ...errors import OperationalError, UserError
-from .paths import Home, lock_held, open_private
+from .paths import PIDFILE_READY, Home, lock_held, open_private
 from .store import ACTIVE_STATUSES, Store
 
 START_TIMEOUT_SECONDS = 20.0
@@ -73,7 +73,7 @@ def _pidfile(home: Home) -> tuple[int | None, bool]:
     """The daemon's pid, and whether it says it is ready (serving)."""
     try:
         lines = home.daemon_pid.read_text().split()
-        return int(lines[0]), lines[1:] == ["ready"]
+        return int(lines[0]), lines[1:] == [PIDFILE_READY]
     except (FileNotFoundError, ValueError, IndexError):
         return None, False
 

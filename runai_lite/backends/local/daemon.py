@@ -53,7 +53,7 @@ from .checks import CHECK_ENV
 from .consistency import check_consistency
 from .crashpoints import crash_point
 from .intents import record_plan
-from .paths import Home, open_private, write_private
+from .paths import PIDFILE_READY, Home, open_private, write_private
 from .runner import (
     CONTAINER_PATHS,
     PROCESS,
@@ -76,7 +76,6 @@ REPLAN_SECONDS = 5.0  # plan even when nothing seems to have changed, now and th
 DRIFT_SECONDS = 10.0  # compare the GPUs with the store even when no partition is being changed
 LAUNCH_GRACE_SECONDS = 5.0  # an attempt this young without a shim may still be starting
 DEFAULT_GRACE_SECONDS = 10.0
-PIDFILE_READY = "ready"  # the pidfile's second line once the daemon serves
 
 
 @dataclass

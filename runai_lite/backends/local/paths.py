@@ -28,6 +28,9 @@ def default_home() -> Path:
     return Path(xdg) / "runai-lite"
 
 
+PIDFILE_READY = "ready"  # the pidfile's second line once the daemon serves
+
+
 @dataclass(frozen=True)
 class Home:
     root: Path
@@ -61,6 +64,7 @@ class Home:
 
     @property
     def daemon_pid(self) -> Path:
+        """The daemon's pid, then a line PIDFILE_READY once it serves."""
         return self.root / "daemon.pid"
 
     @property
