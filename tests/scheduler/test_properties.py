@@ -142,8 +142,16 @@ def test_every_pending_job_is_bound_or_told_why(case) -> None:
 
 @given(workloads(projects=("team-a",)))
 def test_replanning_an_applied_plan_preempts_no_one(case) -> None:
-    """Stability within a project: with nothing else changed, the next cycle does not preempt what
-    the last one started (the cross-project case can: see the scheduler notes on reclaim)."""
+    """Stability within a project: with nothing else changed, the next cycle preempts no one, except
+    on behalf of a job the last cycle itself preempted. Such a victim is requeued and may rightly
+    displace lower-priority work (an interactive job takes the MIG slices of one
+    interactive-preemptible job rather than three training jobs' share; the requeued job then takes
+    one training job's place). The cross-project case can churn: see the scheduler notes on reclaim."""
     for snapshot, result in cycles(*case):
-        again = plan(apply_plan(snapshot, result))
-        assert again.of_type(Preempt) == [], again
+        victims = {p.job for p in result.of_type(Preempt)}
+        after = apply_plan(snapshot, result)
+        again = plan(after)
+        jobs = {j.id: j for j in after.jobs}
+        for preempt in again.of_type(Preempt):
+            gainers = beneficiaries(after, again, jobs[preempt.job])
+            assert gainers and all(g.id in victims for g in gainers), again
