@@ -186,6 +186,30 @@ class JobSpec(_Frozen):
         return self
 
 
+class Submitter(_Frozen):
+    """Who submitted a job and the context it runs in: the account (uid, primary and supplementary
+    groups), the umask, the directory and the environment of the submitting shell.
+
+    In system mode the account comes from the kernel (the socket peer's credentials), never from
+    the client; only `umask`, `cwd` and `env` are what the client says about its own process."""
+
+    user: str
+    uid: int = Field(ge=0)
+    gid: int = Field(ge=0)
+    groups: tuple[int, ...] = ()
+    umask: int = Field(default=0o022, ge=0, le=0o777)
+    cwd: str = "/"
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _startable(self) -> Submitter:
+        for what, text in (("directory", self.cwd), *(("environment variable", f"{k}={v}") for k, v in self.env.items())):
+            problem = text_problem(text)
+            if problem:
+                raise ValueError(f"invalid submit {what} {text!r}: {problem}")
+        return self
+
+
 # --------------------------------------------------------------------------------------------
 # Cluster state
 

@@ -12,7 +12,7 @@ import pytest
 from runai_lite.backends.local.paths import Home
 from runai_lite.backends.local.store import MIGRATIONS, SCHEMA_VERSION, Store
 from runai_lite.errors import OperationalError, UserError
-from runai_lite.model import JobSpec
+from runai_lite.model import JobSpec, Submitter
 
 
 def _spec(name: str, project: str = "team-a") -> JobSpec:
@@ -112,3 +112,24 @@ def test_concurrent_writer_processes_record_every_job_exactly_once(tmp_path: Pat
     names = [r.name for r in store.jobs()]
     assert len(names) == 100 and len(set(names)) == 100
     assert store.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 100
+
+
+def test_a_job_keeps_its_submitter_and_older_rows_have_none(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0])
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version VALUES (1)")
+    conn.execute("INSERT INTO jobs (id, project, name, type, user, spec, runtime, status, submitted_at) "
+                 "VALUES ('jold', 'team-a', 'old', 'train', 'me', ?, 'process', 'Pending', 1.0)",
+                 (_spec("old").model_dump_json(),))
+    conn.commit()
+    conn.close()
+    store = Store(path)
+    assert store.job("jold").submitter is None
+    who = Submitter(user="alice", uid=1234, gid=1234, groups=(27, 100), umask=0o027, cwd="/home/alice/exp",
+                    env={"PATH": "/opt/conda/envs/torch/bin:/usr/bin", "ONLY_IN_MY_SHELL": "x=y"})
+    with store.write() as conn:
+        row = store.insert_job(conn, _spec("new"), "alice", "process", 2.0, who)
+    assert row.submitter == who
+    assert Store(path).live_job("team-a", "new").submitter == who  # read back by another connection

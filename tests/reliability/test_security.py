@@ -120,11 +120,11 @@ def test_job_commands_and_exec_reach_no_shell(backend: LocalBackend, tmp_path: P
 @pytest.mark.e2e
 def test_logs_and_exec_of_another_users_job_are_refused_through_the_cli(backend: LocalBackend,  # noqa: F811
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    backend.submit(spec("theirs", "sleep", "600", user="mallory"))
+    backend.submit(spec("theirs", "sleep", "600", user="mallory"))  # the spec's user is not who submits
     wait_status(backend, "theirs", "Running")
     monkeypatch.setattr(os, "geteuid", lambda: 4242)  # an ordinary user, with no account name
-    monkeypatch.setenv("USER", "mallory")  # claiming to be the owner changes nothing
-    monkeypatch.setenv("LOGNAME", "mallory")
+    monkeypatch.setenv("USER", "root")  # claiming to be the owner changes nothing
+    monkeypatch.setenv("LOGNAME", "root")
     backend.submit(spec("mine", "sh", "-c", "echo mine"))
     assert backend.get_job("team-a", "mine").user == "4242"
     wait_status(backend, "mine", "Succeeded")
@@ -133,7 +133,7 @@ def test_logs_and_exec_of_another_users_job_are_refused_through_the_cli(backend:
     for args in (["logs", "theirs"], ["exec", "theirs", "--", "cat", "/etc/hostname"]):
         result = runner.invoke(app, args, obj=session)
         assert result.exit_code == 2, result.output
-        assert "belongs to mallory" in result.output and "Traceback" not in result.output
+        assert "belongs to root" in result.output and "Traceback" not in result.output
     assert runner.invoke(app, ["logs", "mine"], obj=session).output.strip() == "mine"
     with pytest.raises(UserError, match="only the user who submitted a job, or root"):
         list(backend.logs("team-a", "theirs"))

@@ -22,6 +22,7 @@ from ...model import JobSpec, JobStatus, dns1123_problem
 from ..api import Event, JobInfo, NodeView, ProjectInfo
 from . import events as ev
 from .control import ensure_daemon, wake
+from .identity import current_submitter
 from .paths import Home
 from .runner import PROCESS, container_name, probe_container_runtime
 from .snapshot import READY, STATIC
@@ -95,10 +96,11 @@ class LocalBackend:
         runtime = self._runtime()
         if runtime == PROCESS:
             spec = self._direct_spec(spec)
-        user = spec.user or self.current_user()  # the CLI sets it to current_user()
+        submitter = current_submitter()
+        user = submitter.user
         now = time.time()
         with self.store.write() as conn:
-            row = self.store.insert_job(conn, spec, user, runtime, now)
+            row = self.store.insert_job(conn, spec, user, runtime, now, submitter)
             self.store.add_event(conn, row.id, ev.SUBMITTED, f"submitted by {user}", now)
             if runtime == PROCESS:
                 self.store.add_event(conn, row.id, ev.IMAGE_NOT_USED,

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import OperationalError, UserError
-from ...model import Allocation, JobSpec, JobStatus, JobType
+from ...model import Allocation, JobSpec, JobStatus, JobType, Submitter
 from ..api import Event, JobInfo
 from .paths import FILE_MODE, open_private
 
@@ -97,6 +97,8 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (node, gpu_index, start, profile)
     );
     """,
+    # 1 → 2: who submitted each job and from where (a `Submitter` as JSON); NULL for older jobs.
+    "ALTER TABLE jobs ADD COLUMN submitter TEXT",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -133,6 +135,11 @@ class JobRow:
     job_env: str | None
     enforcement: str | None
     memory_limit_mib: int | None
+    submitter: Submitter | None  # stored as JSON; None for jobs submitted before schema version 2
+
+    def __post_init__(self) -> None:
+        if isinstance(self.submitter, str):  # the column's JSON, as read from the database
+            object.__setattr__(self, "submitter", Submitter.model_validate_json(self.submitter))
 
     @property
     def job_spec(self) -> JobSpec:
@@ -326,14 +333,16 @@ class Store:
         marks = ",".join("?" * len(ACTIVE_STATUSES))
         return self.jobs(f"WHERE status IN ({marks}) ORDER BY submitted_at, id", ACTIVE_STATUSES, conn)
 
-    def insert_job(self, conn: sqlite3.Connection, spec: JobSpec, user: str, runtime: str, now: float) -> JobRow:
+    def insert_job(self, conn: sqlite3.Connection, spec: JobSpec, user: str, runtime: str, now: float,
+                   submitter: Submitter | None = None) -> JobRow:
         job_id = new_job_id()
         try:
             conn.execute(
-                "INSERT INTO jobs (id, project, name, type, user, spec, runtime, status, submitted_at, pending_reason) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (id, project, name, type, user, spec, runtime, status, submitted_at, pending_reason, "
+                "submitter) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (job_id, spec.project, spec.name, spec.type.value, user, spec.model_dump_json(), runtime,
-                 JobStatus.PENDING.value, now, "waiting for the scheduler"),
+                 JobStatus.PENDING.value, now, "waiting for the scheduler",
+                 submitter.model_dump_json() if submitter is not None else None),
             )
         except sqlite3.IntegrityError:
             raise UserError(f"a job named {spec.name} already exists in project {spec.project}",
