@@ -19,9 +19,11 @@ from ...errors import NotFoundError, UserError
 from ...model import JobSpec, JobStatus, JobType
 from ..api import Event, FractionView, GpuView, JobInfo, MigInstanceView, NodeView, ProjectInfo
 from . import conventions as k
-from .cluster import ClusterView, build_view, gpu_inventory, is_finished, product_model, read_objects
+from .cache import ListingReader
+from .cluster import ClusterView, build_view, gpu_inventory, is_finished, product_model
 from .enforcement import node_enforcement
 from .manifests import InvalidRequest, job_manifest, pod_request
+from .meta import Meta
 from .rest import ApiError, core, group
 
 if TYPE_CHECKING:
@@ -188,7 +190,7 @@ class KubeBackend:
                 raise
             namespaces = self.api.list(core("namespaces"), label_selector=k.QUEUE_LABEL)
             return sorted((ProjectInfo(name=ns["metadata"]["labels"][k.QUEUE_LABEL], deserved_gpus=k.parse_deserved(
-                (ns["metadata"].get("annotations") or {}).get(k.DESERVED_GPUS))) for ns in namespaces),
+                Meta(ns).annotation(k.DESERVED_GPUS))) for ns in namespaces),
                 key=lambda p: p.name)
         usage: dict[str, ProjectInfo] = {}
         for job in view.snapshot.jobs:
@@ -211,7 +213,7 @@ class KubeBackend:
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, **metadata}}
         if not self.api.create_if_absent(core("namespaces"), body):
             existing = self.api.get(core("namespaces", name=namespace))
-            queue = (existing["metadata"].get("labels") or {}).get(k.QUEUE_LABEL)
+            queue = Meta(existing).label(k.QUEUE_LABEL)
             if queue not in (None, name):
                 raise UserError(f"namespace {namespace} already belongs to project {queue}",
                                 "choose another project name")
@@ -297,20 +299,19 @@ class KubeBackend:
     # -- reading -------------------------------------------------------------------------------
 
     def _view(self) -> ClusterView:
-        return build_view(read_objects(self.api))
+        return build_view(ListingReader(self.api).read_objects())
 
     def _job_info(self, job: dict[str, Any], pods: list[dict[str, Any]], nodes: dict[str, dict[str, Any]],
                   events: tuple[Event, ...]) -> JobInfo:
         meta = job["metadata"]
-        annotations = meta.get("annotations") or {}
-        labels = meta.get("labels") or {}
+        annotations = Meta(job).annotations
+        labels = Meta(job).labels
         template = job["spec"]["template"]
         container = (template["spec"].get("containers") or [{}])[0]
         status = job.get("status") or {}
         live = [p for p in pods if not is_finished(p) and not p["metadata"].get("deletionTimestamp")]
         current = live[-1] if live else None
-        allocation = k.decode_allocation(
-            ((current or {}).get("metadata", {}).get("annotations") or {}).get(k.ALLOCATION)) if current else None
+        allocation = k.decode_allocation(Meta(current).annotation(k.ALLOCATION)) if current else None
         job_status = _finished_status(job) or _status(annotations.get(k.STATUS), current, allocation)
         if job_status is not JobStatus.RUNNING:
             allocation = None  # claimed but not started (waiting for its device) is not allocated yet
@@ -366,7 +367,7 @@ def _pods_of(job: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, 
         refs = pod["metadata"].get("ownerReferences") or []
         if refs and uid:
             return any(r.get("uid") == uid for r in refs)
-        return (pod["metadata"].get("labels") or {}).get(k.JOB_NAME_LABEL) == name
+        return Meta(pod).label(k.JOB_NAME_LABEL) == name
 
     mine = [p for p in pods if p["metadata"].get("namespace") == namespace and owned(p)]
     return sorted(mine, key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]))
@@ -393,7 +394,7 @@ def _status(annotation: str | None, pod: dict[str, Any] | None, allocation: Any)
 def _started_at(job_status: JobStatus, pod: dict[str, Any] | None, status: dict[str, Any]) -> float | None:
     """When the running pod was bound; for a finished job, when the Job started; None while pending."""
     if job_status is JobStatus.RUNNING and pod is not None:
-        bound = (pod["metadata"].get("annotations") or {}).get(k.BOUND_AT)
+        bound = Meta(pod).annotation(k.BOUND_AT)
         return k.parse_time(bound or (pod.get("status") or {}).get("startTime"))
     if job_status.terminal:
         return k.parse_time(status.get("startTime"))
@@ -438,7 +439,7 @@ def _check_mig_mode(node: dict[str, Any]) -> None:
                 f"enable it on the node with `nvidia-smi -i {','.join(off)} -mig 1` (then reset the GPU or reboot), "
                 "and run this command again")
         return
-    labels = node["metadata"].get("labels") or {}
+    labels = Meta(node).labels
     product = labels.get(k.GPU_PRODUCT_LABEL)
     model = product_model(product) if product else None
     if labels.get(k.MIG_CAPABLE_LABEL) != "true" and (model is None or not model.mig_capable):

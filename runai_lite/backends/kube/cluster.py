@@ -1,6 +1,6 @@
 """The cluster as the scheduler sees it: API objects (plain dicts) in, a `Snapshot` plus indexes out.
 
-`read_objects` is the only I/O here (a handful of list calls); `build_view` is pure, so the
+Pure module: `build_view` takes the `ClusterObjects` a reader returned (`cache.py`), so the
 translation from Kubernetes objects to the scheduler's model is tested without a cluster.
 
 Everything the controller needs lives in the API objects, so a restarted controller rebuilds the
@@ -15,16 +15,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...gpu.catalog import GpuModel, default_catalog
-from ...model import Gpu, Job, JobStatus, MigInstance, Node, Project, Snapshot
+from ...model import Allocation, Gpu, Job, JobStatus, MigInstance, Node, Project, Snapshot
 from . import conventions as k
-from .rest import core, group
 from .manifests import InvalidRequest, pod_job_type, pod_request, whole_gpus
-
-if TYPE_CHECKING:
-    from .client import KubeApi
+from .meta import Meta
 
 
 @dataclass(frozen=True)
@@ -35,23 +32,6 @@ class ClusterObjects:
     namespaces: list[dict[str, Any]]
     pods: list[dict[str, Any]]  # every pod: ours, reservation pods and other schedulers' GPU pods
     jobs: list[dict[str, Any]]  # batch Jobs runai-lite made
-
-
-def read_objects(api: KubeApi) -> ClusterObjects:
-    return ClusterObjects(
-        nodes=_typed(api.list(core("nodes")), "v1", "Node"),
-        namespaces=_typed(api.list(core("namespaces")), "v1", "Namespace"),
-        pods=_typed(api.list(core("pods")), "v1", "Pod"),
-        jobs=_typed(api.list(group("batch/v1", "jobs"), label_selector=k.JOB_NAME_LABEL), "batch/v1", "Job"),
-    )
-
-
-def _typed(items: list[dict[str, Any]], api_version: str, kind: str) -> list[dict[str, Any]]:
-    """List items come without `apiVersion` and `kind`; owner references and Events need them."""
-    for item in items:
-        item.setdefault("apiVersion", api_version)
-        item.setdefault("kind", kind)
-    return items
 
 
 @dataclass
@@ -69,9 +49,9 @@ class ClusterView:
 
     def reserved_uuid(self, node: str, gpu_index: int) -> str | None:
         pod = self.reservations.get((node, gpu_index))
-        if pod is None or pod["metadata"].get("deletionTimestamp"):
+        if pod is None or Meta(pod).deleting:
             return None
-        return (pod["metadata"].get("annotations") or {}).get(k.RESERVED_UUID) or None
+        return Meta(pod).annotation(k.RESERVED_UUID) or None
 
     def mig_uuid(self, node: str, gpu_index: int, profile: str, start: int) -> str | None:
         for item in self.actual.get(node, {}).get(gpu_index, []):
@@ -80,7 +60,7 @@ class ClusterView:
         return None
 
     def owner_job(self, pod: dict[str, Any]) -> dict[str, Any] | None:
-        for ref in pod["metadata"].get("ownerReferences") or []:
+        for ref in Meta(pod).owner_references:
             if ref.get("kind") == "Job" and ref.get("uid") in self.batch_jobs:
                 return self.batch_jobs[ref["uid"]]
         return None
@@ -96,28 +76,26 @@ def is_ours(pod: dict[str, Any]) -> bool:
 
 def build_view(objects: ClusterObjects) -> ClusterView:
     """The scheduler's snapshot and the indexes the controller applies a plan with."""
-    batch_jobs = {job["metadata"]["uid"]: job for job in objects.jobs if job["metadata"].get("uid")}
+    batch_jobs = {uid: job for job in objects.jobs if (uid := Meta(job).uid)}
     projects_by_namespace = {
-        ns["metadata"]["name"]: (ns["metadata"].get("labels") or {})[k.QUEUE_LABEL]
-        for ns in objects.namespaces if k.QUEUE_LABEL in (ns["metadata"].get("labels") or {})
+        Meta(ns).name: Meta(ns).labels[k.QUEUE_LABEL] for ns in objects.namespaces if k.QUEUE_LABEL in Meta(ns).labels
     }
     view = ClusterView(snapshot=Snapshot(), pods={}, batch_jobs=batch_jobs,
-                       nodes={n["metadata"]["name"]: n for n in objects.nodes}, reservations={}, desired={},
+                       nodes={Meta(n).name: n for n in objects.nodes}, reservations={}, desired={},
                        actual={}, projects_by_namespace=projects_by_namespace)
 
     foreign_gpus: dict[str, int] = {}
     jobs: list[Job] = []
     for pod in objects.pods:
-        meta = pod["metadata"]
-        if meta.get("namespace") == k.RESERVATION_NAMESPACE and (meta.get("labels") or {}).get("app") == k.RESERVATION_APP:
-            annotations = meta.get("annotations") or {}
+        meta = Meta(pod)
+        if meta.namespace == k.RESERVATION_NAMESPACE and meta.label("app") == k.RESERVATION_APP:
             try:
-                key = (annotations[k.RESERVATION_NODE], int(annotations[k.RESERVATION_GPU]))
+                key = (meta.annotations[k.RESERVATION_NODE], int(meta.annotations[k.RESERVATION_GPU]))
             except (KeyError, ValueError):
                 continue
             view.reservations[key] = pod
         elif is_ours(pod) and not _placed_elsewhere(pod):
-            if is_finished(pod) or meta.get("deletionTimestamp"):
+            if is_finished(pod) or meta.deleting:
                 # A stopping pod (a preemption victim, or deleted) holds nothing: the plan that
                 # evicted it already counted its room as free, and the agent will not destroy a
                 # partition a process still uses.
@@ -131,11 +109,10 @@ def build_view(objects: ClusterObjects) -> ClusterView:
             if node and not is_finished(pod):
                 foreign_gpus[node] = foreign_gpus.get(node, 0) + whole_gpus(pod)
 
-    nodes = [_node_of(n, view, foreign_gpus.get(n["metadata"]["name"], 0), jobs) for n in objects.nodes]
+    nodes = [_node_of(n, view, foreign_gpus.get(Meta(n).name, 0), jobs) for n in objects.nodes]
     names = set(projects_by_namespace.values()) | {j.project for j in jobs}
-    deserved = {projects_by_namespace[ns["metadata"]["name"]]: k.parse_deserved(
-        (ns["metadata"].get("annotations") or {}).get(k.DESERVED_GPUS))
-        for ns in objects.namespaces if ns["metadata"]["name"] in projects_by_namespace}
+    deserved = {projects_by_namespace[Meta(ns).name]: k.parse_deserved(Meta(ns).annotation(k.DESERVED_GPUS))
+                for ns in objects.namespaces if Meta(ns).name in projects_by_namespace}
     projects = tuple(Project(name=name, deserved_gpus=deserved.get(name, 0.0)) for name in sorted(names))
     view.snapshot = Snapshot(nodes=tuple(nodes), jobs=tuple(jobs), projects=projects)
     return view
@@ -144,43 +121,40 @@ def build_view(objects: ClusterObjects) -> ClusterView:
 def _placed_elsewhere(pod: dict[str, Any]) -> bool:
     """Our scheduler name, but on a node without our allocation (its nodeName was written by hand):
     counted like another scheduler's pod."""
-    annotations = pod["metadata"].get("annotations") or {}
-    return bool((pod.get("spec") or {}).get("nodeName")) and k.ALLOCATION not in annotations
+    return bool((pod.get("spec") or {}).get("nodeName")) and k.ALLOCATION not in Meta(pod).annotations
 
 
 def _job_of(pod: dict[str, Any], view: ClusterView) -> Job | None:
-    meta = pod["metadata"]
+    meta = Meta(pod)
     try:
         request = pod_request(pod)
     except InvalidRequest as error:
         view.invalid.append((pod, str(error)))
         return None
-    labels = meta.get("labels") or {}
-    annotations = meta.get("annotations") or {}
-    project = labels.get(k.QUEUE_LABEL) or view.projects_by_namespace.get(meta["namespace"])
+    project = meta.label(k.QUEUE_LABEL) or view.projects_by_namespace.get(meta.namespace or "")
     if not project:
-        view.invalid.append((pod, f"namespace {meta['namespace']} is not a project (no {k.QUEUE_LABEL} label) "
+        view.invalid.append((pod, f"namespace {meta.namespace} is not a project (no {k.QUEUE_LABEL} label) "
                                   f"and the pod has no {k.QUEUE_LABEL} label"))
         return None
-    allocation = k.decode_allocation(annotations.get(k.ALLOCATION))
+    allocation = allocation_of(pod)
     owner = view.owner_job(pod)
-    submitted = k.parse_time((owner or pod)["metadata"].get("creationTimestamp")) or 0.0
+    submitted = k.parse_time(Meta(owner or pod).creation_timestamp) or 0.0
     return Job(
-        id=k.job_id(meta["namespace"], meta["name"]),
-        name=labels.get(k.JOB_NAME_LABEL) or (owner["metadata"]["name"] if owner else meta["name"]),
+        id=k.job_id(meta.namespace or "", meta.name),
+        name=meta.label(k.JOB_NAME_LABEL) or (Meta(owner).name if owner else meta.name),
         project=project,
         type=pod_job_type(pod),
         request=request,
         status=JobStatus.RUNNING if allocation else JobStatus.PENDING,
         submitted_at=submitted,
-        started_at=k.parse_time(annotations.get(k.BOUND_AT)) if allocation else None,
+        started_at=k.parse_time(meta.annotation(k.BOUND_AT)) if allocation else None,
         allocation=allocation,
     )
 
 
 def gpu_inventory(node: dict[str, Any]) -> list[dict[str, Any]]:
     """The agent's report of the node's GPUs, or [] when no agent published one."""
-    text = (node["metadata"].get("annotations") or {}).get(k.GPU_INVENTORY)
+    text = Meta(node).annotation(k.GPU_INVENTORY)
     if not text:
         return []
     try:
@@ -191,10 +165,9 @@ def gpu_inventory(node: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _node_of(node: dict[str, Any], view: ClusterView, foreign_gpus: int, jobs: list[Job]) -> Node:
-    meta = node["metadata"]
-    name = meta["name"]
-    labels = meta.get("labels") or {}
-    annotations = meta.get("annotations") or {}
+    name = Meta(node).name
+    labels = Meta(node).labels
+    annotations = Meta(node).annotations
     dynamic = labels.get(k.DYNAMIC_MIG_LABEL) == "true"
     mig_label = labels.get(k.MIG_ENABLED_LABEL) == "true"
 
@@ -247,7 +220,7 @@ def _gpus_of(node: dict[str, Any], foreign_gpus: int, mig_label: bool
     pod reports, and whole GPUs get theirs from the device plugin. GPUs that other schedulers'
     pods hold are left out (the highest indices).
     """
-    name = node["metadata"]["name"]
+    name = Meta(node).name
     inventory = gpu_inventory(node)
     if inventory:
         return [(int(g["index"]), str(g.get("uuid") or f"{name}-gpu-{g['index']}"), str(g.get("name", "")),
@@ -256,10 +229,9 @@ def _gpus_of(node: dict[str, Any], foreign_gpus: int, mig_label: bool
     status = node.get("status") or {}
     count = int(k.parse_quantity((status.get("allocatable") or status.get("capacity") or {}).get(k.GPU_RESOURCE)))
     count = max(0, count - foreign_gpus)
-    labels = node["metadata"].get("labels") or {}
-    product = labels.get(k.GPU_PRODUCT_LABEL, "unknown")
+    product = Meta(node).label(k.GPU_PRODUCT_LABEL) or "unknown"
     model = product_model(product)
-    memory = int(k.parse_quantity(labels.get(k.GPU_MEMORY_LABEL))) or (model.memory_mib if model else 1)
+    memory = int(k.parse_quantity(Meta(node).label(k.GPU_MEMORY_LABEL))) or (model.memory_mib if model else 1)
     return [(i, f"{name}-gpu-{i}", model.name if model else product, memory, mig_label, False) for i in range(count)]
 
 
@@ -268,3 +240,8 @@ def product_model(product: str) -> GpuModel | None:
     GFD writes the vendor prefix with a dash where NVML has a space)."""
     catalog = default_catalog()
     return catalog.find(product) or catalog.find(re.sub(r"^(NVIDIA|Tesla)-", r"\1 ", product))
+
+
+def allocation_of(pod: dict[str, Any]) -> Allocation | None:
+    """The allocation the controller claimed for one of our pods (None: not claimed)."""
+    return k.decode_allocation(Meta(pod).annotation(k.ALLOCATION))

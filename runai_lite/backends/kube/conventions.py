@@ -16,6 +16,7 @@ from typing import Any
 
 from ...errors import UserError
 from ...model import Allocation, JobType, dns1123_problem
+from .meta import Meta
 
 SCHEDULER_NAME = "runai-lite-scheduler"
 SYSTEM_NAMESPACE = "runai-lite"
@@ -77,8 +78,8 @@ def job_configmap(job: str) -> str:
 def pod_configmap(pod: dict) -> str:
     """The ConfigMap a pod reads its device environment from: named by our annotation on pods
     we made, `<pod>-runai-gpu` for pods written by hand."""
-    meta = pod["metadata"]
-    return (meta.get("annotations") or {}).get(CONFIGMAP_ANNOTATION) or f"{meta['name']}-runai-gpu"
+    meta = Meta(pod)
+    return meta.annotation(CONFIGMAP_ANNOTATION) or f"{meta.name}-runai-gpu"
 
 
 def _gpu_digest(node: str, gpu_index: int) -> str:

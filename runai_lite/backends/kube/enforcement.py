@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...enforcement import DEFAULT_HAMI_CORE_PATH, Mechanism
+from .meta import Meta
 
 ENFORCEMENT_LABEL = "runai-lite/enforcement"
 HAMI_CORE_PATH_ANNOTATION = "runai-lite/hami-core-path"
@@ -20,13 +21,13 @@ SUPPORTED = (Mechanism.HAMI_CORE, Mechanism.MPS, Mechanism.NONE)
 
 def node_enforcement(node: dict[str, Any]) -> tuple[Mechanism, str]:
     """The node's mechanism and the libvgpu.so path as containers see it."""
-    meta = node["metadata"]
-    value = (meta.get("labels") or {}).get(ENFORCEMENT_LABEL, Mechanism.NONE.value)
+    meta = Meta(node)
+    value = meta.labels.get(ENFORCEMENT_LABEL, Mechanism.NONE.value)
     try:
         mechanism = Mechanism(value)
     except ValueError:
         mechanism = Mechanism.NONE
     if mechanism not in SUPPORTED:
         mechanism = Mechanism.NONE
-    path = (meta.get("annotations") or {}).get(HAMI_CORE_PATH_ANNOTATION, DEFAULT_HAMI_CORE_PATH)
+    path = meta.annotations.get(HAMI_CORE_PATH_ANNOTATION, DEFAULT_HAMI_CORE_PATH)
     return mechanism, path

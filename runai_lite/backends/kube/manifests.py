@@ -14,6 +14,7 @@ from ...gpu.catalog import MIG_PROFILE_PATTERN
 from ...model import MILLI, Allocation, GpuRequest, JobSpec, JobType
 from ...units import MiB
 from . import conventions as k
+from .meta import Meta
 
 
 def job_manifest(spec: JobSpec) -> dict[str, Any]:
@@ -107,7 +108,7 @@ def pod_request(pod: dict[str, Any]) -> GpuRequest | None:
     `gpu-memory` is MiB (as KAI reads it) unless our exact-bytes annotation is there too.
     Raises `InvalidRequest` with a message fit for an Event.
     """
-    annotations = pod["metadata"].get("annotations") or {}
+    annotations = Meta(pod).annotations
     if annotations.get(FRACTION_DEVICES, "1") != "1":
         raise InvalidRequest(f"{FRACTION_DEVICES}: fractions of several GPUs are not supported; ask for one")
     found: list[GpuRequest] = []
@@ -149,7 +150,7 @@ def whole_gpus(pod: dict[str, Any]) -> int:
 
 def pod_job_type(pod: dict[str, Any]) -> JobType:
     """From the pod's priority class (or the Run:ai CLI's `priorityClassName` label); train otherwise."""
-    name = pod.get("spec", {}).get("priorityClassName") or (pod["metadata"].get("labels") or {}).get(k.PRIORITY_LABEL)
+    name = pod.get("spec", {}).get("priorityClassName") or Meta(pod).label(k.PRIORITY_LABEL)
     return k.PRIORITY_CLASSES.get(name or "", JobType.TRAIN)
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ...agent import ReconcileResult, reconcile
 from ...gpu.driver import DriverError, GpuDriver
 from . import conventions as k
+from .meta import Meta
 from .rest import ApiError, core
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class NodeAgent:
 
     def reconcile_once(self) -> ReconcileResult:
         node = self.api.get(core("nodes", name=self.node))
-        annotations = node["metadata"].get("annotations") or {}
+        annotations = Meta(node).annotations
         inventory = inventory_report(self.driver)
         mig_gpus = [g["index"] for g in inventory if g["mig_capable"] and g["mig_enabled"]]
         if k.MIG_DESIRED in annotations:
