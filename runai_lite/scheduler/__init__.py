@@ -2,6 +2,8 @@
 
 - `plan(snapshot)`: one scheduling cycle (DESIGN.md §4);
 - `apply_plan(snapshot, plan)`: the pure effect of a plan, for tests and simulations;
+- `applier.PlanApplier` / `applier.apply`: how every backend carries out a plan, one handler per
+  action, phase by phase in the order the scheduler writes them;
 - `invariants.check_snapshot` / `invariants.check_plan`: backend-independent checks.
 
 Layout, one concern per module (actions separated from policies, in the KAI-Scheduler spirit):

@@ -8,54 +8,80 @@ no UUID until an agent reports one; `Reserve` changes nothing a snapshot records
 from __future__ import annotations
 
 from ..gpu.catalog import default_catalog
-from ..model import Bind, CreateMig, DestroyMig, Gpu, Job, JobStatus, MigInstance, Plan, Preempt, Snapshot
+from ..model import Bind, CreateMig, DestroyMig, Gpu, Job, JobStatus, MigInstance, Plan, Preempt, Reserve, Snapshot
+from .applier import Outcome, Phase, apply
 
 
 def apply_plan(snapshot: Snapshot, plan: Plan, *, now: float | None = None) -> Snapshot:
     """`now`, when given, becomes the start time of the jobs bound (the scheduler reads no clock)."""
-    jobs = {job.id: job for job in snapshot.jobs}
-    instances: dict[tuple[str, int], list[MigInstance]] = {
-        (node.name, gpu.index): list(gpu.mig_instances) for node in snapshot.nodes for gpu in node.gpus
-    }
-    models = {(node.name, gpu.index): gpu.model for node in snapshot.nodes for gpu in node.gpus}
+    simulation = _Simulation(snapshot, now)
+    apply(plan, simulation)
+    return simulation.snapshot()
 
-    def set_instance_job(key: tuple[str, int], start: int | None, job_id: str | None, only_if: str | None) -> None:
-        layout = instances.get(key, [])
+
+class _Simulation:
+    """A `PlanApplier` over a copy of the snapshot's jobs and MIG layouts."""
+
+    def __init__(self, snapshot: Snapshot, now: float | None) -> None:
+        self.base = snapshot
+        self.now = now
+        self.jobs = {job.id: job for job in snapshot.jobs}
+        self.instances: dict[tuple[str, int], list[MigInstance]] = {
+            (node.name, gpu.index): list(gpu.mig_instances) for node in snapshot.nodes for gpu in node.gpus
+        }
+        self.models = {(node.name, gpu.index): gpu.model for node in snapshot.nodes for gpu in node.gpus}
+
+    def preempt(self, action: Preempt) -> Outcome:
+        victim = self.jobs[action.job]
+        alloc = victim.allocation
+        if alloc is not None and alloc.kind == "mig" and alloc.gpu_indices:
+            self._set_instance_job((alloc.node, alloc.gpu_indices[0]), alloc.mig_start, None, victim.id)
+        self.jobs[victim.id] = _requeued(victim)
+        return Outcome.APPLIED
+
+    def destroy_mig(self, action: DestroyMig) -> Outcome:
+        key = (action.node, action.gpu_index)
+        self.instances[key] = [i for i in self.instances.get(key, []) if i.start != action.start]
+        return Outcome.APPLIED
+
+    def create_mig(self, action: CreateMig) -> Outcome:
+        key = (action.node, action.gpu_index)
+        model = default_catalog().find(self.models.get(key, ""))
+        size = model.profile(action.profile).memory_slices if model else 1
+        self.instances.setdefault(key, []).append(MigInstance(profile=action.profile, start=action.start, size=size))
+        return Outcome.APPLIED
+
+    def reserve(self, action: Reserve) -> Outcome:
+        return Outcome.APPLIED  # nothing a snapshot records
+
+    def bind(self, action: Bind) -> Outcome:
+        alloc = action.allocation
+        job = self.jobs[action.job]
+        update: dict = {"status": JobStatus.RUNNING, "allocation": alloc}
+        if self.now is not None:
+            update["started_at"] = self.now
+        self.jobs[job.id] = job.model_copy(update=update)
+        if alloc.kind == "mig" and alloc.gpu_indices:
+            self._set_instance_job((alloc.node, alloc.gpu_indices[0]), alloc.mig_start, job.id, None)
+        return Outcome.APPLIED
+
+    def phase_done(self, phase: Phase) -> None:
+        pass
+
+    def _set_instance_job(self, key: tuple[str, int], start: int | None, job_id: str | None,
+                          only_if: str | None) -> None:
+        layout = self.instances.get(key, [])
         for i, inst in enumerate(layout):
             if inst.start == start and (only_if is None or inst.job == only_if):
                 layout[i] = inst.model_copy(update={"job": job_id})
 
-    for action in plan.actions:
-        if isinstance(action, Preempt):
-            victim = jobs[action.job]
-            alloc = victim.allocation
-            if alloc is not None and alloc.kind == "mig" and alloc.gpu_indices:
-                set_instance_job((alloc.node, alloc.gpu_indices[0]), alloc.mig_start, None, victim.id)
-            jobs[victim.id] = _requeued(victim)
-        elif isinstance(action, DestroyMig):
-            key = (action.node, action.gpu_index)
-            instances[key] = [i for i in instances.get(key, []) if i.start != action.start]
-        elif isinstance(action, CreateMig):
-            key = (action.node, action.gpu_index)
-            model = default_catalog().find(models.get(key, ""))
-            size = model.profile(action.profile).memory_slices if model else 1
-            instances.setdefault(key, []).append(MigInstance(profile=action.profile, start=action.start, size=size))
-        elif isinstance(action, Bind):
-            alloc = action.allocation
-            job = jobs[action.job]
-            update: dict = {"status": JobStatus.RUNNING, "allocation": alloc}
-            if now is not None:
-                update["started_at"] = now
-            jobs[job.id] = job.model_copy(update=update)
-            if alloc.kind == "mig" and alloc.gpu_indices:
-                set_instance_job((alloc.node, alloc.gpu_indices[0]), alloc.mig_start, job.id, None)
-
-    nodes = tuple(
-        node.model_copy(update={"gpus": tuple(_with_instances(gpu, instances[(node.name, gpu.index)])
-                                              for gpu in node.gpus)})
-        for node in snapshot.nodes
-    )
-    return snapshot.model_copy(update={"nodes": nodes, "jobs": tuple(jobs[j.id] for j in snapshot.jobs)})
+    def snapshot(self) -> Snapshot:
+        nodes = tuple(
+            node.model_copy(update={"gpus": tuple(_with_instances(gpu, self.instances[(node.name, gpu.index)])
+                                                  for gpu in node.gpus)})
+            for node in self.base.nodes
+        )
+        return self.base.model_copy(update={"nodes": nodes, "jobs": tuple(self.jobs[j.id] for j in self.base.jobs)})
 
 
 def _requeued(job: Job) -> Job:
