@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
+from . import crds
 from .errors import ApiError, invalid
 from .resources import ResourceType
 
@@ -129,6 +130,9 @@ class Admission:
                 self._resolve_priority(spec)
         elif r.kind == "Job" and r.group == "batch":
             errors += self._default_job(obj)
+        elif r.key == crds.CRD_KEY:
+            errors += crds.validate_definition(obj)
+            obj["status"] = crds.established_status(obj, meta["creationTimestamp"])
         elif r.kind == "PriorityClass" and not isinstance(obj.get("value"), int):
             errors.append("value: Required value")
         if errors:
@@ -193,6 +197,11 @@ class Admission:
                               "`spec.containers[*].image`,`spec.initContainers[*].image`,"
                               "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing "
                               "tolerations),`spec.terminationGracePeriodSeconds`")
+        elif r.key == crds.CRD_KEY:
+            errors += crds.validate_definition(new)
+            if (old["spec"].get("group"), old["spec"].get("names", {}).get("plural"), old["spec"].get("scope")) != (
+                    new["spec"].get("group"), new["spec"].get("names", {}).get("plural"), new["spec"].get("scope")):
+                errors.append("spec: Invalid value: group, names.plural and scope are immutable")
         elif r.kind == "Job" and r.group == "batch":
             for field in ("selector", "template", "completionMode"):
                 old_value, new_value = (old.get("spec") or {}).get(field), (new.get("spec") or {}).get(field)

@@ -6,7 +6,7 @@ Every handler is generic over this table, so adding a resource (a CRD in a test,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 
 # Field selectors every resource accepts, as on a real API server.
 COMMON_FIELD_LABELS = frozenset({"metadata.name", "metadata.namespace"})
@@ -26,6 +26,10 @@ class ResourceType:
     # client's return types depend on it (delete_namespaced_pod → V1Pod).
     returns_deleted_object: bool = False
     short_names: tuple[str, ...] = ()
+    singular_name: str | None = None  # a CRD's names.singular; kind.lower() otherwise
+    # a custom resource's openAPIV3Schema (None for built-in kinds); not part of the identity, so a CRD
+    # updated with a new schema keeps serving the same stored objects
+    custom_schema: Any = field(default=None, compare=False, hash=False)
 
     @property
     def api_version(self) -> str:
@@ -42,7 +46,11 @@ class ResourceType:
 
     @property
     def singular(self) -> str:
-        return self.kind.lower()
+        return self.singular_name or self.kind.lower()
+
+    @property
+    def custom(self) -> bool:
+        return self.custom_schema is not None
 
     def supports_field(self, path: str) -> bool:
         return path in COMMON_FIELD_LABELS or path in self.field_labels
@@ -101,6 +109,8 @@ DEFAULT_RESOURCES: tuple[ResourceType, ...] = (
     _r("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
     _r("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False),
     _r("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False),
+    _r("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False,
+       subresources=_STATUS, short_names=("crd", "crds")),
 )
 
 
@@ -114,6 +124,9 @@ class ResourceTable:
         if self.by_url(resource.group, resource.version, resource.plural) is not None:
             raise ValueError(f"resource {resource.key}/{resource.version} is already registered")
         self.resources.append(resource)
+
+    def remove(self, resource: ResourceType) -> None:
+        self.resources = [r for r in self.resources if r != resource]
 
     def by_url(self, group: str, version: str, plural: str) -> ResourceType | None:
         for r in self.resources:

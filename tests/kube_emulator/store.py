@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
-from . import errors, schema
+from . import crds, errors, schema
 from .admission import SYSTEM_PRIORITY_CLASSES, Admission
 from .errors import ApiError
 from .patches import apply_patch
@@ -73,6 +73,7 @@ class Store:
         self._history: deque[WatchEvent] = deque(maxlen=history_limit)
         self._compacted_rv = 0
         self._subscribers: list[Callable[[WatchEvent], None]] = []
+        self._crd_types: dict[str, ResourceType] = {}  # CRD name → the resource it serves
         self.logs: dict[tuple[str, str, str], str] = {}
         self.admission = Admission(lambda name: self.objects(self.resources.by_name(name)))
         for ns in INITIAL_NAMESPACES:
@@ -137,7 +138,32 @@ class Store:
         self._history.append(event)
         for notify in list(self._subscribers):
             notify(event)
+        if r.key == crds.CRD_KEY:
+            self._serve_crd(obj, etype)
         return copy.deepcopy(obj)
+
+    def _serve_crd(self, crd: Obj, etype: str) -> None:
+        """Start, change or stop serving a CRD's resource (the apiextensions API server's job)."""
+        name = crd["metadata"]["name"]
+        old = self._crd_types.pop(name, None)
+        if etype == "DELETED":
+            if old is not None:
+                for obj in [o for _, o in sorted(self._objects[old].items())]:
+                    self._remove(old, {**obj, "metadata": {**obj["metadata"], "deletionTimestamp": self.now()}},
+                                 "Background")
+                self.resources.remove(old)
+                self._objects.pop(old, None)
+            return
+        new = crds.resource_type(crd)
+        if old is not None:
+            self.resources.remove(old)
+            if (old.group, old.version, old.plural) != (new.group, new.version, new.plural):
+                moved = self._objects.pop(old, {})
+                for obj in moved.values():
+                    obj["apiVersion"] = new.api_version
+                self._objects[new] = moved
+        self.resources.add(new)
+        self._crd_types[name] = new
 
     def watch(self, r: ResourceType, since: str | None, notify: Callable[[WatchEvent], None]
               ) -> tuple[list[WatchEvent], Callable[[], None]]:
@@ -195,10 +221,10 @@ class Store:
                 return name
         raise ApiError(500, f"could not generate a unique name from {prefix!r}")  # pragma: no cover
 
-    def _validate(self, obj: Obj, warnings: list[str] | None) -> None:
+    def _validate(self, r: ResourceType, obj: Obj, warnings: list[str] | None) -> None:
         if not self.schema_validation:
             return
-        found = schema.check(obj)
+        found = crds.check(obj, r.custom_schema) if r.custom else schema.check(obj)
         self.warnings += [f"{obj['kind']}/{obj['metadata'].get('name', '')}: {w}" for w in found]
         if warnings is not None:
             warnings += found
@@ -235,7 +261,9 @@ class Store:
             meta["creationTimestamp"] = self.now()
             meta["generation"] = 1
             obj["kind"], obj["apiVersion"] = r.kind, r.api_version
-            self._validate(obj, warnings)
+            if r.custom and r.has_status():
+                obj.pop("status", None)  # the status subresource owns it; a create cannot set it
+            self._validate(r, obj, warnings)
             self.admission.on_create(r, obj)
             if dry_run:
                 return obj
@@ -279,7 +307,7 @@ class Store:
             else:
                 meta.pop(field, None)
         new["kind"], new["apiVersion"] = r.kind, r.api_version
-        self._validate(new, warnings)
+        self._validate(r, new, warnings)
         if subresource == "status":
             status = new.get("status")
             new = copy.deepcopy(old)
@@ -291,7 +319,7 @@ class Store:
                 new["status"] = copy.deepcopy(old["status"])
         if subresource is None:
             self.admission.on_update(r, old, new)
-            if new.get("spec") != old.get("spec"):
+            if crds.generation_changed(old, new) if r.custom else new.get("spec") != old.get("spec"):
                 meta["generation"] = old_meta.get("generation", 1) + 1
         new["metadata"]["resourceVersion"] = old_meta["resourceVersion"]
         if new == old:
