@@ -237,7 +237,8 @@ def test_a_preempted_fraction_job_is_requeued_and_its_gpu_is_not_shared_before_i
 
 
 def test_a_mig_mode_switched_on_while_the_daemon_runs_is_noticed(home: Path) -> None:
-    from runai_lite.backends.local.daemon import Daemon
+    from runai_lite.backends.local.daemon.publish import refresh_mig_modes
+    from runai_lite.backends.local.daemon.sequencer import Daemon
     from runai_lite.gpu.simulated import SimulatedDriver
 
     backend = make_backend(home, "A100-SXM4-40GB:1:mig-off")
@@ -248,7 +249,7 @@ def test_a_mig_mode_switched_on_while_the_daemon_runs_is_noticed(home: Path) -> 
     daemon = Daemon(Home.at(home))  # in this process, to run its refresh without waiting for the tick
     try:
         SimulatedDriver(home).set_mig_mode(0, True)
-        daemon._refresh_mig_modes()
+        refresh_mig_modes(daemon.ctx)
     finally:
         daemon.close()
     backend.set_dynamic_mig(node, True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from runai_lite.backends.local import LocalBackend, daemon_status
-from runai_lite.backends.local.daemon import RetryClock
+from runai_lite.backends.local.daemon.mig import RetryClock
 from runai_lite.gpu.simulated import SimulatedDriver
 from runai_lite.model import GpuRequest
 from tests.local.conftest import home, mig_backend, spec, wait_for  # noqa: F401 - fixtures

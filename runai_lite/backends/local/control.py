@@ -31,7 +31,7 @@ SIMULATE_HINT = ("on a machine without NVIDIA GPUs, declare a simulated inventor
 # Run from the same tree as this command (installed or not), whatever directory it runs in.
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
 _DAEMON_MAIN = (f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); "
-                "from runai_lite.backends.local.daemon import main; sys.exit(main())")
+                "from runai_lite.backends.local.daemon.main import main; sys.exit(main())")
 
 
 @dataclass(frozen=True)

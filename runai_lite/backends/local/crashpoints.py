@@ -20,7 +20,7 @@ import sys
 CRASH_ENV = "RUNAI_LITE_CRASH_AT"
 MARK_ENV = "RUNAI_LITE_CRASH_MARK"
 
-# Each point sits right after an effect and before the next record of it (see daemon.py).
+# Each point sits right after an effect and before the next record of it (see the units in daemon/).
 POINTS: dict[str, str] = {
     "plan-recorded": "a plan's intents are committed; nothing has been done about them yet",
     "mig-reconciled": "partitions were created or destroyed on the GPU; the store does not know yet",

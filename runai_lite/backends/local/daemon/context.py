@@ -1,0 +1,33 @@
+"""What every unit of the daemon is made from: the store, the GPU driver, the home, the settings,
+the process tracker, and what was decided at start (node name, enforcement mechanism)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ....enforcement import Mechanism
+from ....gpu.driver import GpuDriver
+from ....model import Allocation
+from ..paths import Home
+from ..store import Store
+from .settings import DaemonSettings
+from .tracker import ProcessTracker
+
+
+@dataclass
+class DaemonContext:
+    store: Store
+    driver: GpuDriver
+    home: Home
+    settings: DaemonSettings
+    tracker: ProcessTracker
+    node: str
+    mechanism: Mechanism
+    hami_core_path: str
+
+
+def device_uuids(alloc: Allocation) -> list[str]:
+    """The devices a job's processes use: its MIG partition, or its GPUs."""
+    if alloc.kind == "mig":
+        return [alloc.mig_uuid] if alloc.mig_uuid else []
+    return list(alloc.gpu_uuids)

@@ -1,0 +1,139 @@
+"""The launch unit: start bound jobs whose resources are really free (their MIG partition exists,
+no preempted or deleted job still runs on their GPU), with their device environment and
+enforcement, through the tracker."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import traceback
+
+from ....enforcement import HOOK_DIR, for_allocation
+from ....model import Allocation
+from .. import events as ev
+from ..crashpoints import crash_point
+from ..runner import CONTAINER_PATHS, PROCESS, container_argv, container_enforcement_args, device_environment
+from ..snapshot import READY
+from ..store import JobRow
+from .context import DaemonContext, device_uuids
+from .mig import PARTITION_FAILED
+
+log = logging.getLogger("runai_lite.daemon")
+
+
+class Launcher:
+    def __init__(self, ctx: DaemonContext):
+        self.ctx = ctx
+
+    def __call__(self, now: float) -> bool:
+        ctx = self.ctx
+        bound = ctx.store.jobs("WHERE status = 'Pending' AND allocation IS NOT NULL AND delete_requested = 0 "
+                               "ORDER BY submitted_at")
+        if not bound:
+            return False
+        busy_gpus = self._gpus_of_stopping_jobs()
+        layout = {(p["gpu_index"], p["start"], p["profile"]): p for p in ctx.store.mig_layout(ctx.node)}
+        uuids = {g["gpu_index"]: g["uuid"] for g in ctx.store.gpus(ctx.node)}
+        started = False
+        for row in bound:
+            alloc = row.alloc
+            assert alloc is not None
+            waiting = _waiting_for(alloc, busy_gpus, layout)
+            if waiting:
+                # the driver's reason why the partition could not be made says more than "creating"
+                keep = alloc.kind == "mig" and (row.pending_reason or "").startswith(PARTITION_FAILED)
+                if row.pending_reason != waiting and not keep:
+                    with ctx.store.write() as conn:
+                        ctx.store.update_job(conn, row.id, pending_reason=waiting)
+                continue
+            if alloc.kind == "mig":
+                part = layout[(alloc.gpu_indices[0], alloc.mig_start, alloc.mig_profile)]
+                alloc = alloc.model_copy(update={"mig_uuid": part["uuid"], "gpu_uuids": (uuids[alloc.gpu_indices[0]],)})
+            elif not alloc.gpu_uuids:
+                alloc = alloc.model_copy(update={"gpu_uuids": tuple(uuids[i] for i in alloc.gpu_indices)})
+            try:
+                started |= self.launch(row, alloc, now)
+            except Exception:  # one job that cannot start must not keep the others from starting
+                log.error("starting %s failed:\n%s", row.key, traceback.format_exc())
+        return started
+
+    def _gpus_of_stopping_jobs(self) -> set[int]:
+        busy: set[int] = set()
+        for row in self.ctx.store.jobs("WHERE status = 'Preempted' OR (delete_requested = 1 AND status = 'Running')"):
+            alloc = row.alloc
+            if alloc is not None and self.ctx.tracker.alive(row.id, row.attempts):
+                busy.update(alloc.gpu_indices)
+        return busy
+
+    def launch(self, row: JobRow, alloc: Allocation, now: float) -> bool:
+        ctx = self.ctx
+        spec = row.job_spec
+        on_gpus = alloc if alloc.gpu_indices else None  # a job that asked for no GPU gets none
+        devices_env = device_environment(spec, on_gpus, row.id)
+        in_container = row.runtime != PROCESS
+        paths = CONTAINER_PATHS if in_container else {"hook_dir": HOOK_DIR, "hami_core_library": ctx.hami_core_path}
+        enforcement = on_gpus and for_allocation(
+            on_gpus, ctx.mechanism, gpu_memory_mib=self._gpu_memory(on_gpus),
+            hami_shared_cache=None if in_container else str(ctx.home.run / f"{row.id}.cudevshr"), **paths)
+        # `overlay` is what the job adds to an environment (kept for `runai exec`); `env` is the
+        # daemon's environment with it, PYTHONPATH and LD_PRELOAD prepended rather than replaced.
+        overlay = enforcement.apply(devices_env) if enforcement else devices_env
+        env = enforcement.apply({**os.environ, **devices_env}) if enforcement else {**os.environ, **devices_env}
+        if in_container:
+            extra = container_enforcement_args(enforcement, ctx.hami_core_path) if enforcement else []
+            argv = container_argv(row.runtime, row.id, spec, overlay, overlay.get("NVIDIA_VISIBLE_DEVICES"),
+                                  real_gpus=not ctx.driver.simulated, extra=extra)
+            cwd = None
+        else:
+            argv, cwd = list(spec.command), spec.working_dir
+        number = row.attempts + 1
+        with ctx.store.write() as conn:
+            cursor = conn.execute(
+                "UPDATE jobs SET status = 'Running', attempts = ?, started_at = ?, pid = NULL, allocation = ?, "
+                "job_env = ?, enforcement = ?, memory_limit_mib = ?, pending_reason = NULL, stop_sent_at = NULL, "
+                "kill_sent_at = NULL, exit_code = NULL WHERE id = ? AND status = 'Pending' AND attempts = ? "
+                "AND allocation IS NOT NULL AND delete_requested = 0",
+                (number, now, alloc.model_dump_json(), json.dumps(overlay, sort_keys=True),
+                 enforcement.mechanism.value if enforcement else None,
+                 enforcement.limit_mib if enforcement else alloc.memory_mib, row.id, row.attempts))
+            if not cursor.rowcount:
+                return False
+            ctx.store.add_event(conn, row.id, ev.STARTED, _started_message(row, alloc, number), now)
+        crash_point("start-recorded")
+        try:
+            pid = ctx.tracker.launch(row.id, number, argv, env, cwd)
+        except OSError as error:
+            ctx.tracker.launch_failed(row.id, number, f"cannot start the job: {error}", 126)
+            return True
+        crash_point("process-launched")
+        register = getattr(ctx.driver, "register_process", None)
+        if register is not None:
+            for uuid in device_uuids(alloc):
+                register(uuid, pid)
+        with ctx.store.write() as conn:
+            conn.execute("UPDATE jobs SET pid = ? WHERE id = ? AND attempts = ?", (pid, row.id, number))
+        return True
+
+    def _gpu_memory(self, alloc: Allocation) -> int | None:
+        for g in self.ctx.store.gpus(self.ctx.node):
+            if g["gpu_index"] == alloc.gpu_indices[0]:
+                return g["memory_mib"]
+        return None
+
+
+def _waiting_for(alloc: Allocation, busy_gpus: set[int], layout: dict) -> str | None:
+    if alloc.kind == "mig":
+        part = layout.get((alloc.gpu_indices[0], alloc.mig_start, alloc.mig_profile))
+        if part is None or part["state"] != READY or not part["uuid"]:
+            return f"starting: creating MIG partition {alloc.mig_profile} at slice {alloc.mig_start}"
+        return None
+    if busy_gpus.intersection(alloc.gpu_indices):
+        return "starting: waiting for a preempted job to stop on its GPU"
+    return None
+
+
+def _started_message(row: JobRow, alloc: Allocation, attempt: int) -> str:
+    where = alloc.mig_uuid if alloc.kind == "mig" else ",".join(alloc.gpu_uuids) or "no GPU"
+    how = "directly" if row.runtime == PROCESS else f"with {row.runtime}"
+    return f"attempt {attempt} started {how} on {alloc.node} ({where})"

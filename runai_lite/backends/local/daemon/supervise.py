@@ -1,0 +1,124 @@
+"""The supervision unit: settle job attempts that ended, and stop the jobs that are to stop
+(SIGTERM, then SIGKILL after the grace period). Processes are reached only through the tracker."""
+
+from __future__ import annotations
+
+import signal
+
+from ....enforcement.failures import out_of_memory_note
+from ....model import JobStatus, JobType
+from .. import events as ev
+from ..crashpoints import crash_point
+from ..runner import PROCESS, log_tail, stop_container
+from ..store import JobRow
+from .context import DaemonContext, device_uuids
+
+
+class Supervisor:
+    def __init__(self, ctx: DaemonContext):
+        self.ctx = ctx
+
+    def __call__(self, now: float) -> bool:
+        """True when a job changed."""
+        changed = False
+        for row in self.ctx.store.jobs("WHERE status IN ('Running', 'Preempted')"):
+            state, code = self.ctx.tracker.state(row.id, row.attempts)
+            if state == "absent" and now - (row.started_at or 0) < self.ctx.settings.launch_grace_seconds:
+                state = "running"
+            if state == "running":
+                changed |= self._keep_running(row, now)
+            elif state == "exited":
+                changed |= self._settle(row, code, now)
+            else:
+                changed |= self._never_started(row, now)
+        return changed
+
+    def _keep_running(self, row: JobRow, now: float) -> bool:
+        store, tracker, grace = self.ctx.store, self.ctx.tracker, self.ctx.settings.grace_seconds
+        pid = row.pid or tracker.pid(row.id, row.attempts)
+        if row.pid is None and pid is not None:  # adopted after a restart, or the launch's pid write was lost
+            with store.write() as conn:
+                store.update_job(conn, row.id, pid=pid)
+        if pid is None or not (row.delete_requested or row.status == JobStatus.PREEMPTED):
+            return False
+        if row.stop_sent_at is None:
+            tracker.signal(pid, signal.SIGTERM)
+            crash_point("stop-signalled")
+            if row.runtime != PROCESS:
+                stop_container(row.runtime, row.id, grace)
+            with store.write() as conn:
+                store.update_job(conn, row.id, stop_sent_at=now)
+            return True
+        if row.kill_sent_at is None and now - row.stop_sent_at >= grace:
+            tracker.signal(pid, signal.SIGKILL)
+            with store.write() as conn:
+                store.update_job(conn, row.id, kill_sent_at=now)
+                store.add_event(conn, row.id, ev.WARNING, f"did not stop within {grace:g} s of SIGTERM; sent SIGKILL",
+                                now)
+            return True
+        return False
+
+    def _settle(self, row: JobRow, code: int | None, now: float) -> bool:
+        """The attempt ended with `code`: decide what the job is now, in one transaction."""
+        store = self.ctx.store
+        note = None
+        if code:  # read before taking the write lock: why it failed, if it ran out of its GPU memory
+            note = out_of_memory_note(log_tail(self.ctx.home.job_log(row.id)), row.enforcement, row.memory_limit_mib)
+        with store.write() as conn:
+            current = store.job(row.id, conn)
+            if current is None or current.attempts != row.attempts or current.status not in ("Running", "Preempted"):
+                return False
+            released = dict(allocation=None, pid=None, stop_sent_at=None, kill_sent_at=None, exit_code=code)
+            if current.delete_requested:
+                store.update_job(conn, row.id, status=JobStatus.DELETED.value, finished_at=now, **released)
+                store.add_event(conn, row.id, ev.DELETED, f"deleted; its process stopped (exit code {code})", now)
+            elif current.status == JobStatus.PREEMPTED:
+                store.update_job(conn, row.id, status=JobStatus.PENDING.value,
+                                 pending_reason="requeued after preemption", **released)
+                store.add_event(conn, row.id, ev.REQUEUED, f"stopped (exit code {code}); back in the queue", now)
+            elif code == 0:
+                store.update_job(conn, row.id, status=JobStatus.SUCCEEDED.value, finished_at=now, **released)
+                store.add_event(conn, row.id, ev.EXITED, "exit code 0", now)
+            else:
+                self._failed(conn, current, code, note, now, released)
+        crash_point("settled")
+        self._forget(row)
+        return True
+
+    def _failed(self, conn, row: JobRow, code: int | None, note: str | None, now: float, released: dict) -> None:
+        store = self.ctx.store
+        failures = row.failures + 1
+        limit = row.job_spec.backoff_limit if row.job_type is JobType.TRAIN else 0
+        store.add_event(conn, row.id, ev.EXITED, f"exit code {code}" + (f": {note}" if note else ""), now)
+        if failures <= limit:
+            store.update_job(conn, row.id, status=JobStatus.PENDING.value, failures=failures,
+                             pending_reason=f"retrying after exit code {code}", **released)
+            store.add_event(conn, row.id, ev.RETRYING, f"retry {failures} of {limit} (--backoff-limit)", now)
+        else:
+            store.update_job(conn, row.id, status=JobStatus.FAILED.value, failures=failures, finished_at=now,
+                             **released)
+
+    def _never_started(self, row: JobRow, now: float) -> bool:
+        """The daemon died between recording a start and launching it: launch again (or settle a
+        job that was to be stopped anyway)."""
+        if row.delete_requested or row.status == JobStatus.PREEMPTED:
+            return self._settle(row, None, now)
+        store = self.ctx.store
+        with store.write() as conn:
+            cursor = conn.execute(
+                "UPDATE jobs SET status = 'Pending', attempts = attempts - 1, pid = NULL, pending_reason = ? "
+                "WHERE id = ? AND attempts = ? AND status = 'Running'",
+                ("starting again: the daemon stopped before the process started", row.id, row.attempts))
+            if cursor.rowcount:
+                store.add_event(conn, row.id, ev.WARNING, "the daemon stopped before the process started; "
+                                "starting it again", now)
+        self._forget(row)
+        return True
+
+    def _forget(self, row: JobRow) -> None:
+        self.ctx.tracker.forget(row.id, row.attempts)
+        alloc = row.alloc
+        unregister = getattr(self.ctx.driver, "unregister_process", None)
+        if unregister is not None and alloc is not None:
+            for uuid in device_uuids(alloc):
+                unregister(uuid, row.pid)
