@@ -297,10 +297,15 @@ class Job(_Frozen):
     cpu_milli: int = 0
     memory_mib: int = 0
     gpu_models: tuple[str, ...] = Field(default=(), description="allowed GPU models; empty = any")
+    eligible_nodes: tuple[str, ...] | None = Field(
+        default=None, description="nodes the backend's node filters allow (kube-scheduler's predicates); None = any")
 
     @property
     def priority(self) -> int:
         return self.type.priority
+
+    def may_run_on(self, node: str) -> bool:
+        return self.eligible_nodes is None or node in self.eligible_nodes
 
 
 class Project(_Frozen):

@@ -59,7 +59,7 @@ def plan(snapshot: Snapshot) -> Plan:
 
 def _job_class(job: Job) -> tuple:
     """Jobs alike in everything placement looks at."""
-    return (job.project, job.type, job.request, job.cpu_milli, job.memory_mib, job.gpu_models)
+    return (job.project, job.type, job.request, job.cpu_milli, job.memory_mib, job.gpu_models, job.eligible_nodes)
 
 
 DEFERRED = "deferred"

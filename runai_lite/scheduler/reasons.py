@@ -28,6 +28,9 @@ def capacity_reason(session: Session, job: Job) -> str:
     nodes = [n for n in session.state.nodes.values() if n.schedulable]
     if not nodes:
         return "no schedulable node in the cluster"
+    nodes = [n for n in nodes if job.may_run_on(n.name)]
+    if not nodes:
+        return "no node passes the job's node filters"
     request = job.request
     if not any(n.host_fits(job.cpu_milli, job.memory_mib) for n in nodes):
         wanted = [f"{job.cpu_milli / 1000:g} CPU cores"] if job.cpu_milli else []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..model import MILLI, Allocation, Job
 from ..units import MiB
@@ -128,6 +128,13 @@ class SharedGpus:
     def share_on(self, gpu: GpuState, demand: Demand) -> int:
         """Thousandths of `gpu` a fractional demand takes (> 1000: it does not fit)."""
         return self.cluster.share_on(self._slot_of_gpu[(gpu.node, gpu.index)][0], demand)
+
+    def restricted(self, demand: Demand, job: Job) -> Demand:
+        """The demand kept to the slots of the nodes the job may run on."""
+        if job.eligible_nodes is None:
+            return demand
+        slots = frozenset(i for name in job.eligible_nodes for i in self.slots_of.get(name, ()))
+        return replace(demand, slots=slots)
 
     def model_allowed(self, gpu: GpuState, demand: Demand) -> bool:
         return not demand.gpu_models or gpu.model_name in demand.gpu_models

@@ -124,7 +124,25 @@ def test_contradictory_or_impossible_requests_are_refused(annotations, limits):
         pod_request(pod(annotations, limits))
 
 
-def test_job_type_comes_from_the_priority_class():
-    assert pod_job_type(pod({}, priority="build")) is JobType.INTERACTIVE
-    assert pod_job_type(pod({}, priority="interactive-preemptible")) is JobType.INTERACTIVE_PREEMPTIBLE
+def labelled(pod: dict, job_type: str) -> dict:
+    pod["metadata"]["labels"] = {k.PRIORITY_LABEL: job_type}
+    return pod
+
+
+def test_job_type_comes_from_the_runai_label_and_the_priority_class_must_follow_it():
+    assert pod_job_type(labelled(pod({}, priority="build"), "build")) is JobType.INTERACTIVE
+    assert pod_job_type(labelled(pod({}, priority="interactive-preemptible"), "interactive-preemptible")) \
+        is JobType.INTERACTIVE_PREEMPTIBLE
     assert pod_job_type(pod({})) is JobType.TRAIN
+    assert pod_job_type(pod({}, priority="train")) is JobType.TRAIN
+    job = labelled({"metadata": {"name": "j"}}, "build")
+    assert pod_job_type(pod({}, priority="build"), job) is JobType.INTERACTIVE  # the Job's label counts
+
+
+@pytest.mark.parametrize("label, priority", [
+    (None, "build"), ("train", "build"), ("build", None), ("build", "train"), ("nonsense", "train"),
+])
+def test_a_priority_class_that_does_not_match_the_job_type_is_refused(label, priority):
+    claimed = pod({}, priority=priority)
+    with pytest.raises(InvalidRequest, match="priorityClassName|job type"):
+        pod_job_type(labelled(claimed, label) if label else claimed)

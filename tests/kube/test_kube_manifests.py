@@ -48,10 +48,9 @@ def test_job_and_controller_objects_are_valid_kubernetes():
         spec = JobSpec(name="j1", project="team-a", image="busybox", type=kind, request=request_from_flags(**flags),
                        command=("python", "train.py"), env=(("A", "1"),), user="alice")
         validate(job_manifest(spec))
-    pod = {"metadata": {"name": "j1-abcde", "namespace": "runai-team-a", "annotations": {
-        k.CONFIGMAP_ANNOTATION: "j1-runai-gpu"}}}
     owner = {"apiVersion": "batch/v1", "kind": "Job", "name": "j1", "uid": "1234"}
-    validate(device_configmap(pod, {"NVIDIA_VISIBLE_DEVICES": "GPU-1"}, owner))
+    validate(device_configmap(k.pod_configmap("j1-abcde", "j1"), "runai-team-a", {"NVIDIA_VISIBLE_DEVICES": "GPU-1"},
+                              owner))
     validate(reservation_pod("node-1", 0, "runai-lite:test"))
     job = {**job_manifest(JobSpec(name="j1", project="team-a", image="busybox")), "kind": "Job"}
     job["metadata"]["uid"] = "1234"

@@ -78,7 +78,9 @@ class World:
             node = pod["spec"].get("nodeName")
             if ref in self.running or node not in self.drivers or pod["status"].get("phase") != "Running":
                 continue
-            configmap = self.kube.get("configmaps", k.pod_configmap(pod), pod["metadata"]["namespace"])
+            jobs = [r["name"] for r in pod["metadata"].get("ownerReferences") or [] if r.get("kind") == "Job"]
+            name = k.pod_configmap(pod["metadata"]["name"], jobs[0] if jobs else None)
+            configmap = self.kube.get("configmaps", name, pod["metadata"]["namespace"])
             uuid = ((configmap or {}).get("data") or {}).get("NVIDIA_VISIBLE_DEVICES")
             if uuid:
                 # the simulated driver counts live processes only: this test process stands in for the job's

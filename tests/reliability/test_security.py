@@ -150,7 +150,8 @@ ESCALATING = {"escalate", "bind", "impersonate", "*"}
 CLUSTER_WRITES = {("", "pods", "patch"), ("", "pods/binding", "create"), ("", "pods/eviction", "create"),
                   ("", "nodes", "patch"), ("", "configmaps", "create"), ("", "configmaps", "patch"),
                   ("", "events", "create"), ("", "events", "patch"), ("events.k8s.io", "events", "create"),
-                  ("events.k8s.io", "events", "patch"), ("batch", "jobs", "patch")}
+                  ("events.k8s.io", "events", "patch"), ("batch", "jobs", "patch"),
+                  ("", "persistentvolumeclaims", "patch")}  # a WaitForFirstConsumer claim's selected node
 
 
 def _grants(manifests: list[dict], kind: str) -> set[tuple[str, str, str]]:

@@ -24,8 +24,9 @@ from ...model import Allocation, CreateMig, DestroyMig, Preempt
 from . import conventions as k
 from .cluster import ClusterView, allocation_of
 from .enforcement import node_enforcement
-from .manifests import device_configmap, device_env, reservation_pod
+from .manifests import device_configmap, device_env, is_device_configmap_of, reservation_pod
 from .meta import Meta, set_annotations
+from .predicates import SELECTED_NODE, claims_to_bind
 from .rest import ApiError, core
 from .status import StatusWriter
 
@@ -154,13 +155,24 @@ class Binder:
                                  {"metadata": {"annotations": {k.ALLOCATION: k.encode_allocation(resolved)}}})
         node = view.nodes.get(allocation.node)
         env = device_env(resolved, uuids, node_enforcement(node) if node else None)
-        owner_ref = _owner_ref(view.owner_job(pod) or pod)
-        configmap = device_configmap(pod, env, owner_ref)
-        if not self.api.create_if_absent(core("configmaps", meta.namespace), configmap):
+        owner = view.owner_job(pod)
+        owner_ref = _owner_ref(owner or pod)
+        name = k.pod_configmap(meta.name, Meta(owner).name if owner else None)
+        if not self.api.create_if_absent(core("configmaps", meta.namespace),
+                                         device_configmap(name, meta.namespace, env, owner_ref)):
             # Left from the job's previous pod (a requeue): its keys are replaced, stale ones removed.
-            path = core("configmaps", meta.namespace, Meta(configmap).name)
-            stale = self.api.get(path).get("data") or {}
+            path = core("configmaps", meta.namespace, name)
+            existing = self.api.get(path)
+            if not is_device_configmap_of(existing, owner_ref):
+                return (f"ConfigMap {name} exists and is not the one runai-lite made for this job; "
+                        "delete or rename it so that the device environment can be written")
+            stale = existing.get("data") or {}
             self.api.merge_patch(path, {"data": {**{key: None for key in stale}, **env}})
+        for claim in claims_to_bind(pod, allocation.node, view.volumes):
+            # WaitForFirstConsumer: the provisioner makes the volume where the pod goes (kube-scheduler's
+            # VolumeBinding does the same); the kubelet waits for it before starting the pod.
+            self.api.merge_patch(core("persistentvolumeclaims", meta.namespace, Meta(claim).name),
+                                 {"metadata": {"annotations": {SELECTED_NODE: allocation.node}}})
         binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": meta.name},
                    "target": {"apiVersion": "v1", "kind": "Node", "name": allocation.node}}
         try:

@@ -19,9 +19,11 @@ from typing import Any
 
 from ...gpu.catalog import GpuModel, default_catalog
 from ...model import Allocation, Gpu, Job, JobStatus, MigInstance, Node, Project, Snapshot
+from ...units import MiB
 from . import conventions as k
 from .manifests import InvalidRequest, pod_job_type, pod_request, whole_gpus
 from .meta import Meta
+from .predicates import Filtered, NodeUsage, Resources, Volumes, allocatable, filter_nodes, pod_requests, usage_by_node
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class ClusterObjects:
     namespaces: list[dict[str, Any]]
     pods: list[dict[str, Any]]  # every pod: ours, reservation pods and other schedulers' GPU pods
     jobs: list[dict[str, Any]]  # batch Jobs runai-lite made
+    volumes: Volumes = field(default_factory=Volumes)  # the claims our pending pods mount, their volumes and classes
 
 
 @dataclass
@@ -46,6 +49,8 @@ class ClusterView:
     agent_errors: dict[str, list[str]] = field(default_factory=dict)
     invalid: list[tuple[dict[str, Any], str]] = field(default_factory=list)  # pods we cannot schedule, why
     projects_by_namespace: dict[str, str] = field(default_factory=dict)
+    filtered: dict[str, Filtered] = field(default_factory=dict)  # pending job id -> what the node filters left
+    volumes: Volumes = field(default_factory=Volumes)
 
     def reserved_uuid(self, node: str, gpu_index: int) -> str | None:
         pod = self.reservations.get((node, gpu_index))
@@ -82,9 +87,10 @@ def build_view(objects: ClusterObjects) -> ClusterView:
     }
     view = ClusterView(snapshot=Snapshot(), pods={}, batch_jobs=batch_jobs,
                        nodes={Meta(n).name: n for n in objects.nodes}, reservations={}, desired={},
-                       actual={}, projects_by_namespace=projects_by_namespace)
+                       actual={}, projects_by_namespace=projects_by_namespace, volumes=objects.volumes)
 
     foreign_gpus: dict[str, int] = {}
+    foreign: list[dict[str, Any]] = []  # bound pods that take node room but are not jobs of the snapshot
     jobs: list[Job] = []
     for pod in objects.pods:
         meta = Meta(pod)
@@ -94,6 +100,7 @@ def build_view(objects: ClusterObjects) -> ClusterView:
             except (KeyError, ValueError):
                 continue
             view.reservations[key] = pod
+            foreign.append(pod)
         elif is_ours(pod) and not _placed_elsewhere(pod):
             if is_finished(pod) or meta.deleting:
                 # A stopping pod (a preemption victim, or deleted) holds nothing: the plan that
@@ -108,14 +115,37 @@ def build_view(objects: ClusterObjects) -> ClusterView:
             node = (pod.get("spec") or {}).get("nodeName")
             if node and not is_finished(pod):
                 foreign_gpus[node] = foreign_gpus.get(node, 0) + whole_gpus(pod)
+                foreign.append(pod)
 
-    nodes = [_node_of(n, view, foreign_gpus.get(Meta(n).name, 0), jobs) for n in objects.nodes]
+    jobs = _filter_pending(view, jobs, objects)
+    foreign_use = usage_by_node(foreign)
+    nodes = [_node_of(n, view, foreign_gpus.get(Meta(n).name, 0), jobs, foreign_use.get(Meta(n).name))
+             for n in objects.nodes]
     names = set(projects_by_namespace.values()) | {j.project for j in jobs}
     deserved = {projects_by_namespace[Meta(ns).name]: k.parse_deserved(Meta(ns).annotation(k.DESERVED_GPUS))
                 for ns in objects.namespaces if Meta(ns).name in projects_by_namespace}
     projects = tuple(Project(name=name, deserved_gpus=deserved.get(name, 0.0)) for name in sorted(names))
     view.snapshot = Snapshot(nodes=tuple(nodes), jobs=tuple(jobs), projects=projects)
     return view
+
+
+def _filter_pending(view: ClusterView, jobs: list[Job], objects: ClusterObjects) -> list[Job]:
+    """Give each pending job the nodes kube-scheduler's filters allow it, against what every pod
+    bound or claimed (ours: allocated, maybe not bound yet) already takes."""
+    placed = {}
+    for job in jobs:
+        if job.allocation is not None:
+            meta = Meta(view.pods[job.id])
+            placed[f"{meta.namespace}/{meta.name}"] = job.allocation.node
+    usage = usage_by_node(objects.pods, placed)
+    out = []
+    for job in jobs:
+        if job.allocation is None:
+            filtered = filter_nodes(view.pods[job.id], objects.nodes, usage, objects.volumes)
+            view.filtered[job.id] = filtered
+            job = job.model_copy(update={"eligible_nodes": filtered.eligible})
+        out.append(job)
+    return out
 
 
 def _placed_elsewhere(pod: dict[str, Any]) -> bool:
@@ -131,24 +161,33 @@ def _job_of(pod: dict[str, Any], view: ClusterView) -> Job | None:
     except InvalidRequest as error:
         view.invalid.append((pod, str(error)))
         return None
-    project = meta.label(k.QUEUE_LABEL) or view.projects_by_namespace.get(meta.namespace or "")
+    # The namespace alone names the project: a pod's own `runai/queue` label is the user's to write.
+    project = view.projects_by_namespace.get(meta.namespace or "")
     if not project:
-        view.invalid.append((pod, f"namespace {meta.namespace} is not a project (no {k.QUEUE_LABEL} label) "
-                                  f"and the pod has no {k.QUEUE_LABEL} label"))
+        view.invalid.append((pod, f"namespace {meta.namespace} is not a project (no {k.QUEUE_LABEL} label); "
+                                  "submit into runai-<project>"))
+        return None
+    owner = view.owner_job(pod)
+    try:
+        job_type = pod_job_type(pod, owner)
+    except InvalidRequest as error:
+        view.invalid.append((pod, str(error)))
         return None
     allocation = allocation_of(pod)
-    owner = view.owner_job(pod)
     submitted = k.parse_time(Meta(owner or pod).creation_timestamp) or 0.0
+    host = pod_requests(pod)
     return Job(
         id=k.job_id(meta.namespace or "", meta.name),
         name=meta.label(k.JOB_NAME_LABEL) or (Meta(owner).name if owner else meta.name),
         project=project,
-        type=pod_job_type(pod),
+        type=job_type,
         request=request,
         status=JobStatus.RUNNING if allocation else JobStatus.PENDING,
         submitted_at=submitted,
         started_at=k.parse_time(meta.annotation(k.BOUND_AT)) if allocation else None,
         allocation=allocation,
+        cpu_milli=host.cpu_milli,
+        memory_mib=-(-host.memory // MiB),
     )
 
 
@@ -164,7 +203,8 @@ def gpu_inventory(node: dict[str, Any]) -> list[dict[str, Any]]:
         return []
 
 
-def _node_of(node: dict[str, Any], view: ClusterView, foreign_gpus: int, jobs: list[Job]) -> Node:
+def _node_of(node: dict[str, Any], view: ClusterView, foreign_gpus: int, jobs: list[Job],
+             foreign: NodeUsage | None) -> Node:
     name = Meta(node).name
     labels = Meta(node).labels
     annotations = Meta(node).annotations
@@ -199,7 +239,13 @@ def _node_of(node: dict[str, Any], view: ClusterView, foreign_gpus: int, jobs: l
                 for c in (node.get("status") or {}).get("conditions") or [])
     no_conditions = not (node.get("status") or {}).get("conditions")
     schedulable = not (node.get("spec") or {}).get("unschedulable") and (ready or no_conditions)
-    return Node(name=name, gpus=tuple(gpus), schedulable=schedulable)
+    room = allocatable(node)
+    if room is None:  # a node that reports no allocatable resources: not tracked
+        return Node(name=name, gpus=tuple(gpus), schedulable=schedulable)
+    # The scheduler counts its own jobs' CPU and memory; what other pods take is gone from the start.
+    free = room - (foreign.requested if foreign else Resources())
+    return Node(name=name, gpus=tuple(gpus), schedulable=schedulable, cpu_milli=max(0, free.cpu_milli),
+                memory_mib=max(0, free.memory // MiB))
 
 
 def _slices(model: GpuModel | None, profile: str) -> int:

@@ -16,7 +16,6 @@ from typing import Any
 
 from ...errors import UserError
 from ...model import Allocation, JobType, dns1123_problem
-from .meta import Meta
 
 SCHEDULER_NAME = "runai-lite-scheduler"
 SYSTEM_NAMESPACE = "runai-lite"
@@ -37,7 +36,6 @@ RUNAI_MIG_PREFIX = "nvidia.com/mig-"  # Run:ai's `nvidia.com/mig-<profile>: "1"`
 PRIORITY_LABEL = "priorityClassName"  # the Run:ai CLI's job label
 JOB_NAME_LABEL = "runai-lite/job"
 USER_ANNOTATION = "user"
-CONFIGMAP_ANNOTATION = "runai-lite/configmap"  # which ConfigMap the pod's envFrom reads
 
 # Written by the controller
 ALLOCATION = "runai-lite/allocation"  # pod: the Allocation (JSON) the pod holds, written before binding
@@ -75,11 +73,11 @@ def job_configmap(job: str) -> str:
     return f"{job}-runai-gpu"
 
 
-def pod_configmap(pod: dict) -> str:
-    """The ConfigMap a pod reads its device environment from: named by our annotation on pods
-    we made, `<pod>-runai-gpu` for pods written by hand."""
-    meta = Meta(pod)
-    return meta.annotation(CONFIGMAP_ANNOTATION) or f"{meta.name}-runai-gpu"
+def pod_configmap(pod_name: str, job_name: str | None) -> str:
+    """The ConfigMap a pod reads its device environment from: its batch Job's (the name the Job's
+    template names in `envFrom`), `<pod>-runai-gpu` for a pod written by hand. Derived by the
+    controller from the pod's name and owner, never read from anything a user writes."""
+    return job_configmap(job_name) if job_name else f"{pod_name}-runai-gpu"
 
 
 def _gpu_digest(node: str, gpu_index: int) -> str:

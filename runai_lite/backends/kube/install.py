@@ -7,7 +7,8 @@ two install paths cannot drift, and tests need no `helm`.
 
 RBAC is the least the components need (nothing touches Secrets):
 - controller, cluster-wide: read nodes, namespaces, pods and Jobs, and patch them (annotations);
-  bind and evict pods; write ConfigMaps (device environment) and Events;
+  bind and evict pods; write ConfigMaps (device environment) and Events; list claims, volumes and
+  storage classes and set a WaitForFirstConsumer claim's selected node;
 - controller, in `runai-reservation`: create and delete the reservation pods;
 - controller, in its own namespace: the Lease;
 - agent: read and patch nodes (its GPU inventory and MIG layout annotations);
@@ -123,6 +124,10 @@ def render_manifests(values: InstallValues | dict[str, Any] | None = None) -> li
             _rule([""], ["events"], ["create", "patch"]),
             _rule(["events.k8s.io"], ["events"], ["create", "patch"]),
             _rule(["batch"], ["jobs"], ["get", "list", "watch", "patch"]),
+            # volume binding: read claims, volumes and classes; give a WaitForFirstConsumer claim its node
+            _rule([""], ["persistentvolumeclaims"], ["list", "patch"]),
+            _rule([""], ["persistentvolumes"], ["list"]),
+            _rule(["storage.k8s.io"], ["storageclasses"], ["list"]),
         ]},
         _binding("ClusterRoleBinding", CONTROLLER, "ClusterRole", CONTROLLER, ns),
         {"apiVersion": rbac_api, "kind": "Role", "metadata": _meta(CONTROLLER, k.RESERVATION_NAMESPACE), "rules": [

@@ -25,7 +25,7 @@ def job_manifest(spec: JobSpec) -> dict[str, Any]:
     (an eviction) never counts against the backoff limit.
     """
     labels = {k.QUEUE_LABEL: spec.project, k.JOB_NAME_LABEL: spec.name, k.PRIORITY_LABEL: spec.type.priority_class}
-    annotations = {k.CONFIGMAP_ANNOTATION: k.job_configmap(spec.name), **request_annotations(spec.request)}
+    annotations = request_annotations(spec.request)
     if spec.user:
         annotations[k.USER_ANNOTATION] = spec.user
     container: dict[str, Any] = {
@@ -148,10 +148,27 @@ def whole_gpus(pod: dict[str, Any]) -> int:
     return total
 
 
-def pod_job_type(pod: dict[str, Any]) -> JobType:
-    """From the pod's priority class (or the Run:ai CLI's `priorityClassName` label); train otherwise."""
-    name = pod.get("spec", {}).get("priorityClassName") or Meta(pod).label(k.PRIORITY_LABEL)
-    return k.PRIORITY_CLASSES.get(name or "", JobType.TRAIN)
+def pod_job_type(pod: dict[str, Any], job: dict[str, Any] | None = None) -> JobType:
+    """The job type a pod runs as, checked against the priority class it claims.
+
+    The type is the Run:ai CLI's `priorityClassName` label of the pod's batch Job (`runai submit`
+    writes it), or of the pod itself when it was written by hand; train when there is none. The
+    pod's `spec.priorityClassName` must be that type's class (or absent, for training), so a pod
+    cannot take the `build` class's priority while the scheduler treats it as one type and the
+    cluster as another. Raises `InvalidRequest` on a mismatch."""
+    declared = Meta(job or pod).label(k.PRIORITY_LABEL)
+    if declared and declared not in k.PRIORITY_CLASSES:
+        raise InvalidRequest(f"label {k.PRIORITY_LABEL}={declared} is not a runai-lite job type; "
+                             f"use one of {', '.join(k.PRIORITY_CLASSES)}")
+    job_type = k.PRIORITY_CLASSES[declared] if declared else JobType.TRAIN
+    claimed = (pod.get("spec") or {}).get("priorityClassName")
+    if claimed != job_type.priority_class and not (claimed is None and job_type is JobType.TRAIN):
+        source = f"its Job {Meta(job).name}" if job else "the pod"
+        raise InvalidRequest(
+            f"priorityClassName {claimed or '(none)'} does not match the job type {job_type.value} "
+            f"({source} is labelled {k.PRIORITY_LABEL}={declared or '(none)'}); a {job_type.value} job "
+            f"runs with priorityClassName {job_type.priority_class}")
+    return job_type
 
 
 # --------------------------------------------------------------------------------------------
@@ -183,21 +200,29 @@ def device_env(allocation: Allocation, device_uuids: list[str],
     return env
 
 
+MANAGED_BY = {"app.kubernetes.io/managed-by": "runai-lite"}
 
 
-def device_configmap(pod: dict[str, Any], env: dict[str, str], owner: dict[str, str] | None) -> dict[str, Any]:
+def device_configmap(name: str, namespace: str, env: dict[str, str], owner: dict[str, str] | None) -> dict[str, Any]:
     """The ConfigMap a pod's `envFrom` reads, owned by the pod's Job (or the pod) for clean-up."""
-    meta = pod["metadata"]
     body: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": k.pod_configmap(pod), "namespace": meta["namespace"],
-                     "labels": {"app.kubernetes.io/managed-by": "runai-lite"}},
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY)},
         "data": env,
     }
     if owner:
         body["metadata"]["ownerReferences"] = [{**owner, "controller": True, "blockOwnerDeletion": False}]
     return body
+
+
+def is_device_configmap_of(configmap: dict[str, Any], owner: dict[str, str] | None) -> bool:
+    """Whether an existing ConfigMap is the one runai-lite made for this owner (the Job, or the pod
+    written by hand): only then may the controller rewrite it. Anything else of that name is the
+    user's, and is left alone."""
+    meta = Meta(configmap)
+    return (owner is not None and all(meta.label(key) == value for key, value in MANAGED_BY.items())
+            and any(ref.get("uid") == owner["uid"] for ref in meta.owner_references))
 
 
 def reservation_pod(node: str, gpu_index: int, image: str, service_account: str = "runai-lite-reservation"

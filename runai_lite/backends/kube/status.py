@@ -19,6 +19,7 @@ from . import conventions as k
 from .cluster import ClusterView, allocation_of
 from .manifests import event
 from .meta import Meta, set_annotations
+from .predicates import pending_reason
 from .rest import ApiError, core, group
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ class StatusWriter:
                 self.set_status(view, pod, "Pending", waiting[job_id], event_reason="WaitingForDevice")
             elif pod["spec"].get("nodeName") and allocation_of(pod) is not None:
                 self.set_status(view, pod, "Running", None)
-            elif (reason := plan.pending_reason(job_id)) is not None:
+            elif (reason := pending_reason(plan.pending_reason(job_id), view.filtered.get(job_id))) is not None:
                 self.set_status(view, pod, "Pending", reason, event_reason="Unschedulable")
 
     def set_status(self, view: ClusterView, pod: dict[str, Any], status: str, reason: str | None,

@@ -76,7 +76,7 @@ def mig_gpus(session: Session, job: Job, extra_host: Callable[[str], tuple[int, 
     def usable(gpu: GpuState) -> bool:
         node = nodes[gpu.node]
         extra_cpu, extra_memory = extra_host(node.name) if extra_host else (0, 0)
-        return (node.schedulable and (not allowed or gpu.model_name in allowed)
+        return (node.schedulable and job.may_run_on(node.name) and (not allowed or gpu.model_name in allowed)
                 and node.host_fits(job.cpu_milli, job.memory_mib, extra_cpu, extra_memory))
 
     groups = session.state.mig_groups().values()
@@ -178,6 +178,7 @@ def shared_option(session: Session, job: Job, attempt: Attempt) -> Option | None
     demand = demand_of(job)
     if demand is None:
         return None
+    demand = session.shared.restricted(demand, job)
     cluster = session.shared.cluster
     room = interactive_room(session.state, job)
     if room is not None:

@@ -97,6 +97,8 @@ def _shared(session: Session, job: Job, attempt: Attempt, victim, set_cost) -> t
     best: tuple | None = None
     found: Option | None = None
     for slot in session.shared.slots:
+        if not job.may_run_on(slot.node.name):
+            continue
         limit = best[0] if best is not None else MILLI  # more victims than the best so far: skip
         gpus = [g for g in slot.gpus if session.shared.model_allowed(g, demand)]
         if not gpus:

@@ -32,6 +32,7 @@ class Demand:
     cpu_milli: int = 0
     memory_mib: int = 0
     gpu_models: tuple[str, ...] = ()
+    slots: frozenset[int] | None = None  # the nodes (by index) it may use; None = any
 
     @property
     def is_fraction(self) -> bool:
@@ -128,7 +129,7 @@ class FractionCluster:
             return False
         if demand.gpu_models and demand.needs_gpu and self.gpu_model[node] not in demand.gpu_models:
             return False
-        return True
+        return demand.slots is None or node in demand.slots
 
     def gpu_options(self, node: int, demand: Demand) -> list[tuple[int, ...]]:
         """The GPU sets on `node` that could serve `demand` (one entry per fitting GPU for a
@@ -155,10 +156,12 @@ class FractionCluster:
         return np.where(memory > 0, share, MILLI + 1)
 
     def hosts_fit(self, nodes: np.ndarray, demand: Demand) -> np.ndarray:
-        """`host_fits` for each of `nodes`: CPU, host memory and the GPU-model constraint."""
+        """`host_fits` for each of `nodes`: CPU, host memory, the GPU-model and node constraints."""
         fits = (self.cpu[nodes] >= demand.cpu_milli) & (self.memory[nodes] >= demand.memory_mib)
         if demand.needs_gpu:
             fits &= self.models_allowed(nodes, demand.gpu_models)
+        if demand.slots is not None:
+            fits &= np.isin(nodes, np.fromiter(demand.slots, dtype=np.int64, count=len(demand.slots)))
         return fits
 
     def models_allowed(self, nodes: np.ndarray, models: tuple[str, ...]) -> np.ndarray:
