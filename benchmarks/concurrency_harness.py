@@ -151,7 +151,7 @@ def _audit(home: Path, backend: LocalBackend, reports: list[WorkerReport], settl
     deadline = time.monotonic() + settle_seconds
     while time.monotonic() < deadline and backend.store.active_jobs():
         time.sleep(0.2)
-    rows = backend.store.jobs()
+    rows = backend.store.all_jobs()
     recorded = Counter(r.name for r in rows)
     submitted = {name for r in reports for name in r.submitted}
     deleted = {name for r in reports for name in r.deleted}

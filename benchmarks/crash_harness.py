@@ -266,7 +266,7 @@ def _audit(home: Path, backend: LocalBackend, submitted: set[str], deleted: set[
         problems += [f"after restart: {p}" for p in check_consistency(store, driver, node)]
     finally:
         driver.close()
-    rows = store.jobs()
+    rows = store.all_jobs()
     recorded = Counter(r.key for r in rows)
     for key in sorted(submitted):
         if recorded[key] != 1:
@@ -298,7 +298,7 @@ def kill_everything(home: Path) -> None:
         return
     store = Store(home / "state.db")
     try:
-        job_ids = {r.id for r in store.jobs()}
+        job_ids = {r.id for r in store.all_jobs()}
     finally:
         store.close()
     for pids in live_job_processes(job_ids).values():

@@ -57,7 +57,7 @@ def time_to_running(backend: LocalBackend, name: str) -> float:
 
 
 def fill_store(backend: LocalBackend, total: int) -> int:
-    present = len(backend.store.jobs())
+    present = len(backend.store.all_jobs())
     now = time.time()
     with backend.store.write() as conn:
         for i in range(max(0, total - present)):
@@ -66,7 +66,7 @@ def fill_store(backend: LocalBackend, total: int) -> int:
             row = backend.store.insert_job(conn, spec, "bench", "process", now - 3600 + i)
             backend.store.update_job(conn, row.id, status="Succeeded", exit_code=0, started_at=now - 3600 + i,
                                      finished_at=now - 3500 + i, attempts=1)
-    return len(backend.store.jobs())
+    return len(backend.store.all_jobs())
 
 
 def time_cli_list(home: Path, runs: int) -> list[float]:

@@ -38,7 +38,7 @@ def kill_everything(home: Path) -> None:
     pids = set()
     if (home / "state.db").exists():
         store = Store(home / "state.db")
-        pids |= {r.pid for r in store.jobs("WHERE pid IS NOT NULL")}
+        pids |= {r.pid for r in store.all_jobs() if r.pid is not None}
         store.close()
     for pidfile in run.glob("*.pid") if run.exists() else ():
         try:

@@ -94,7 +94,7 @@ def test_a_killed_daemon_is_restarted_by_the_next_call_without_losing_or_duplica
     for name in ("long-a", "long-b", "ends-while-down"):
         wait_status(backend, name, "Running")
     pids = {n: wait_for(lambda n=n: backend.store.live_job("team-a", n).pid) for n in ("long-a", "long-b")}
-    ids_before = {j.id for j in backend.store.jobs()}
+    ids_before = {j.id for j in backend.store.all_jobs()}
 
     _kill_daemon(home)
     release.touch()
@@ -104,7 +104,7 @@ def test_a_killed_daemon_is_restarted_by_the_next_call_without_losing_or_duplica
     wait_status(backend, "ends-while-down", "Failed")
     wait_status(backend, "after", "Succeeded")
     assert backend.get_job("team-a", "ends-while-down").exit_code == 5
-    rows = backend.store.jobs()
+    rows = backend.store.all_jobs()
     assert len(rows) == 4 and {r.id for r in rows} - ids_before == {backend.store.live_job("team-a", "after").id}
     for name, pid in pids.items():
         row = backend.store.live_job("team-a", name)

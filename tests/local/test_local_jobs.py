@@ -135,7 +135,7 @@ def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period(backend: Lo
     wait_for(lambda: _log(backend, "stubborn") == ["ready"], what="the job to ignore SIGTERM")
     backend.delete_jobs("team-a", ["stubborn"])
     assert backend.list_jobs("team-a") == []
-    row = backend.store.jobs("WHERE name = 'stubborn'")[0]
+    row = next(r for r in backend.store.all_jobs() if r.name == "stubborn")
     assert row.status == "Deleted" and row.exit_code == 128 + signal.SIGKILL
     assert any("sent SIGKILL" in e.message for e in backend.store.events(row.id))
 

@@ -51,7 +51,7 @@ def test_migrations_run_from_an_older_version_and_keep_data(tmp_path: Path) -> N
     conn.commit()
     conn.close()
     store = Store(path)
-    assert [p["name"] for p in store.projects()] == ["old"]
+    assert [p.name for p in store.projects()] == ["old"]
     assert store.conn.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION
 
 
@@ -85,7 +85,7 @@ def test_a_failed_transaction_changes_nothing(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError), store.write() as conn:
         store.insert_job(conn, _spec("a"), "me", "process", 1.0)
         raise RuntimeError("boom")
-    assert store.jobs() == []
+    assert store.all_jobs() == []
 
 
 def _submit_many(path: str, worker: int, count: int) -> None:
@@ -94,7 +94,7 @@ def _submit_many(path: str, worker: int, count: int) -> None:
         with store.write() as conn:
             store.insert_job(conn, _spec(f"w{worker}-{i}"), "me", "process", float(i))
             store.add_event(conn, store.live_job("team-a", f"w{worker}-{i}", conn).id, "Submitted", "", 0.0)
-        store.jobs()
+        store.all_jobs()
     store.close()
 
 
@@ -109,7 +109,7 @@ def test_concurrent_writer_processes_record_every_job_exactly_once(tmp_path: Pat
         process.join(60)
         assert process.exitcode == 0
     store = Store(path)
-    names = [r.name for r in store.jobs()]
+    names = [r.name for r in store.all_jobs()]
     assert len(names) == 100 and len(set(names)) == 100
     assert store.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 100
 
@@ -133,3 +133,62 @@ def test_a_job_keeps_its_submitter_and_older_rows_have_none(tmp_path: Path) -> N
         row = store.insert_job(conn, _spec("new"), "alice", "process", 2.0, who)
     assert row.submitter == who
     assert Store(path).live_job("team-a", "new").submitter == who  # read back by another connection
+
+
+# Each job state, as the daemon and the CLI write it, and the named queries that must find it.
+_STATES = {
+    "waiting": dict(),
+    "bound": dict(allocation='{"kind": "gpu", "node": "n", "gpu_indices": [0]}'),
+    "bound-deleting": dict(allocation='{"kind": "gpu", "node": "n", "gpu_indices": [0]}', delete_requested=1),
+    "running": dict(status="Running", attempts=1),
+    "deleting": dict(status="Running", attempts=1, delete_requested=1),
+    "preempted": dict(status="Preempted", attempts=1),
+    "done": dict(status="Succeeded", attempts=1),
+    "gone": dict(status="Deleted", delete_requested=1),
+}
+_FOUND_BY = {
+    "live_jobs": {"waiting", "bound", "bound-deleting", "running", "deleting", "preempted", "done"},
+    "active_jobs": {"waiting", "bound", "bound-deleting", "running", "deleting", "preempted"},
+    "supervised_jobs": {"running", "deleting", "preempted"},
+    "bound_jobs": {"bound", "bound-deleting"},
+    "all_jobs": set(_STATES),
+}
+
+
+@pytest.mark.parametrize("query", sorted(_FOUND_BY))
+def test_each_named_query_finds_exactly_the_jobs_in_its_states(tmp_path: Path, query: str) -> None:
+    store = Store(tmp_path / "state.db")
+    with store.write() as conn:
+        for name, values in _STATES.items():
+            row = store.insert_job(conn, _spec(name), "me", "process", 1.0)
+            if values:
+                store.update_job(conn, row.id, **values)
+    assert {r.name for r in getattr(store, query)()} == _FOUND_BY[query]
+    stopping = {r.name for r in store.all_jobs() if r.stopping}
+    assert stopping == {"bound-deleting", "deleting", "preempted", "gone"}
+
+
+def test_gpu_and_partition_rows_come_back_typed(tmp_path: Path) -> None:
+    from runai_lite.backends.local.store import GpuRow, PartitionRow, PartitionState
+
+    store = Store(tmp_path / "state.db")
+    gpu = GpuRow(node="n", gpu_index=0, uuid="GPU-0", model="A100-SXM4-40GB", memory_mib=40960, memory_slices=8,
+                 mig_capable=True, mig_enabled=True, simulated=True, dynamic_mig=False)
+    part = PartitionRow(node="n", gpu_index=0, start=6, profile="1g.5gb", size=1, state=PartitionState.STATIC,
+                        uuid="MIG-1")
+    with store.write() as conn:
+        store.publish_gpus(conn, "n", [gpu])
+        store.put_partition(conn, part)
+        store.set_dynamic_mig(conn, "n", 0, True)
+    assert store.gpus("n") == [GpuRow(**{**gpu.__dict__, "dynamic_mig": True})]
+    assert store.mig_layout("n") == [PartitionRow(**{**part.__dict__, "state": PartitionState.READY})]
+    with store.write() as conn:
+        store.publish_gpus(conn, "n", [])
+    assert store.gpus("n") == []
+
+
+def test_only_the_store_speaks_sql_in_the_embedded_backend() -> None:
+    package = Path(__file__).resolve().parents[2] / "runai_lite" / "backends" / "local"
+    speaking = [str(p.relative_to(package)) for p in package.rglob("*.py")
+                if p.name != "store.py" and ".execute" in p.read_text()]
+    assert speaking == []

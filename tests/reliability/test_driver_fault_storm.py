@@ -14,6 +14,7 @@ import pytest
 
 from runai_lite.backends.local import LocalBackend, daemon_status
 from runai_lite.backends.local.daemon.mig import RetryClock
+from runai_lite.backends.local.store import PartitionState
 from runai_lite.gpu.simulated import SimulatedDriver
 from runai_lite.model import GpuRequest
 from tests.local.conftest import home, mig_backend, spec, wait_for  # noqa: F401 - fixtures
@@ -40,9 +41,9 @@ def test_nvml_errors_on_create_and_destroy_are_survived_and_leak_nothing(
     events = [e for j in mig_backend.list_jobs("team-a") for e in mig_backend.events("team-a", j.name)]
     assert not [e for e in events if e.kind == "Failed"]
     wait_for(lambda: mig_backend.store.mig_layout(mig_backend.store.config("node")) == []
-             or all(p["state"] == "ready" for p in mig_backend.store.mig_layout(mig_backend.store.config("node"))),
+             or all(p.state == PartitionState.READY for p in mig_backend.store.mig_layout(mig_backend.store.config("node"))),
              what="no partition change left pending")
-    known = {(p["start"], p["profile"]) for p in mig_backend.store.mig_layout(mig_backend.store.config("node"))}
+    known = {(p.start, p.profile) for p in mig_backend.store.mig_layout(mig_backend.store.config("node"))}
     assert {(m.start, m.profile) for m in driver.mig_instances(0)} <= known  # nothing leaked
 
 

@@ -25,8 +25,7 @@ from .control import ensure_daemon, wake
 from .identity import current_submitter
 from .paths import Home
 from .runner import PROCESS, container_name, probe_container_runtime
-from .snapshot import READY, STATIC
-from .store import ACTIVE_STATUSES, Store
+from .store import Store
 from .views import node_views, project_infos
 
 RUNTIME_PROBE_SECONDS = 300.0  # how long a `docker info` answer is trusted
@@ -89,7 +88,7 @@ class LocalBackend:
 
     def submit(self, spec: JobSpec) -> JobInfo:
         self._daemon()
-        if spec.project not in {p["name"] for p in self.store.projects()}:
+        if spec.project not in {p.name for p in self.store.projects()}:
             raise NotFoundError(f"project {spec.project} was not found",
                                 f"create it: runai-adm project create {spec.project} --deserved-gpus 1 "
                                 "(`runai list projects` shows the existing ones)")
@@ -131,11 +130,8 @@ class LocalBackend:
 
     def list_jobs(self, project: str | None) -> list[JobInfo]:
         self._daemon()
-        where, params = "WHERE status != 'Deleted'", ()
-        if project is not None:
-            where, params = where + " AND project = ?", (project,)
         simulated = self._simulated()
-        return [row.to_info(simulated=simulated) for row in self.store.jobs(where + " ORDER BY submitted_at", params)]
+        return [row.to_info(simulated=simulated) for row in self.store.live_jobs(project)]
 
     def get_job(self, project: str, name: str) -> JobInfo:
         self._daemon()
@@ -147,7 +143,7 @@ class LocalBackend:
         if names is not None:
             rows = [self._row(project, name) for name in dict.fromkeys(names)]
         else:
-            rows = self.store.jobs("WHERE project = ? AND status != 'Deleted' ORDER BY submitted_at", (project,))
+            rows = self.store.live_jobs(project)
         now = time.time()
         stopping = []
         with self.store.write() as conn:
@@ -173,9 +169,8 @@ class LocalBackend:
             return
         grace = float(self.store.config("grace_seconds", 10.0))
         deadline = time.monotonic() + grace + DELETE_WAIT_EXTRA_SECONDS
-        marks = ",".join("?" * len(job_ids))
         while time.monotonic() < deadline:
-            left = self.store.jobs(f"WHERE id IN ({marks}) AND status != 'Deleted'", tuple(job_ids))
+            left = self.store.live_jobs_among(job_ids)
             if not left:
                 return
             time.sleep(0.02)
@@ -255,24 +250,22 @@ class LocalBackend:
         if not 0 <= deserved_gpus <= 10_000 or deserved_gpus != deserved_gpus:
             raise UserError(f"invalid --deserved-gpus {deserved_gpus:g}", "give a number of GPUs from 0 up, e.g. 2")
         with self.store.write() as conn:
-            if conn.execute("SELECT 1 FROM projects WHERE name = ?", (name,)).fetchone():
+            if self.store.project_exists(conn, name):
                 raise UserError(f"project {name} already exists", "choose another name, or delete it first")
-            conn.execute("INSERT INTO projects (name, deserved_gpus, created_at) VALUES (?, ?, ?)",
-                         (name, float(deserved_gpus), time.time()))
+            self.store.insert_project(conn, name, float(deserved_gpus), time.time())
         wake(self.home)
         return ProjectInfo(name=name, deserved_gpus=float(deserved_gpus))
 
     def delete_project(self, name: str) -> None:
-        marks = ",".join("?" * len(ACTIVE_STATUSES))
         with self.store.write() as conn:
-            if not conn.execute("SELECT 1 FROM projects WHERE name = ?", (name,)).fetchone():
+            if not self.store.project_exists(conn, name):
                 raise NotFoundError(f"project {name} was not found", "run `runai list projects` to see them")
-            active = self.store.jobs(f"WHERE project = ? AND status IN ({marks})", (name, *ACTIVE_STATUSES), conn)
+            active = self.store.active_jobs(conn, project=name)
             if active:
                 names = ", ".join(r.name for r in active[:5]) + (" ..." if len(active) > 5 else "")
                 raise UserError(f"project {name} has {len(active)} active job(s): {names}",
                                 f"delete them first: runai delete job --all -p {name}")
-            conn.execute("DELETE FROM projects WHERE name = ?", (name,))
+            self.store.delete_project(conn, name)
         wake(self.home)
 
     # ------------------------------------------------------------------------------ nodes
@@ -288,7 +281,7 @@ class LocalBackend:
             raise NotFoundError(f"node {node} was not found", f"the embedded node is {known} (runai list nodes)")
         with self.store.write() as conn:
             gpus = self.store.gpus(node, conn)
-            capable = [g for g in gpus if g["mig_capable"]]
+            capable = [g for g in gpus if g.mig_capable]
             if not capable:
                 raise UserError(f"no GPU on {node} supports MIG", "dynamic MIG needs A100, A30, H100 or H200 GPUs")
             if enabled:
@@ -296,24 +289,18 @@ class LocalBackend:
             else:
                 self._check_can_disable(conn, node, capable)
             for gpu in capable:
-                conn.execute("UPDATE gpus SET dynamic_mig = ? WHERE node = ? AND gpu_index = ?",
-                             (int(enabled), node, gpu["gpu_index"]))
-                # The partitions stay: on a dynamic GPU they are the scheduler's (idle until used),
-                # otherwise they are static partitions it may use but never changes.
-                conn.execute("UPDATE mig_layout SET state = ? WHERE node = ? AND gpu_index = ? AND state IN (?, ?)",
-                             (READY, node, gpu["gpu_index"], STATIC, READY) if enabled else
-                             (STATIC, node, gpu["gpu_index"], READY, STATIC))
+                self.store.set_dynamic_mig(conn, node, gpu.gpu_index, enabled)
         wake(self.home)
 
     def _check_can_enable(self, conn, node: str, capable) -> None:
-        off = [g for g in capable if not g["mig_enabled"]]
+        off = [g for g in capable if not g.mig_enabled]
         if off:
-            indices = ", ".join(str(g["gpu_index"]) for g in off)
-            hint = ("declare it with MIG mode on: runai-adm local init --simulate MODEL:COUNT" if off[0]["simulated"]
-                    else f"enable it as root: nvidia-smi -i {off[0]['gpu_index']} -mig 1 (then reset the GPU or reboot); "
+            indices = ", ".join(str(g.gpu_index) for g in off)
+            hint = ("declare it with MIG mode on: runai-adm local init --simulate MODEL:COUNT" if off[0].simulated
+                    else f"enable it as root: nvidia-smi -i {off[0].gpu_index} -mig 1 (then reset the GPU or reboot); "
                     "runai-lite notices within 10 s")
             raise UserError(f"MIG mode is off on GPU {indices} of {node}", hint)
-        indices = {g["gpu_index"] for g in capable if not g["dynamic_mig"]}
+        indices = {g.gpu_index for g in capable if not g.dynamic_mig}
         users = [r for r in self.store.active_jobs(conn) if r.alloc and r.alloc.kind != "mig"
                  and indices.intersection(r.alloc.gpu_indices)]
         if users:
@@ -321,7 +308,7 @@ class LocalBackend:
                             "wait for them to finish or delete them, then mark the node again")
 
     def _check_can_disable(self, conn, node: str, capable) -> None:
-        indices = {g["gpu_index"] for g in capable}
+        indices = {g.gpu_index for g in capable}
         users = [r for r in self.store.active_jobs(conn) if r.alloc and r.alloc.kind == "mig"
                  and indices.intersection(r.alloc.gpu_indices)]
         if users:

@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from ...gpu.driver import DriverError, GpuDriver
 from ...model import JobStatus, Snapshot
 from ...scheduler.invariants import check_snapshot
-from .snapshot import CREATING, DESTROYING, READY
-from .store import JobRow, Store
+from .store import JobRow, PartitionRow, PartitionState, Store
 
 CHECK_ENV = "RUNAI_LITE_CHECK_INVARIANTS"
 
@@ -27,20 +26,20 @@ def check_node(store: Store, driver: GpuDriver, node: str, snapshot: Snapshot) -
     problems += _check_jobs(rows)
     layout = store.mig_layout(node)
     for gpu in store.gpus(node):
-        if not gpu["dynamic_mig"]:
+        if not gpu.dynamic_mig:
             continue
-        index = gpu["gpu_index"]
+        index = gpu.gpu_index
         try:
             actual = {(m.start, m.profile): m for m in driver.mig_instances(index) if m.complete}
         except DriverError as error:
             problems.append(f"GPU {index}: cannot list its partitions ({error.message})")
             continue
-        parts = {(p["start"], p["profile"]): p for p in layout if p["gpu_index"] == index}
+        parts = {(p.start, p.profile): p for p in layout if p.gpu_index == index}
         for key, part in parts.items():
             found = actual.get(key)
-            if part["state"] == READY and (found is None or found.uuid != part["uuid"]):
+            if part.state == PartitionState.READY and (found is None or found.uuid != part.uuid):
                 problems.append(f"GPU {index}: the store's ready {key[1]} at slice {key[0]} is not on the GPU "
-                                f"as {part['uuid']}")
+                                f"as {part.uuid}")
         for key in actual.keys() - parts.keys():
             problems.append(f"GPU {index}: {key[1]} at slice {key[0]} exists on the GPU but not in the store (leaked)")
         problems += _check_mig_jobs(rows, index, parts)
@@ -55,7 +54,7 @@ def _check_jobs(rows: Sequence[JobRow]) -> list[str]:
     return problems
 
 
-def _check_mig_jobs(rows: Sequence[JobRow], index: int, parts: dict) -> list[str]:
+def _check_mig_jobs(rows: Sequence[JobRow], index: int, parts: dict[tuple[int, str], PartitionRow]) -> list[str]:
     problems = []
     users: dict[tuple[int, str], list[str]] = {}
     for row in rows:
@@ -66,11 +65,11 @@ def _check_mig_jobs(rows: Sequence[JobRow], index: int, parts: dict) -> list[str
         part = parts.get(key)
         if row.status == JobStatus.RUNNING and not row.delete_requested:
             users.setdefault(key, []).append(row.key)
-            if part is None or part["state"] in (CREATING, DESTROYING):
+            if part is None or part.state in (PartitionState.CREATING, PartitionState.DESTROYING):
                 problems.append(f"job {row.key} runs on {key[1]} at slice {key[0]} of GPU {index}, which is "
-                                f"{'missing' if part is None else part['state']}")
-            elif part["uuid"] != alloc.mig_uuid:
-                problems.append(f"job {row.key} runs on {alloc.mig_uuid} but the partition is {part['uuid']}")
+                                f"{'missing' if part is None else part.state.value}")
+            elif part.uuid != alloc.mig_uuid:
+                problems.append(f"job {row.key} runs on {alloc.mig_uuid} but the partition is {part.uuid}")
     for key, holders in users.items():
         if len(holders) > 1:
             problems.append(f"{key[1]} at slice {key[0]} of GPU {index} is used by {', '.join(holders)}")

@@ -31,8 +31,8 @@ from ...model import JobStatus
 from ...scheduler.invariants import check_snapshot
 from .checks import check_node
 from .runner import SHIM
-from .snapshot import READY, build_snapshot
-from .store import JobRow, Store
+from .snapshot import build_snapshot
+from .store import GpuRow, JobRow, PartitionRow, PartitionState, Store
 
 JOB_ID_VARIABLE = b"RUNAI_JOB_UUID="
 _STATUSES = {s.value for s in JobStatus}
@@ -41,10 +41,10 @@ _STATUSES = {s.value for s in JobStatus}
 def check_consistency(store: Store, driver: GpuDriver, node: str) -> list[str]:
     """Every broken invariant, as one sentence each; empty when all hold."""
     with store.read() as conn:
-        rows = store.jobs(conn=conn)
+        rows = store.all_jobs(conn)
         gpus = store.gpus(node, conn)
         layout = store.mig_layout(node, conn)
-        projects = conn.execute("SELECT name, deserved_gpus FROM projects").fetchall()
+        projects = store.projects(conn)
     active = [r for r in rows if r.status in (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.PREEMPTED)]
     problems = check_node(store, driver, node, build_snapshot(node, gpus, layout, active, projects))
     problems += check_rows(rows)
@@ -57,19 +57,19 @@ def check_consistency(store: Store, driver: GpuDriver, node: str) -> list[str]:
     return problems
 
 
-def partitions_on_gpus(driver: GpuDriver, gpus: Sequence) -> list[dict]:
+def partitions_on_gpus(driver: GpuDriver, gpus: Sequence[GpuRow]) -> list[PartitionRow]:
     """The MIG partitions that exist on the GPUs now, as layout rows (a GPU the driver cannot list
     is left out; `check_node` reports it)."""
     found = []
     for gpu in gpus:
-        if not gpu["mig_enabled"]:
+        if not gpu.mig_enabled:
             continue
         try:
-            instances = driver.mig_instances(gpu["gpu_index"])
+            instances = driver.mig_instances(gpu.gpu_index)
         except DriverError:
             continue
-        found += [{"gpu_index": m.gpu_index, "start": m.start, "profile": m.profile, "size": m.size,
-                   "state": READY, "uuid": m.uuid} for m in instances if m.complete]
+        found += [PartitionRow(node=gpu.node, gpu_index=m.gpu_index, start=m.start, profile=m.profile, size=m.size,
+                               state=PartitionState.READY, uuid=m.uuid) for m in instances if m.complete]
     return found
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ...errors import OperationalError, UserError
 from .paths import PIDFILE_READY, Home, lock_held, open_private
-from .store import ACTIVE_STATUSES, Store
+from .store import Store
 
 START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 15.0
@@ -201,7 +201,7 @@ def local_init(home: Path | str | None = None, simulate: str | None = None, enfo
     store = Store(home_dir.db)
     try:
         previous = store.config("simulate")
-        active = store.jobs(f"WHERE status IN ({','.join('?' * len(ACTIVE_STATUSES))})", ACTIVE_STATUSES)
+        active = store.active_jobs()
         if active and canonical != previous:
             raise UserError(
                 f"{len(active)} job(s) are still active on the current GPUs ({previous or 'NVML'})",

@@ -17,91 +17,86 @@ import logging
 import sqlite3
 
 from ...gpu.catalog import GpuModel, default_catalog
-from ...model import Allocation, Bind, CreateMig, DestroyMig, JobStatus, Plan, Preempt
+from ...model import Allocation, Bind, CreateMig, DestroyMig, JobStatus, Plan, Preempt, Reserve
+from ...scheduler.applier import Outcome, Phase, apply
 from .events import BOUND, PENDING, PREEMPTED, REQUEUED
-from .snapshot import CREATING, DESTROYING, READY
 from .store import Store
 
 log = logging.getLogger(__name__)
 
 
-
 def record_plan(store: Store, conn: sqlite3.Connection, plan: Plan, node: str, now: float) -> int:
     """Write the plan's intents; returns how many actions took effect."""
-    catalog = default_catalog()
-    dynamic = {g["gpu_index"]: catalog.find(g["model"]) for g in store.gpus(node, conn) if g["dynamic_mig"]}
-    applied = 0
-    for action in plan.actions:
-        if isinstance(action, Preempt):
-            applied += _preempt(store, conn, action, now)
-        elif isinstance(action, DestroyMig):
-            applied += _destroy(conn, action, dynamic)
-        elif isinstance(action, CreateMig):
-            applied += _create(conn, action, dynamic)
-        elif isinstance(action, Bind):
-            applied += _bind(store, conn, action, now)
-        # Reserve: the embedded node has no other scheduler to keep off a shared GPU.
+    applied = apply(plan, IntentRecorder(store, conn, node, now)).applied
     for job_id, reason in plan.pending:
-        cursor = conn.execute(
-            "UPDATE jobs SET pending_reason = ? WHERE id = ? AND status = 'Pending' AND allocation IS NULL "
-            "AND delete_requested = 0 AND pending_reason IS NOT ?", (reason, job_id, reason))
-        if cursor.rowcount:
+        if store.set_pending_reason(conn, job_id, reason, unbound_only=True):
             store.add_event(conn, job_id, PENDING, reason, now)
     return applied
 
 
-def _preempt(store: Store, conn: sqlite3.Connection, action: Preempt, now: float) -> int:
-    row = store.job(action.job, conn)
-    if row is None or row.delete_requested:
-        return 0
-    if not row.job_type.preemptible:
-        log.error("the plan preempts %s, an interactive job, which is never preempted; ignored", row.key)
-        return 0
-    if row.bound:
-        store.update_job(conn, row.id, allocation=None, pending_reason="requeued: preempted before it started")
+class IntentRecorder:
+    """The embedded `PlanApplier`: each handler writes its action's intent in the open transaction."""
+
+    def __init__(self, store: Store, conn: sqlite3.Connection, node: str, now: float):
+        self.store, self.conn, self.node, self.now = store, conn, node, now
+        catalog = default_catalog()
+        self.gpus = {g.gpu_index: g for g in store.gpus(node, conn)}
+        self.dynamic: dict[int, GpuModel | None] = {
+            g.gpu_index: catalog.find(g.model) for g in self.gpus.values() if g.dynamic_mig}
+
+    def preempt(self, action: Preempt) -> Outcome:
+        store, conn, now = self.store, self.conn, self.now
+        row = store.job(action.job, conn)
+        if row is None or row.delete_requested:
+            return Outcome.SKIPPED
+        if not row.job_type.preemptible:
+            log.error("the plan preempts %s, an interactive job, which is never preempted; ignored", row.key)
+            return Outcome.SKIPPED
+        if row.bound:
+            store.update_job(conn, row.id, allocation=None, pending_reason="requeued: preempted before it started")
+            store.add_event(conn, row.id, PREEMPTED, action.reason, now)
+            store.add_event(conn, row.id, REQUEUED, "back in the queue; it had not started", now)
+            return Outcome.APPLIED
+        if row.status != JobStatus.RUNNING:
+            return Outcome.SKIPPED
+        store.update_job(conn, row.id, status=JobStatus.PREEMPTED.value)
         store.add_event(conn, row.id, PREEMPTED, action.reason, now)
-        store.add_event(conn, row.id, REQUEUED, "back in the queue; it had not started", now)
-        return 1
-    if row.status != JobStatus.RUNNING:
-        return 0
-    store.update_job(conn, row.id, status=JobStatus.PREEMPTED.value)
-    store.add_event(conn, row.id, PREEMPTED, action.reason, now)
-    return 1
+        return Outcome.APPLIED
 
+    def destroy_mig(self, action: DestroyMig) -> Outcome:
+        if action.gpu_index not in self.dynamic:
+            return Outcome.SKIPPED
+        done = self.store.partition_to_destroy(self.conn, action.node, action.gpu_index, action.start, action.profile)
+        return Outcome.APPLIED if done else Outcome.SKIPPED
 
-def _destroy(conn: sqlite3.Connection, action: DestroyMig, dynamic: dict[int, GpuModel | None]) -> int:
-    if action.gpu_index not in dynamic:
-        return 0
-    cursor = conn.execute(
-        "UPDATE mig_layout SET state = ? WHERE node = ? AND gpu_index = ? AND start = ? AND profile = ? "
-        "AND state != ?", (DESTROYING, action.node, action.gpu_index, action.start, action.profile, DESTROYING))
-    return cursor.rowcount
+    def create_mig(self, action: CreateMig) -> Outcome:
+        model = self.dynamic.get(action.gpu_index)
+        if model is None:
+            return Outcome.SKIPPED
+        size = model.profile(action.profile).memory_slices
+        self.store.partition_to_create(self.conn, action.node, action.gpu_index, action.start, action.profile, size,
+                                       action.for_job)
+        return Outcome.APPLIED
 
+    def reserve(self, action: Reserve) -> Outcome:
+        """Nothing to write: the embedded node has no other scheduler to keep off a shared GPU, and
+        the fraction jobs' allocations (written by `bind`) are what marks it shared."""
+        return Outcome.APPLIED if action.gpu_index in self.gpus else Outcome.SKIPPED
 
-def _create(conn: sqlite3.Connection, action: CreateMig, dynamic: dict[int, GpuModel | None]) -> int:
-    model = dynamic.get(action.gpu_index)
-    if model is None:
-        return 0
-    size = model.profile(action.profile).memory_slices
-    conn.execute(
-        "INSERT INTO mig_layout (node, gpu_index, start, profile, size, state, for_job) VALUES (?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT(node, gpu_index, start, profile) DO UPDATE SET for_job = excluded.for_job, "
-        "state = CASE WHEN uuid IS NULL THEN ? ELSE ? END",
-        (action.node, action.gpu_index, action.start, action.profile, size, CREATING, action.for_job, CREATING, READY))
-    return 1
+    def bind(self, action: Bind) -> Outcome:
+        store, conn, now = self.store, self.conn, self.now
+        row = store.job(action.job, conn)
+        if row is None or row.status != JobStatus.PENDING or row.allocation is not None or row.delete_requested:
+            return Outcome.SKIPPED
+        alloc = action.allocation
+        store.update_job(conn, row.id, allocation=alloc.model_dump_json(), pending_reason="starting")
+        store.add_event(conn, row.id, BOUND, _where(alloc) + f": {action.reason}", now)
+        if alloc.kind == "mig" and alloc.mig_start is not None and alloc.mig_profile is not None:
+            store.partition_bound(conn, alloc.node, alloc.gpu_indices[0], alloc.mig_start, alloc.mig_profile, row.id)
+        return Outcome.APPLIED
 
-
-def _bind(store: Store, conn: sqlite3.Connection, action: Bind, now: float) -> int:
-    row = store.job(action.job, conn)
-    if row is None or row.status != JobStatus.PENDING or row.allocation is not None or row.delete_requested:
-        return 0
-    alloc = action.allocation
-    store.update_job(conn, row.id, allocation=alloc.model_dump_json(), pending_reason="starting")
-    store.add_event(conn, row.id, BOUND, _where(alloc) + f": {action.reason}", now)
-    if alloc.kind == "mig" and alloc.mig_start is not None:
-        conn.execute("UPDATE mig_layout SET last_job = ? WHERE node = ? AND gpu_index = ? AND start = ? AND profile = ?",
-                     (row.id, alloc.node, alloc.gpu_indices[0], alloc.mig_start, alloc.mig_profile))
-    return 1
+    def phase_done(self, phase: Phase) -> None:
+        """Every intent is in the one transaction: nothing to do between phases."""
 
 
 def _where(alloc: Allocation) -> str:

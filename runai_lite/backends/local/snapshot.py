@@ -8,22 +8,17 @@ creates is there. The daemon starts jobs only once what they were promised is re
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 
 from ...model import Gpu, Job, JobStatus, MigInstance, Node, Project, Snapshot
-from .store import JobRow
-
-# mig_layout.state: what the daemon intends for the partition (dynamic-MIG GPUs), or `static` for
-# a partition on a MIG GPU the scheduler does not manage (it may use it, never change it).
-CREATING, READY, DESTROYING, STATIC = "creating", "ready", "destroying", "static"
+from .store import GpuRow, JobRow, PartitionRow, PartitionState, ProjectRow
 
 
 def scheduled_jobs(rows: Iterable[JobRow]) -> list[Job]:
     """Pending jobs to place, and jobs that hold what they were given (bound or running)."""
     jobs = []
     for row in rows:
-        if row.delete_requested or row.status == JobStatus.PREEMPTED:
+        if row.stopping:
             continue
         holds = row.status == JobStatus.RUNNING or row.bound
         spec = row.job_spec
@@ -46,27 +41,25 @@ def mig_holders(jobs: Iterable[Job]) -> dict[tuple[int, int], str]:
     return holders
 
 
-def build_snapshot(node: str, gpus: Sequence[sqlite3.Row], layout: Sequence[sqlite3.Row],
-                   rows: Sequence[JobRow], projects: Sequence[sqlite3.Row], policy: str = "default") -> Snapshot:
+def build_snapshot(node: str, gpus: Sequence[GpuRow], layout: Sequence[PartitionRow],
+                   rows: Sequence[JobRow], projects: Sequence[ProjectRow], policy: str = "default") -> Snapshot:
     jobs = scheduled_jobs(rows)
     holders = mig_holders(jobs)
     instances: dict[int, list[MigInstance]] = {}
     for part in layout:
-        if part["state"] == DESTROYING:
+        if part.state == PartitionState.DESTROYING:
             continue
-        index = part["gpu_index"]
-        instances.setdefault(index, []).append(MigInstance(
-            profile=part["profile"], start=part["start"], size=part["size"], uuid=part["uuid"],
-            job=holders.get((index, part["start"]))))
+        instances.setdefault(part.gpu_index, []).append(MigInstance(
+            profile=part.profile, start=part.start, size=part.size, uuid=part.uuid,
+            job=holders.get((part.gpu_index, part.start))))
     node_gpus = tuple(
-        Gpu(index=g["gpu_index"], uuid=g["uuid"], model=g["model"], memory_mib=g["memory_mib"],
-            dynamic_mig=bool(g["dynamic_mig"]), mig_enabled=bool(g["mig_enabled"]), simulated=bool(g["simulated"]),
-            mig_instances=tuple(instances.get(g["gpu_index"], ())))
+        Gpu(index=g.gpu_index, uuid=g.uuid, model=g.model, memory_mib=g.memory_mib, dynamic_mig=g.dynamic_mig,
+            mig_enabled=g.mig_enabled, simulated=g.simulated, mig_instances=tuple(instances.get(g.gpu_index, ())))
         for g in gpus
     )
     return Snapshot(
         nodes=(Node(name=node, gpus=node_gpus),),
         jobs=tuple(jobs),
-        projects=tuple(Project(name=p["name"], deserved_gpus=p["deserved_gpus"]) for p in projects),
+        projects=tuple(Project(name=p.name, deserved_gpus=p.deserved_gpus) for p in projects),
         policy=policy,
     )

@@ -7,6 +7,9 @@ that is retried here rather than reaching a user as "database is locked". Commit
 `synchronous=FULL`, so a submission is on disk before `submit` returns.
 
 The schema is versioned (`schema_version`); `MIGRATIONS[n]` takes version n to n + 1.
+
+This module is the only one that speaks SQL: callers use its named queries and writes, and get
+typed rows back (`JobRow`, `GpuRow`, `PartitionRow`, `ProjectRow`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +110,18 @@ SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT_MS = 5000
 LOCKED_RETRY_SECONDS = 60.0
 ACTIVE_STATUSES = (JobStatus.PENDING.value, JobStatus.RUNNING.value, JobStatus.PREEMPTED.value)
+_PENDING, _RUNNING, _PREEMPTED, _DELETED = (JobStatus.PENDING.value, JobStatus.RUNNING.value,
+                                            JobStatus.PREEMPTED.value, JobStatus.DELETED.value)
+
+
+class PartitionState(StrEnum):
+    """`mig_layout.state`: what the daemon intends for a partition of a dynamic-MIG GPU, or `static`
+    for a partition on a MIG GPU the scheduler does not manage (it may use it, never change it)."""
+
+    CREATING = "creating"
+    READY = "ready"
+    DESTROYING = "destroying"
+    STATIC = "static"
 
 
 @dataclass(frozen=True)
@@ -168,8 +185,9 @@ class JobRow:
 
     @property
     def stopping(self) -> bool:
-        """A process is being stopped (preemption or delete) and has not been seen to exit."""
-        return self.pid is not None and (self.status == JobStatus.PREEMPTED or bool(self.delete_requested))
+        """Leaving what it holds: preempted (to be requeued) or to be deleted. Whether a process of
+        it still runs is the process tracker's question."""
+        return self.status == JobStatus.PREEMPTED or bool(self.delete_requested)
 
     def env(self) -> dict[str, str]:
         return json.loads(self.job_env) if self.job_env else {}
@@ -194,6 +212,60 @@ class JobRow:
 
 
 _JOB_COLUMNS = ", ".join(f.name for f in fields(JobRow))
+
+
+@dataclass(frozen=True)
+class GpuRow:
+    """One row of `gpus`: a GPU as the daemon last published it from its driver."""
+
+    node: str
+    gpu_index: int
+    uuid: str
+    model: str
+    memory_mib: int
+    memory_slices: int
+    mig_capable: bool
+    mig_enabled: bool
+    simulated: bool
+    dynamic_mig: bool
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> GpuRow:
+        return cls(node=row["node"], gpu_index=row["gpu_index"], uuid=row["uuid"], model=row["model"],
+                   memory_mib=row["memory_mib"], memory_slices=row["memory_slices"],
+                   mig_capable=bool(row["mig_capable"]), mig_enabled=bool(row["mig_enabled"]),
+                   simulated=bool(row["simulated"]), dynamic_mig=bool(row["dynamic_mig"]))
+
+
+@dataclass(frozen=True)
+class PartitionRow:
+    """One row of `mig_layout`: a MIG partition the daemon keeps (or means to make or destroy)."""
+
+    node: str
+    gpu_index: int
+    start: int
+    profile: str
+    size: int
+    state: PartitionState
+    uuid: str | None = None
+    for_job: str | None = None  # the job it is being made for
+    last_job: str | None = None  # the last job bound to it
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> PartitionRow:
+        return cls(node=row["node"], gpu_index=row["gpu_index"], start=row["start"], profile=row["profile"],
+                   size=row["size"], state=PartitionState(row["state"]), uuid=row["uuid"], for_job=row["for_job"],
+                   last_job=row["last_job"])
+
+    @property
+    def label(self) -> str:
+        return f"{self.profile} at slice {self.start} of GPU {self.gpu_index}"
+
+
+@dataclass(frozen=True)
+class ProjectRow:
+    name: str
+    deserved_gpus: float
 
 
 def new_job_id() -> str:
@@ -316,22 +388,49 @@ class Store:
 
     # ---------------------------------------------------------------- jobs
 
-    def jobs(self, where: str = "", params: tuple = (), conn: sqlite3.Connection | None = None) -> list[JobRow]:
+    def _jobs(self, where: str, params: tuple = (), conn: sqlite3.Connection | None = None) -> list[JobRow]:
         sql = f"SELECT {_JOB_COLUMNS} FROM jobs {where}"
         run = lambda: [JobRow(*row) for row in (conn or self.conn).execute(sql, params).fetchall()]  # noqa: E731
         return run() if conn is not None else self._retrying(run)
 
+    def all_jobs(self, conn: sqlite3.Connection | None = None) -> list[JobRow]:
+        """Every job, deleted ones included."""
+        return self._jobs("ORDER BY submitted_at, id", (), conn)
+
     def job(self, job_id: str, conn: sqlite3.Connection | None = None) -> JobRow | None:
-        found = self.jobs("WHERE id = ?", (job_id,), conn)
+        found = self._jobs("WHERE id = ?", (job_id,), conn)
         return found[0] if found else None
 
     def live_job(self, project: str, name: str, conn: sqlite3.Connection | None = None) -> JobRow | None:
-        found = self.jobs("WHERE project = ? AND name = ? AND status != 'Deleted'", (project, name), conn)
+        found = self._jobs("WHERE project = ? AND name = ? AND status != ?", (project, name, _DELETED), conn)
         return found[0] if found else None
 
-    def active_jobs(self, conn: sqlite3.Connection | None = None) -> list[JobRow]:
+    def live_jobs(self, project: str | None = None, conn: sqlite3.Connection | None = None) -> list[JobRow]:
+        """Jobs not deleted, of one project or of all, oldest first."""
+        if project is None:
+            return self._jobs("WHERE status != ? ORDER BY submitted_at", (_DELETED,), conn)
+        return self._jobs("WHERE project = ? AND status != ? ORDER BY submitted_at", (project, _DELETED), conn)
+
+    def live_jobs_among(self, job_ids: Sequence[str], conn: sqlite3.Connection | None = None) -> list[JobRow]:
+        """Those of `job_ids` not deleted yet."""
+        marks = ",".join("?" * len(job_ids))
+        return self._jobs(f"WHERE id IN ({marks}) AND status != ?", (*job_ids, _DELETED), conn)
+
+    def active_jobs(self, conn: sqlite3.Connection | None = None, project: str | None = None) -> list[JobRow]:
+        """Pending (bound or not), Running and Preempted jobs, of one project or of all."""
         marks = ",".join("?" * len(ACTIVE_STATUSES))
-        return self.jobs(f"WHERE status IN ({marks}) ORDER BY submitted_at, id", ACTIVE_STATUSES, conn)
+        if project is None:
+            return self._jobs(f"WHERE status IN ({marks}) ORDER BY submitted_at, id", ACTIVE_STATUSES, conn)
+        return self._jobs(f"WHERE project = ? AND status IN ({marks}) ORDER BY submitted_at, id",
+                          (project, *ACTIVE_STATUSES), conn)
+
+    def supervised_jobs(self, conn: sqlite3.Connection | None = None) -> list[JobRow]:
+        """Jobs whose attempt was started: Running, or Preempted and being stopped."""
+        return self._jobs("WHERE status IN (?, ?) ORDER BY submitted_at, id", (_RUNNING, _PREEMPTED), conn)
+
+    def bound_jobs(self, conn: sqlite3.Connection | None = None) -> list[JobRow]:
+        """Pending jobs the scheduler gave an allocation (about to start), oldest first."""
+        return self._jobs("WHERE status = ? AND allocation IS NOT NULL ORDER BY submitted_at, id", (_PENDING,), conn)
 
     def insert_job(self, conn: sqlite3.Connection, spec: JobSpec, user: str, runtime: str, now: float,
                    submitter: Submitter | None = None) -> JobRow:
@@ -362,6 +461,45 @@ class Store:
         conn.execute("INSERT INTO events (job_id, time, kind, message) VALUES (?, ?, ?, ?)",
                      (job_id, now, kind, message))
 
+    @staticmethod
+    def record_start(conn: sqlite3.Connection, row: JobRow, now: float, allocation: Allocation, job_env: str,
+                     enforcement: str | None, memory_limit_mib: int | None) -> bool:
+        """Attempt `row.attempts + 1` starts; False (nothing written) unless the job is still bound,
+        not to be deleted and at the attempt the caller read."""
+        cursor = conn.execute(
+            "UPDATE jobs SET status = ?, attempts = ?, started_at = ?, pid = NULL, allocation = ?, job_env = ?, "
+            "enforcement = ?, memory_limit_mib = ?, pending_reason = NULL, stop_sent_at = NULL, kill_sent_at = NULL, "
+            "exit_code = NULL WHERE id = ? AND status = ? AND attempts = ? AND allocation IS NOT NULL "
+            "AND delete_requested = 0",
+            (_RUNNING, row.attempts + 1, now, allocation.model_dump_json(), job_env, enforcement, memory_limit_mib,
+             row.id, _PENDING, row.attempts))
+        return cursor.rowcount > 0
+
+    @staticmethod
+    def record_pid(conn: sqlite3.Connection, job_id: str, attempt: int, pid: int) -> None:
+        conn.execute("UPDATE jobs SET pid = ? WHERE id = ? AND attempts = ?", (pid, job_id, attempt))
+
+    @staticmethod
+    def unstart(conn: sqlite3.Connection, job_id: str, attempt: int, reason: str) -> bool:
+        """An attempt recorded as started never got a process: the job is bound again."""
+        cursor = conn.execute(
+            "UPDATE jobs SET status = ?, attempts = attempts - 1, pid = NULL, pending_reason = ? "
+            "WHERE id = ? AND attempts = ? AND status = ?", (_PENDING, reason, job_id, attempt, _RUNNING))
+        return cursor.rowcount > 0
+
+    @staticmethod
+    def set_pending_reason(conn: sqlite3.Connection, job_id: str, reason: str, unbound_only: bool = False) -> bool:
+        """A pending job's reason, if it changed; with `unbound_only`, only for a job still waiting
+        for the scheduler (not bound, not to be deleted)."""
+        if unbound_only:
+            cursor = conn.execute(
+                "UPDATE jobs SET pending_reason = ? WHERE id = ? AND status = ? AND allocation IS NULL "
+                "AND delete_requested = 0 AND pending_reason IS NOT ?", (reason, job_id, _PENDING, reason))
+        else:
+            cursor = conn.execute("UPDATE jobs SET pending_reason = ? WHERE id = ? AND pending_reason IS NOT ?",
+                                  (reason, job_id, reason))
+        return cursor.rowcount > 0
+
     def events(self, job_id: str) -> tuple[Event, ...]:
         rows = self._retrying(lambda: self.conn.execute(
             "SELECT time, kind, message FROM events WHERE job_id = ? ORDER BY seq", (job_id,)).fetchall())
@@ -369,19 +507,107 @@ class Store:
 
     # ---------------------------------------------------------------- projects
 
-    def projects(self) -> list[sqlite3.Row]:
-        return self._retrying(lambda: self.conn.execute(
-            "SELECT name, deserved_gpus FROM projects ORDER BY name").fetchall())
+    def projects(self, conn: sqlite3.Connection | None = None) -> list[ProjectRow]:
+        run = lambda: [ProjectRow(name=r["name"], deserved_gpus=r["deserved_gpus"]) for r in  # noqa: E731
+                       (conn or self.conn).execute("SELECT name, deserved_gpus FROM projects ORDER BY name")]
+        return run() if conn is not None else self._retrying(run)
+
+    @staticmethod
+    def project_exists(conn: sqlite3.Connection, name: str) -> bool:
+        return conn.execute("SELECT 1 FROM projects WHERE name = ?", (name,)).fetchone() is not None
+
+    @staticmethod
+    def insert_project(conn: sqlite3.Connection, name: str, deserved_gpus: float, now: float) -> None:
+        conn.execute("INSERT INTO projects (name, deserved_gpus, created_at) VALUES (?, ?, ?)",
+                     (name, deserved_gpus, now))
+
+    @staticmethod
+    def delete_project(conn: sqlite3.Connection, name: str) -> None:
+        conn.execute("DELETE FROM projects WHERE name = ?", (name,))
 
     # ---------------------------------------------------------------- GPUs and MIG layout
 
-    def gpus(self, node: str, conn: sqlite3.Connection | None = None) -> list[sqlite3.Row]:
+    def gpus(self, node: str, conn: sqlite3.Connection | None = None) -> list[GpuRow]:
         """The node's GPUs as the daemon last published them from its driver."""
-        run = lambda: (conn or self.conn).execute(  # noqa: E731
-            "SELECT * FROM gpus WHERE node = ? ORDER BY gpu_index", (node,)).fetchall()
+        run = lambda: [GpuRow.from_row(r) for r in (conn or self.conn).execute(  # noqa: E731
+            "SELECT * FROM gpus WHERE node = ? ORDER BY gpu_index", (node,))]
         return run() if conn is not None else self._retrying(run)
 
-    def mig_layout(self, node: str, conn: sqlite3.Connection | None = None) -> list[sqlite3.Row]:
-        run = lambda: (conn or self.conn).execute(  # noqa: E731
-            "SELECT * FROM mig_layout WHERE node = ? ORDER BY gpu_index, start", (node,)).fetchall()
+    @staticmethod
+    def publish_gpus(conn: sqlite3.Connection, node: str, gpus: Sequence[GpuRow]) -> None:
+        """The node's GPUs are exactly `gpus` now."""
+        conn.execute(f"DELETE FROM gpus WHERE node = ? AND gpu_index NOT IN ({','.join('?' * len(gpus))})",
+                     (node, *[g.gpu_index for g in gpus]))
+        for g in gpus:
+            conn.execute(
+                "INSERT OR REPLACE INTO gpus (node, gpu_index, uuid, model, memory_mib, memory_slices, mig_capable, "
+                "mig_enabled, simulated, dynamic_mig) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (node, g.gpu_index, g.uuid, g.model, g.memory_mib, g.memory_slices, int(g.mig_capable),
+                 int(g.mig_enabled), int(g.simulated), int(g.dynamic_mig)))
+
+    @staticmethod
+    def set_mig_enabled(conn: sqlite3.Connection, node: str, index: int, enabled: bool) -> None:
+        conn.execute("UPDATE gpus SET mig_enabled = ? WHERE node = ? AND gpu_index = ? AND mig_enabled != ?",
+                     (int(enabled), node, index, int(enabled)))
+
+    @staticmethod
+    def set_dynamic_mig(conn: sqlite3.Connection, node: str, index: int, enabled: bool) -> None:
+        """Mark the GPU's partitioning as the scheduler's (or not). Its partitions stay: on a dynamic
+        GPU they are the scheduler's (idle until used), otherwise static ones it may use but never
+        changes."""
+        conn.execute("UPDATE gpus SET dynamic_mig = ? WHERE node = ? AND gpu_index = ?", (int(enabled), node, index))
+        old, new = (PartitionState.STATIC, PartitionState.READY) if enabled else (PartitionState.READY,
+                                                                                  PartitionState.STATIC)
+        conn.execute("UPDATE mig_layout SET state = ? WHERE node = ? AND gpu_index = ? AND state IN (?, ?)",
+                     (new, node, index, old, new))
+
+    def mig_layout(self, node: str, conn: sqlite3.Connection | None = None) -> list[PartitionRow]:
+        run = lambda: [PartitionRow.from_row(r) for r in (conn or self.conn).execute(  # noqa: E731
+            "SELECT * FROM mig_layout WHERE node = ? ORDER BY gpu_index, start", (node,))]
         return run() if conn is not None else self._retrying(run)
+
+    @staticmethod
+    def forget_partitions(conn: sqlite3.Connection, node: str, index: int) -> None:
+        conn.execute("DELETE FROM mig_layout WHERE node = ? AND gpu_index = ?", (node, index))
+
+    @staticmethod
+    def put_partition(conn: sqlite3.Connection, part: PartitionRow) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO mig_layout (node, gpu_index, start, profile, size, state, uuid, for_job, last_job) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (part.node, part.gpu_index, part.start, part.profile, part.size, part.state, part.uuid, part.for_job,
+             part.last_job))
+
+    @staticmethod
+    def delete_partition(conn: sqlite3.Connection, part: PartitionRow) -> None:
+        conn.execute("DELETE FROM mig_layout WHERE node = ? AND gpu_index = ? AND start = ? AND profile = ?",
+                     (part.node, part.gpu_index, part.start, part.profile))
+
+    @staticmethod
+    def partition_ready(conn: sqlite3.Connection, part: PartitionRow, uuid: str) -> None:
+        conn.execute("UPDATE mig_layout SET state = ?, uuid = ? WHERE node = ? AND gpu_index = ? AND start = ? "
+                     "AND profile = ?", (PartitionState.READY, uuid, part.node, part.gpu_index, part.start,
+                                         part.profile))
+
+    @staticmethod
+    def partition_to_destroy(conn: sqlite3.Connection, node: str, index: int, start: int, profile: str) -> bool:
+        cursor = conn.execute(
+            "UPDATE mig_layout SET state = ? WHERE node = ? AND gpu_index = ? AND start = ? AND profile = ? "
+            "AND state != ?", (PartitionState.DESTROYING, node, index, start, profile, PartitionState.DESTROYING))
+        return cursor.rowcount > 0
+
+    @staticmethod
+    def partition_to_create(conn: sqlite3.Connection, node: str, index: int, start: int, profile: str, size: int,
+                            for_job: str | None) -> None:
+        """To be made for `for_job`; one that exists already (has a UUID) stays ready."""
+        conn.execute(
+            "INSERT INTO mig_layout (node, gpu_index, start, profile, size, state, for_job) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(node, gpu_index, start, profile) DO UPDATE SET for_job = excluded.for_job, "
+            "state = CASE WHEN uuid IS NULL THEN ? ELSE ? END",
+            (node, index, start, profile, size, PartitionState.CREATING, for_job, PartitionState.CREATING,
+             PartitionState.READY))
+
+    @staticmethod
+    def partition_bound(conn: sqlite3.Connection, node: str, index: int, start: int, profile: str, job_id: str) -> None:
+        conn.execute("UPDATE mig_layout SET last_job = ? WHERE node = ? AND gpu_index = ? AND start = ? AND profile = ?",
+                     (job_id, node, index, start, profile))

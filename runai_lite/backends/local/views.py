@@ -7,8 +7,7 @@ from collections import defaultdict
 
 from ...model import JobStatus
 from ..api import FractionView, GpuView, MigInstanceView, NodeView, ProjectInfo
-from .snapshot import CREATING, DESTROYING
-from .store import JobRow, Store
+from .store import JobRow, PartitionState, Store
 
 
 def _holders(rows: list[JobRow]) -> list[tuple[JobRow, object]]:
@@ -38,18 +37,16 @@ def node_views(store: Store) -> list[NodeView]:
                 whole[index] = row.key
     instances: dict[int, list[MigInstanceView]] = defaultdict(list)
     for part in layout:
-        index, start = part["gpu_index"], part["start"]
-        user = mig_users.get((index, start))
-        state = part["state"]
-        shown = state if state in (CREATING, DESTROYING) else ("used" if user else "idle")
-        instances[index].append(MigInstanceView(profile=part["profile"], start=start, size=part["size"],
-                                                uuid=part["uuid"], state=shown, job=user))
+        user = mig_users.get((part.gpu_index, part.start))
+        changing = part.state in (PartitionState.CREATING, PartitionState.DESTROYING)
+        shown = part.state.value if changing else ("used" if user else "idle")
+        instances[part.gpu_index].append(MigInstanceView(profile=part.profile, start=part.start, size=part.size,
+                                                         uuid=part.uuid, state=shown, job=user))
     views = tuple(
-        GpuView(index=g["gpu_index"], uuid=g["uuid"], model=g["model"], memory_mib=g["memory_mib"],
-                simulated=bool(g["simulated"]), dynamic_mig=bool(g["dynamic_mig"]), mig_enabled=bool(g["mig_enabled"]),
-                memory_slices=g["memory_slices"], mig_instances=tuple(instances[g["gpu_index"]]),
-                fractions=tuple(fractions[g["gpu_index"]]), whole_job=whole.get(g["gpu_index"]),
-                enforcement=mechanism if fractions[g["gpu_index"]] else None)
+        GpuView(index=g.gpu_index, uuid=g.uuid, model=g.model, memory_mib=g.memory_mib, simulated=g.simulated,
+                dynamic_mig=g.dynamic_mig, mig_enabled=g.mig_enabled, memory_slices=g.memory_slices,
+                mig_instances=tuple(instances[g.gpu_index]), fractions=tuple(fractions[g.gpu_index]),
+                whole_job=whole.get(g.gpu_index), enforcement=mechanism if fractions[g.gpu_index] else None)
         for g in gpus
     )
     return [NodeView(name=node, gpus=views)]
@@ -60,7 +57,7 @@ def project_infos(store: Store) -> list[ProjectInfo]:
     running: dict[str, int] = defaultdict(int)
     pending: dict[str, int] = defaultdict(int)
     with store.read() as conn:
-        projects = conn.execute("SELECT name, deserved_gpus FROM projects ORDER BY name").fetchall()
+        projects = store.projects(conn)
         rows = store.active_jobs(conn)
     for row in rows:
         if row.status == JobStatus.RUNNING:
@@ -70,5 +67,5 @@ def project_infos(store: Store) -> list[ProjectInfo]:
         alloc = row.alloc
         if alloc is not None and row.status == JobStatus.RUNNING:
             allocated[row.project] += alloc.gpus
-    return [ProjectInfo(name=p["name"], deserved_gpus=p["deserved_gpus"], allocated_gpus=round(allocated[p["name"]], 3),
-                        running=running[p["name"]], pending=pending[p["name"]]) for p in projects]
+    return [ProjectInfo(name=p.name, deserved_gpus=p.deserved_gpus, allocated_gpus=round(allocated[p.name], 3),
+                        running=running[p.name], pending=pending[p.name]) for p in projects]

@@ -14,8 +14,7 @@ from ....model import Allocation
 from .. import events as ev
 from ..crashpoints import crash_point
 from ..runner import CONTAINER_PATHS, PROCESS, container_argv, container_enforcement_args, device_environment
-from ..snapshot import READY
-from ..store import JobRow
+from ..store import JobRow, PartitionRow, PartitionState
 from .context import DaemonContext, device_uuids
 from .mig import PARTITION_FAILED
 
@@ -28,13 +27,12 @@ class Launcher:
 
     def __call__(self, now: float) -> bool:
         ctx = self.ctx
-        bound = ctx.store.jobs("WHERE status = 'Pending' AND allocation IS NOT NULL AND delete_requested = 0 "
-                               "ORDER BY submitted_at")
+        bound = [row for row in ctx.store.bound_jobs() if not row.delete_requested]
         if not bound:
             return False
         busy_gpus = self._gpus_of_stopping_jobs()
-        layout = {(p["gpu_index"], p["start"], p["profile"]): p for p in ctx.store.mig_layout(ctx.node)}
-        uuids = {g["gpu_index"]: g["uuid"] for g in ctx.store.gpus(ctx.node)}
+        layout = {(p.gpu_index, p.start, p.profile): p for p in ctx.store.mig_layout(ctx.node)}
+        gpus = {g.gpu_index: g for g in ctx.store.gpus(ctx.node)}
         started = False
         for row in bound:
             alloc = row.alloc
@@ -49,24 +47,25 @@ class Launcher:
                 continue
             if alloc.kind == "mig":
                 part = layout[(alloc.gpu_indices[0], alloc.mig_start, alloc.mig_profile)]
-                alloc = alloc.model_copy(update={"mig_uuid": part["uuid"], "gpu_uuids": (uuids[alloc.gpu_indices[0]],)})
+                alloc = alloc.model_copy(update={"mig_uuid": part.uuid, "gpu_uuids": (gpus[alloc.gpu_indices[0]].uuid,)})
             elif not alloc.gpu_uuids:
-                alloc = alloc.model_copy(update={"gpu_uuids": tuple(uuids[i] for i in alloc.gpu_indices)})
+                alloc = alloc.model_copy(update={"gpu_uuids": tuple(gpus[i].uuid for i in alloc.gpu_indices)})
             try:
-                started |= self.launch(row, alloc, now)
+                memory = gpus[alloc.gpu_indices[0]].memory_mib if alloc.gpu_indices else None
+                started |= self.launch(row, alloc, memory, now)
             except Exception:  # one job that cannot start must not keep the others from starting
                 log.error("starting %s failed:\n%s", row.key, traceback.format_exc())
         return started
 
     def _gpus_of_stopping_jobs(self) -> set[int]:
         busy: set[int] = set()
-        for row in self.ctx.store.jobs("WHERE status = 'Preempted' OR (delete_requested = 1 AND status = 'Running')"):
+        for row in self.ctx.store.supervised_jobs():
             alloc = row.alloc
-            if alloc is not None and self.ctx.tracker.alive(row.id, row.attempts):
+            if row.stopping and alloc is not None and self.ctx.tracker.alive(row.id, row.attempts):
                 busy.update(alloc.gpu_indices)
         return busy
 
-    def launch(self, row: JobRow, alloc: Allocation, now: float) -> bool:
+    def launch(self, row: JobRow, alloc: Allocation, gpu_memory_mib: int | None, now: float) -> bool:
         ctx = self.ctx
         spec = row.job_spec
         on_gpus = alloc if alloc.gpu_indices else None  # a job that asked for no GPU gets none
@@ -74,7 +73,7 @@ class Launcher:
         in_container = row.runtime != PROCESS
         paths = CONTAINER_PATHS if in_container else {"hook_dir": HOOK_DIR, "hami_core_library": ctx.hami_core_path}
         enforcement = on_gpus and for_allocation(
-            on_gpus, ctx.mechanism, gpu_memory_mib=self._gpu_memory(on_gpus),
+            on_gpus, ctx.mechanism, gpu_memory_mib=gpu_memory_mib,
             hami_shared_cache=None if in_container else str(ctx.home.run / f"{row.id}.cudevshr"), **paths)
         # `overlay` is what the job adds to an environment (kept for `runai exec`); `env` is the
         # daemon's environment with it, PYTHONPATH and LD_PRELOAD prepended rather than replaced.
@@ -89,15 +88,9 @@ class Launcher:
             argv, cwd = list(spec.command), spec.working_dir
         number = row.attempts + 1
         with ctx.store.write() as conn:
-            cursor = conn.execute(
-                "UPDATE jobs SET status = 'Running', attempts = ?, started_at = ?, pid = NULL, allocation = ?, "
-                "job_env = ?, enforcement = ?, memory_limit_mib = ?, pending_reason = NULL, stop_sent_at = NULL, "
-                "kill_sent_at = NULL, exit_code = NULL WHERE id = ? AND status = 'Pending' AND attempts = ? "
-                "AND allocation IS NOT NULL AND delete_requested = 0",
-                (number, now, alloc.model_dump_json(), json.dumps(overlay, sort_keys=True),
-                 enforcement.mechanism.value if enforcement else None,
-                 enforcement.limit_mib if enforcement else alloc.memory_mib, row.id, row.attempts))
-            if not cursor.rowcount:
+            if not ctx.store.record_start(conn, row, now, alloc, json.dumps(overlay, sort_keys=True),
+                                          enforcement.mechanism.value if enforcement else None,
+                                          enforcement.limit_mib if enforcement else alloc.memory_mib):
                 return False
             ctx.store.add_event(conn, row.id, ev.STARTED, _started_message(row, alloc, number), now)
         crash_point("start-recorded")
@@ -112,20 +105,14 @@ class Launcher:
             for uuid in device_uuids(alloc):
                 register(uuid, pid)
         with ctx.store.write() as conn:
-            conn.execute("UPDATE jobs SET pid = ? WHERE id = ? AND attempts = ?", (pid, row.id, number))
+            ctx.store.record_pid(conn, row.id, number, pid)
         return True
 
-    def _gpu_memory(self, alloc: Allocation) -> int | None:
-        for g in self.ctx.store.gpus(self.ctx.node):
-            if g["gpu_index"] == alloc.gpu_indices[0]:
-                return g["memory_mib"]
-        return None
 
-
-def _waiting_for(alloc: Allocation, busy_gpus: set[int], layout: dict) -> str | None:
+def _waiting_for(alloc: Allocation, busy_gpus: set[int], layout: dict[tuple, PartitionRow]) -> str | None:
     if alloc.kind == "mig":
         part = layout.get((alloc.gpu_indices[0], alloc.mig_start, alloc.mig_profile))
-        if part is None or part["state"] != READY or not part["uuid"]:
+        if part is None or part.state != PartitionState.READY or not part.uuid:
             return f"starting: creating MIG partition {alloc.mig_profile} at slice {alloc.mig_start}"
         return None
     if busy_gpus.intersection(alloc.gpu_indices):

@@ -7,10 +7,9 @@ import logging
 from dataclasses import dataclass, field
 
 from ....agent import DesiredInstance, reconcile
-from ....model import JobStatus
 from .. import events as ev
 from ..crashpoints import crash_point
-from ..snapshot import CREATING, DESTROYING, READY, STATIC
+from ..store import PartitionRow, PartitionState
 from .context import DaemonContext
 from .publish import refresh_mig_modes
 
@@ -45,24 +44,24 @@ class MigRealiser:
     def __call__(self, now: float) -> bool:
         ctx = self.ctx
         drift = now - self._last_drift >= ctx.settings.drift_seconds
-        work: dict[int, list] = {}
+        work: dict[int, list[PartitionRow]] = {}
         for part in ctx.store.mig_layout(ctx.node):
-            if part["state"] != STATIC:
-                work.setdefault(part["gpu_index"], []).append(part)
-        dynamic = [g["gpu_index"] for g in ctx.store.gpus(ctx.node) if g["dynamic_mig"]]
+            if part.state != PartitionState.STATIC:
+                work.setdefault(part.gpu_index, []).append(part)
+        dynamic = [g.gpu_index for g in ctx.store.gpus(ctx.node) if g.dynamic_mig]
         holding, stopping = self._holders()
         desired: dict[int, list[DesiredInstance]] = {}
         for index in dynamic:
             parts = work.get(index, [])
-            pending = any(p["state"] in (CREATING, DESTROYING) for p in parts)
+            pending = any(p.state in (PartitionState.CREATING, PartitionState.DESTROYING) for p in parts)
             if not (pending or drift) or not self.retry.ready(("mig", index), now):
                 continue
-            if any(p["state"] == DESTROYING and (index, p["start"]) in stopping for p in parts):
+            if any(p.state == PartitionState.DESTROYING and (index, p.start) in stopping for p in parts):
                 continue  # a stopping job still runs on a partition to be destroyed: wait for it
             desired[index] = [
-                DesiredInstance(profile=p["profile"], start=p["start"],
-                                required=p["state"] == CREATING or (index, p["start"]) in holding)
-                for p in parts if p["state"] != DESTROYING
+                DesiredInstance(profile=p.profile, start=p.start,
+                                required=p.state == PartitionState.CREATING or (index, p.start) in holding)
+                for p in parts if p.state != PartitionState.DESTROYING
             ]
         if drift:
             self._last_drift = now
@@ -93,56 +92,50 @@ class MigRealiser:
             if alloc is None or alloc.kind != "mig" or alloc.mig_start is None:
                 continue
             key = (alloc.gpu_indices[0], alloc.mig_start)
-            if row.delete_requested or row.status == JobStatus.PREEMPTED:
+            if row.stopping:
                 if row.pid is not None and self.ctx.tracker.alive(row.id, row.attempts):
                     stopping.add(key)
             else:
                 holding.add(key)
         return holding, stopping
 
-    def _record_layout(self, gpu, parts, now: float) -> bool:
-        store, node = self.ctx.store, self.ctx.node
+    def _record_layout(self, gpu, parts: list[PartitionRow], now: float) -> bool:
+        store = self.ctx.store
         actual = {(i.start, i.profile): i for i in gpu.instances}
         failures = {(e.start, e.profile): e for e in gpu.errors if e.action == "create"}
         changed = False
         with store.write() as conn:
             for part in parts:
-                key = (part["start"], part["profile"])
-                where = (node, gpu.gpu_index, part["start"], part["profile"])
+                key = (part.start, part.profile)
                 found = actual.get(key)
-                label = f"{part['profile']} at slice {part['start']} of GPU {gpu.gpu_index}"
-                if part["state"] == DESTROYING:
+                if part.state == PartitionState.DESTROYING:
                     if found is None:
-                        conn.execute("DELETE FROM mig_layout WHERE node = ? AND gpu_index = ? AND start = ? "
-                                     "AND profile = ?", where)
-                        for job_id in {part["last_job"], part["for_job"]} - {None}:
-                            store.add_event(conn, job_id, ev.PARTITION_DESTROYED, f"{label} destroyed", now)
+                        store.delete_partition(conn, part)
+                        for job_id in {part.last_job, part.for_job} - {None}:
+                            store.add_event(conn, job_id, ev.PARTITION_DESTROYED, f"{part.label} destroyed", now)
                         changed = True
                     continue
                 if found is not None:
-                    if part["state"] != READY or part["uuid"] != found.uuid:
-                        conn.execute("UPDATE mig_layout SET state = ?, uuid = ? WHERE node = ? AND gpu_index = ? "
-                                     "AND start = ? AND profile = ?", (READY, found.uuid, *where))
-                        if part["state"] == CREATING and part["for_job"]:
-                            store.add_event(conn, part["for_job"], ev.PARTITION_CREATED,
-                                            f"{label} created ({found.uuid})", now)
+                    if part.state != PartitionState.READY or part.uuid != found.uuid:
+                        store.partition_ready(conn, part, found.uuid)
+                        if part.state == PartitionState.CREATING and part.for_job:
+                            store.add_event(conn, part.for_job, ev.PARTITION_CREATED,
+                                            f"{part.label} created ({found.uuid})", now)
                         changed = True
-                    changed |= self._give_uuid(conn, gpu.gpu_index, gpu.gpu_uuid, part["start"], found.uuid)
-                elif part["state"] == READY and part["uuid"] is not None and key not in failures:
+                    changed |= self._give_uuid(conn, gpu.gpu_index, gpu.gpu_uuid, part.start, found.uuid)
+                elif part.state == PartitionState.READY and part.uuid is not None and key not in failures:
                     # an idle partition that vanished (destroyed outside runai-lite): forget it
-                    conn.execute("DELETE FROM mig_layout WHERE node = ? AND gpu_index = ? AND start = ? "
-                                 "AND profile = ?", where)
+                    store.delete_partition(conn, part)
                     changed = True
-                elif key in failures and part["for_job"]:
-                    reason = f"{PARTITION_FAILED} {label}: {failures[key].message}; retrying"
-                    conn.execute("UPDATE jobs SET pending_reason = ? WHERE id = ? AND pending_reason IS NOT ?",
-                                 (reason, part["for_job"], reason))
+                elif key in failures and part.for_job:
+                    store.set_pending_reason(conn, part.for_job,
+                                             f"{PARTITION_FAILED} {part.label}: {failures[key].message}; retrying")
         return changed
 
     def _give_uuid(self, conn, index: int, gpu_uuid: str, start: int, mig_uuid: str) -> bool:
         """Bound jobs on the partition learn its UUID (and their GPU's)."""
         changed = False
-        for row in self.ctx.store.jobs("WHERE status = 'Pending' AND allocation IS NOT NULL", conn=conn):
+        for row in self.ctx.store.bound_jobs(conn):
             alloc = row.alloc
             if (alloc and alloc.kind == "mig" and alloc.gpu_indices[0] == index and alloc.mig_start == start
                     and alloc.mig_uuid != mig_uuid):

@@ -20,7 +20,7 @@ class Scheduler:
             rows = store.active_jobs(conn)
             gpus = store.gpus(self.ctx.node, conn)
             layout = store.mig_layout(self.ctx.node, conn)
-            projects = conn.execute("SELECT name, deserved_gpus FROM projects").fetchall()
+            projects = store.projects(conn)
         return build_snapshot(self.ctx.node, gpus, layout, rows, projects)
 
     def __call__(self, now: float) -> bool:

@@ -21,7 +21,7 @@ class Supervisor:
     def __call__(self, now: float) -> bool:
         """True when a job changed."""
         changed = False
-        for row in self.ctx.store.jobs("WHERE status IN ('Running', 'Preempted')"):
+        for row in self.ctx.store.supervised_jobs():
             state, code = self.ctx.tracker.state(row.id, row.attempts)
             if state == "absent" and now - (row.started_at or 0) < self.ctx.settings.launch_grace_seconds:
                 state = "running"
@@ -39,7 +39,7 @@ class Supervisor:
         if row.pid is None and pid is not None:  # adopted after a restart, or the launch's pid write was lost
             with store.write() as conn:
                 store.update_job(conn, row.id, pid=pid)
-        if pid is None or not (row.delete_requested or row.status == JobStatus.PREEMPTED):
+        if pid is None or not row.stopping:
             return False
         if row.stop_sent_at is None:
             tracker.signal(pid, signal.SIGTERM)
@@ -66,7 +66,8 @@ class Supervisor:
             note = out_of_memory_note(log_tail(self.ctx.home.job_log(row.id)), row.enforcement, row.memory_limit_mib)
         with store.write() as conn:
             current = store.job(row.id, conn)
-            if current is None or current.attempts != row.attempts or current.status not in ("Running", "Preempted"):
+            if current is None or current.attempts != row.attempts or current.status not in (JobStatus.RUNNING,
+                                                                                             JobStatus.PREEMPTED):
                 return False
             released = dict(allocation=None, pid=None, stop_sent_at=None, kill_sent_at=None, exit_code=code)
             if current.delete_requested:
@@ -101,15 +102,11 @@ class Supervisor:
     def _never_started(self, row: JobRow, now: float) -> bool:
         """The daemon died between recording a start and launching it: launch again (or settle a
         job that was to be stopped anyway)."""
-        if row.delete_requested or row.status == JobStatus.PREEMPTED:
+        if row.stopping:
             return self._settle(row, None, now)
         store = self.ctx.store
         with store.write() as conn:
-            cursor = conn.execute(
-                "UPDATE jobs SET status = 'Pending', attempts = attempts - 1, pid = NULL, pending_reason = ? "
-                "WHERE id = ? AND attempts = ? AND status = 'Running'",
-                ("starting again: the daemon stopped before the process started", row.id, row.attempts))
-            if cursor.rowcount:
+            if store.unstart(conn, row.id, row.attempts, "starting again: the daemon stopped before the process started"):
                 store.add_event(conn, row.id, ev.WARNING, "the daemon stopped before the process started; "
                                 "starting it again", now)
         self._forget(row)
