@@ -18,11 +18,12 @@ finishes from:
 from __future__ import annotations
 
 import logging
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from ...model import Allocation, CreateMig, DestroyMig, Preempt
 from . import conventions as k
-from .cluster import ClusterView, allocation_of
+from .cluster import ClusterView, allocation_of, is_finished
 from .enforcement import node_enforcement
 from .manifests import device_configmap, device_env, is_device_configmap_of, reservation_pod
 from .meta import Meta, set_annotations
@@ -44,11 +45,11 @@ class Binder:
 
     # -- evictions -------------------------------------------------------------------------------
 
-    def evict(self, view: ClusterView, action: Preempt) -> bool:
-        """Evict a victim; False when it could not be evicted and still holds its resources."""
+    def evict(self, view: ClusterView, action: Preempt) -> Eviction:
+        """Evict a victim. Until it is gone it holds what it holds (`view.stopping`)."""
         pod = view.pods.get(action.job)
         if pod is None:
-            return True
+            return Eviction.GONE
         meta = Meta(pod)
         body = {"apiVersion": "policy/v1", "kind": "Eviction",
                 "metadata": {"name": meta.name, "namespace": meta.namespace}}
@@ -56,13 +57,17 @@ class Binder:
             self.api.create(core("pods", meta.namespace, meta.name, "eviction"), body)
         except ApiError as error:
             if error.not_found:
-                return True
+                return Eviction.GONE
             self.status.record(view, pod, "PreemptionFailed", f"could not evict: {error}", warning=True)
-            return False
+            return Eviction.REFUSED
         self.status.record(view, pod, "Preempted", action.reason, warning=True)
         self.status.set_status(view, pod, "Preempted", action.reason)
         view.pods.pop(action.job, None)
-        return True
+        now = self.api.get_or_none(core("pods", meta.namespace, meta.name))
+        if now is None or Meta(now).uid != meta.uid or is_finished(now):
+            return Eviction.GONE
+        view.stopping[action.job] = now
+        return Eviction.STOPPING
 
     # -- MIG layouts -----------------------------------------------------------------------------
 
@@ -78,7 +83,7 @@ class Binder:
         """Write each node's desired MIG layout where it changed. A partition a pod holds is
         `required` (the agent creates it); an idle one is kept while it exists but not recreated
         (after a reboot, say) until a pod claims it again."""
-        used = {(a.node, a.gpu_indices[0], a.mig_start) for pod in view.pods.values()
+        used = {(a.node, a.gpu_indices[0], a.mig_start) for pod in _holders(view)
                 if (a := allocation_of(pod)) is not None and a.kind == "mig"}
         for node, layouts in view.desired.items():
             annotations = Meta(view.nodes[node]).annotations
@@ -106,7 +111,7 @@ class Binder:
         One the kubelet refused (no free device: another scheduler took the GPU first) is deleted
         and made again once it is gone, so that its fractions do not wait on it forever."""
         held = set()
-        for pod in view.pods.values():
+        for pod in _holders(view):
             allocation = allocation_of(pod)
             if allocation is not None and allocation.kind == "fraction":
                 held.update((allocation.node, i) for i in allocation.gpu_indices)
@@ -203,6 +208,17 @@ class Binder:
                 return [], reason + (f" (agent reports: {errors})" if errors else "")
             return [uuid], None
         return [], None
+
+
+class Eviction(Enum):
+    GONE = "gone"  # deleted at once (or already): its room is free now
+    STOPPING = "stopping"  # terminating: it holds its devices until its containers stop
+    REFUSED = "refused"  # a disruption budget (or the API) said no: it keeps running
+
+
+def _holders(view: ClusterView) -> list[dict[str, Any]]:
+    """Our pods that hold devices: those scheduled and those still stopping."""
+    return [*view.pods.values(), *view.stopping.values()]
 
 
 def _with_uuids(allocation: Allocation, uuids: list[str]) -> Allocation:

@@ -40,7 +40,7 @@ class ClusterObjects:
 @dataclass
 class ClusterView:
     snapshot: Snapshot
-    pods: dict[str, dict[str, Any]]  # scheduler job id -> our pod (not finished)
+    pods: dict[str, dict[str, Any]]  # scheduler job id -> our pod (not finished, not stopping)
     batch_jobs: dict[str, dict[str, Any]]  # batch Job uid -> Job
     nodes: dict[str, dict[str, Any]]
     reservations: dict[tuple[str, int], dict[str, Any]]  # (node, gpu index) -> reservation pod
@@ -51,6 +51,7 @@ class ClusterView:
     projects_by_namespace: dict[str, str] = field(default_factory=dict)
     filtered: dict[str, Filtered] = field(default_factory=dict)  # pending job id -> what the node filters left
     volumes: Volumes = field(default_factory=Volumes)
+    stopping: dict[str, dict[str, Any]] = field(default_factory=dict)  # job id -> our bound pod being deleted
 
     def reserved_uuid(self, node: str, gpu_index: int) -> str | None:
         pod = self.reservations.get((node, gpu_index))
@@ -102,10 +103,17 @@ def build_view(objects: ClusterObjects) -> ClusterView:
             view.reservations[key] = pod
             foreign.append(pod)
         elif is_ours(pod) and not _placed_elsewhere(pod):
-            if is_finished(pod) or meta.deleting:
-                # A stopping pod (a preemption victim, or deleted) holds nothing: the plan that
-                # evicted it already counted its room as free, and the agent will not destroy a
-                # partition a process still uses.
+            if is_finished(pod):
+                continue
+            if meta.deleting:
+                # A stopping pod holds what it holds until it is gone: its containers run through
+                # the grace period and the device plugin gives its GPU to no one before. The
+                # scheduler sees it as a preempted job still stopping (the embedded mode's rule),
+                # so a preemptor waits for it. Claimed but never bound, it holds nothing.
+                job = _job_of(pod, view) if (pod.get("spec") or {}).get("nodeName") else None
+                if job is not None and job.allocation is not None:
+                    jobs.append(job.model_copy(update={"status": JobStatus.PREEMPTED}))
+                    view.stopping[job.id] = pod
                 continue
             job = _job_of(pod, view)
             if job is not None:
@@ -135,7 +143,7 @@ def _filter_pending(view: ClusterView, jobs: list[Job], objects: ClusterObjects)
     placed = {}
     for job in jobs:
         if job.allocation is not None:
-            meta = Meta(view.pods[job.id])
+            meta = Meta(view.pods.get(job.id) or view.stopping[job.id])
             placed[f"{meta.namespace}/{meta.name}"] = job.allocation.node
     usage = usage_by_node(objects.pods, placed)
     out = []

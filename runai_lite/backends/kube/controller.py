@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 
 from ...model import Bind, CreateMig, DestroyMig, Plan, Preempt, Reserve, Snapshot
 from . import conventions as k
-from .binder import Binder, describe
+from .binder import Binder, Eviction, describe
 from .cache import ListingReader, ObjectReader
 from .cluster import ClusterView, allocation_of, build_view
 from .lease import LeaderLease
 from .rest import core, group
-from .status import StatusWriter
+from .status import StatusWriter, Waiting
 
 if TYPE_CHECKING:
     from .client import KubeApi
@@ -52,13 +52,13 @@ class Controller:
 
     def reconcile_once(self) -> Plan:
         view = build_view(self.reader.read_objects())
-        waiting: dict[str, str] = {}
+        waiting: dict[str, Waiting] = {}
         for job_id, pod in view.pods.items():
             allocation = allocation_of(pod)
             if allocation is not None and not pod["spec"].get("nodeName"):
                 reason = self.binder.complete_bind(view, pod, allocation)
                 if reason:
-                    waiting[job_id] = reason
+                    waiting[job_id] = Waiting("WaitingForDevice", reason)
         plan = self.planner(view.snapshot)
         self._apply(view, plan, waiting)
         self.binder.sync_desired(view)
@@ -66,11 +66,16 @@ class Controller:
         self.status.report(view, plan, waiting)
         return plan
 
-    def _apply(self, view: ClusterView, plan: Plan, waiting: dict[str, str]) -> None:
+    def _apply(self, view: ClusterView, plan: Plan, waiting: dict[str, Waiting]) -> None:
         evicted = [self.binder.evict(view, action) for action in plan.of_type(Preempt)]
-        if not all(evicted):
+        if Eviction.REFUSED in evicted:
             # The rest of the plan counted on room a victim still holds (a disruption budget
             # refused, say): nothing more this pass; the next pass plans from what is there.
+            return
+        if Eviction.STOPPING in evicted:
+            # The victims hold their devices until they are gone: the preemptors are nominated,
+            # and the next passes (which see the victims stopping) bind them once they are.
+            self._nominate(view, plan, waiting)
             return
         for action in plan.actions:
             if isinstance(action, DestroyMig | CreateMig):
@@ -88,7 +93,19 @@ class Controller:
                 self.status.record(view, pod, "Scheduled", f"allocated {describe(action.allocation)}: {action.reason}")
                 reason = self.binder.complete_bind(view, pod, action.allocation)
                 if reason:
-                    waiting[action.job] = reason
+                    waiting[action.job] = Waiting("WaitingForDevice", reason)
+
+    def _nominate(self, view: ClusterView, plan: Plan, waiting: dict[str, Waiting]) -> None:
+        for action in plan.of_type(Bind):
+            pod = view.pods.get(action.job)
+            if pod is None:
+                continue
+            node = action.allocation.node
+            victims = [job for job, p in view.stopping.items() if p["spec"].get("nodeName") == node]
+            victims = victims or list(view.stopping)
+            message = (f"nominated for {describe(action.allocation)}: waiting for {len(victims)} "
+                       f"victim{'s' if len(victims) > 1 else ''} to stop ({', '.join(sorted(victims))})")
+            waiting[action.job] = Waiting("Nominated", message)
 
     # -- the loop ------------------------------------------------------------------------------
 

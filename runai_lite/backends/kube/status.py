@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ...model import Plan
 from . import conventions as k
@@ -28,18 +28,26 @@ if TYPE_CHECKING:
 log = logging.getLogger("runai_lite.controller")
 
 
+class Waiting(NamedTuple):
+    """Why a pod the plan placed is not bound yet: the Event's reason and the message."""
+
+    event_reason: str
+    message: str
+
+
 class StatusWriter:
     def __init__(self, api: KubeApi, clock: Callable[[], float] = time.time):
         self.api = api
         self.clock = clock
 
-    def report(self, view: ClusterView, plan: Plan, waiting: dict[str, str]) -> None:
+    def report(self, view: ClusterView, plan: Plan, waiting: dict[str, Waiting]) -> None:
         """Every pod's status after a pass: invalid, waiting for a device, running, or why pending."""
         for pod, message in view.invalid:
             self.set_status(view, pod, "Pending", message, event_reason="InvalidRequest")
         for job_id, pod in view.pods.items():
             if job_id in waiting:
-                self.set_status(view, pod, "Pending", waiting[job_id], event_reason="WaitingForDevice")
+                self.set_status(view, pod, "Pending", waiting[job_id].message,
+                                event_reason=waiting[job_id].event_reason)
             elif pod["spec"].get("nodeName") and allocation_of(pod) is not None:
                 self.set_status(view, pod, "Running", None)
             elif (reason := pending_reason(plan.pending_reason(job_id), view.filtered.get(job_id))) is not None:
