@@ -1,19 +1,29 @@
 """A tenant who writes pods by hand (kubectl, YAML) and edits them while they run tries to get
 more than the scheduler gave, to be charged to someone else, to make the controller write what it
 should not, or to land where kube-scheduler would never put the pod. Each test is one attack from
-issue 11; it failed on the code before the fix and passes after."""
+issue 11; it failed on the code before the fix and passes after.
+
+The later ones (preemption, reservation pods, controller replicas) are attacks in which a tenant,
+or the cluster itself, makes the controller give one device twice."""
 
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
 
 import pytest
 
 from runai_lite.backends.kube import conventions as k
+from runai_lite.backends.kube.controller import Controller
+from runai_lite.backends.kube.lease import LeaderLease, LostLeadership
 from runai_lite.gpu.requests import request_from_flags
-from runai_lite.model import JobSpec
+from runai_lite.model import JobSpec, JobType, Snapshot
+from runai_lite.scheduler import plan
+from tests.kube_emulator import KubeEmulator
 
-from .world import World
+from .booking import assert_not_overbooked
+from .world import IMAGE, World
 
 TEAM_B = "runai-team-b"
 
@@ -152,3 +162,107 @@ def test_a_huge_pod_with_a_node_selector_is_not_bound_to_a_small_tainted_node(wo
                                 "topology.kubernetes.io/zone": "us-east-1a"})
     world.settle()
     assert world.kube.get("pods", "huge", TEAM_B)["spec"]["nodeName"] == "big"
+
+
+# -- K-ctrl: preemption, reservation pods and controller replicas ----------------------------------
+
+
+def job(name: str, project: str = "team-b", interactive: bool = False, **flags) -> JobSpec:
+    return JobSpec(name=name, project=project, image="busybox", request=request_from_flags(**flags), user="bob",
+                   type=JobType.INTERACTIVE if interactive else JobType.TRAIN, command=("sleep", "1000"))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def graceful() -> Iterator[KubeEmulator]:
+    with KubeEmulator(seed=0, graceful_pod_deletion=True) as emulator:
+        yield emulator
+
+
+# -- 11.2: preemption double-books --------------------------------------------------------------
+
+
+def test_a_victim_in_its_grace_period_keeps_its_share_from_the_preemptor(graceful, tmp_path):
+    world = World(graceful, tmp_path)
+    world.add_gpu_node("t4-node", 1)
+    world.backend.create_project("team-b", 1)
+    world.backend.submit(job("train", gpu="0.5"))
+    world.backend.submit(job("other", gpu="0.5"))
+    for _ in range(3):
+        world.kube.job_controller.sync()
+        world.controller.reconcile_once()
+        world.device_plugin()
+    world.backend.submit(job("inter", interactive=True, gpu="0.75"))
+    for _ in range(3):  # the victims are terminating, still running on the GPU
+        world.kube.job_controller.sync()
+        world.controller.reconcile_once()
+        world.device_plugin()
+        assert_not_overbooked(world.kube)
+    assert not any(p["spec"].get("nodeName") for p in world.pods_of("team-b", "inter"))
+
+
+# -- 11.5: two replicas double-book a GPU -------------------------------------------------------
+
+
+@pytest.mark.parametrize("paused_clock", ["runs on", "stood still"])
+def test_a_replica_paused_mid_pass_writes_nothing_once_another_leads(kube_emulator, tmp_path, paused_clock):
+    """Replica A plans to bind y (0.6 of the GPU) and is paused before writing; B takes the Lease
+    over and binds x (0.6, interactive) to the same GPU; then A resumes with its stale plan."""
+    world = World(kube_emulator, tmp_path)
+    world.add_gpu_node("t4-node", 1)
+    world.backend.create_project("team-b", 1)
+    clock = Clock()
+    a_clock = clock if paused_clock == "runs on" else Clock()  # a clock that stood still fools the deadline
+    a_lease = LeaderLease(world.api, k.SYSTEM_NAMESPACE, k.LEASE_NAME, "a", clock=clock, monotonic=a_clock)
+    b_lease = LeaderLease(world.api, k.SYSTEM_NAMESPACE, k.LEASE_NAME, "b", clock=clock, monotonic=clock)
+    planned, resume = threading.Event(), threading.Event()
+
+    def plan_then_pause(snapshot: Snapshot):
+        decided = plan(snapshot)
+        planned.set()
+        resume.wait(timeout=30)
+        return decided
+
+    a = Controller(world.api, IMAGE, planner=plan_then_pause, lease=a_lease)
+    b = Controller(world.api, IMAGE, lease=b_lease)
+    world.backend.submit(job("y", gpu="0.6"))
+    world.kube.job_controller.sync()
+    assert a_lease.acquire_or_renew() and not b_lease.acquire_or_renew()
+    failure: list[BaseException] = []
+
+    def run_a() -> None:
+        try:
+            a.reconcile_once()
+        except BaseException as error:  # noqa: BLE001 - handed to the test thread
+            failure.append(error)
+
+    paused = threading.Thread(target=run_a)
+    paused.start()
+    assert planned.wait(timeout=30)
+
+    clock.now += 20  # A renews nothing while paused; B sees the Lease unchanged for 20 s
+    assert b_lease.acquire_or_renew()
+    world.backend.submit(job("x", interactive=True, gpu="0.6"))
+    world.kube.job_controller.sync()
+    for _ in range(3):
+        b.reconcile_once()
+        world.device_plugin()
+        world.kube.kubelet.sync()
+    assert any(p["spec"].get("nodeName") for p in world.pods_of("team-b", "x"))
+
+    resume.set()
+    paused.join(timeout=30)
+    assert len(failure) == 1 and isinstance(failure[0], LostLeadership)
+    for _ in range(3):  # whatever A left behind, the leader goes on from it
+        b.reconcile_once()
+        world.device_plugin()
+        world.kube.kubelet.sync()
+        assert_not_overbooked(world.kube)
+    assert not any(p["spec"].get("nodeName") for p in world.pods_of("team-b", "y"))

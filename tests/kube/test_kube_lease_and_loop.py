@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from runai_lite.backends.kube import conventions as k
 from runai_lite.backends.kube.controller import Controller
-from runai_lite.backends.kube.lease import LeaderLease
+from runai_lite.backends.kube.lease import LeaderLease, LostLeadership
 from runai_lite.backends.kube.manifests import InvalidRequest, pod_job_type, pod_request
 from runai_lite.cli.runai_lite import app
 from runai_lite.model import GpuRequest, JobSpec, JobType
@@ -27,35 +27,73 @@ class Clock:
         return self.now
 
 
+def lease(world: World, identity: str, clock: Clock) -> LeaderLease:
+    return LeaderLease(world.api, "runai-lite", k.LEASE_NAME, identity, duration_seconds=15,
+                       renew_deadline_seconds=10, clock=clock, monotonic=clock)
+
+
 def test_one_replica_holds_the_lease_until_it_stops_renewing(kube_emulator, tmp_path):
     world = World(kube_emulator, tmp_path)
     clock = Clock()
-    a = LeaderLease(world.api, "runai-lite", k.LEASE_NAME, "replica-a", duration_seconds=15, clock=clock)
-    b = LeaderLease(world.api, "runai-lite", k.LEASE_NAME, "replica-b", duration_seconds=15, clock=clock)
+    a, b = lease(world, "replica-a", clock), lease(world, "replica-b", clock)
     assert a.acquire_or_renew() and not b.acquire_or_renew()
     clock.now += 10
     assert a.acquire_or_renew() and not b.acquire_or_renew()
-    clock.now += 16  # a stopped renewing: its lease expired
+    clock.now += 16  # a stopped renewing: b saw no change for longer than the lease
+    assert not a.leading()  # past its renew deadline a stepped down first
     assert b.acquire_or_renew() and not a.acquire_or_renew()
-    assert b.holder() == "replica-b"
-    lease = kube_emulator.get("leases", k.LEASE_NAME, "runai-lite")
-    assert lease["spec"]["leaseTransitions"] == 1
+    assert b.holder() == "replica-b" and b.transitions == 1
+    lease_object = kube_emulator.get("leases", k.LEASE_NAME, "runai-lite")
+    assert lease_object["spec"]["leaseTransitions"] == 1
     b.release()
     assert a.acquire_or_renew()
 
 
-def test_two_replicas_racing_for_an_expired_lease_cannot_both_win(kube_emulator, tmp_path):
+def test_expiry_is_measured_on_the_observers_clock_not_from_the_holders_renew_time(kube_emulator, tmp_path):
+    world = World(kube_emulator, tmp_path)
+    holder_clock, clock = Clock(), Clock()
+    holder_clock.now -= 3600  # the holder's wall clock is an hour behind
+    a = LeaderLease(world.api, "runai-lite", k.LEASE_NAME, "a", clock=holder_clock, monotonic=clock)
+    b = lease(world, "b", clock)
+    assert a.acquire_or_renew()
+    assert not b.acquire_or_renew()  # its renewTime looks an hour old; b has only just seen it
+    clock.now += 14
+    assert not b.acquire_or_renew()
+    clock.now += 2  # 16 s without a change, as b saw it
+    assert b.acquire_or_renew()
+
+
+def test_a_replica_that_cannot_renew_steps_down_at_the_renew_deadline(kube_emulator, tmp_path):
     world = World(kube_emulator, tmp_path)
     clock = Clock()
-    old = LeaderLease(world.api, "runai-lite", k.LEASE_NAME, "old", clock=clock)
+    a = lease(world, "a", clock)
+    assert a.acquire_or_renew()
+    clock.now += 5
+    kube_emulator.fail_next(500, verb="update", resource="leases")
+    with pytest.raises(Exception):
+        a.acquire_or_renew()
+    assert a.leading()
+    clock.now += 6  # 11 s since the last renewal: past the 10 s deadline, before the 15 s lease
+    assert not a.leading()
+    with pytest.raises(LostLeadership):
+        a.check()
+
+
+def test_two_replicas_racing_for_an_expired_lease_cannot_both_win(kube_emulator, tmp_path):
+    world = World(kube_emulator, tmp_path)
+    clock, frozen = Clock(), Clock()
+    old = lease(world, "old", frozen)  # its clock stood still (paused): it believes it still leads
     assert old.acquire_or_renew()
-    clock.now += 60
-    a = LeaderLease(world.api, "runai-lite", k.LEASE_NAME, "a", clock=clock)
-    b = LeaderLease(world.api, "runai-lite", k.LEASE_NAME, "b", clock=clock)
+    a, b = lease(world, "a", clock), lease(world, "b", clock)
+    assert not a.acquire_or_renew() and not b.acquire_or_renew()
+    clock.now += 16
     stale = world.api.get(a.path)
     assert a.acquire_or_renew()
-    assert not b._write(stale, b._spec(clock.now, clock.now, 1))  # b decided from the state before a won
+    assert not b._write(stale, b._spec(clock.now, 1))  # b decided from the state before a won
     assert a.holder() == "a"
+    assert old.leading()
+    with pytest.raises(LostLeadership):
+        old.fence()  # but its conditional renewal fails: it writes nothing more
 
 
 def test_the_controller_loop_binds_what_the_watch_reports(kube_emulator, tmp_path):

@@ -2,9 +2,12 @@
 
 This module is the plan driver. Each pass is level-triggered: read the objects through the reader
 (`cache.py`), build the snapshot (`cluster.py`), finish the binds that waited for a device, call
-the same `scheduler.plan` as the embedded mode, and hand the plan's actions to the binder
-(`binder.py`) in a fixed order: evictions, MIG layouts, reservations, claims and binds. What
-users see of it (statuses, pending reasons, Events) is the status writer's (`status.py`).
+the same `scheduler.plan` as the embedded mode, and carry the plan out through the scheduler's
+`apply` with this pass's `PlanApplier` (`PassApplier`), which hands each action to the binder
+(`binder.py`): evictions, MIG layouts, reservations, claims and binds, in the scheduler's phase
+order. A victim still stopping blocks the rest of the plan: its preemptors are nominated and bound
+in a later pass, once it is gone. What users see of it (statuses, pending reasons, Events) is the
+status writer's (`status.py`).
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ...model import Bind, CreateMig, DestroyMig, Plan, Preempt, Reserve, Snapshot
+from ...scheduler.applier import Outcome, Phase, apply
 from . import conventions as k
 from .binder import Binder, Eviction, describe
 from .cache import ListingReader, ObjectReader
 from .cluster import ClusterView, allocation_of, build_view
-from .lease import LeaderLease
+from .lease import FencedApi, LeaderLease, LostLeadership
 from .rest import core, group
 from .status import StatusWriter, Waiting
 
@@ -40,18 +44,25 @@ def default_planner() -> Planner:
 
 class Controller:
     def __init__(self, api: KubeApi, image: str, planner: Planner | None = None,
-                 clock: Callable[[], float] = time.time, reader: ObjectReader | None = None):
+                 clock: Callable[[], float] = time.time, reader: ObjectReader | None = None,
+                 lease: LeaderLease | None = None):
+        """With a `lease`, every write is fenced by it (`reconcile_once` raises `LostLeadership`
+        as soon as this replica may no longer write); without one, passes write unconditionally
+        (a single controller, or tests driving passes by hand)."""
         self.api = api
         self.planner = planner or default_planner()
         self.clock = clock
         self.reader = reader or ListingReader(api)
-        self.status = StatusWriter(api, clock)
-        self.binder = Binder(api, image, self.status)
+        self.lease = lease
+        writes = FencedApi(api, self._check_leading)
+        self.status = StatusWriter(writes, clock)
+        self.binder = Binder(writes, image, self.status)
 
     # -- one pass ------------------------------------------------------------------------------
 
     def reconcile_once(self) -> Plan:
         view = build_view(self.reader.read_objects())
+        self._fence()
         waiting: dict[str, Waiting] = {}
         for job_id, pod in view.pods.items():
             allocation = allocation_of(pod)
@@ -60,6 +71,7 @@ class Controller:
                 if reason:
                     waiting[job_id] = Waiting("WaitingForDevice", reason)
         plan = self.planner(view.snapshot)
+        self._fence()  # planning takes time: the writes go out only if the Lease is still ours
         self._apply(view, plan, waiting)
         self.binder.sync_desired(view)
         self.binder.sync_reservations(view)
@@ -67,33 +79,12 @@ class Controller:
         return plan
 
     def _apply(self, view: ClusterView, plan: Plan, waiting: dict[str, Waiting]) -> None:
-        evicted = [self.binder.evict(view, action) for action in plan.of_type(Preempt)]
-        if Eviction.REFUSED in evicted:
-            # The rest of the plan counted on room a victim still holds (a disruption budget
-            # refused, say): nothing more this pass; the next pass plans from what is there.
-            return
-        if Eviction.STOPPING in evicted:
+        applier = PassApplier(self.binder, self.status, view, waiting)
+        applied = apply(plan, applier)
+        if applied.stopped_after is Phase.PREEMPT and not applier.refused and view.stopping:
             # The victims hold their devices until they are gone: the preemptors are nominated,
             # and the next passes (which see the victims stopping) bind them once they are.
             self._nominate(view, plan, waiting)
-            return
-        for action in plan.actions:
-            if isinstance(action, DestroyMig | CreateMig):
-                self.binder.change_layout(view, action)
-        # Layouts are written before any pod claims a partition in them (a restart in between
-        # leaves an idle partition, never a claim on one the layout lacks).
-        self.binder.sync_desired(view)
-        for action in plan.of_type(Reserve):
-            self.binder.reserve(view, action.node, action.gpu_index)
-        for action in plan.of_type(Bind):
-            pod = view.pods.get(action.job)
-            if pod is None:
-                continue
-            if self.binder.claim(pod, action.allocation):
-                self.status.record(view, pod, "Scheduled", f"allocated {describe(action.allocation)}: {action.reason}")
-                reason = self.binder.complete_bind(view, pod, action.allocation)
-                if reason:
-                    waiting[action.job] = Waiting("WaitingForDevice", reason)
 
     def _nominate(self, view: ClusterView, plan: Plan, waiting: dict[str, Waiting]) -> None:
         for action in plan.of_type(Bind):
@@ -107,25 +98,101 @@ class Controller:
                        f"victim{'s' if len(victims) > 1 else ''} to stop ({', '.join(sorted(victims))})")
             waiting[action.job] = Waiting("Nominated", message)
 
+    def _check_leading(self) -> None:
+        if self.lease is not None:
+            self.lease.check()
+
+    def _fence(self) -> None:
+        if self.lease is not None:
+            self.lease.fence()
+
     # -- the loop ------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event, identity: str, namespace: str = k.SYSTEM_NAMESPACE,
             resync_seconds: float = 5.0) -> None:
-        """Reconcile while holding the Lease, on every watched change and every `resync_seconds`."""
-        lease = LeaderLease(self.api, namespace, k.LEASE_NAME, identity, clock=self.clock)
+        """Reconcile while holding the Lease, on every watched change and every `resync_seconds`.
+        The Lease is kept by a thread of its own (client-go's elector), so that a long pass does
+        not let it lapse; a pass stops at its next write once leadership is lost."""
+        self.lease = self.lease or LeaderLease(self.api, namespace, k.LEASE_NAME, identity, clock=self.clock)
+        lease = self.lease
         wake = threading.Event()
         for path, selector in WATCHES:
             threading.Thread(target=_watch_forever, args=(self.api, path, selector, wake, stop),
                              name=f"watch {path}", daemon=True).start()
+        elector = threading.Thread(target=_keep_lease, args=(lease, wake, stop), name="leader election", daemon=True)
+        elector.start()
         while not stop.is_set():
-            try:
-                if lease.acquire_or_renew():
+            if lease.leading():
+                try:
                     self.reconcile_once()
-            except Exception:  # a pass that failed is retried from fresh objects on the next one
-                log.exception("reconcile pass failed")
-            wake.wait(timeout=min(resync_seconds, lease.renew_seconds))
+                except LostLeadership as lost:
+                    log.warning("stopped a pass: %s", lost)
+                except Exception:  # a pass that failed is retried from fresh objects on the next one
+                    log.exception("reconcile pass failed")
+            wake.wait(timeout=resync_seconds if lease.leading() else lease.retry_seconds)
             wake.clear()
+        elector.join()
         lease.release()
+
+
+def _keep_lease(lease: LeaderLease, wake: threading.Event, stop: threading.Event) -> None:
+    """Try to acquire or renew every `retry_seconds`; wake the loop when leadership starts."""
+    while not stop.is_set():
+        was_leading = lease.leading()
+        try:
+            lease.acquire_or_renew()
+        except Exception as error:  # the API went away: leadership lapses at the renew deadline
+            log.warning("cannot renew the Lease: %s", error)
+        if lease.leading() and not was_leading:
+            log.info("leading as %s (fencing token %s)", lease.identity, lease.transitions)
+            wake.set()
+        stop.wait(lease.retry_seconds)
+
+
+class PassApplier:
+    """One pass's `PlanApplier`: each action goes to the binder, in the scheduler's phase order."""
+
+    def __init__(self, binder: Binder, status: StatusWriter, view: ClusterView, waiting: dict[str, Waiting]):
+        self.binder = binder
+        self.status = status
+        self.view = view
+        self.waiting = waiting
+        self.refused = False
+
+    def preempt(self, action: Preempt) -> Outcome:
+        eviction = self.binder.evict(self.view, action)
+        self.refused = self.refused or eviction is Eviction.REFUSED
+        # Refused (a disruption budget, say) or still stopping, the victim holds its room, which
+        # the rest of the plan counted on: nothing more this pass; the next plans from what is there.
+        return Outcome.APPLIED if eviction is Eviction.GONE else Outcome.BLOCKED
+
+    def destroy_mig(self, action: DestroyMig) -> Outcome:
+        self.binder.change_layout(self.view, action)
+        return Outcome.APPLIED
+
+    def create_mig(self, action: CreateMig) -> Outcome:
+        self.binder.change_layout(self.view, action)
+        return Outcome.APPLIED
+
+    def reserve(self, action: Reserve) -> Outcome:
+        self.binder.reserve(self.view, action.node, action.gpu_index)
+        return Outcome.APPLIED
+
+    def bind(self, action: Bind) -> Outcome:
+        pod = self.view.pods.get(action.job)
+        if pod is None or not self.binder.claim(pod, action.allocation):
+            return Outcome.SKIPPED
+        self.status.record(self.view, pod, "Scheduled", f"allocated {describe(action.allocation)}: {action.reason}")
+        reason = self.binder.complete_bind(self.view, pod, action.allocation)
+        if reason:
+            self.waiting[action.job] = Waiting("WaitingForDevice", reason)
+        return Outcome.APPLIED
+
+    def phase_done(self, phase: Phase) -> None:
+        if phase is Phase.CREATE_MIG:
+            # Layouts are written before any pod claims a partition in them (a restart in between
+            # leaves an idle partition, never a claim on one the layout lacks).
+            self.binder.sync_desired(self.view)
 
 
 WATCHES = (
