@@ -266,3 +266,103 @@ def test_a_replica_paused_mid_pass_writes_nothing_once_another_leads(kube_emulat
         world.kube.kubelet.sync()
         assert_not_overbooked(world.kube)
     assert not any(p["spec"].get("nodeName") for p in world.pods_of("team-b", "y"))
+
+
+# -- 11.4: reservation pods are never rolled back -----------------------------------------------
+
+
+def reservation_world(kube: KubeEmulator, tmp_path, gpus: int = 1) -> tuple[World, Clock]:
+    world = World(kube, tmp_path)
+    world.add_gpu_node("t4-node", gpus)
+    world.backend.create_project("team-b", gpus)
+    clock = Clock()
+    world.controller = Controller(world.api, IMAGE, monotonic=clock)
+    return world, clock
+
+
+def reservations(world: World) -> list[dict]:
+    return world.kube.objects("pods", k.RESERVATION_NAMESPACE)
+
+
+def reservation_creates(world: World) -> int:
+    return len([r for r in world.kube.requests_for("create", "pods") if r.namespace == k.RESERVATION_NAMESPACE])
+
+
+def claimed(world: World, name: str) -> bool:
+    return any(k.ALLOCATION in (p["metadata"].get("annotations") or {}) for p in world.pods_of("team-b", name))
+
+
+def event_reasons(world: World, namespace: str = "runai-team-b") -> list[str]:
+    return [e["reason"] for e in world.kube.objects("events", namespace)]
+
+
+def test_a_refused_reservation_pod_rolls_its_claim_back_and_backs_off(kube_emulator, tmp_path):
+    world, clock = reservation_world(kube_emulator, tmp_path)
+    world.backend.submit(job("frac", gpu="0.5"))
+    world.kube.job_controller.sync()
+    world.controller.reconcile_once()
+    [reservation] = reservations(world)
+    assert claimed(world, "frac")
+    world.kube.patch_status("pods", reservation["metadata"]["name"],
+                            {"phase": "Failed", "reason": "UnexpectedAdmissionError"}, k.RESERVATION_NAMESPACE)
+
+    for _ in range(4):  # every pass: no new reservation pod while the GPU rests
+        world.controller.reconcile_once()
+        world.kube.kubelet.sync()
+    assert reservations(world) == [] and reservation_creates(world) == 1
+    assert not claimed(world, "frac")
+    assert "ReservationFailed" in event_reasons(world)
+    assert world.backend.get_job("team-b", "frac").pending_reason
+
+    clock.now += 11  # the backoff is over: tried again, and this time the device plugin answers
+    world.settle()
+    assert reservation_creates(world) == 2
+    assert world.live_pod("team-b", "frac")["spec"]["nodeName"] == "t4-node"
+
+
+def test_a_reservation_pod_that_reports_no_gpu_times_out(kube_emulator, tmp_path):
+    world, clock = reservation_world(kube_emulator, tmp_path)
+    world.backend.submit(job("frac", gpu="0.5"))
+    world.kube.job_controller.sync()
+    world.controller.reconcile_once()
+    world.controller.reconcile_once()  # its timeout starts when the controller first sees it
+    assert claimed(world, "frac") and len(reservations(world)) == 1
+    clock.now += 181
+    world.controller.reconcile_once()
+    assert not claimed(world, "frac") and reservations(world) == []
+    [message] = [e["message"] for e in world.kube.objects("events", "runai-team-b")
+                 if e["reason"] == "ReservationFailed"]
+    assert "reported no GPU within 180 s" in message
+
+
+@pytest.mark.parametrize("device_plugin_gives", ["the same GPU", "another GPU"])
+def test_fractions_whose_reservation_pod_vanished_are_reserved_again_on_their_gpu_or_stopped(
+        kube_emulator, tmp_path, device_plugin_gives):
+    world, _ = reservation_world(kube_emulator, tmp_path, gpus=2)
+    world.backend.submit(job("a", gpu="0.5"))
+    world.backend.submit(job("b", gpu="0.5"))
+    world.settle()
+    [reservation] = reservations(world)
+    uuid = reservation["metadata"]["annotations"][k.RESERVED_UUID]
+    world.kube.delete("pods", reservation["metadata"]["name"], k.RESERVATION_NAMESPACE, gracePeriodSeconds=0)
+
+    world.controller.reconcile_once()
+    [again] = reservations(world)
+    if device_plugin_gives == "another GPU":
+        world.kube.patch("pods", again["metadata"]["name"],
+                         {"metadata": {"annotations": {k.RESERVED_UUID: "GPU-somebody-elses"}}}, k.RESERVATION_NAMESPACE)
+    world.settle()
+
+    running = [p for name in ("a", "b") for p in world.pods_of("team-b", name)
+               if p["spec"].get("nodeName") and p["status"].get("phase") == "Running"]
+    on = {(p["metadata"].get("annotations") or {}).get(k.ALLOCATION) for p in running}
+    if device_plugin_gives == "the same GPU":
+        assert len(running) == 2 and all(uuid in a for a in on)  # kept, on the GPU reserved again
+        assert "ReservationLost" not in event_reasons(world)
+    else:
+        assert event_reasons(world).count("ReservationLost") == 2  # both were stopped
+        # and their Jobs made new pods, placed afresh with a reservation that holds their GPU
+        for pod in running:
+            reserved = {r["metadata"]["annotations"].get(k.RESERVED_UUID) for r in reservations(world)}
+            assert any(u in pod["metadata"]["annotations"][k.ALLOCATION] for u in reserved)
+    assert_not_overbooked(world.kube)

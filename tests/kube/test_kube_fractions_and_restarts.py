@@ -186,21 +186,22 @@ def test_two_controllers_deciding_from_the_same_state_bind_each_pod_once(world: 
     assert len(reservation_pods(world)) == len(shares)
 
 
-def test_a_reservation_pod_the_kubelet_refused_is_made_again(world: World):
+def test_a_reservation_pod_the_kubelet_refused_sends_its_fraction_to_another_gpu(world: World):
     world.backend.submit(spec("frac", gpu="0.5"))
     world.kube.job_controller.sync()
     world.controller.reconcile_once()
     [reservation] = reservation_pods(world)
-    name = reservation["metadata"]["name"]
-    world.kube.patch_status("pods", name, {"phase": "Failed", "reason": "UnexpectedAdmissionError"},
-                            k.RESERVATION_NAMESPACE)
+    refused_gpu = reservation["metadata"]["annotations"][k.RESERVATION_GPU]
+    world.kube.patch_status("pods", reservation["metadata"]["name"],
+                            {"phase": "Failed", "reason": "UnexpectedAdmissionError"}, k.RESERVATION_NAMESPACE)
 
-    world.controller.reconcile_once()
+    world.controller.reconcile_once()  # claim rolled back, that GPU rests, the fraction is placed again
     [again] = reservation_pods(world)
-    assert again["metadata"]["name"] == name and again["metadata"]["uid"] != reservation["metadata"]["uid"]
-    assert again["status"]["phase"] == "Pending"
+    assert again["metadata"]["annotations"][k.RESERVATION_GPU] != refused_gpu
     world.settle()
-    assert world.live_pod("team-b", "frac")["spec"]["nodeName"] == "t4-node"
+    pod = world.live_pod("team-b", "frac")
+    assert pod["spec"]["nodeName"] == "t4-node"
+    assert k.decode_allocation(pod["metadata"]["annotations"][k.ALLOCATION]).gpu_indices != (int(refused_gpu),)
 
 
 def test_a_controller_that_dies_after_binding_leaves_a_status_the_next_one_writes(world: World):

@@ -18,6 +18,8 @@ finishes from:
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +30,7 @@ from .enforcement import node_enforcement
 from .manifests import device_configmap, device_env, is_device_configmap_of, reservation_pod
 from .meta import Meta, set_annotations
 from .predicates import SELECTED_NODE, claims_to_bind
+from .reservations import EXPECTED_UUID, GpuKey, ReservationLedger
 from .rest import ApiError, core
 from .status import StatusWriter
 
@@ -38,16 +41,21 @@ log = logging.getLogger("runai_lite.controller")
 
 
 class Binder:
-    def __init__(self, api: KubeApi, image: str, status: StatusWriter):
+    def __init__(self, api: KubeApi, image: str, status: StatusWriter,
+                 monotonic: Callable[[], float] = time.monotonic):
         self.api = api
         self.image = image
         self.status = status
+        self.ledger = ReservationLedger(monotonic)
 
     # -- evictions -------------------------------------------------------------------------------
 
     def evict(self, view: ClusterView, action: Preempt) -> Eviction:
         """Evict a victim. Until it is gone it holds what it holds (`view.stopping`)."""
-        pod = view.pods.get(action.job)
+        return self._evict(view, action.job, "Preempted", action.reason)
+
+    def _evict(self, view: ClusterView, job: str, event_reason: str, message: str) -> Eviction:
+        pod = view.pods.get(job)
         if pod is None:
             return Eviction.GONE
         meta = Meta(pod)
@@ -60,13 +68,13 @@ class Binder:
                 return Eviction.GONE
             self.status.record(view, pod, "PreemptionFailed", f"could not evict: {error}", warning=True)
             return Eviction.REFUSED
-        self.status.record(view, pod, "Preempted", action.reason, warning=True)
-        self.status.set_status(view, pod, "Preempted", action.reason)
-        view.pods.pop(action.job, None)
+        self.status.record(view, pod, event_reason, message, warning=True)
+        self.status.set_status(view, pod, "Preempted", message)
+        view.pods.pop(job, None)
         now = self.api.get_or_none(core("pods", meta.namespace, meta.name))
         if now is None or Meta(now).uid != meta.uid or is_finished(now):
             return Eviction.GONE
-        view.stopping[action.job] = now
+        view.stopping[job] = now
         return Eviction.STOPPING
 
     # -- MIG layouts -----------------------------------------------------------------------------
@@ -99,31 +107,81 @@ class Binder:
 
     # -- reservation pods ------------------------------------------------------------------------
 
-    def reserve(self, view: ClusterView, node: str, gpu_index: int) -> None:
+    def reserve(self, view: ClusterView, node: str, gpu_index: int, expected_uuid: str | None = None) -> None:
         if (node, gpu_index) in view.reservations:
             return
         body = reservation_pod(node, gpu_index, self.image)
+        if expected_uuid:  # made again for fractions that run: it must get their GPU
+            body["metadata"]["annotations"][EXPECTED_UUID] = expected_uuid
         self.api.create_if_absent(core("pods", k.RESERVATION_NAMESPACE), body)
         view.reservations[(node, gpu_index)] = body
 
     def sync_reservations(self, view: ClusterView) -> None:
         """One reservation pod per GPU that fraction pods hold, none for others (KAI's sync rule).
-        One the kubelet refused (no free device: another scheduler took the GPU first) is deleted
-        and made again once it is gone, so that its fractions do not wait on it forever."""
-        held = set()
+        A GPU whose fractions run gets its reservation pod again at once if it vanished, pinned to
+        their GPU's UUID (`check_reservations` stops them if the device plugin gives another)."""
+        held: dict[GpuKey, str | None] = {}
         for pod in _holders(view):
             allocation = allocation_of(pod)
             if allocation is not None and allocation.kind == "fraction":
-                held.update((allocation.node, i) for i in allocation.gpu_indices)
+                key = (allocation.node, allocation.gpu_indices[0])  # a fraction is of one GPU
+                running = pod["spec"].get("nodeName") and allocation.gpu_uuids
+                held[key] = held.get(key) or (allocation.gpu_uuids[0] if running else None)
         for key, pod in list(view.reservations.items()):
             meta = Meta(pod)
-            created_now = not meta.uid
-            failed = (pod.get("status") or {}).get("phase") == "Failed"
-            if not created_now and (key not in held or failed) and not meta.deleting:
+            if meta.uid and key not in held and not meta.deleting:
                 self.api.delete(core("pods", k.RESERVATION_NAMESPACE, meta.name))
                 del view.reservations[key]
-        for key in sorted(held - view.reservations.keys()):
-            self.reserve(view, *key)
+        resting = self.ledger.resting()
+        for key in sorted(held.keys() - view.reservations.keys()):
+            if key not in resting or held[key]:
+                self.reserve(view, *key, expected_uuid=held[key])
+        self.ledger.forget_except(uid for pod in view.reservations.values() if (uid := Meta(pod).uid))
+
+    def check_reservations(self, view: ClusterView) -> bool:
+        """Undo what waits on a reservation pod that failed its GPU (see `reservations.py`): roll
+        back the claims waiting for it, stop the fractions running on a GPU no longer reserved for
+        them, delete it, and rest the GPU. True when anything was undone (the view is stale)."""
+        undone = False
+        for key, pod in list(view.reservations.items()):
+            meta = Meta(pod)
+            failure = None if meta.deleting else self.ledger.failure(pod)
+            if failure is None:
+                if meta.annotation(k.RESERVED_UUID):
+                    self.ledger.succeeded(key)
+                continue
+            node, index = key
+            delay = self.ledger.failed(key)
+            where = f"the reservation pod of {node} GPU {index} {failure}"
+            for job, holder in list(view.pods.items()):
+                allocation = allocation_of(holder)
+                if allocation is None or allocation.kind != "fraction" or key not in _gpu_keys(allocation):
+                    continue
+                if holder["spec"].get("nodeName"):
+                    self._evict(view, job, "ReservationLost",
+                                f"{where}: stopped rather than share a GPU no longer reserved for it")
+                elif self.unclaim(holder):
+                    self.status.record(view, holder, "ReservationFailed",
+                                       f"{where}: the claim is rolled back, that GPU is tried again in {delay:.0f} s",
+                                       warning=True)
+            self.api.delete(core("pods", k.RESERVATION_NAMESPACE, meta.name))
+            del view.reservations[key]
+            undone = True
+        return undone
+
+    def unclaim(self, pod: dict[str, Any]) -> bool:
+        """Take a claim back from a pod not bound yet (on the condition that it is as we read it)."""
+        meta = Meta(pod)
+        patch = {"metadata": {"resourceVersion": meta.resource_version,
+                              "annotations": {k.ALLOCATION: None, k.BOUND_AT: None},
+                              "labels": {k.GPU_GROUP_LABEL: None}}}
+        try:
+            pod["metadata"] = self.api.merge_patch(core("pods", meta.namespace, meta.name), patch)["metadata"]
+        except ApiError as error:
+            if error.conflict or error.not_found:
+                return False
+            raise
+        return True
 
     # -- claims and bindings ---------------------------------------------------------------------
 
@@ -214,6 +272,10 @@ class Eviction(Enum):
     GONE = "gone"  # deleted at once (or already): its room is free now
     STOPPING = "stopping"  # terminating: it holds its devices until its containers stop
     REFUSED = "refused"  # a disruption budget (or the API) said no: it keeps running
+
+
+def _gpu_keys(allocation: Allocation) -> set[GpuKey]:
+    return {(allocation.node, i) for i in allocation.gpu_indices}
 
 
 def _holders(view: ClusterView) -> list[dict[str, Any]]:

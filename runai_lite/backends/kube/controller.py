@@ -26,6 +26,7 @@ from .cache import ListingReader, ObjectReader
 from .cluster import ClusterView, allocation_of, build_view
 from .lease import FencedApi, LeaderLease, LostLeadership
 from .rest import core, group
+from .reservations import withhold
 from .status import StatusWriter, Waiting
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def default_planner() -> Planner:
 class Controller:
     def __init__(self, api: KubeApi, image: str, planner: Planner | None = None,
                  clock: Callable[[], float] = time.time, reader: ObjectReader | None = None,
-                 lease: LeaderLease | None = None):
+                 lease: LeaderLease | None = None, monotonic: Callable[[], float] = time.monotonic):
         """With a `lease`, every write is fenced by it (`reconcile_once` raises `LostLeadership`
         as soon as this replica may no longer write); without one, passes write unconditionally
         (a single controller, or tests driving passes by hand)."""
@@ -56,13 +57,16 @@ class Controller:
         self.lease = lease
         writes = FencedApi(api, self._check_leading)
         self.status = StatusWriter(writes, clock)
-        self.binder = Binder(writes, image, self.status)
+        self.binder = Binder(writes, image, self.status, monotonic)
 
     # -- one pass ------------------------------------------------------------------------------
 
     def reconcile_once(self) -> Plan:
         view = build_view(self.reader.read_objects())
         self._fence()
+        if self.binder.check_reservations(view):
+            view = build_view(self.reader.read_objects())  # the claims rolled back are pending again
+        view.snapshot = withhold(view.snapshot, self.binder.ledger.resting())
         waiting: dict[str, Waiting] = {}
         for job_id, pod in view.pods.items():
             allocation = allocation_of(pod)
