@@ -14,7 +14,8 @@ import yaml
 from aiohttp import web
 
 from . import rbac, subresources
-from .controllers import JobController, Kubelet
+from .jobs import JobController
+from .kubelet import Kubelet
 from .resources import ResourceTable, ResourceType
 from .selectors import labels_match, parse_label_selector
 from .server import ApiServer, Fault, Request
@@ -39,7 +40,8 @@ class KubeEmulator:
     def __init__(
         self,
         *,
-        graceful_pod_deletion: bool = False,
+        graceful_pod_deletion: bool = True,
+        kubelet_admission: bool = True,
         schema_validation: bool = True,
         extra_resources: Iterable[ResourceType] = (),
         history_limit: int = 100_000,
@@ -56,7 +58,7 @@ class KubeEmulator:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
-        self.kubelet = Kubelet(self)
+        self.kubelet = Kubelet(self, admission=kubelet_admission)
         self.job_controller = JobController(self)
 
     # ---- lifecycle -----------------------------------------------------------------------------
@@ -212,13 +214,19 @@ class KubeEmulator:
 
     def add_node(self, name: str, *, labels: dict[str, str] | None = None,
                  annotations: dict[str, str] | None = None, capacity: dict[str, str] | None = None,
-                 ready: bool = True) -> Obj:
-        """A node as a kubelet registers it: Ready, with capacity = allocatable (cpu, memory, pods + extras)."""
+                 ready: bool = True, taints: list[Obj] | None = None,
+                 devices: dict[str, list[str]] | None = None) -> Obj:
+        """A node as a kubelet registers it: Ready, with capacity = allocatable (cpu, memory, pods + extras).
+        `devices` names the device IDs of an extended resource (its count becomes the capacity); other
+        extended resources get generated IDs (`kubelet.device_plugin`)."""
         resources = {"cpu": "16", "memory": "64Gi", "pods": "110", **(capacity or {})}
+        for resource, ids in (devices or {}).items():
+            self.kubelet.device_plugin.set_devices(name, resource, ids)
+            resources[resource] = str(len(ids))
         return self.create("nodes", {
             "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})},
                          "annotations": dict(annotations or {})},
-            "spec": {},
+            "spec": {"taints": list(taints)} if taints else {},
             "status": {
                 "capacity": dict(resources),
                 "allocatable": dict(resources),

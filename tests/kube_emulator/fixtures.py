@@ -14,9 +14,13 @@ from .emulator import KubeEmulator
 
 
 @pytest.fixture
-def kube_emulator() -> Iterator[KubeEmulator]:
-    """A fresh emulator per test (starting one takes milliseconds)."""
-    with KubeEmulator(seed=0) as emulator:
+def kube_emulator(request: pytest.FixtureRequest) -> Iterator[KubeEmulator]:
+    """A fresh emulator per test (starting one takes milliseconds), as strict as a cluster: graceful
+    deletion, kubelet admission. A test may ask for other options with
+    `@pytest.mark.kube_emulator(graceful_pod_deletion=False, ...)`."""
+    marker = request.node.get_closest_marker("kube_emulator")
+    options = {"seed": 0, **(marker.kwargs if marker else {})}
+    with KubeEmulator(**options) as emulator:
         yield emulator
 
 

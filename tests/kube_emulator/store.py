@@ -326,8 +326,9 @@ class Store:
             return copy.deepcopy(old)  # a no-op write does not bump the resourceVersion nor notify watchers
         if dry_run:
             return new
-        if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
-            return self._remove(r, new, "Background")
+        if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers") and \
+                old_meta.get("finalizers") and not new["metadata"].get("deletionGracePeriodSeconds"):
+            return self._remove(r, new, "Background")  # the last finalizer went: the deletion completes
         return self._commit(r, "MODIFIED", new, old)
 
     def mutate(self, r: ResourceType, namespace: str | None, name: str, change: Callable[[Obj], None]) -> Obj:
@@ -377,23 +378,27 @@ class Store:
 
     def _delete_now_or_mark(self, r: ResourceType, old: Obj, options: Obj, policy: str) -> Obj:
         meta = old["metadata"]
-        if meta.get("deletionTimestamp"):
-            if options.get("gracePeriodSeconds") == 0 and not meta.get("finalizers"):
-                return self._remove(r, copy.deepcopy(old), policy)  # a forced delete ends the grace period
-            return copy.deepcopy(old)  # already terminating
-        if meta.get("finalizers"):
-            return self.mutate(r, meta.get("namespace"), meta["name"], lambda o: o["metadata"].update(
-                deletionTimestamp=self.now(), deletionGracePeriodSeconds=0))
         grace = options.get("gracePeriodSeconds")
+        ns, name = meta.get("namespace"), meta["name"]
+        if meta.get("deletionTimestamp"):
+            if grace != 0:
+                return copy.deepcopy(old)  # already terminating
+            if not meta.get("finalizers"):
+                return self._remove(r, copy.deepcopy(old), policy)  # the kubelet's final (or a forced) delete
+            # finalizers still hold it: it goes as soon as they are removed
+            return self.mutate(r, ns, name, lambda o: o["metadata"].update(deletionGracePeriodSeconds=0))
         if r.key == "pods" and self.graceful_pod_deletion:
             grace = (old.get("spec") or {}).get("terminationGracePeriodSeconds", 30) if grace is None else grace
             bound = (old.get("spec") or {}).get("nodeName")
             running = (old.get("status") or {}).get("phase") not in TERMINAL_POD_PHASES
             if bound and running and grace > 0:
-                # the kubelet finishes the deletion (emulator.kubelet.finish_terminating)
+                # the kubelet stops the containers, then deletes it for good (emulator.kubelet.sync)
                 deadline = rfc3339(self.clock() + timedelta(seconds=grace))
-                return self.mutate(r, meta.get("namespace"), meta["name"], lambda o: o["metadata"].update(
+                return self.mutate(r, ns, name, lambda o: o["metadata"].update(
                     deletionTimestamp=deadline, deletionGracePeriodSeconds=grace))
+        if meta.get("finalizers"):
+            return self.mutate(r, ns, name, lambda o: o["metadata"].update(
+                deletionTimestamp=self.now(), deletionGracePeriodSeconds=0))
         if r.key == "namespaces":
             return self._delete_namespace(r, old)
         final = copy.deepcopy(old)

@@ -44,13 +44,19 @@ def test_job_runs_to_completion_through_controller_binding_and_kubelet(kube_clie
     assert [(c.type, c.status) for c in status.conditions] == [("Complete", "True")]
 
 
-def test_an_evicted_job_pod_is_replaced(kube_client, kube_emulator):
+def test_an_evicted_job_pod_is_replaced_once_it_has_failed(kube_client, kube_emulator):
     v1 = client.CoreV1Api(kube_client)
     client.BatchV1Api(kube_client).create_namespaced_job("default", job("train", podFailurePolicy=IGNORE_DISRUPTION))
     (first,) = kube_emulator.job_controller.sync()
     v1.create_namespaced_pod_eviction(first, "default", eviction(first))
+    # the Job's tracking finalizer holds the deleted pod; with a podFailurePolicy the replacement waits
+    # until it is Failed (podReplacementPolicy: Failed)
+    assert kube_emulator.get("pods", first, "default")["metadata"]["deletionTimestamp"]
+    assert kube_emulator.job_controller.sync() == []
+    assert kube_emulator.get("jobs", "train", "default")["status"]["terminating"] == 1
+    kube_emulator.kubelet.sync()  # the pod GC fails the unscheduled terminating pod
     (second,) = kube_emulator.job_controller.sync()
-    assert second != first
+    assert second != first and kube_emulator.get("pods", first, "default") is None
     assert kube_emulator.get("jobs", "train", "default")["status"].get("failed", 0) == 0
 
 
@@ -61,10 +67,10 @@ def test_pod_failure_policy_ignores_disruption_but_counts_other_failures(kube_cl
     (first,) = kube_emulator.job_controller.sync()
     kube_emulator.patch_status("pods", first, {"conditions": [{"type": "DisruptionTarget", "status": "True"}]},
                                "default")
-    kube_emulator.patch("pods", first, {"spec": {}}, "default")
     kube_emulator.mutate("pods", first, lambda p: p["status"].update(phase="Failed"), "default")
     (second,) = kube_emulator.job_controller.sync()  # ignored: replaced, not counted
-    assert kube_emulator.get("pods", first, "default") is None
+    failed_pod = kube_emulator.get("pods", first, "default")  # a pod that failed in place stays, untracked
+    assert failed_pod["status"]["phase"] == "Failed" and not failed_pod["metadata"].get("finalizers")
     kube_emulator.mutate("pods", second, lambda p: p["status"].update(phase="Failed"), "default")
     assert kube_emulator.job_controller.sync() == []
     status = kube_emulator.get("jobs", "train", "default")["status"]
