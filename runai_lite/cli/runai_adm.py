@@ -77,13 +77,23 @@ def project_delete(ctx: typer.Context,
 # the embedded controller
 
 
+SystemOpt = Annotated[bool, typer.Option("--system", help="The machine-wide daemon shared by every user "
+                                          "(run as root; state in /var/lib/runai-lite, socket in /run/runai-lite).")]
+
+
 def _status_text(status) -> str:
     state = f"running (pid {status.pid})" if status.running else "stopped"
     gpus = f"simulated {status.simulated}" if status.simulated else "this machine's GPUs through NVML"
     mechanism = f" (on this machine: {status.mechanism})" if status.mechanism else ""
-    return "\n".join([
+    lines = [
         f"Daemon:      {state}",
+        f"Mode:        {'system (shared by every user)' if status.socket else 'personal'}",
         f"Home:        {status.home}",
+    ]
+    if status.socket:
+        lines.append(f"Socket:      {status.socket}")
+    return "\n".join([
+        *lines,
         f"Node:        {status.node or '-'}",
         f"GPUs:        {gpus}",
         f"Enforcement: {status.enforcement}{mechanism}",
@@ -92,8 +102,9 @@ def _status_text(status) -> str:
 
 @local_app.command("init", help=(
     "Set up the embedded controller and (re)start it: a simulated GPU inventory (for machines without "
-    "GPUs, or to try things out), or the machine's real GPUs through NVML when --simulate is left out."
-    + example("runai-adm local init --simulate A100-SXM4-40GB:1")))
+    "GPUs, or to try things out), or the machine's real GPUs through NVML when --simulate is left out. "
+    "With --system (as root), the machine-wide daemon every user's `runai` talks to."
+    + example("sudo runai-adm local init --system --simulate A100-SXM4-40GB:1")))
 def local_init(
     simulate: Annotated[str | None, typer.Option("--simulate", help="MODEL:COUNT[,MODEL:COUNT...], e.g. "
                                                  "A100-SXM4-40GB:1 or H100-SXM5-80GB:2,T4:4.")] = None,
@@ -101,39 +112,63 @@ def local_init(
                                              "auto, hami-core, mps, framework or none.")] = "auto",
     grace_seconds: Annotated[float | None, typer.Option("--grace-seconds", help="How long a stopped job gets "
                                                         "between SIGTERM and SIGKILL.")] = None,
+    system: SystemOpt = False,
 ) -> None:
     from ..backends.local.control import local_init as init
 
-    typer.echo(_status_text(init(simulate=simulate, enforcement=enforcement, grace_seconds=grace_seconds)))
+    typer.echo(_status_text(init(simulate=simulate, enforcement=enforcement, grace_seconds=grace_seconds,
+                                 system=system)))
 
 
-@local_app.command("start", help="Start the embedded controller daemon (commands also start it when needed)."
-                   + example("runai-adm local start"))
-def local_start() -> None:
+@local_app.command("start", help="Start the embedded controller daemon (commands also start a personal one "
+                   "when needed)." + example("runai-adm local start"))
+def local_start(system: SystemOpt = False) -> None:
     from ..backends.local.control import daemon_start
 
-    typer.echo(_status_text(daemon_start()))
+    typer.echo(_status_text(daemon_start(system=system)))
 
 
 @local_app.command("stop", help="Stop the embedded controller daemon; running jobs keep running and the next "
                    "daemon adopts them." + example("runai-adm local stop"))
-def local_stop() -> None:
+def local_stop(system: SystemOpt = False) -> None:
     from ..backends.local.control import daemon_stop
 
-    typer.echo("Daemon stopped" if daemon_stop() else "Daemon was not running")
+    typer.echo("Daemon stopped" if daemon_stop(system=system) else "Daemon was not running")
 
 
 @local_app.command("status", help="Show whether the embedded controller runs, and with which GPUs."
                    + example("runai-adm local status -o json"))
 def local_status(output: Annotated[DataOutput, typer.Option("--output", "-o", help="Output format.")]
-                 = DataOutput.TABLE) -> None:
+                 = DataOutput.TABLE, system: SystemOpt = False) -> None:
     from ..backends.local.control import daemon_status
 
-    status = daemon_status()
+    status = daemon_status(system=system)
     if output is not DataOutput.TABLE:
         emit_data(status.to_json(), output.value)
         return
     typer.echo(_status_text(status))
+
+
+@local_app.command("install-service", help=(
+    "Install the machine-wide daemon as a systemd service (as root), or print the unit with --print."
+    + example("sudo runai-adm local install-service && sudo systemctl enable --now runai-lite")))
+def local_install_service(
+    print_: Annotated[bool, typer.Option("--print", help="Print the unit instead of writing it.")] = False,
+    simulate: Annotated[str | None, typer.Option("--simulate", help="A simulated inventory for the service "
+                                                 "(default: the machine's GPUs through NVML).")] = None,
+    enforcement: Annotated[str, typer.Option("--enforcement", help="How fraction memory limits are enforced: "
+                                             "auto, hami-core, mps, framework or none.")] = "auto",
+) -> None:
+    import sys
+
+    from ..backends.local.service_unit import UNIT_PATH, install_unit, package_root, unit_text
+
+    if print_:
+        typer.echo(unit_text(sys.executable, package_root()), nl=False)
+        return
+    path = install_unit(simulate, enforcement)
+    typer.echo(f"Wrote {path}. Start it now and at every boot with: systemctl daemon-reload && "
+               f"systemctl enable --now {UNIT_PATH.stem}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import errno
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ...errors import OperationalError, UserError
-from .paths import PIDFILE_READY, Home, lock_held, open_private
+from .paths import PIDFILE_READY, SOCKET_DIR_MODE, Home, lock_held, lock_holder, open_private, system_dirs
 from .store import Store
 
 START_TIMEOUT_SECONDS = 20.0
@@ -30,8 +31,12 @@ SIMULATE_HINT = ("on a machine without NVIDIA GPUs, declare a simulated inventor
 
 # Run from the same tree as this command (installed or not), whatever directory it runs in.
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
-_DAEMON_MAIN = (f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); "
-                "from runai_lite.backends.local.daemon.main import main; sys.exit(main())")
+_PERSONAL_DAEMON = "runai_lite.backends.local.daemon.main"
+_SYSTEM_DAEMON = "runai_lite.backends.local.server"  # the daemon with the socket server in front
+
+
+def _main_of(module: str) -> str:
+    return f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); from {module} import main; sys.exit(main())"
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class DaemonStatus:
     enforcement: str  # the setting (auto, hami-core, mps, framework, none)
     mechanism: str | None  # what the setting resolved to on this machine (known once a daemon ran)
     grace_seconds: float | None
+    socket: str | None = None  # the system daemon's socket; None in personal mode
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -79,17 +85,39 @@ def _pidfile(home: Home) -> tuple[int | None, bool]:
 
 
 def _read_pid(home: Home) -> int | None:
-    """The pid of the daemon that holds this home's lock; None if the pidfile names another process."""
+    """The pid of the daemon that holds this home's lock: the lock's holder as the kernel lists it,
+    else the pidfile's pid when that process is a daemon of this home."""
+    holder = lock_holder(home.daemon_lock)
+    if holder is not None:
+        return holder
     pid, _ = _pidfile(home)
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() if pid else b""
     except OSError:
         return None
-    return pid if b"runai_lite.backends.local.daemon" in cmdline and str(home.root).encode() in cmdline else None
+    return pid if b"runai_lite.backends.local." in cmdline and str(home.root).encode() in cmdline else None
 
 
-def daemon_status(home: Path | str | None = None) -> DaemonStatus:
-    home_dir = Home.at(home)
+def _home_of(home: Path | str | None, system: bool) -> tuple[Home, Path | None]:
+    """The home a command controls, and the socket when it is the system daemon's. The system
+    directories are root's: anyone else is told so before anything is touched."""
+    if not system:
+        return Home.at(home), None
+    if os.geteuid() != 0:
+        raise UserError("the machine-wide runai-lite daemon is controlled by root",
+                        "run the command with sudo (users need nothing: `runai` finds the system daemon itself)")
+    dirs = system_dirs()
+    home_dir = Home.at(dirs.state)
+    dirs.runtime.mkdir(mode=SOCKET_DIR_MODE, parents=True, exist_ok=True)
+    info = os.lstat(dirs.runtime)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0:
+        raise OperationalError(f"{dirs.runtime} is not a directory owned by root", f"remove it and try again")
+    os.chmod(dirs.runtime, SOCKET_DIR_MODE, follow_symlinks=False)
+    return home_dir, dirs.socket
+
+
+def daemon_status(home: Path | str | None = None, system: bool = False) -> DaemonStatus:
+    home_dir, socket_path = _home_of(home, system)
     store = Store(home_dir.db)
     try:
         config = store.all_config()
@@ -100,25 +128,32 @@ def daemon_status(home: Path | str | None = None) -> DaemonStatus:
         running=running, pid=_read_pid(home_dir) if running else None, home=str(home_dir.root),
         node=config.get("node"), simulated=config.get("simulate"), enforcement=config.get("enforcement", "auto"),
         mechanism=config.get("enforcement_mechanism"), grace_seconds=config.get("grace_seconds"),
+        socket=str(socket_path) if socket_path else None,
     )
 
 
-def daemon_start(home: Path | str | None = None, timeout: float = START_TIMEOUT_SECONDS) -> DaemonStatus:
+def daemon_start(home: Path | str | None = None, timeout: float = START_TIMEOUT_SECONDS,
+                 system: bool = False) -> DaemonStatus:
     """Start the daemon in the background unless one runs; return once it serves the home."""
-    home_dir = Home.at(home)
-    ensure_daemon(home_dir, timeout)
-    return daemon_status(home_dir.root)
+    home_dir, socket_path = _home_of(home, system)
+    ensure_daemon(home_dir, timeout, socket_path=socket_path)
+    return daemon_status(home_dir.root if not system else None, system)
 
 
-def ensure_daemon(home: Home, timeout: float = START_TIMEOUT_SECONDS, restarts: int = 1) -> None:
+def ensure_daemon(home: Home, timeout: float = START_TIMEOUT_SECONDS, restarts: int = 1,
+                  socket_path: Path | None = None) -> None:
+    """Start the home's daemon unless one runs, and return once it serves. With `socket_path`, the
+    system daemon: the same daemon with the socket server in front of it, listening there."""
     if daemon_running(home):
         return
     home.daemon_error.unlink(missing_ok=True)
+    argv = [sys.executable, "-c", _main_of(_PERSONAL_DAEMON), "--home", str(home.root)]
+    if socket_path is not None:
+        argv = [sys.executable, "-c", _main_of(_SYSTEM_DAEMON), "--home", str(home.root), "--socket", str(socket_path)]
     log_fd = open_private(home.daemon_log)
     try:
         child = subprocess.Popen(
-            [sys.executable, "-c", _DAEMON_MAIN, "--home", str(home.root)],
-            stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd, cwd="/", start_new_session=True, close_fds=True)
+            argv, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd, cwd="/", start_new_session=True, close_fds=True)
     finally:
         os.close(log_fd)
     deadline = time.monotonic() + timeout
@@ -133,12 +168,12 @@ def ensure_daemon(home: Home, timeout: float = START_TIMEOUT_SECONDS, restarts: 
             continue
         if child.poll() is not None and not daemon_running(home):
             if child.returncode == 0:  # another daemon took the lock first and has since gone: try again
-                return ensure_daemon(home, max(0.0, deadline - time.monotonic()), restarts)
+                return ensure_daemon(home, max(0.0, deadline - time.monotonic()), restarts, socket_path)
             if restarts > 0 and _pidfile(home)[0] == child.pid:
                 # It served (it wrote its pid) and was then killed: a crash, not a start-up failure;
                 # the next daemon carries on from the store. Once: a daemon that dies every time
                 # is reported, not restarted for ever.
-                return ensure_daemon(home, max(0.0, deadline - time.monotonic()), restarts - 1)
+                return ensure_daemon(home, max(0.0, deadline - time.monotonic()), restarts - 1, socket_path)
             raise _start_failure(home)
         time.sleep(0.01)
     raise OperationalError(f"the runai-lite daemon did not start within {timeout:.0f} s",
@@ -160,32 +195,51 @@ def _start_failure(home: Home) -> OperationalError:
     return OperationalError(f"the runai-lite daemon could not start: {reason}", hint)
 
 
-def daemon_stop(home: Path | str | None = None, timeout: float = STOP_TIMEOUT_SECONDS) -> bool:
-    """Stop the daemon (jobs keep running and are adopted by the next one). False if none ran."""
-    home_dir = Home.at(home)
+def daemon_stop(home: Path | str | None = None, timeout: float = STOP_TIMEOUT_SECONDS, system: bool = False) -> bool:
+    """Stop the daemon (jobs keep running and are adopted by the next one). False if none ran;
+    `OperationalError` if it is still running when the wait (SIGTERM, then SIGKILL) ends."""
+    home_dir, _ = _home_of(home, system)
     if not daemon_running(home_dir):
         return False
     pid = _read_pid(home_dir)
-    if pid is not None:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    if pid is None:
+        raise OperationalError(f"a process holds {home_dir.daemon_lock} but none could be identified to stop",
+                               f"find it with: fuser -v {home_dir.daemon_lock}")
+    _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while daemon_running(home_dir):
-        if time.monotonic() > deadline:
-            if pid is not None:
-                os.kill(pid, signal.SIGKILL)
-            time.sleep(0.1)
-            break
+    while daemon_running(home_dir) and time.monotonic() < deadline:
         time.sleep(0.02)
+    if daemon_running(home_dir):
+        _signal(pid, signal.SIGKILL)  # a stopped (SIGSTOP) or wedged daemon: jobs survive it anyway
+        kill_deadline = time.monotonic() + 2.0
+        while daemon_running(home_dir) and time.monotonic() < kill_deadline:
+            time.sleep(0.02)
+    if daemon_running(home_dir):
+        raise OperationalError(f"the runai-lite daemon (pid {pid}) of {home_dir.root} is still running after "
+                               f"SIGTERM and SIGKILL", f"see ps -o pid,stat,cmd -p {pid}")
     return True
 
 
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
 def local_init(home: Path | str | None = None, simulate: str | None = None, enforcement: str = "auto",
-               grace_seconds: float | None = None, hami_core_path: str | None = None) -> DaemonStatus:
+               grace_seconds: float | None = None, hami_core_path: str | None = None,
+               system: bool = False) -> DaemonStatus:
+    """Declare how the embedded node runs (`configure`), then (re)start the daemon with it."""
+    configure(home, simulate, enforcement, grace_seconds, hami_core_path, system)
+    daemon_stop(home, system=system)
+    return daemon_start(home, system=system)
+
+
+def configure(home: Path | str | None = None, simulate: str | None = None, enforcement: str = "auto",
+              grace_seconds: float | None = None, hami_core_path: str | None = None, system: bool = False) -> None:
     """Declare how the embedded node runs: a simulated inventory (or NVML when None), the memory
-    enforcement setting and the stop grace period; then (re)start the daemon with it.
+    enforcement setting and the stop grace period. A running daemon uses them once restarted.
 
     Bad input raises `UserError` before anything changes."""
     from ...enforcement import choose_mechanism, parse_setting, probe_node
@@ -197,7 +251,7 @@ def local_init(home: Path | str | None = None, simulate: str | None = None, enfo
     if grace_seconds is not None and not 0 < grace_seconds <= 3600:
         raise UserError(f"invalid grace period {grace_seconds:g} s", "give a number of seconds above 0, at most 3600")
     canonical = parse_inventory(simulate).spec() if simulate is not None else None
-    home_dir = Home.at(home)
+    home_dir, _ = _home_of(home, system)
     store = Store(home_dir.db)
     try:
         previous = store.config("simulate")
@@ -224,5 +278,3 @@ def local_init(home: Path | str | None = None, simulate: str | None = None, enfo
             store.set_config(conn, "initialised_at", time.time())
     finally:
         store.close()
-    daemon_stop(home_dir.root)
-    return daemon_start(home_dir.root)

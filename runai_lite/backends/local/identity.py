@@ -62,11 +62,6 @@ def current_umask() -> int:
     return mask
 
 
-def current_submitter() -> Submitter:
-    """The submit context of this process: personal mode, where the CLI is the submitter."""
-    return this_process().submitter(os.environ, os.getcwd(), current_umask())
-
-
 def peer_caller(conn: socket.socket) -> tuple[Caller, int]:
     """The account at the other end of a Unix stream socket, and its pid, from `SO_PEERCRED`."""
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))

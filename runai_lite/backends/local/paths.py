@@ -1,22 +1,40 @@
 """Where the embedded mode keeps its state, and the file modes it keeps it with.
 
-Everything lives under one home directory (`$RUNAI_LITE_HOME`, else the XDG data dir), which is
-0700; every file in it is created 0600. Nothing here imports more than the standard library, so the
-CLI can find its home without paying for anything else.
+Personal mode: everything lives under one home directory (`$RUNAI_LITE_HOME`, else the XDG data
+dir), which is 0700 and owned by the user whose daemon serves it; every file in it is created 0600.
+A home owned by another account, or writable by others, is refused: nobody else's process may run a
+daemon (or plant files) there. The home's path is resolved once, so a symlinked home has one name
+for the daemon, its pidfile and `local stop`. Files are opened relative to their directory's
+descriptor and never through a symbolic link.
+
+System mode: one machine-wide daemon keeps its state in `/var/lib/runai-lite` (0700, root) and
+listens on `/run/runai-lite/api.sock` (the socket 0666 in a 0755 directory: anyone may connect,
+and the daemon asks the kernel who did). Both move under `$RUNAI_LITE_SYSTEM_DIR` when it is set.
+A command uses the system daemon when the system mode is installed (its state directory exists)
+and `$RUNAI_LITE_HOME` is not set.
+
+Nothing here imports more than the standard library (and the errors), so the CLI can find its home
+without paying for anything else.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import pwd
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .shim import write_atomically
+from ...errors import OperationalError, UserError
 
 HOME_ENV = "RUNAI_LITE_HOME"
+SYSTEM_DIR_ENV = "RUNAI_LITE_SYSTEM_DIR"
 DIR_MODE = 0o700
 FILE_MODE = 0o600
+SOCKET_DIR_MODE = 0o755
+SOCKET_MODE = 0o666
 
 
 def default_home() -> Path:
@@ -37,12 +55,17 @@ class Home:
 
     @classmethod
     def at(cls, root: Path | str | None = None) -> Home:
-        home = cls(Path(root).expanduser().absolute() if root is not None else default_home().absolute())
+        """The home at `root` (default: `default_home()`), created if missing, checked to be this
+        account's own and private (`UserError` otherwise), its path resolved."""
+        chosen = Path(root).expanduser() if root is not None else default_home()
+        home = cls(chosen.resolve())
         home.ensure()
         return home
 
     def ensure(self) -> None:
-        for directory in (self.root, self.logs, self.run):
+        self.root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        check_own_private_dir(self.root)
+        for directory in (self.logs, self.run):
             ensure_private_dir(directory)
 
     @property
@@ -92,24 +115,85 @@ class Home:
         return self.run / f"{job_id}.{attempt}.{kind}"
 
 
+def _account(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def check_own_private_dir(path: Path) -> None:
+    """Refuse a directory that is a link, not a directory, owned by another account or writable by
+    others; tighten one that is merely readable by others to 0700."""
+    info = os.lstat(path)
+    me = os.geteuid()
+    if not stat.S_ISDIR(info.st_mode):
+        raise UserError(f"the runai-lite home {path} is not a directory", f"remove it, or choose another home with {HOME_ENV}")
+    if info.st_uid != me:
+        raise UserError(f"the runai-lite home {path} belongs to {_account(info.st_uid)}, not to you ({_account(me)})",
+                        f"a daemon serves only its owner's home: unset {HOME_ENV} to use your own, "
+                        f"or run the command as {_account(info.st_uid)}")
+    if info.st_mode & 0o022:
+        raise UserError(f"the runai-lite home {path} is writable by other users (mode {stat.S_IMODE(info.st_mode):o})",
+                        f"make it private: chmod 700 {path}")
+    if stat.S_IMODE(info.st_mode) != DIR_MODE:
+        os.chmod(path, DIR_MODE, follow_symlinks=False)
+
+
 def ensure_private_dir(path: Path) -> None:
     path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    if path.stat().st_mode & 0o777 != DIR_MODE:
-        path.chmod(DIR_MODE)
+    check_own_private_dir(path)
+
+
+def _refused_link(path: Path) -> OperationalError:
+    return OperationalError(f"refusing to open {path}: it is a symbolic link (or not a regular file)",
+                            "runai-lite never follows links in its directories; remove it and try again")
 
 
 def open_private(path: Path, flags: int = os.O_WRONLY | os.O_CREAT | os.O_APPEND) -> int:
-    """Open (creating 0600) and return the descriptor; an existing file is tightened to 0600."""
-    fd = os.open(path, flags | os.O_CLOEXEC, FILE_MODE)
-    if os.fstat(fd).st_mode & 0o777 != FILE_MODE:
+    """Open (creating 0600) and return the descriptor; an existing file is tightened to 0600.
+
+    Opened relative to its directory's descriptor (`openat`), neither the directory nor the file
+    through a symbolic link, and only a regular file with one name: a link planted in a home cannot
+    make the daemon write to (or chmod) a file elsewhere."""
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fd = os.open(path.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE, dir_fd=dir_fd)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise _refused_link(path) from None
+        raise
+    finally:
+        os.close(dir_fd)
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+        os.close(fd)
+        raise _refused_link(path)
+    if stat.S_IMODE(info.st_mode) != FILE_MODE:
         os.fchmod(fd, FILE_MODE)
     return fd
 
 
 def write_private(path: Path, text: str) -> None:
-    """Replace `path` atomically with `text`, mode 0600 (the shim's own helper: it has to stay
-    standard-library only, so it holds the one copy)."""
-    write_atomically(str(path), text)
+    """Replace `path` atomically with `text`, mode 0600: a new file written beside it (never
+    through a link: created exclusively, relative to the directory's descriptor), then renamed."""
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        tmp = f".{path.name}.{os.getpid()}.tmp"
+        try:
+            os.unlink(tmp, dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE,
+                     dir_fd=dir_fd)
+        try:
+            os.write(fd, text.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def lock_held(path: Path) -> bool:
@@ -125,3 +209,51 @@ def lock_held(path: Path) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+def lock_holder(path: Path) -> int | None:
+    """The pid of the process holding a `flock` on `path`, from `/proc/locks`; None if none does."""
+    try:
+        info = os.stat(path)
+        with open("/proc/locks") as locks:
+            lines = locks.read().splitlines()
+    except OSError:
+        return None
+    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    for line in lines:
+        words = line.split()
+        if "->" in words:  # a waiter, not the holder
+            continue
+        if len(words) >= 6 and words[1] == "FLOCK" and words[5] == device:
+            return int(words[4])
+    return None
+
+
+# ---------------------------------------------------------------------------------- system mode
+
+
+@dataclass(frozen=True)
+class SystemDirs:
+    """Where the machine-wide daemon keeps its state (root only) and its socket (everyone)."""
+
+    state: Path
+    runtime: Path
+
+    @property
+    def socket(self) -> Path:
+        return self.runtime / "api.sock"
+
+
+def system_dirs() -> SystemDirs:
+    base = Path(os.environ.get(SYSTEM_DIR_ENV) or "/")
+    return SystemDirs(state=base / "var" / "lib" / "runai-lite", runtime=base / "run" / "runai-lite")
+
+
+def system_socket() -> Path | None:
+    """The system daemon's socket when commands should use it: the system mode is installed (its
+    state directory exists) and no personal home is chosen with `$RUNAI_LITE_HOME`. A daemon that
+    is down is then reported as such, rather than replaced by a personal one behind the user's back."""
+    if os.environ.get(HOME_ENV):
+        return None
+    dirs = system_dirs()
+    return dirs.socket if os.path.lexists(dirs.state) else None

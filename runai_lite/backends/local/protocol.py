@@ -1,0 +1,88 @@
+"""The system daemon's wire protocol: one request per connection over a Unix stream socket.
+
+A frame is a 4-byte big-endian length and that many bytes of UTF-8 JSON. The client sends one
+request frame `{"version": 1, "op": NAME, "args": {...}}`; the server answers with one frame
+`{"ok": true, "result": ...}` or `{"ok": false, "error": {"kind", "message", "hint"}}`, or, for a
+streaming operation (`logs`), with any number of `{"line": TEXT}` frames ended by a result or an
+error frame. The caller's identity is not in the request: the server takes it from the kernel.
+
+Records travel as the JSON of the pydantic models in `backends/api.py` and `model.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+from typing import Any
+
+from ...errors import NotFoundError, OperationalError, RunaiLiteError, UserError
+
+VERSION = 1
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+_LENGTH = struct.Struct(">I")
+
+_ERROR_KINDS: dict[str, type[RunaiLiteError]] = {
+    "not-found": NotFoundError, "user": UserError, "operational": OperationalError}
+
+
+class ProtocolError(OperationalError):
+    """The other end spoke something else than this protocol (or hung up mid-frame)."""
+
+
+def send(conn: socket.socket, message: dict[str, Any]) -> None:
+    body = json.dumps(message, separators=(",", ":")).encode()
+    if len(body) > MAX_FRAME_BYTES:
+        raise ProtocolError(f"a message of {len(body)} bytes is over the protocol's limit of {MAX_FRAME_BYTES}")
+    conn.sendall(_LENGTH.pack(len(body)) + body)
+
+
+def receive(conn: socket.socket) -> dict[str, Any] | None:
+    """The next frame, or None when the other end closed the connection between frames."""
+    header = _read_exactly(conn, _LENGTH.size, allow_eof=True)
+    if header is None:
+        return None
+    (length,) = _LENGTH.unpack(header)
+    if length > MAX_FRAME_BYTES:
+        raise ProtocolError(f"a frame announced {length} bytes, over the protocol's limit of {MAX_FRAME_BYTES}")
+    body = _read_exactly(conn, length, allow_eof=False)
+    try:
+        message = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(f"a frame is not JSON ({exc})") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("a frame is not a JSON object")
+    return message
+
+
+def _read_exactly(conn: socket.socket, size: int, allow_eof: bool) -> bytes | None:
+    chunks, left = [], size
+    while left:
+        chunk = conn.recv(min(left, 1 << 20))
+        if not chunk:
+            if allow_eof and left == size:
+                return None
+            raise ProtocolError("the connection closed in the middle of a frame")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def request(op: str, **args: Any) -> dict[str, Any]:
+    return {"version": VERSION, "op": op, "args": args}
+
+
+def result(value: Any) -> dict[str, Any]:
+    return {"ok": True, "result": value}
+
+
+def error(exc: RunaiLiteError) -> dict[str, Any]:
+    kind = next((name for name, cls in _ERROR_KINDS.items() if isinstance(exc, cls)), "operational")
+    return {"ok": False, "error": {"kind": kind, "message": exc.message, "hint": exc.hint}}
+
+
+def raise_error(message: dict[str, Any]) -> None:
+    """Raise the error a frame carries, as the error class it was on the server."""
+    detail = message.get("error") or {}
+    cls = _ERROR_KINDS.get(detail.get("kind"), OperationalError)
+    raise cls(str(detail.get("message", "the system daemon failed")), detail.get("hint"))

@@ -1,0 +1,376 @@
+"""What a command asks of the embedded mode, done on the store for one caller: submit, list,
+describe, delete, logs, exec, projects and node roles, with the owner checks.
+
+The same service serves both modes. In personal mode the CLI calls it in its own process (the
+caller is that process, the owner of the home). In system mode the socket server calls it in the
+daemon for each request, with the caller the kernel named (`identity.peer_caller`). Who may do what:
+
+- anyone may list and describe jobs, projects and nodes (as on a Run:ai cluster);
+- a job's submitter, and the home's administrator, may delete it, read its logs and exec in it;
+- the administrator (root, or in personal mode the home's owner) creates and deletes projects and
+  sets node roles.
+
+A refused request changes nothing. The service never starts or waits for a daemon: in system mode
+it runs inside one, in personal mode the client makes sure one runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import typing
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ...errors import NotFoundError, UserError
+from ...model import JobSpec, JobStatus, dns1123_problem, text_problem
+from ..api import Event, JobInfo, NodeView, ProjectInfo
+from . import events as ev
+from .control import wake
+from .identity import Caller
+from .paths import Home
+from .runner import PROCESS, container_name, probe_container_runtime
+from .store import JobRow, Store
+from .views import node_views, project_infos
+
+RUNTIME_PROBE_SECONDS = 300.0  # how long a `docker info` answer is trusted
+DELETE_WAIT_EXTRA_SECONDS = 5.0
+FOLLOW_POLL_SECONDS = 0.2
+
+# The service's operations a client may call (over the socket, in system mode), and which of them
+# answer with a stream of lines.
+OPERATIONS = frozenset({"submit", "list_jobs", "get_job", "delete_jobs", "logs", "exec_target", "list_projects",
+                        "create_project", "delete_project", "list_nodes", "set_dynamic_mig", "events"})
+STREAMING = frozenset({"logs"})
+
+
+def operation_types(op: str) -> tuple[dict[str, Any], Any]:
+    """The parameter types and the return type of operation `op`, from its signature: the one
+    definition the client and the server encode and decode by."""
+    hints = typing.get_type_hints(getattr(LocalService, op))
+    result = hints.pop("return")
+    return hints, result
+
+
+class SubmitContext(BaseModel):
+    """What the client says about its own process at submit: the job runs with these."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cwd: str
+    umask: int = Field(ge=0, le=0o777)
+    env: dict[str, str]
+
+    @model_validator(mode="after")
+    def _text(self) -> SubmitContext:
+        for text in (self.cwd, *(f"{key}={value}" for key, value in self.env.items())):
+            problem = text_problem(text)
+            if problem:
+                raise ValueError(f"invalid submit context {text!r}: {problem}")
+        return self
+
+
+class DeleteOutcome(BaseModel):
+    """Jobs deleted, and jobs whose processes had not exited when the wait ended (the daemon
+    deletes them once they exit)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    deleted: list[str]
+    stopping: list[str]
+
+
+class ExecTarget(BaseModel):
+    """Where `runai exec` runs a command: the job's container, or its environment and directory."""
+
+    model_config = ConfigDict(frozen=True)
+
+    runtime: str
+    container: str
+    env: dict[str, str]
+    cwd: str | None
+
+
+class LocalService:
+    def __init__(self, home: Home, store: Store, whoami: Callable[[], Caller]):
+        self.home = home
+        self.store = store
+        self._whoami = whoami
+        self._admin_uid = home.root.stat().st_uid
+
+    # ------------------------------------------------------------------------------ who may
+
+    @property
+    def caller(self) -> Caller:
+        return self._whoami()
+
+    def _is_admin(self, caller: Caller) -> bool:
+        return caller.is_root or caller.uid == self._admin_uid
+
+    def _require_admin(self, what: str) -> None:
+        caller = self.caller
+        if not self._is_admin(caller):
+            raise UserError(f"only root can {what} on this machine's shared runai-lite; you are {caller.user}",
+                            "ask an administrator (sudo runai-adm ...)")
+
+    def _owns(self, caller: Caller, row: JobRow) -> bool:
+        if row.submitter is not None:
+            return row.submitter.uid == caller.uid
+        return row.user == caller.user  # a job submitted before submitters were recorded
+
+    def _require_owner(self, row: JobRow, what: str) -> None:
+        caller = self.caller
+        if not (self._owns(caller, row) or self._is_admin(caller)):
+            raise UserError(f"job {row.name} belongs to {row.user}; you are {caller.user}",
+                            f"only the user who submitted a job, or root, can {what}")
+
+    # ------------------------------------------------------------------------------ helpers
+
+    def _simulated(self) -> bool:
+        return bool(self.store.config("simulate"))
+
+    def _row(self, project: str, name: str) -> JobRow:
+        row = self.store.live_job(project, name)
+        if row is None:
+            raise NotFoundError(f"job {name} was not found in project {project}",
+                                f"run `runai list jobs -p {project}` to see its jobs")
+        return row
+
+    def _runtime(self) -> str:
+        """`docker`/`podman` when one answers, else `process`; the answer is cached in the store."""
+        if not any(shutil.which(r) for r in ("docker", "podman")):
+            return PROCESS
+        cached = self.store.config("runtime_probe")
+        if cached and time.time() - cached["at"] < RUNTIME_PROBE_SECONDS:
+            return cached["runtime"]
+        runtime = probe_container_runtime() or PROCESS
+        with self.store.write() as conn:
+            self.store.set_config(conn, "runtime_probe", {"runtime": runtime, "at": time.time()})
+        return runtime
+
+    # ------------------------------------------------------------------------------ jobs
+
+    def submit(self, spec: JobSpec, context: SubmitContext) -> JobInfo:
+        if spec.project not in {p.name for p in self.store.projects()}:
+            raise NotFoundError(f"project {spec.project} was not found",
+                                f"create it: runai-adm project create {spec.project} --deserved-gpus 1 "
+                                "(`runai list projects` shows the existing ones)")
+        submitter = self.caller.submitter(context.env, context.cwd, context.umask)
+        runtime = self._runtime()
+        if runtime == PROCESS:
+            spec = _direct_spec(spec, submitter.cwd)
+        now = time.time()
+        with self.store.write() as conn:
+            row = self.store.insert_job(conn, spec, submitter.user, runtime, now, submitter)
+            self.store.add_event(conn, row.id, ev.SUBMITTED, f"submitted by {submitter.user}", now)
+            if runtime == PROCESS:
+                self.store.add_event(conn, row.id, ev.IMAGE_NOT_USED,
+                                     f"no usable docker or podman: the command runs directly on this machine and "
+                                     f"the image {spec.image} is not used", now)
+        wake(self.home)
+        return row.to_info(self.store.events(row.id), self._simulated())
+
+    def list_jobs(self, project: str | None) -> list[JobInfo]:
+        simulated = self._simulated()
+        return [row.to_info(simulated=simulated) for row in self.store.live_jobs(project)]
+
+    def get_job(self, project: str, name: str) -> JobInfo:
+        row = self._row(project, name)
+        return row.to_info(self.store.events(row.id), self._simulated())
+
+    def events(self, project: str, name: str) -> tuple[Event, ...]:
+        return self.store.events(self._row(project, name).id)
+
+    def delete_jobs(self, project: str, names: list[str] | None, wait: bool = True) -> DeleteOutcome:
+        """Delete the named jobs (refused as a whole if one is another user's), or with `names`
+        None every job of the project the caller may delete. With `wait`, returns once their
+        processes exited or the grace period (and a margin) passed; those still stopping are named."""
+        caller = self.caller
+        if names is not None:
+            rows = [self._row(project, name) for name in dict.fromkeys(names)]
+            for row in rows:
+                self._require_owner(row, "delete it")
+        else:
+            rows = [row for row in self.store.live_jobs(project) if self._owns(caller, row) or self._is_admin(caller)]
+        now = time.time()
+        stopping = []
+        with self.store.write() as conn:
+            for listed in rows:
+                row = self.store.job(listed.id, conn)
+                if row is None or row.status == JobStatus.DELETED:
+                    continue
+                if row.status in (JobStatus.RUNNING, JobStatus.PREEMPTED):
+                    if not row.delete_requested:
+                        self.store.update_job(conn, row.id, delete_requested=1, stop_sent_at=None)
+                        self.store.add_event(conn, row.id, ev.DELETED,
+                                             f"delete requested by {caller.user}: stopping its process", now)
+                    stopping.append(row.id)
+                else:
+                    self.store.update_job(conn, row.id, status=JobStatus.DELETED.value, allocation=None,
+                                          delete_requested=1, finished_at=row.finished_at or now)
+                    self.store.add_event(conn, row.id, ev.DELETED, f"deleted by {caller.user}", now)
+        wake(self.home)
+        left = self._wait_stopped(stopping) if wait else set(stopping)
+        return DeleteOutcome(deleted=[row.name for row in rows if row.id not in left],
+                             stopping=[row.name for row in rows if row.id in left])
+
+    def _wait_stopped(self, job_ids: list[str]) -> set[str]:
+        """Wait for the jobs' processes to exit; the ids of those that had not when the wait ended."""
+        if not job_ids:
+            return set()
+        grace = float(self.store.config("grace_seconds", 10.0))
+        deadline = time.monotonic() + grace + DELETE_WAIT_EXTRA_SECONDS
+        while True:
+            left = {row.id for row in self.store.live_jobs_among(job_ids)}
+            if not left or time.monotonic() >= deadline:
+                return left
+            time.sleep(0.02)
+
+    def logs(self, project: str, name: str, follow: bool = False, tail: int | None = None) -> Iterator[str]:
+        row = self._row(project, name)
+        self._require_owner(row, "read its logs")
+        return self._log_lines(row.id, follow, tail)
+
+    def _log_lines(self, job_id: str, follow: bool, tail: int | None) -> Iterator[str]:
+        path = self.home.job_log(job_id)
+        while follow and not path.exists():
+            if self._finished(job_id):
+                return
+            time.sleep(FOLLOW_POLL_SECONDS)
+        try:
+            handle = path.open("r", errors="replace")
+        except FileNotFoundError:
+            return
+        with handle:
+            lines = deque(handle, maxlen=tail) if tail is not None else handle
+            for line in lines:
+                yield line.rstrip("\n")
+            if not follow:
+                return
+            partial = ""
+            while True:
+                chunk = handle.readline()
+                if chunk:
+                    partial += chunk
+                    if partial.endswith("\n"):
+                        yield partial.rstrip("\n")
+                        partial = ""
+                    continue
+                if self._finished(job_id):
+                    rest = handle.read()
+                    for line in (partial + rest).splitlines():
+                        yield line
+                    return
+                time.sleep(FOLLOW_POLL_SECONDS)
+
+    def _finished(self, job_id: str) -> bool:
+        row = self.store.job(job_id)
+        return row is None or row.job_status.terminal
+
+    def exec_target(self, project: str, name: str) -> ExecTarget:
+        row = self._row(project, name)
+        self._require_owner(row, "run commands in it")
+        if row.status != JobStatus.RUNNING:
+            raise UserError(f"job {name} is {row.status}, not Running", "exec runs commands in a running job only")
+        env = {**(row.submitter.env if row.submitter else {}), **row.env()}
+        return ExecTarget(runtime=row.runtime, container=container_name(row.id), env=env,
+                          cwd=row.job_spec.working_dir)
+
+    # ------------------------------------------------------------------------------ projects
+
+    def list_projects(self) -> list[ProjectInfo]:
+        return project_infos(self.store)
+
+    def create_project(self, name: str, deserved_gpus: float) -> ProjectInfo:
+        self._require_admin("create projects")
+        problem = dns1123_problem(name)
+        if problem:
+            raise UserError(f"invalid project name {name!r}: {problem}", "e.g. team-a")
+        if not 0 <= deserved_gpus <= 10_000 or deserved_gpus != deserved_gpus:
+            raise UserError(f"invalid --deserved-gpus {deserved_gpus:g}", "give a number of GPUs from 0 up, e.g. 2")
+        with self.store.write() as conn:
+            if self.store.project_exists(conn, name):
+                raise UserError(f"project {name} already exists", "choose another name, or delete it first")
+            self.store.insert_project(conn, name, float(deserved_gpus), time.time())
+        wake(self.home)
+        return ProjectInfo(name=name, deserved_gpus=float(deserved_gpus))
+
+    def delete_project(self, name: str) -> None:
+        self._require_admin("delete projects")
+        with self.store.write() as conn:
+            if not self.store.project_exists(conn, name):
+                raise NotFoundError(f"project {name} was not found", "run `runai list projects` to see them")
+            active = self.store.active_jobs(conn, project=name)
+            if active:
+                names = ", ".join(r.name for r in active[:5]) + (" ..." if len(active) > 5 else "")
+                raise UserError(f"project {name} has {len(active)} active job(s): {names}",
+                                f"delete them first: runai delete job --all -p {name}")
+            self.store.delete_project(conn, name)
+        wake(self.home)
+
+    # ------------------------------------------------------------------------------ nodes
+
+    def list_nodes(self) -> list[NodeView]:
+        return node_views(self.store)
+
+    def set_dynamic_mig(self, node: str, enabled: bool) -> None:
+        self._require_admin("set node roles")
+        known = self.store.config("node")
+        if node != known:
+            raise NotFoundError(f"node {node} was not found", f"the embedded node is {known} (runai list nodes)")
+        with self.store.write() as conn:
+            gpus = self.store.gpus(node, conn)
+            capable = [g for g in gpus if g.mig_capable]
+            if not capable:
+                raise UserError(f"no GPU on {node} supports MIG", "dynamic MIG needs A100, A30, H100 or H200 GPUs")
+            if enabled:
+                self._check_can_enable(conn, node, capable)
+            else:
+                self._check_can_disable(conn, node, capable)
+            for gpu in capable:
+                self.store.set_dynamic_mig(conn, node, gpu.gpu_index, enabled)
+        wake(self.home)
+
+    def _check_can_enable(self, conn, node: str, capable) -> None:
+        off = [g for g in capable if not g.mig_enabled]
+        if off:
+            indices = ", ".join(str(g.gpu_index) for g in off)
+            hint = ("declare it with MIG mode on: runai-adm local init --simulate MODEL:COUNT" if off[0].simulated
+                    else f"enable it as root: nvidia-smi -i {off[0].gpu_index} -mig 1 (then reset the GPU or reboot); "
+                    "runai-lite notices within 10 s")
+            raise UserError(f"MIG mode is off on GPU {indices} of {node}", hint)
+        indices = {g.gpu_index for g in capable if not g.dynamic_mig}
+        users = [r for r in self.store.active_jobs(conn) if r.alloc and r.alloc.kind != "mig"
+                 and indices.intersection(r.alloc.gpu_indices)]
+        if users:
+            raise UserError(f"jobs hold whole GPUs or fractions on {node}: {', '.join(r.key for r in users)}",
+                            "wait for them to finish or delete them, then mark the node again")
+
+    def _check_can_disable(self, conn, node: str, capable) -> None:
+        indices = {g.gpu_index for g in capable}
+        users = [r for r in self.store.active_jobs(conn) if r.alloc and r.alloc.kind == "mig"
+                 and indices.intersection(r.alloc.gpu_indices)]
+        if users:
+            raise UserError(f"removing dynamic MIG from {node} would strand running MIG jobs: "
+                            f"{', '.join(r.key for r in users)}",
+                            "wait for them to finish or delete them (runai delete job NAME), then try again")
+
+
+def _direct_spec(spec: JobSpec, submit_dir: str) -> JobSpec:
+    """Checks for a job run without a container: it needs a command, and a working directory that
+    exists (by default, the directory it was submitted from)."""
+    if not spec.command:
+        raise UserError(
+            f"nothing to run: no command after -- and no usable docker or podman to run the image {spec.image}",
+            f"give the command after --, e.g. runai submit {spec.name} -i {spec.image} -- python train.py, "
+            "or install docker or podman")
+    if spec.working_dir is None:
+        return spec.model_copy(update={"working_dir": submit_dir})
+    if not Path(spec.working_dir).is_dir():
+        raise UserError(f"--working-dir {spec.working_dir} is not a directory on this machine",
+                        "give an existing directory (the job runs directly, without a container)")
+    return spec
