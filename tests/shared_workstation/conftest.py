@@ -114,7 +114,7 @@ def _stop_everything(state: Path) -> None:
     pids = set()
     if (state / "state.db").exists():
         store = Store(state / "state.db")
-        pids = {r.pid for r in store.jobs("WHERE pid IS NOT NULL")}
+        pids = {r.pid for r in store.all_jobs() if r.pid is not None}
         store.close()
     for pidfile in (state / "run").glob("*.pid"):
         try:
