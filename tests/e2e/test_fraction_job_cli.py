@@ -32,7 +32,7 @@ def test_fraction_job_logs_exec_and_mistakes(cli: Cli):
     deadline = time.monotonic() + WAIT_SECONDS
     while "ready" not in (logs := cli.runai("logs", "frac").stdout) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert f"device={alloc['gpu_uuid']} portion=0.500" in logs
+    assert f"device={alloc['gpu_uuid']} portion=0.5" in logs
     assert cli.runai("logs", "frac", "--tail", "1").stdout == "ready\n"
 
     done = cli.runai("exec", "frac", "--", "sh", "-c", 'echo "$GREETING $RUNAI_JOB_NAME $CUDA_VISIBLE_DEVICES"; exit 7',

@@ -84,7 +84,8 @@ def test_a_cpu_job_runs_and_its_logs_and_exit_show(world: World):
     world.backend.submit(spec("j1", backoff_limit=0))
     world.settle()
     pod = world.live_pod("team-a", "j1")
-    assert world.device_env("team-a", "j1") == {"RUNAI_NUM_OF_GPUS": "0", "GPU_PORTION": "0"}
+    assert world.device_env("team-a", "j1") == {"RUNAI_NUM_OF_GPUS": "0", "GPU_PORTION": "0",
+                                                "NVIDIA_VISIBLE_DEVICES": "void", "CUDA_VISIBLE_DEVICES": ""}
     world.kube.set_pod_log("runai-team-a", pod["metadata"]["name"], "one\ntwo\nthree\n")
     assert list(world.backend.logs("team-a", "j1")) == ["one", "two", "three"]
     assert list(world.backend.logs("team-a", "j1", tail=1)) == ["three"]

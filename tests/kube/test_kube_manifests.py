@@ -143,13 +143,15 @@ def test_rbac_grants_only_what_each_component_needs():
 
 
 def test_a_fraction_pod_gets_its_enforcement_variables_but_not_the_controller_s_python_path():
-    from runai_lite.backends.kube.manifests import device_env
-    from runai_lite.enforcement import Mechanism
+    from runai_lite.backends.kube.enforcement import pod_enforcement
+    from runai_lite.devices import grant, pod_environment
     from runai_lite.model import Allocation
 
     share = Allocation(kind="fraction", node="n1", gpu_indices=(0,), gpu_uuids=("GPU-1",), share_milli=250,
                        memory_mib=4096)
-    env = device_env(share, ["GPU-1"], (Mechanism.HAMI_CORE, "/opt/vgpu/libvgpu.so"))
+    node = {"metadata": {"name": "n1", "labels": {"runai-lite/enforcement": "hami-core"},
+                         "annotations": {"runai-lite/hami-core-path": "/opt/vgpu/libvgpu.so"}}}
+    env = pod_environment(grant(share, ["GPU-1"], enforcement=pod_enforcement(share, node)))
     assert env["CUDA_DEVICE_MEMORY_LIMIT"] == "4096m"
     assert "/opt/vgpu/libvgpu.so" in env["LD_PRELOAD"]
     assert env["NVIDIA_VISIBLE_DEVICES"] == "GPU-1"

@@ -48,7 +48,7 @@ def test_a_fraction_job_sees_its_gpu_and_its_environment(backend: LocalBackend, 
     env = _env_of(_log(backend, "frac"))
     assert env["NVIDIA_VISIBLE_DEVICES"] == env["CUDA_VISIBLE_DEVICES"] == gpu_uuid  # the job cannot override it
     assert env["RUNAI_NUM_OF_GPUS"] == "0.5"
-    assert env["GPU_PORTION"] == "0.500"
+    assert env["GPU_PORTION"] == "0.5"
     assert env["RUNAI_GPU_MEMORY_LIMIT"] == "0.500"
     assert env["RUNAI_JOB_NAME"] == "frac" and env["RUNAI_PROJECT"] == "team-a"
     assert env["MY_VAR"] == "hello world"

@@ -7,10 +7,11 @@ from pathlib import Path
 from runai_lite.backends.local.runner import (
     CONTAINER_PATHS,
     container_argv,
-    container_enforcement_args,
-    device_environment,
+    container_mounts,
+    launch_environment,
     log_tail,
 )
+from runai_lite.devices import container_flags, grant
 from runai_lite.enforcement import for_allocation
 from runai_lite.model import Allocation, JobSpec
 
@@ -25,16 +26,18 @@ def _spec(**fields) -> JobSpec:
 def test_a_mig_job_sees_only_its_partition() -> None:
     alloc = Allocation(kind="mig", node="n", gpu_indices=(0,), gpu_uuids=(GPU,), share_milli=286, memory_mib=9856,
                        mig_profile="2g.10gb", mig_start=0, mig_size=2, mig_uuid=MIG)
-    env = device_environment(_spec(env=(("CUDA_VISIBLE_DEVICES", "0"),)), alloc, "jid")
+    env = launch_environment(_spec(env=(("CUDA_VISIBLE_DEVICES", "0"),)), "jid", grant(alloc))
     assert env["NVIDIA_VISIBLE_DEVICES"] == env["CUDA_VISIBLE_DEVICES"] == MIG
-    assert env["RUNAI_JOB_UUID"] == "jid" and env["RUNAI_GPU_MEMORY_LIMIT_MIB"] == "9856"
+    assert env["RUNAI_JOB_UUID"] == "jid" and env["RUNAI_LITE_GPU_MEMORY_LIMIT_MIB"] == "9856"
+    assert env["RUNAI_LITE_MIG_PROFILE"] == "2g.10gb"
 
 
 def test_whole_gpus_and_no_gpu() -> None:
     alloc = Allocation(kind="gpu", node="n", gpu_indices=(0, 1), gpu_uuids=(GPU, "GPU-2"))
-    env = device_environment(_spec(), alloc, "jid")
+    env = launch_environment(_spec(), "jid", grant(alloc))
     assert env["NVIDIA_VISIBLE_DEVICES"] == f"{GPU},GPU-2" and env["RUNAI_NUM_OF_GPUS"] == "2"
-    none = device_environment(_spec(), None, "jid")
+    assert env["GPU_PORTION"] == "1"
+    none = launch_environment(_spec(), "jid", grant(None))
     assert none["NVIDIA_VISIBLE_DEVICES"] == "void" and none["CUDA_VISIBLE_DEVICES"] == ""
     assert none["RUNAI_NUM_OF_GPUS"] == "0"
 
@@ -42,15 +45,16 @@ def test_whole_gpus_and_no_gpu() -> None:
 def test_container_command_passes_the_device_env_and_the_enforcement_files() -> None:
     alloc = Allocation(kind="fraction", node="n", gpu_indices=(0,), gpu_uuids=(GPU,), share_milli=500, memory_mib=20000)
     enforcement = for_allocation(alloc, "framework", **CONTAINER_PATHS)
-    env = enforcement.apply(device_environment(_spec(working_dir="/w"), alloc, "jid"))
-    extra = container_enforcement_args(enforcement, "/usr/local/vgpu/libvgpu.so")
-    argv = container_argv("docker", "jid", _spec(working_dir="/w"), env, GPU, real_gpus=True, extra=extra)
+    granted = grant(alloc, enforcement=enforcement, mounts=container_mounts(enforcement, "/usr/local/vgpu/libvgpu.so"))
+    env = launch_environment(_spec(working_dir="/w"), "jid", granted)
+    argv = container_argv("docker", "jid", _spec(working_dir="/w"), env, container_flags(granted, real_gpus=True))
     assert argv[:2] == ["docker", "run"] and argv[-3:] == ["img:1", "python", "train.py"]
     assert ["--gpus", f"device={GPU}"] == argv[argv.index("--gpus"):argv.index("--gpus") + 2]
     assert f"NVIDIA_VISIBLE_DEVICES={GPU}" in argv and f"PYTHONPATH={CONTAINER_PATHS['hook_dir']}" in argv
     assert any(a.endswith(f":{CONTAINER_PATHS['hook_dir']}:ro") for a in argv)
     assert argv[argv.index("-w") + 1] == "/w"
-    simulated = container_argv("podman", "jid", _spec(replace_entrypoint=True), {}, GPU, real_gpus=False)
+    simulated = container_argv("podman", "jid", _spec(replace_entrypoint=True), {},
+                               container_flags(granted, real_gpus=False))
     assert "--gpus" not in simulated  # a simulated GPU has no device to pass
     assert simulated[-4:] == ["--entrypoint", "python", "img:1", "train.py"]  # --command replaces the entrypoint
 

@@ -23,11 +23,12 @@ from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from ...devices import grant, pod_environment
 from ...model import Allocation, CreateMig, DestroyMig, Preempt
 from . import conventions as k
 from .cluster import ClusterView, allocation_of, is_finished
-from .enforcement import node_enforcement
-from .manifests import device_configmap, device_env, is_device_configmap_of, reservation_pod
+from .enforcement import pod_enforcement
+from .manifests import device_configmap, is_device_configmap_of, reservation_pod
 from .meta import Meta, set_annotations
 from .predicates import SELECTED_NODE, claims_to_bind
 from .reservations import EXPECTED_UUID, GpuKey, ReservationLedger
@@ -217,7 +218,7 @@ class Binder:
             self.api.merge_patch(core("pods", meta.namespace, meta.name),
                                  {"metadata": {"annotations": {k.ALLOCATION: k.encode_allocation(resolved)}}})
         node = view.nodes.get(allocation.node)
-        env = device_env(resolved, uuids, node_enforcement(node) if node else None)
+        env = pod_environment(grant(resolved, uuids, enforcement=pod_enforcement(resolved, node)))
         owner = view.owner_job(pod)
         owner_ref = _owner_ref(owner or pod)
         name = k.pod_configmap(meta.name, Meta(owner).name if owner else None)

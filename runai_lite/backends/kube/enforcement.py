@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...enforcement import DEFAULT_HAMI_CORE_PATH, Mechanism
+from ...enforcement import DEFAULT_HAMI_CORE_PATH, JobEnforcement, Mechanism, for_allocation
+from ...model import Allocation
 from .meta import Meta
 
 ENFORCEMENT_LABEL = "runai-lite/enforcement"
@@ -31,3 +32,12 @@ def node_enforcement(node: dict[str, Any]) -> tuple[Mechanism, str]:
         mechanism = Mechanism.NONE
     path = meta.annotations.get(HAMI_CORE_PATH_ANNOTATION, DEFAULT_HAMI_CORE_PATH)
     return mechanism, path
+
+
+def pod_enforcement(allocation: Allocation, node: dict[str, Any] | None) -> JobEnforcement | None:
+    """The enforcement a pod bound with `allocation` gets on `node`, with paths as the container
+    sees them (the framework hook is not mounted there)."""
+    if not allocation.gpu_indices:
+        return None
+    mechanism, library = node_enforcement(node) if node is not None else (Mechanism.NONE, DEFAULT_HAMI_CORE_PATH)
+    return for_allocation(allocation, mechanism, hami_core_library=library, hook_dir=None)

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...enforcement import DEFAULT_HAMI_CORE_PATH, Mechanism, for_allocation
-from ...enforcement.environment import HOOK_ENFORCEMENT_VAR, HOOK_LIMIT_VAR
 from ...gpu.catalog import MIG_PROFILE_PATTERN
-from ...model import MILLI, Allocation, GpuRequest, JobSpec, JobType
+from ...model import GpuRequest, JobSpec, JobType
 from ...units import MiB
 from . import conventions as k
 from .meta import Meta
@@ -173,31 +171,6 @@ def pod_job_type(pod: dict[str, Any], job: dict[str, Any] | None = None) -> JobT
 
 # --------------------------------------------------------------------------------------------
 # What the controller creates
-
-
-def device_env(allocation: Allocation, device_uuids: list[str],
-               enforcement: tuple[Mechanism, str] | None = None) -> dict[str, str]:
-    """The device environment of a bound pod (Run:ai/KAI variable names), with the variables of
-    the node's memory enforcement for a fraction. Whole GPUs get their devices from the device
-    plugin; shares and MIG instances get the UUIDs here."""
-    portion = allocation.share_milli / MILLI if allocation.gpu_indices else 0
-    env = {"RUNAI_NUM_OF_GPUS": f"{allocation.gpus:g}", "GPU_PORTION": f"{portion:g}"}
-    if allocation.kind != "gpu" and device_uuids:
-        env["NVIDIA_VISIBLE_DEVICES"] = ",".join(device_uuids)
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(device_uuids)
-    if allocation.kind == "mig" and allocation.mig_profile:
-        env["RUNAI_LITE_MIG_PROFILE"] = allocation.mig_profile
-    if allocation.kind == "fraction" and allocation.memory_mib:
-        mechanism, library = enforcement or (Mechanism.NONE, "")
-        env[HOOK_LIMIT_VAR] = str(allocation.memory_mib)
-        env[HOOK_ENFORCEMENT_VAR] = mechanism.value
-        # The framework hook's files are not inside the job's image, so no PYTHONPATH is set
-        # (it would replace the image's own); JAX still gets its fraction variable.
-        held = for_allocation(allocation, mechanism, hami_core_library=library or DEFAULT_HAMI_CORE_PATH,
-                              hook_dir=None)
-        if held is not None:
-            env = held.apply(env)
-    return env
 
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "runai-lite"}

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ...enforcement import DEFAULT_MPS_PIPE_DIRECTORY, HOOK_DIR, JobEnforcement, Mechanism
-from ...model import MILLI, Allocation, JobSpec
+from ...devices import DeviceGrant, Mount, enforcement_mounts, grant, process_environment
+from ...enforcement import HOOK_DIR, JobEnforcement, Mechanism, for_allocation
+from ...model import Allocation, JobSpec
 from .paths import Home, lock_held, open_private
 
 SHIM = Path(__file__).with_name("shim.py")
@@ -49,51 +50,41 @@ def container_name(job_id: str) -> str:
     return f"runai-lite-{job_id}"
 
 
-def device_environment(spec: JobSpec, allocation: Allocation | None, job_id: str) -> dict[str, str]:
-    """The variables every job gets: its own `-e` pairs, then what runai-lite sets (which wins,
-    so a job cannot point itself at another job's device)."""
-    env = dict(spec.env)
-    env.update({"RUNAI_JOB_NAME": spec.name, "RUNAI_PROJECT": spec.project, "RUNAI_JOB_UUID": job_id})
-    if allocation is None:
-        env.update({"NVIDIA_VISIBLE_DEVICES": "void", "CUDA_VISIBLE_DEVICES": "", "RUNAI_NUM_OF_GPUS": "0"})
-        return env
-    devices = allocation.mig_uuid if allocation.kind == "mig" and allocation.mig_uuid else ",".join(allocation.gpu_uuids)
-    portion = allocation.share_milli / MILLI
-    env.update({
-        "NVIDIA_VISIBLE_DEVICES": devices,
-        "CUDA_VISIBLE_DEVICES": devices,
-        "RUNAI_NUM_OF_GPUS": f"{allocation.gpus:g}",
-        "GPU_PORTION": f"{portion:.3f}" if allocation.kind == "fraction" else f"{allocation.gpus:g}",
-        "RUNAI_GPU_MEMORY_LIMIT": f"{portion:.3f}" if allocation.kind == "fraction" else "1.000",
-    })
-    if allocation.memory_mib is not None:
-        env["RUNAI_GPU_MEMORY_LIMIT_MIB"] = str(allocation.memory_mib)
-    return env
+def launch_environment(spec: JobSpec, job_id: str, granted: DeviceGrant, base: Mapping[str, str] | None = None
+                    ) -> dict[str, str]:
+    """The variables a job starts with: `base` (the daemon's own, for a process), the job's `-e`
+    pairs, its identity, then its device grant (which wins, so a job cannot point itself at another
+    job's device; its enforcement's `PYTHONPATH`/`LD_PRELOAD` go in front of the job's own)."""
+    own = {**(base or {}), **dict(spec.env),
+           "RUNAI_JOB_NAME": spec.name, "RUNAI_PROJECT": spec.project, "RUNAI_JOB_UUID": job_id}
+    return process_environment(granted, own)
 
 
 # Where a container finds what enforcement needs from the host (mounted read-only there).
 CONTAINER_PATHS = {"hook_dir": "/opt/runai-lite/hook", "hami_core_library": "/opt/runai-lite/libvgpu.so"}
 
 
-def container_enforcement_args(enforcement: JobEnforcement, hami_core_path: str) -> list[str]:
-    """`docker run` options that bring the enforcement's files into the container (read-only): the
-    framework hook, HAMi-core's library, or the MPS pipe directory with the host's IPC namespace."""
-    args = ["-v", f"{HOOK_DIR}:{CONTAINER_PATHS['hook_dir']}:ro"] if Mechanism.FRAMEWORK in enforcement.layers else []
-    if enforcement.mechanism is Mechanism.HAMI_CORE:
-        args += ["-v", f"{hami_core_path}:{CONTAINER_PATHS['hami_core_library']}:ro"]
-    if enforcement.mechanism is Mechanism.MPS:
-        pipe = enforcement.env.get("CUDA_MPS_PIPE_DIRECTORY", DEFAULT_MPS_PIPE_DIRECTORY)
-        args += ["-v", f"{pipe}:{pipe}", "--ipc", "host"]
-    return args
+def device_grant(allocation: Allocation | None, mechanism: Mechanism, *, in_container: bool, hami_core_path: str,
+                 gpu_memory_mib: int | None = None, hami_shared_cache: str | None = None) -> DeviceGrant:
+    """What a job bound to `allocation` is given on this machine: in a container the enforcement's
+    files are mounted at `CONTAINER_PATHS`; a process finds them where they are."""
+    paths = CONTAINER_PATHS if in_container else {"hook_dir": HOOK_DIR, "hami_core_library": hami_core_path}
+    enforcement = allocation and for_allocation(allocation, mechanism, gpu_memory_mib=gpu_memory_mib,
+                                                hami_shared_cache=hami_shared_cache, **paths)
+    mounts = container_mounts(enforcement or None, hami_core_path) if in_container else ()
+    return grant(allocation, enforcement=enforcement or None, mounts=mounts)
 
 
-def container_argv(runtime: str, job_id: str, spec: JobSpec, env: Mapping[str, str], devices: str | None,
-                   real_gpus: bool, extra: Sequence[str] = ()) -> list[str]:
-    """`docker run` for a job. Real GPUs are passed with `--gpus device=UUID`; a simulated GPU has
-    no device to pass, so the job sees only its environment."""
+def container_mounts(enforcement: JobEnforcement | None, hami_core_path: str) -> tuple[Mount, ...]:
+    """The host files a container needs for `enforcement` (built with `CONTAINER_PATHS`)."""
+    return enforcement_mounts(enforcement, hook_dir=HOOK_DIR, hook_target=CONTAINER_PATHS["hook_dir"],
+                              hami_core_library=hami_core_path, hami_core_target=CONTAINER_PATHS["hami_core_library"])
+
+
+def container_argv(runtime: str, job_id: str, spec: JobSpec, env: Mapping[str, str],
+                   extra: Sequence[str] = ()) -> list[str]:
+    """`docker run` for a job; `extra` are the options of its device grant (`devices.container_flags`)."""
     argv = [runtime, "run", "--rm", "--name", container_name(job_id), "--init"]
-    if devices and real_gpus:
-        argv += ["--gpus", f"device={devices}"]
     for key, value in env.items():
         argv += ["-e", f"{key}={value}"]
     argv += extra

@@ -9,11 +9,11 @@ import logging
 import os
 import traceback
 
-from ....enforcement import HOOK_DIR, for_allocation
+from ....devices import container_flags
 from ....model import Allocation
 from .. import events as ev
 from ..crashpoints import crash_point
-from ..runner import CONTAINER_PATHS, PROCESS, container_argv, container_enforcement_args, device_environment
+from ..runner import PROCESS, container_argv, device_grant, launch_environment
 from ..store import JobRow, PartitionRow, PartitionState
 from .context import DaemonContext, device_uuids
 from .mig import PARTITION_FAILED
@@ -69,20 +69,18 @@ class Launcher:
         ctx = self.ctx
         spec = row.job_spec
         on_gpus = alloc if alloc.gpu_indices else None  # a job that asked for no GPU gets none
-        devices_env = device_environment(spec, on_gpus, row.id)
         in_container = row.runtime != PROCESS
-        paths = CONTAINER_PATHS if in_container else {"hook_dir": HOOK_DIR, "hami_core_library": ctx.hami_core_path}
-        enforcement = on_gpus and for_allocation(
-            on_gpus, ctx.mechanism, gpu_memory_mib=gpu_memory_mib,
-            hami_shared_cache=None if in_container else str(ctx.home.run / f"{row.id}.cudevshr"), **paths)
+        granted = device_grant(on_gpus, ctx.mechanism, in_container=in_container, hami_core_path=ctx.hami_core_path,
+                               gpu_memory_mib=gpu_memory_mib,
+                               hami_shared_cache=None if in_container else str(ctx.home.run / f"{row.id}.cudevshr"))
+        enforcement = granted.enforcement
         # `overlay` is what the job adds to an environment (kept for `runai exec`); `env` is the
         # daemon's environment with it, PYTHONPATH and LD_PRELOAD prepended rather than replaced.
-        overlay = enforcement.apply(devices_env) if enforcement else devices_env
-        env = enforcement.apply({**os.environ, **devices_env}) if enforcement else {**os.environ, **devices_env}
+        overlay = launch_environment(spec, row.id, granted)
+        env = launch_environment(spec, row.id, granted, base=os.environ)
         if in_container:
-            extra = container_enforcement_args(enforcement, ctx.hami_core_path) if enforcement else []
-            argv = container_argv(row.runtime, row.id, spec, overlay, overlay.get("NVIDIA_VISIBLE_DEVICES"),
-                                  real_gpus=not ctx.driver.simulated, extra=extra)
+            argv = container_argv(row.runtime, row.id, spec, overlay,
+                                  extra=container_flags(granted, real_gpus=not ctx.driver.simulated))
             cwd = None
         else:
             argv, cwd = list(spec.command), spec.working_dir
