@@ -329,6 +329,7 @@ def test_a_reservation_pod_that_reports_no_gpu_times_out(kube_emulator, tmp_path
     assert claimed(world, "frac") and len(reservations(world)) == 1
     clock.now += 181
     world.controller.reconcile_once()
+    world.kube.kubelet.sync()  # the bound pod's deletion is graceful: its kubelet confirms it
     assert not claimed(world, "frac") and reservations(world) == []
     [message] = [e["message"] for e in world.kube.objects("events", "runai-team-b")
                  if e["reason"] == "ReservationFailed"]
