@@ -31,12 +31,15 @@ import copy
 from typing import TYPE_CHECKING
 
 from .errors import ApiError
+from .policies import UserInfo, acting_as
 from .store import TERMINAL_POD_PHASES, Obj
 
 if TYPE_CHECKING:
     from .emulator import KubeEmulator
 
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
+USER = UserInfo("system:serviceaccount:kube-system:job-controller",
+                ("system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"))
 
 
 def _owned_by(obj: Obj, uid: str) -> bool:
@@ -101,8 +104,9 @@ class JobController:
     def sync(self, namespace: str | None = None) -> list[str]:
         """One pass over every Job (in one namespace or all); returns the names of the pods it created."""
         created: list[str] = []
-        for job in self.emulator.objects("jobs.batch", namespace):
-            created += self._sync_job(job)
+        with acting_as(USER):
+            for job in self.emulator.objects("jobs.batch", namespace):
+                created += self._sync_job(job)
         return created
 
     def _untrack(self, pod: Obj) -> None:

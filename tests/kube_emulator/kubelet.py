@@ -35,6 +35,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Callable
 
 from . import predicates, quantities
+from .policies import UserInfo, acting_as
 from .store import TERMINAL_POD_PHASES, Obj
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 SIGTERM_EXIT, SIGKILL_EXIT = 143, 137
 _DEVICE_NAMESPACE = uuid.UUID("0b6c8e8a-6c0e-4f0e-9a47-2f3a6f3d9e11")
 Program = Callable[[Obj, dict[str, str]], None]
+# the nodes' kubelets and the controller manager's pod GC and taint manager, as one identity for admission
+USER = UserInfo("system:node:emulated", ("system:nodes", "system:authenticated"))
 
 
 class Rejected(Exception):
@@ -337,6 +340,10 @@ class Kubelet:
 
     def sync(self) -> list[str]:
         """One pass of every node's components (module doc); returns `namespace/name` of the pods it changed."""
+        with acting_as(USER):
+            return self._sync()
+
+    def _sync(self) -> list[str]:
         changed: list[str] = []
         pods = self.emulator.objects("pods")
         live = {p["metadata"]["uid"]: p for p in pods}

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from . import errors, rbac, subresources
+from . import errors, policies, rbac, subresources
 from .errors import ApiError
 from .resources import ResourceType
 from .selectors import fields_match, labels_match, parse_field_selector, parse_label_selector
@@ -291,7 +291,10 @@ class ApiServer:
                 return await self._log(request, t)
             body = await self._body(request)
             warnings: list[str] = []
-            result, status = self._dispatch(request, verb, t, body, warnings)
+            subject = rbac.subject_from_authorization(request.headers.get("Authorization"))
+            user = policies.UserInfo(subject.user, subject.groups) if subject else policies.ADMIN
+            with policies.acting_as(user):
+                result, status = self._dispatch(request, verb, t, body, warnings)
         except ApiError as e:
             self._record(request, verb, t, e.code)
             raise

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
-from . import crds, errors, schema
+from . import crds, errors, policies, schema
 from .admission import SYSTEM_PRIORITY_CLASSES, Admission
 from .errors import ApiError
 from .patches import apply_patch
@@ -76,6 +76,7 @@ class Store:
         self._crd_types: dict[str, ResourceType] = {}  # CRD name → the resource it serves
         self.logs: dict[tuple[str, str, str], str] = {}
         self.admission = Admission(lambda name: self.objects(self.resources.by_name(name)))
+        self.policies = policies.ValidatingPolicies(self)
         for ns in INITIAL_NAMESPACES:
             self.create(self.resources.by_name("namespaces"), None, {"metadata": {"name": ns}})
         for pc in SYSTEM_PRIORITY_CLASSES:
@@ -265,6 +266,8 @@ class Store:
                 obj.pop("status", None)  # the status subresource owns it; a create cannot set it
             self._validate(r, obj, warnings)
             self.admission.on_create(r, obj)
+            self.policies.admit(policies.Request("CREATE", r, None, ns or None, meta["name"], obj, None, dry_run),
+                                warnings)
             if dry_run:
                 return obj
             return self._commit(r, "ADDED", obj, None)
@@ -321,6 +324,8 @@ class Store:
             self.admission.on_update(r, old, new)
             if crds.generation_changed(old, new) if r.custom else new.get("spec") != old.get("spec"):
                 meta["generation"] = old_meta.get("generation", 1) + 1
+        self.policies.admit(policies.Request("UPDATE", r, subresource, old_meta.get("namespace"), name, new, old,
+                                             dry_run), warnings)
         new["metadata"]["resourceVersion"] = old_meta["resourceVersion"]
         if new == old:
             return copy.deepcopy(old)  # a no-op write does not bump the resourceVersion nor notify watchers
@@ -371,6 +376,7 @@ class Store:
             policy = policy or self.default_propagation(r)
             if policy not in ("Orphan", "Background", "Foreground"):
                 raise errors.invalid(r.kind, name, [f'propagationPolicy: Unsupported value: "{policy}"'])
+            self.policies.admit(policies.Request("DELETE", r, None, meta.get("namespace"), name, None, old, dry_run))
             if dry_run:
                 return self._deleted_response(r, old)
             result = self._delete_now_or_mark(r, old, options, policy)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import errors
+from . import errors, policies
 from .errors import ApiError
 from .store import TERMINAL_POD_PHASES, Obj, Store
 
@@ -42,6 +42,7 @@ def bind(store: Store, namespace: str, name: str, binding: Obj) -> Obj:
         if (pod.get("spec") or {}).get("nodeName"):
             raise errors.conflict("pods", name, f'pod {name} is already assigned to node "{pod["spec"]["nodeName"]}"')
         annotations = (binding.get("metadata") or {}).get("annotations") or {}
+        store.policies.admit(policies.Request("CREATE", pods, "binding", namespace, name, binding, None))
 
         def assign(p: Obj) -> None:
             p["spec"]["nodeName"] = target["name"]
@@ -68,6 +69,7 @@ def evict(store: Store, namespace: str, name: str, eviction: Obj) -> Obj:
     pods = store.resources.by_name("pods")
     with store.lock:
         pod = store.get(pods, namespace, name)
+        store.policies.admit(policies.Request("CREATE", pods, "eviction", namespace, name, eviction or {}, None))
         terminal = (pod.get("status") or {}).get("phase") in TERMINAL_POD_PHASES
         if not pod["metadata"].get("deletionTimestamp") and not terminal:
             pdb = _blocking_budget(store, pod)
