@@ -281,7 +281,8 @@ def reservation_world(kube: KubeEmulator, tmp_path, gpus: int = 1) -> tuple[Worl
 
 
 def reservations(world: World) -> list[dict]:
-    return world.kube.objects("pods", k.RESERVATION_NAMESPACE)
+    """The reservation pods not being deleted."""
+    return [p for p in world.kube.objects("pods", k.RESERVATION_NAMESPACE) if not p["metadata"].get("deletionTimestamp")]
 
 
 def reservation_creates(world: World) -> int:
@@ -367,3 +368,64 @@ def test_fractions_whose_reservation_pod_vanished_are_reserved_again_on_their_gp
             reserved = {r["metadata"]["annotations"].get(k.RESERVED_UUID) for r in reservations(world)}
             assert any(u in pod["metadata"]["annotations"][k.ALLOCATION] for u in reserved)
     assert_not_overbooked(world.kube)
+
+
+# -- 11.6: a preemption completes a Job by mistake ----------------------------------------------
+
+
+def tracking_job_controller() -> None:
+    """These attacks need a Job controller that counts pods by its tracking finalizer, as the real one
+    does (an evicted pod that exits 0 while it stops is counted as a success unless untracked)."""
+    jobs = pytest.importorskip("tests.kube_emulator.jobs")
+    if not hasattr(jobs, "TRACKING_FINALIZER"):
+        pytest.skip("the emulator's Job controller does not track pods by finalizer")
+
+
+def job_conditions(world: World, name: str) -> set[str]:
+    job = world.kube.get("jobs.batch", name, "runai-team-b")
+    return {c["type"] for c in (job.get("status") or {}).get("conditions") or [] if c.get("status") == "True"}
+
+
+def test_a_preempted_training_pod_that_exits_0_on_sigterm_is_requeued_not_completed(graceful, tmp_path):
+    tracking_job_controller()
+    world = World(graceful, tmp_path)
+    world.add_gpu_node("t4-node", 1)
+    world.backend.create_project("team-b", 1)
+    world.backend.submit(job("train", gpu="1"))
+    world.settle()
+    victim = world.live_pod("team-b", "train")["metadata"]["name"]
+
+    world.backend.submit(job("inter", interactive=True, gpu="1"))
+    world.kube.job_controller.sync()
+    world.controller.reconcile_once()  # evicted: it stops through its grace period
+    assert world.kube.get("pods", victim, "runai-team-b")["metadata"].get("deletionTimestamp")
+    world.kube.kubelet.finish("runai-team-b", victim, exit_code=0)  # its SIGTERM handler exits 0
+    world.kube.job_controller.sync()
+    assert "Complete" not in job_conditions(world, "train")
+    world.settle()
+    assert "Complete" not in job_conditions(world, "train") and "Failed" not in job_conditions(world, "train")
+    assert [p["metadata"]["name"] for p in world.pods_of("team-b", "train")] != [victim]  # requeued: a new pod
+    assert world.backend.get_job("team-b", "train").status.value == "Pending"
+    assert world.live_pod("team-b", "inter")["spec"]["nodeName"] == "t4-node"
+
+
+def test_a_pod_the_kubelet_refused_at_admission_does_not_fail_an_interactive_job(kube_emulator, tmp_path):
+    tracking_job_controller()
+    world = World(kube_emulator, tmp_path)
+    world.add_gpu_node("t4-node", 1)
+    world.backend.create_project("team-b", 1)
+    world.backend.submit(job("inter", interactive=True, gpu="1"))  # backoffLimit 0: one failure ends it
+    world.kube.job_controller.sync()
+    world.controller.reconcile_once()
+    refused = world.live_pod("team-b", "inter")["metadata"]["name"]
+    assert world.live_pod("team-b", "inter")["spec"]["nodeName"] == "t4-node"
+    world.kube.patch_status("pods", refused, {"phase": "Failed", "reason": "UnexpectedAdmissionError",
+                                              "message": "Allocate failed due to no healthy devices present"},
+                            "runai-team-b")
+    world.controller.reconcile_once()  # sees the refusal before the Job controller counts it
+    world.kube.job_controller.sync()
+    assert "Failed" not in job_conditions(world, "inter")
+    assert "AdmissionRefused" in event_reasons(world)
+    world.settle()
+    [again] = [p for p in world.pods_of("team-b", "inter") if p["status"].get("phase") not in ("Failed", "Succeeded")]
+    assert again["metadata"]["name"] != refused and again["spec"]["nodeName"] == "t4-node"

@@ -3,8 +3,10 @@
 Each step is idempotent, so a controller killed between any two leaves objects a fresh one
 finishes from:
 
-- an eviction goes through the Eviction API (the pod's Job requeues it: its podFailurePolicy
-  ignores `DisruptionTarget`);
+- an eviction goes through the Eviction API; a victim that belongs to a Job is first taken out of
+  the Job's accounting (its `batch.kubernetes.io/job-tracking` finalizer removed), so that however
+  it ends (exit 0 on SIGTERM included) the Job neither completes nor counts a failure, and makes a
+  new pod once it is gone: the job is requeued;
 - a node's desired MIG layout goes into its `runai-lite/mig-desired` annotation, which the agent
   realises;
 - a reservation pod has a deterministic name, so AlreadyExists means done;
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ...devices import grant, pod_environment
 from ...model import Allocation, CreateMig, DestroyMig, Preempt
 from . import conventions as k
-from .cluster import ClusterView, allocation_of, is_finished
+from .cluster import ClusterView, allocation_of, is_finished, is_ours
 from .enforcement import pod_enforcement
 from .manifests import device_configmap, is_device_configmap_of, reservation_pod
 from .meta import Meta, set_annotations
@@ -60,6 +62,8 @@ class Binder:
         if pod is None:
             return Eviction.GONE
         meta = Meta(pod)
+        if view.owner_job(pod) is not None:
+            self._untrack(pod)
         body = {"apiVersion": "policy/v1", "kind": "Eviction",
                 "metadata": {"name": meta.name, "namespace": meta.namespace}}
         try:
@@ -77,6 +81,41 @@ class Binder:
             return Eviction.GONE
         view.stopping[job] = now
         return Eviction.STOPPING
+
+    def _untrack(self, pod: dict[str, Any]) -> None:
+        """Take a pod out of its Job's accounting: the Job controller counts only the pods that
+        carry its tracking finalizer, and replaces the others once they are gone."""
+        meta = Meta(pod)
+        if TRACKING_FINALIZER not in meta.finalizers:
+            return
+        kept = [f for f in meta.finalizers if f != TRACKING_FINALIZER]
+        try:
+            updated = self.api.merge_patch(core("pods", meta.namespace, meta.name),
+                                           {"metadata": {"finalizers": kept or None}})
+        except ApiError as error:
+            if error.not_found:
+                return
+            raise
+        pod["metadata"] = updated.get("metadata", pod["metadata"])
+
+    def forgive_admission_failures(self, view: ClusterView, pods: list[dict[str, Any]]) -> None:
+        """A pod of a Job that a kubelet refused at admission (its devices or resources were not
+        free after all) is not the job's failure: untracked before the Job controller counts it,
+        it is replaced like an evicted one. The Job controller may count it first; this narrows
+        that race, the scheduler's accounting (terminating pods hold their devices) removes most of
+        its causes."""
+        for pod in pods:
+            status = pod.get("status") or {}
+            reason = str(status.get("reason") or "")
+            if (not is_ours(pod) or status.get("phase") != "Failed" or TRACKING_FINALIZER not in Meta(pod).finalizers
+                    or not (reason in ADMISSION_REASONS or reason.startswith("OutOf"))
+                    or view.owner_job(pod) is None):
+                continue
+            self._untrack(pod)
+            self.status.record(view, pod, "AdmissionRefused",
+                               f"the kubelet of {pod['spec'].get('nodeName')} refused pod {Meta(pod).name} ({reason}); "
+                               "it does not count against the job's backoff limit, and a new pod is placed",
+                               warning=True)
 
     # -- MIG layouts -----------------------------------------------------------------------------
 
@@ -267,6 +306,10 @@ class Binder:
                 return [], reason + (f" (agent reports: {errors})" if errors else "")
             return [uuid], None
         return [], None
+
+
+TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"  # the Job controller counts the pods that carry it
+ADMISSION_REASONS = frozenset({"UnexpectedAdmissionError", "NodeAffinity", "NodeSelectorMismatching", "Taint"})
 
 
 class Eviction(Enum):

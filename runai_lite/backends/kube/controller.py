@@ -62,8 +62,10 @@ class Controller:
     # -- one pass ------------------------------------------------------------------------------
 
     def reconcile_once(self) -> Plan:
-        view = build_view(self.reader.read_objects())
+        objects = self.reader.read_objects()
+        view = build_view(objects)
         self._fence()
+        self.binder.forgive_admission_failures(view, objects.pods)
         if self.binder.check_reservations(view):
             view = build_view(self.reader.read_objects())  # the claims rolled back are pending again
         view.snapshot = withhold(view.snapshot, self.binder.ledger.resting())

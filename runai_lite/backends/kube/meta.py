@@ -49,6 +49,10 @@ class Meta:
         return list(self._metadata.get("ownerReferences") or [])
 
     @property
+    def finalizers(self) -> list[str]:
+        return list(self._metadata.get("finalizers") or [])
+
+    @property
     def creation_timestamp(self) -> str | None:
         return self._metadata.get("creationTimestamp")
 
