@@ -55,7 +55,8 @@ class Controller:
         self.clock = clock
         self.reader = reader or ListingReader(api)
         self.lease = lease
-        writes = FencedApi(api, self._check_leading)
+        self._batch_fenced = False
+        writes = FencedApi(api, self._before_write)
         self.status = StatusWriter(writes, clock)
         self.binder = Binder(writes, image, self.status, monotonic)
 
@@ -64,7 +65,7 @@ class Controller:
     def reconcile_once(self) -> Plan:
         objects = self.reader.read_objects()
         view = build_view(objects)
-        self._fence()
+        self._new_batch()
         self.binder.forgive_admission_failures(view, objects.pods)
         if self.binder.check_reservations(view):
             view = build_view(self.reader.read_objects())  # the claims rolled back are pending again
@@ -77,7 +78,7 @@ class Controller:
                 if reason:
                     waiting[job_id] = Waiting("WaitingForDevice", reason)
         plan = self.planner(view.snapshot)
-        self._fence()  # planning takes time: the writes go out only if the Lease is still ours
+        self._new_batch()  # planning takes time: the writes go out only if the Lease is still ours
         self._apply(view, plan, waiting)
         self.binder.sync_desired(view)
         self.binder.sync_reservations(view)
@@ -104,13 +105,19 @@ class Controller:
                        f"victim{'s' if len(victims) > 1 else ''} to stop ({', '.join(sorted(victims))})")
             waiting[action.job] = Waiting("Nominated", message)
 
-    def _check_leading(self) -> None:
-        if self.lease is not None:
-            self.lease.check()
+    def _new_batch(self) -> None:
+        self._batch_fenced = False
 
-    def _fence(self) -> None:
-        if self.lease is not None:
+    def _before_write(self) -> None:
+        """The first write of a batch renews the Lease conditionally (`fence`); the others check
+        the renew deadline. A pass that writes nothing costs the Lease nothing."""
+        if self.lease is None:
+            return
+        if self._batch_fenced:
+            self.lease.check()
+        else:
             self.lease.fence()
+            self._batch_fenced = True
 
     # -- the loop ------------------------------------------------------------------------------
 
