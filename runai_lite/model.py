@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .units import MiB
+from .units import MiB, format_mib
 
 MILLI = 1000  # one whole GPU in share_milli
 MIN_GPU_MEMORY_BYTES = 100 * 10**6  # --gpu-memory below 100MB is a mistake, not a request
@@ -101,6 +101,24 @@ class JobStatus(StrEnum):
         return self in (JobStatus.RUNNING, JobStatus.PREEMPTED)
 
 
+class RequestKind(StrEnum):
+    """How a job asks for GPUs (`runai submit --gpu 2 | --gpu 0.5 | --gpu-memory 10GB | --mig-profile`)."""
+
+    GPUS = "gpus"  # whole GPUs
+    FRACTION = "fraction"
+    MEMORY = "memory"
+    MIG = "mig"
+
+
+class AllocationKind(StrEnum):
+    """What a job got: whole GPUs (also a job without GPU, with no GPU index), a share of one GPU
+    (a fraction or an amount of memory), or a MIG partition."""
+
+    GPU = "gpu"
+    FRACTION = "fraction"
+    MIG = "mig"
+
+
 class GpuRequest(_Frozen):
     """What a job asks for: exactly one of whole GPUs, a fraction, an amount of memory, a MIG profile."""
 
@@ -117,14 +135,14 @@ class GpuRequest(_Frozen):
         return self
 
     @property
-    def kind(self) -> Literal["gpus", "fraction", "memory", "mig"]:
+    def kind(self) -> RequestKind:
         if self.gpus is not None:
-            return "gpus"
+            return RequestKind.GPUS
         if self.fraction is not None:
-            return "fraction"
+            return RequestKind.FRACTION
         if self.memory_bytes is not None:
-            return "memory"
-        return "mig"
+            return RequestKind.MEMORY
+        return RequestKind.MIG
 
     @property
     def fraction_milli(self) -> int:
@@ -247,10 +265,23 @@ class Node(_Frozen):
     schedulable: bool = True
 
 
+def slice_span(start: int, size: int) -> str:
+    """The memory slices an instance occupies: `0-1`, or `4` for a one-slice instance."""
+    return str(start) if size == 1 else f"{start}-{start + size - 1}"
+
+
+class MigSlot(NamedTuple):
+    """Where a MIG partition is: node, GPU, first memory slice (what a partition's users are keyed by)."""
+
+    node: str
+    gpu_index: int
+    start: int
+
+
 class Allocation(_Frozen):
     """Where a job runs and what it got."""
 
-    kind: Literal["gpu", "fraction", "mig"]
+    kind: AllocationKind
     node: str
     gpu_indices: tuple[int, ...]
     gpu_uuids: tuple[str, ...] = ()
@@ -266,10 +297,43 @@ class Allocation(_Frozen):
         """GPUs allocated, as `runai list` shows them."""
         return len(self.gpu_indices) * self.share_milli / MILLI
 
+    @property
+    def mig_slot(self) -> MigSlot | None:
+        """The partition a MIG allocation uses; None for any other allocation."""
+        if self.kind != AllocationKind.MIG or not self.gpu_indices or self.mig_start is None:
+            return None
+        return MigSlot(self.node, self.gpu_indices[0], self.mig_start)
+
+    @property
+    def device_uuids(self) -> tuple[str, ...]:
+        """The devices the job's processes use: its MIG partition (once it has a UUID), or its GPUs."""
+        if self.kind == AllocationKind.MIG:
+            return (self.mig_uuid,) if self.mig_uuid else ()
+        return self.gpu_uuids
+
+    def describe(self, *, node: bool = True) -> str:
+        """The allocation in words, as `runai describe` and the events show it:
+        `MIG 2g.10gb on n1 GPU 0 at slices 2-3`, `0.5 of n1 GPU 1, 20GiB`, `n1 GPU 0,1`, `n1 (no GPU)`;
+        without `node`, the same less the node (`MIG 2g.10gb on GPU 0 at slices 2-3`)."""
+        gpus = ",".join(str(i) for i in self.gpu_indices)
+        if not gpus:
+            return f"{self.node} (no GPU)" if node else "no GPU"
+        where = f"{self.node} GPU {gpus}" if node else f"GPU {gpus}"
+        if self.kind == AllocationKind.MIG:
+            placement = ""
+            if self.mig_start is not None:
+                size = self.mig_size or 1
+                placement = f" at slice{'s' if size > 1 else ''} {slice_span(self.mig_start, size)}"
+            return f"MIG {self.mig_profile} on {where}{placement}"
+        if self.kind == AllocationKind.FRACTION:
+            memory = f", {format_mib(self.memory_mib)}" if self.memory_mib else ""
+            return f"{self.share_milli / MILLI:g} of {where}{memory}"
+        return where
+
     def to_json(self) -> dict:
         """The `allocation` object of `runai list -o json`."""
         return {
-            "kind": self.kind,
+            "kind": self.kind.value,
             "node": self.node,
             "gpu_index": self.gpu_indices[0] if self.gpu_indices else None,
             "gpu_indices": list(self.gpu_indices),

@@ -10,8 +10,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..enforcement.mechanisms import display_enforcement
-from ..model import MILLI, Allocation, JobStatus
-from ..units import format_mib
+from ..model import Allocation, AllocationKind, JobStatus
 from .table import TextTable
 
 if TYPE_CHECKING:
@@ -40,32 +39,15 @@ def gpus_column(job: JobInfo) -> str:
     profile when the job holds a MIG partition (a slice count would say less)."""
     if job.allocation is None:
         allocated = "-"
-    elif job.allocation.kind == "mig" and job.allocation.mig_profile:
+    elif job.allocation.kind == AllocationKind.MIG and job.allocation.mig_profile:
         allocated = job.allocation.mig_profile
     else:
         allocated = f"{round(job.gpus_allocated, 3):g}"
     return f"{allocated} ({job.gpus_requested})"
 
 
-def slice_span(start: int, size: int) -> str:
-    """The memory slices an instance occupies: `0-1`, or `4` for a one-slice instance."""
-    return str(start) if size == 1 else f"{start}-{start + size - 1}"
-
-
 def allocation_text(allocation: Allocation | None) -> str:
-    if allocation is None:
-        return "-"
-    gpus = ",".join(str(i) for i in allocation.gpu_indices)
-    if allocation.kind == "mig":
-        placement = ""
-        if allocation.mig_start is not None:
-            size = allocation.mig_size or 1
-            placement = f" at slice{'s' if size > 1 else ''} {slice_span(allocation.mig_start, size)}"
-        return f"MIG {allocation.mig_profile} on GPU {gpus}{placement}"
-    if allocation.kind == "fraction":
-        memory = f", {format_mib(allocation.memory_mib)}" if allocation.memory_mib else ""
-        return f"{allocation.share_milli / MILLI:g} of GPU {gpus}{memory}"
-    return f"GPU {gpus}"
+    return "-" if allocation is None else allocation.describe(node=False)
 
 
 def enforcement_text(job: JobInfo) -> str:
@@ -108,7 +90,7 @@ def describe_lines(job: JobInfo, now: float) -> list[tuple[str, str]]:
     ]
     if alloc is not None:
         lines.append(("GPU UUID", ",".join(alloc.gpu_uuids) or "-"))
-        if alloc.kind == "mig":
+        if alloc.kind == AllocationKind.MIG:
             lines.append(("MIG DEVICE", alloc.mig_uuid or "-"))
         if alloc.memory_mib:
             lines.append(("ALLOCATED GPU MEMORY", f"{alloc.memory_mib} MiB"))

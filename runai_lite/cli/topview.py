@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..enforcement.mechanisms import display_enforcement
-from ..model import MILLI
+from ..model import MILLI, slice_span
 from .table import TextTable
 
 if TYPE_CHECKING:
@@ -132,8 +132,6 @@ def _profile_memory(model: str, profile: str) -> str:
 
 
 def mig_device_table(gpu: GpuView) -> TextTable:
-    from .render import slice_span
-
     table = TextTable(("GPU", "MEMORY SLICES", "PROFILE", "MEMORY", "STATE", "JOB", "MIG DEVICE"))
     for inst in sorted(gpu.mig_instances, key=lambda m: m.start):
         table.add_row(str(gpu.index), slice_span(inst.start, inst.size), inst.profile,

@@ -14,7 +14,7 @@ from ..enforcement.environment import (
     RUNAI_LIMIT_VAR,
     RUNAI_REQUEST_VAR,
 )
-from ..model import MILLI, Allocation
+from ..model import MILLI, Allocation, AllocationKind
 
 VISIBLE_DEVICES = ("NVIDIA_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES")
 NUM_OF_GPUS_VAR = "RUNAI_NUM_OF_GPUS"
@@ -69,7 +69,7 @@ def grant(allocation: Allocation | None, device_uuids: tuple[str, ...] | list[st
     if allocation is None or not allocation.gpu_indices:
         env = {VISIBLE_DEVICES[0]: NO_DEVICE, VISIBLE_DEVICES[1]: "", NUM_OF_GPUS_VAR: "0", PORTION_VAR: "0"}
         return DeviceGrant(variables=env)
-    devices = tuple(device_uuids) or _recorded_devices(allocation)
+    devices = tuple(device_uuids) or allocation.device_uuids
     share = allocation.share_milli / MILLI
     env = {
         VISIBLE_DEVICES[0]: ",".join(devices),
@@ -77,7 +77,7 @@ def grant(allocation: Allocation | None, device_uuids: tuple[str, ...] | list[st
         NUM_OF_GPUS_VAR: f"{allocation.gpus:g}",
         PORTION_VAR: f"{share:g}",
     }
-    if allocation.kind == "fraction":
+    if allocation.kind == AllocationKind.FRACTION:
         fraction = f"{share:.3f}"
         env[RUNAI_LIMIT_VAR] = env[RUNAI_REQUEST_VAR] = fraction
         env[HOOK_ENFORCEMENT_VAR] = (enforcement.mechanism if enforcement else Mechanism.NONE).value
@@ -85,14 +85,14 @@ def grant(allocation: Allocation | None, device_uuids: tuple[str, ...] | list[st
             env[HOOK_LIMIT_VAR] = str(enforcement.limit_mib)
         elif allocation.memory_mib is not None:
             env[HOOK_LIMIT_VAR] = str(allocation.memory_mib)
-    if allocation.kind == "mig":
+    if allocation.kind == AllocationKind.MIG:
         if allocation.mig_profile:
             env[MIG_PROFILE_VAR] = allocation.mig_profile
         if allocation.memory_mib is not None:
             env[HOOK_LIMIT_VAR] = str(allocation.memory_mib)
     host_ipc = enforcement is not None and enforcement.mechanism is Mechanism.MPS
     return DeviceGrant(variables=env, enforcement=enforcement, devices=devices, mounts=mounts, host_ipc=host_ipc,
-                       whole_gpus=allocation.kind == "gpu")
+                       whole_gpus=allocation.kind == AllocationKind.GPU)
 
 
 def enforcement_mounts(enforcement: JobEnforcement | None, *, hook_dir: os.PathLike[str] | str,
@@ -112,8 +112,3 @@ def enforcement_mounts(enforcement: JobEnforcement | None, *, hook_dir: os.PathL
         mounts.append(Mount(pipe, pipe, read_only=False))
     return tuple(mounts)
 
-
-def _recorded_devices(allocation: Allocation) -> tuple[str, ...]:
-    if allocation.kind == "mig" and allocation.mig_uuid:
-        return (allocation.mig_uuid,)
-    return allocation.gpu_uuids

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from ..model import MILLI, Allocation
+from ..model import MILLI, Allocation, AllocationKind
 from .mechanisms import Mechanism
 from .probe import DEFAULT_HAMI_CORE_PATH
 
@@ -220,9 +220,9 @@ def for_allocation(
     """The enforcement for a bound job, whatever it got: a fraction gets the node's `mechanism`
     (its limit is `allocation.memory_mib`, or its share of `gpu_memory_mib`); a MIG partition is
     held by the hardware (mechanism `mig`, no variables); whole GPUs need no limit (None)."""
-    if allocation.kind == "gpu":
+    if allocation.kind == AllocationKind.GPU:
         return None
-    if allocation.kind == "mig":
+    if allocation.kind == AllocationKind.MIG:
         if allocation.memory_mib is None:
             raise ValueError("a MIG allocation must carry its instance's memory_mib")
         return JobEnforcement(

@@ -7,6 +7,7 @@ falls back to these tables where NVML cannot answer (simulated GPUs, tests, a cl
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 from functools import cache
 from importlib import resources
 
@@ -54,17 +55,28 @@ class GpuModel(BaseModel):
     def mig_capable(self) -> bool:
         return bool(self.profiles)
 
-    def profile(self, name: str) -> MigProfile:
-        """The profile called `name`; a `UserError` listing the valid ones otherwise."""
+    def find_profile(self, name: str) -> MigProfile | None:
+        """The profile called `name`, or None (a name NVML or a layout reported, not a user's)."""
         for profile in self.profiles:
             if profile.name == name:
                 return profile
+        return None
+
+    def profile(self, name: str) -> MigProfile:
+        """The profile called `name` as a user asked for it; a `UserError` listing the valid ones otherwise."""
+        found = self.find_profile(name)
+        if found is not None:
+            return found
         if not self.profiles:
             raise UserError(f"{self.name} does not support MIG", "use --gpu or --gpu-memory on this GPU")
         raise UserError(
             f"unknown MIG profile {name!r} for {self.name}",
             "valid profiles: " + ", ".join(p.name for p in self.profiles_smallest_first()),
         )
+
+    def compute_share(self, profile: MigProfile) -> Fraction:
+        """The share of this GPU an instance of `profile` counts as: its compute slices of all."""
+        return Fraction(profile.compute, self.compute_slices)
 
     def profiles_smallest_first(self) -> list[MigProfile]:
         return sorted(self.profiles, key=lambda p: p.sort_key)

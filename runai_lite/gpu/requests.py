@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 from ..errors import UserError
-from ..model import MILLI, MIN_GPU_MEMORY_BYTES, GpuRequest
+from ..model import MILLI, MIN_GPU_MEMORY_BYTES, GpuRequest, RequestKind
 from ..units import MiB, format_bytes, parse_size
 from .catalog import Catalog, GpuModel, MigProfile, default_catalog
 
@@ -81,9 +81,9 @@ def mig_candidates(request: GpuRequest, model: GpuModel) -> tuple[MigProfile, ..
     """Profiles that serve the request, smallest first (fewest memory slices, then compute)."""
     if not model.mig_capable:
         return ()
-    if request.kind == "mig":
+    if request.kind == RequestKind.MIG:
         return tuple(p for p in model.profiles if p.name == request.mig_profile)
-    if request.kind == "memory":
+    if request.kind == RequestKind.MEMORY:
         assert request.memory_bytes is not None
         fitting = [p for p in model.profiles if p.memory_mib * MiB >= request.memory_bytes and _plain(p)]
         return tuple(sorted(fitting, key=lambda p: p.sort_key))
@@ -97,10 +97,10 @@ def _plain(profile: MigProfile) -> bool:
 
 def options_for(request: GpuRequest, model: GpuModel) -> RequestOptions:
     share = memory = None
-    if request.kind == "fraction":
+    if request.kind == RequestKind.FRACTION:
         share = request.fraction_milli
         memory = model.memory_mib * share // MILLI
-    elif request.kind == "memory":
+    elif request.kind == RequestKind.MEMORY:
         assert request.memory_bytes is not None
         share = share_for_memory(request.memory_bytes, model.memory_mib)
         memory = -(-request.memory_bytes // MiB) if share is not None else None

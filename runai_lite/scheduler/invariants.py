@@ -10,7 +10,20 @@ from fractions import Fraction
 
 from ..gpu.catalog import GpuModel, default_catalog
 from ..gpu.mig_layout import Placed, can_place
-from ..model import MILLI, Allocation, Bind, CreateMig, DestroyMig, Gpu, Job, JobStatus, Plan, Preempt, Snapshot
+from ..model import (
+    MILLI,
+    Allocation,
+    AllocationKind,
+    Bind,
+    CreateMig,
+    DestroyMig,
+    Gpu,
+    Job,
+    JobStatus,
+    Plan,
+    Preempt,
+    Snapshot,
+)
 from .simulate import apply_plan
 from .state import ClusterState
 
@@ -41,14 +54,14 @@ def check_snapshot(snapshot: Snapshot) -> list[str]:
             if gpu is None:
                 problems.append(f"job {job.id} is allocated {alloc.node} GPU {index}, which does not exist")
                 continue
-            if alloc.kind == "mig":
+            if alloc.kind == AllocationKind.MIG:
                 problems += _check_mig_allocation(job, alloc, gpu)
                 instance_users.setdefault((*key, alloc.mig_start or 0), []).append(job.id)
             else:
                 if gpu.dynamic_mig or gpu.mig_enabled:
                     problems.append(f"job {job.id} holds a {alloc.kind} of MIG-enabled {alloc.node} GPU {index}")
-                used_share[key] = used_share.get(key, 0) + (alloc.share_milli if alloc.kind == "fraction" else MILLI)
-                if alloc.kind == "gpu":
+                used_share[key] = used_share.get(key, 0) + (alloc.share_milli if alloc.kind == AllocationKind.FRACTION else MILLI)
+                if alloc.kind == AllocationKind.GPU:
                     whole.setdefault(key, []).append(job.id)
         if len(set(alloc.gpu_indices)) != len(alloc.gpu_indices):
             problems.append(f"job {job.id} is allocated the same GPU twice")
@@ -188,8 +201,8 @@ def _check_mig_actions(snapshot: Snapshot, plan: Plan, jobs: dict[str, Job]) -> 
     preempted = {p.job for p in plan.of_type(Preempt)}
     instances = {(n.name, g.index, i.start): i for n in snapshot.nodes for g in n.gpus for i in g.mig_instances}
     dynamic = {(n.name, g.index) for n in snapshot.nodes for g in n.gpus if g.dynamic_mig}
-    users = {(j.allocation.node, j.allocation.gpu_indices[0], j.allocation.mig_start): j.id
-             for j in jobs.values() if j.status.holds_resources and j.allocation and j.allocation.kind == "mig"}
+    users = {slot: j.id for j in jobs.values()
+             if j.status.holds_resources and j.allocation and (slot := j.allocation.mig_slot) is not None}
     for destroy in plan.of_type(DestroyMig):
         key = (destroy.node, destroy.gpu_index, destroy.start)
         if key[:2] not in dynamic:
@@ -205,9 +218,8 @@ def _check_mig_actions(snapshot: Snapshot, plan: Plan, jobs: dict[str, Job]) -> 
             problems.append(f"creates an instance on {create.node} GPU {create.gpu_index}, not dynamic-MIG")
     for bind in plan.of_type(Bind):
         alloc = bind.allocation
-        if alloc.kind == "mig":
-            created = any(c.node == alloc.node and c.gpu_index == alloc.gpu_indices[0] and c.start == alloc.mig_start
-                          for c in plan.of_type(CreateMig))
+        if alloc.kind == AllocationKind.MIG:
+            created = any((c.node, c.gpu_index, c.start) == alloc.mig_slot for c in plan.of_type(CreateMig))
             if created and alloc.mig_uuid is not None:
                 problems.append(f"bind of {bind.job} to an instance being created carries a UUID")
         elif any((alloc.node, i) in dynamic for i in alloc.gpu_indices):

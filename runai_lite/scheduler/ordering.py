@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Iterable
 from fractions import Fraction
 
-from ..model import MILLI, Job
+from ..model import MILLI, Job, RequestKind
 from .state import ClusterState
 
 
@@ -32,9 +32,9 @@ def least_charge(job: Job) -> Fraction:
     request = job.request
     if request is None:
         return Fraction(0)
-    if request.kind == "gpus":
+    if request.kind == RequestKind.GPUS:
         return Fraction(request.gpus or 0)
-    if request.kind == "fraction":
+    if request.kind == RequestKind.FRACTION:
         return Fraction(request.fraction_milli, MILLI)
     return Fraction(0)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from ..gpu.requests import mig_candidates
-from ..model import MILLI, Job, JobType
+from ..model import MILLI, Job, JobType, RequestKind
 from ..units import MiB, format_bytes, format_mib
 from .quota import fmt_gpus
 from .session import Session
@@ -50,13 +50,14 @@ def capacity_reason(session: Session, job: Job) -> str:
                 "partitioned on demand (an administrator enables it with "
                 "`runai-adm set node-role --dynamic-mig-enabled NODE`)")
     static_only = bool(dynamic) and not any(g.dynamic for g in dynamic)
-    if request.kind in ("mig", "memory") and static_only and (request.kind == "mig" or not shared):
+    kind = request.kind
+    if kind in (RequestKind.MIG, RequestKind.MEMORY) and static_only and (kind == RequestKind.MIG or not shared):
         text = _static_mig_room(dynamic, job)
-    elif request.kind == "mig":
+    elif kind == RequestKind.MIG:
         text = _mig_room(dynamic, job, request.mig_profile or "")
-    elif request.kind == "memory":
+    elif kind == RequestKind.MEMORY:
         text = _memory_room(session, shared, dynamic, job)
-    elif request.kind == "fraction":
+    elif kind == RequestKind.FRACTION:
         text = _fraction_room(shared, request.fraction_milli)
     else:
         text = _whole_room(shared, request.gpus or 1)

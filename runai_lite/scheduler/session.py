@@ -7,20 +7,22 @@ changes the state and writes plan actions, so every decision is recorded the sam
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from fractions import Fraction
-from typing import Literal
 
 from ..gpu.catalog import MigProfile
 from ..gpu.mig_layout import free_runs
 from ..model import (
     MILLI,
     Allocation,
+    AllocationKind,
     Bind,
     CreateMig,
     DestroyMig,
     Job,
     Plan,
     Preempt,
+    RequestKind,
     Reserve,
     Snapshot,
 )
@@ -32,11 +34,21 @@ from .shared_gpus import SharedGpus, workload_of
 from .state import ClusterState, GpuState, Instance, NodeState, mig_share_milli
 
 
+class PlacementKind(StrEnum):
+    """How an option runs a job: whole GPUs, a share of one GPU, a MIG partition, or no GPU at all
+    (bound as an `AllocationKind.GPU` allocation without GPU indices)."""
+
+    GPU = "gpu"
+    FRACTION = "fraction"
+    MIG = "mig"
+    CPU = "cpu"
+
+
 @dataclass(frozen=True, slots=True)
 class Option:
     """One concrete way to run a job, with everything it disrupts."""
 
-    kind: Literal["gpu", "fraction", "mig", "cpu"]
+    kind: PlacementKind
     node: NodeState
     gpus: tuple[GpuState, ...]
     charge: Fraction
@@ -137,15 +149,15 @@ class Session:
         for victim_id in option.victims:
             self._preempt(job, option, victim_id)
         gpu = option.gpus[0] if option.gpus else None
-        if option.kind == "mig":
+        if option.kind is PlacementKind.MIG:
             assert gpu is not None and option.mig is not None
             allocation = self._mig(job, gpu, option.mig, option.node, owners)
         else:
-            if option.kind == "fraction" and gpu is not None and gpu.fraction_holders == 0:
+            if option.kind is PlacementKind.FRACTION and gpu is not None and gpu.fraction_holders == 0:
                 self.reserves.append(Reserve(node=option.node.name, gpu_index=gpu.index,
                                              reason=f"{gpu.label} becomes shared by fractions (first: {job.name})"))
             allocation = Allocation(
-                kind="fraction" if option.kind == "fraction" else "gpu",
+                kind=AllocationKind.FRACTION if option.kind is PlacementKind.FRACTION else AllocationKind.GPU,
                 node=option.node.name,
                 gpu_indices=tuple(g.index for g in option.gpus),
                 gpu_uuids=tuple(g.uuid for g in option.gpus),
@@ -190,21 +202,21 @@ class Session:
                                                  f"for job {job.name} ({_asked(job)})"))
             self.state.create(gpu, profile, target.start)
         return Allocation(
-            kind="mig", node=node.name, gpu_indices=(gpu.index,), gpu_uuids=(gpu.uuid,),
+            kind=AllocationKind.MIG, node=node.name, gpu_indices=(gpu.index,), gpu_uuids=(gpu.uuid,),
             share_milli=mig_share_milli(gpu.model, profile), memory_mib=profile.memory_mib,
             mig_profile=profile.name, mig_start=target.start, mig_size=profile.memory_slices, mig_uuid=uuid,
         )
 
     def _bind_reason(self, job: Job, option: Option) -> str:
         where = option.gpus[0].label if len(option.gpus) == 1 else option.node.name
-        if option.kind == "mig":
+        if option.kind is PlacementKind.MIG:
             assert option.mig is not None
             done = "existing idle instance" if option.mig.reuse is not None and not option.victims else (
                 "instance of the preempted job" if option.mig.reuse is not None else "new instance")
             what = f"{option.mig.profile.name} at slice {option.mig.start} on {where} ({done})"
-        elif option.kind == "fraction":
+        elif option.kind is PlacementKind.FRACTION:
             what = f"{fmt_gpus(Fraction(option.share_milli, MILLI))} of {where} ({option.memory_mib}MiB)"
-        elif option.kind == "gpu":
+        elif option.kind is PlacementKind.GPU:
             count = len(option.gpus)
             what = f"{count} whole GPU{'s' if count > 1 else ''} on {option.node.name} " \
                    f"(GPU {', '.join(str(g.index) for g in option.gpus)})"
@@ -232,11 +244,11 @@ def _asked(job: Job) -> str:
     request = job.request
     if request is None:
         return "no GPU"
-    if request.kind == "gpus":
+    if request.kind == RequestKind.GPUS:
         return f"--gpu {request.gpus}"
-    if request.kind == "fraction":
+    if request.kind == RequestKind.FRACTION:
         return f"--gpu {request.fraction:g}"
-    if request.kind == "memory":
+    if request.kind == RequestKind.MEMORY:
         assert request.memory_bytes is not None
         return f"--gpu-memory {format_bytes(request.memory_bytes)}"
     return f"--mig-profile {request.mig_profile}"

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from ..model import MILLI, Allocation, Job
+from ..model import MILLI, Allocation, AllocationKind, Job, RequestKind
 from ..units import MiB
 from .placement import Choice, Demand, FractionCluster
 from .state import ClusterState, GpuState, NodeState, canonical_model_name
@@ -31,11 +31,11 @@ def demand_of(job: Job) -> Demand | None:
     host = {"cpu_milli": job.cpu_milli, "memory_mib": job.memory_mib, "gpu_models": models}
     if request is None:
         return Demand(**host)
-    if request.kind == "gpus":
+    if request.kind == RequestKind.GPUS:
         return Demand(gpus=request.gpus or 0, **host)
-    if request.kind == "fraction":
+    if request.kind == RequestKind.FRACTION:
         return Demand(share_milli=request.fraction_milli, **host)
-    if request.kind == "memory":
+    if request.kind == RequestKind.MEMORY:
         assert request.memory_bytes is not None
         return Demand(gpu_memory_mib=-(-request.memory_bytes // MiB), **host)
     return None
@@ -110,10 +110,10 @@ class SharedGpus:
         """Apply an allocation's GPU share to its slot and its host use to every slot of its node."""
         host = {"cpu_milli": job.cpu_milli, "memory_mib": job.memory_mib}
         for slot in self.slots_of.get(allocation.node, ()):
-            local = () if allocation.kind == "mig" else tuple(
+            local = () if allocation.kind == AllocationKind.MIG else tuple(
                 self._slot_of_gpu[(allocation.node, i)][1] for i in allocation.gpu_indices
                 if self._slot_of_gpu.get((allocation.node, i), (-1, 0))[0] == slot)
-            if local and allocation.kind == "fraction":
+            if local and allocation.kind == AllocationKind.FRACTION:
                 demand = Demand(share_milli=allocation.share_milli, **host)
             elif local:
                 demand = Demand(gpus=len(local), **host)

@@ -8,7 +8,20 @@ no UUID until an agent reports one; `Reserve` changes nothing a snapshot records
 from __future__ import annotations
 
 from ..gpu.catalog import default_catalog
-from ..model import Bind, CreateMig, DestroyMig, Gpu, Job, JobStatus, MigInstance, Plan, Preempt, Reserve, Snapshot
+from ..model import (
+    Bind,
+    CreateMig,
+    DestroyMig,
+    Gpu,
+    Job,
+    JobStatus,
+    MigInstance,
+    MigSlot,
+    Plan,
+    Preempt,
+    Reserve,
+    Snapshot,
+)
 from .applier import Outcome, Phase, apply
 
 
@@ -34,8 +47,8 @@ class _Simulation:
     def preempt(self, action: Preempt) -> Outcome:
         victim = self.jobs[action.job]
         alloc = victim.allocation
-        if alloc is not None and alloc.kind == "mig" and alloc.gpu_indices:
-            self._set_instance_job((alloc.node, alloc.gpu_indices[0]), alloc.mig_start, None, victim.id)
+        if alloc is not None and alloc.mig_slot is not None:
+            self._set_instance_job(alloc.mig_slot, None, victim.id)
         self.jobs[victim.id] = _requeued(victim)
         return Outcome.APPLIED
 
@@ -47,7 +60,8 @@ class _Simulation:
     def create_mig(self, action: CreateMig) -> Outcome:
         key = (action.node, action.gpu_index)
         model = default_catalog().find(self.models.get(key, ""))
-        size = model.profile(action.profile).memory_slices if model else 1
+        profile = model.find_profile(action.profile) if model else None
+        size = profile.memory_slices if profile else 1
         self.instances.setdefault(key, []).append(MigInstance(profile=action.profile, start=action.start, size=size))
         return Outcome.APPLIED
 
@@ -61,18 +75,17 @@ class _Simulation:
         if self.now is not None:
             update["started_at"] = self.now
         self.jobs[job.id] = job.model_copy(update=update)
-        if alloc.kind == "mig" and alloc.gpu_indices:
-            self._set_instance_job((alloc.node, alloc.gpu_indices[0]), alloc.mig_start, job.id, None)
+        if alloc.mig_slot is not None:
+            self._set_instance_job(alloc.mig_slot, job.id, None)
         return Outcome.APPLIED
 
     def phase_done(self, phase: Phase) -> None:
         pass
 
-    def _set_instance_job(self, key: tuple[str, int], start: int | None, job_id: str | None,
-                          only_if: str | None) -> None:
-        layout = self.instances.get(key, [])
+    def _set_instance_job(self, slot: MigSlot, job_id: str | None, only_if: str | None) -> None:
+        layout = self.instances.get((slot.node, slot.gpu_index), [])
         for i, inst in enumerate(layout):
-            if inst.start == start and (only_if is None or inst.job == only_if):
+            if inst.start == slot.start and (only_if is None or inst.job == only_if):
                 layout[i] = inst.model_copy(update={"job": job_id})
 
     def snapshot(self) -> Snapshot:

@@ -15,7 +15,7 @@ from fractions import Fraction
 
 from ..gpu.catalog import GpuModel, MigProfile, default_catalog
 from ..gpu.mig_layout import Placed
-from ..model import MILLI, Allocation, Gpu, Job, JobStatus, Snapshot
+from ..model import MILLI, Allocation, AllocationKind, Gpu, Job, JobStatus, Snapshot
 
 
 @dataclass(slots=True)
@@ -113,10 +113,9 @@ def canonical_model_name(name: str) -> str:
 
 def mig_charge(model: GpuModel | None, profile_name: str | None, share_milli: int) -> Fraction:
     """A MIG instance counts as compute-slices / the GPU's compute slices of a GPU."""
-    if model is not None and model.compute_slices and profile_name:
-        for profile in model.profiles:
-            if profile.name == profile_name:
-                return Fraction(profile.compute, model.compute_slices)
+    profile = model.find_profile(profile_name) if model is not None and model.compute_slices and profile_name else None
+    if model is not None and profile is not None:
+        return model.compute_share(profile)
     return Fraction(share_milli, MILLI)
 
 
@@ -126,10 +125,9 @@ def mig_share_milli(model: GpuModel, profile: MigProfile) -> int:
 
 
 def _profile_for(model: GpuModel | None, name: str, size: int | None) -> MigProfile:
-    if model is not None:
-        for profile in model.profiles:
-            if profile.name == name:
-                return profile
+    found = model.find_profile(name) if model is not None else None
+    if found is not None:
+        return found
     # A profile the catalog does not know (NVML reported it): occupy its slices, guess its compute.
     slices = size or 1
     total = model.compute_slices if model and model.compute_slices else 7
@@ -208,7 +206,7 @@ class ClusterState:
 
     def charge_of(self, allocation: Allocation) -> Fraction:
         """GPUs an allocation counts against its project's quota."""
-        if allocation.kind == "mig":
+        if allocation.kind == AllocationKind.MIG:
             gpu = self.gpu(allocation.node, allocation.gpu_indices[0]) if allocation.gpu_indices else None
             return mig_charge(gpu.model if gpu else None, allocation.mig_profile, allocation.share_milli)
         return Fraction(allocation.share_milli * len(allocation.gpu_indices), MILLI)
@@ -245,7 +243,7 @@ class ClusterState:
 
     def _hold_gpu(self, gpu: GpuState, job_id: str, allocation: Allocation) -> None:
         gpu.version += 1
-        if allocation.kind == "mig":
+        if allocation.kind == AllocationKind.MIG:
             self._mig_changed.add(gpu)
             inst = gpu.instance_at(allocation.mig_start) if allocation.mig_start is not None else None
             if inst is None:  # being created: the backend has not reported it yet
@@ -255,10 +253,10 @@ class ClusterState:
                 gpu.instances.sort(key=lambda i: i.start)
             inst.job = job_id
             return
-        share = allocation.share_milli if allocation.kind == "fraction" else MILLI
+        share = allocation.share_milli if allocation.kind == AllocationKind.FRACTION else MILLI
         gpu.free_milli -= share
         gpu.holders[job_id] = share
-        if allocation.kind == "fraction":
+        if allocation.kind == AllocationKind.FRACTION:
             gpu.fraction_holders += 1
 
     def release(self, job_id: str) -> Allocation:
@@ -281,14 +279,14 @@ class ClusterState:
             if gpu is None:
                 continue
             gpu.version += 1
-            if allocation.kind == "mig":
+            if allocation.kind == AllocationKind.MIG:
                 self._mig_changed.add(gpu)
                 for inst in gpu.instances:
                     if inst.job == job_id:
                         inst.job = None
             elif job_id in gpu.holders:
                 gpu.free_milli += gpu.holders.pop(job_id)
-                if allocation.kind == "fraction":
+                if allocation.kind == AllocationKind.FRACTION:
                     gpu.fraction_holders -= 1
         return allocation
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from runai_lite.backends.api import FractionView, GpuView, MigInstanceView
-from runai_lite.cli.render import age, slice_span
+from runai_lite.cli.render import age
+from runai_lite.model import slice_span
 from runai_lite.cli.topview import BAR_WIDTH, SLICE_WIDTH, draw_bar, mig_segments, share_segments
 
 

@@ -257,11 +257,8 @@ def _node_of(node: dict[str, Any], view: ClusterView, foreign_gpus: int, jobs: l
 
 
 def _slices(model: GpuModel | None, profile: str) -> int:
-    if model is not None:
-        for p in model.profiles:
-            if p.name == profile:
-                return p.memory_slices
-    return 1
+    found = model.find_profile(profile) if model is not None else None
+    return found.memory_slices if found is not None else 1
 
 
 def _gpus_of(node: dict[str, Any], foreign_gpus: int, mig_label: bool

@@ -25,11 +25,11 @@ from fractions import Fraction
 
 from ...gpu.catalog import MigProfile
 from ...gpu.requests import mig_candidates
-from ...model import MILLI, Job
+from ...model import MILLI, Job, RequestKind
 from ..mig_choice import MigTarget, VictimCheck, VictimSetCost, targets
 from ..placement import Demand, FractionCluster
 from ..quota import interactive_room
-from ..session import Option, Session
+from ..session import Option, PlacementKind, Session
 from ..shared_gpus import demand_of
 from ..state import GpuState, canonical_model_name
 
@@ -51,12 +51,12 @@ class Attempt:
 def allocate(session: Session, job: Job) -> Attempt:
     attempt = Attempt()
     kind = job.request.kind if job.request else None
-    if kind in ("memory", "mig"):
+    if kind in (RequestKind.MEMORY, RequestKind.MIG):
         mig = best_mig(session, job, attempt)
         if mig is not None and attempt.mig_undisturbed:
             attempt.option = mig[0]
             return attempt
-        if kind == "memory":
+        if kind == RequestKind.MEMORY:
             attempt.option = shared_option(session, job, attempt)
             if attempt.option is not None:
                 return attempt
@@ -133,7 +133,7 @@ def best_mig(
         assert gpu.model is not None and victim_set_cost is not None
         largest_run = session.mig_largest_free_run(gpu)
         for rank, profile in enumerate(profiles_for(session, job, gpu)):
-            charge = Fraction(profile.compute, gpu.model.compute_slices)
+            charge = gpu.model.compute_share(profile)
             found_here = targets(gpu, profile, destroy_idle=True, victim=victim,
                                  victim_set_cost=victim_set_cost(charge))
             if found_here and room is not None and charge > room:
@@ -157,7 +157,7 @@ def _within_room(session: Session, job: Job, gpu: GpuState, room: Fraction,
     assert gpu.model is not None
     ranked = []
     for rank, profile in enumerate(profiles_for(session, job, gpu)):
-        charge = Fraction(profile.compute, gpu.model.compute_slices)
+        charge = gpu.model.compute_share(profile)
         if charge > room:
             if session.mig_places(gpu, profile):
                 attempt.refused(charge)
@@ -168,8 +168,8 @@ def _within_room(session: Session, job: Job, gpu: GpuState, room: Fraction,
 
 def _mig_option(session: Session, gpu: GpuState, profile: MigProfile, target: MigTarget) -> Option:
     assert gpu.model is not None
-    charge = Fraction(profile.compute, gpu.model.compute_slices)
-    return Option("mig", session.state.nodes[gpu.node], (gpu,), charge, memory_mib=profile.memory_mib, mig=target,
+    charge = gpu.model.compute_share(profile)
+    return Option(PlacementKind.MIG, session.state.nodes[gpu.node], (gpu,), charge, memory_mib=profile.memory_mib, mig=target,
                   victims=target.victims)
 
 
@@ -190,13 +190,13 @@ def shared_option(session: Session, job: Job, attempt: Attempt) -> Option | None
     if demand.is_fraction:
         share = cluster.share_on(choice.node, demand)
         memory = demand.gpu_memory_mib or gpus[0].memory_mib * share // MILLI
-        option = Option("fraction", node, gpus, Fraction(share, MILLI), share_milli=share, memory_mib=memory,
+        option = Option(PlacementKind.FRACTION, node, gpus, Fraction(share, MILLI), share_milli=share, memory_mib=memory,
                         how=f"{session.policy.name} placement")
     elif demand.gpus:
-        option = Option("gpu", node, gpus, Fraction(len(gpus)), memory_mib=gpus[0].memory_mib,
+        option = Option(PlacementKind.GPU, node, gpus, Fraction(len(gpus)), memory_mib=gpus[0].memory_mib,
                         how=f"{session.policy.name} placement")
     else:
-        option = Option("cpu", node, (), Fraction(0))
+        option = Option(PlacementKind.CPU, node, (), Fraction(0))
     if room is not None and option.charge > room:
         attempt.refused(option.charge)
         return None

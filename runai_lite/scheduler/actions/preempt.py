@@ -15,7 +15,7 @@ from itertools import combinations
 
 from ...model import MILLI, Job
 from ..quota import ReclaimRule, interactive_room, victim_candidates
-from ..session import Option, Session
+from ..session import Option, PlacementKind, Session
 from ..shared_gpus import demand_of
 from ..state import ClusterState, GpuState
 from .allocate import Attempt, best_mig
@@ -113,14 +113,14 @@ def _shared(session: Session, job: Job, attempt: Attempt, victim, set_cost) -> t
                 victims = _fraction_victims(state, gpu, share, victim, set_cost(charge), limit)
                 if victims is not None:
                     memory = demand.gpu_memory_mib or gpu.memory_mib * share // MILLI
-                    proposals.append(Option("fraction", slot.node, (gpu,), charge, share_milli=share,
+                    proposals.append(Option(PlacementKind.FRACTION, slot.node, (gpu,), charge, share_milli=share,
                                             memory_mib=memory, victims=victims))
         else:
             victims = _whole_gpu_victims(gpus, demand.gpus, victim, set_cost(Fraction(demand.gpus)), limit)
             proposals = []
             if victims is not None:
                 chosen_victims, chosen = victims
-                proposals.append(Option("gpu", slot.node, chosen, Fraction(len(chosen)),
+                proposals.append(Option(PlacementKind.GPU, slot.node, chosen, Fraction(len(chosen)),
                                         memory_mib=chosen[0].memory_mib, victims=chosen_victims))
         for option in proposals:
             if room is not None and option.charge > room:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from ....enforcement import Mechanism
 from ....gpu.driver import GpuDriver
-from ....model import Allocation
 from ..paths import Home
 from ..store import Store
 from .settings import DaemonSettings
@@ -24,10 +23,3 @@ class DaemonContext:
     node: str
     mechanism: Mechanism
     hami_core_path: str
-
-
-def device_uuids(alloc: Allocation) -> list[str]:
-    """The devices a job's processes use: its MIG partition, or its GPUs."""
-    if alloc.kind == "mig":
-        return [alloc.mig_uuid] if alloc.mig_uuid else []
-    return list(alloc.gpu_uuids)

@@ -15,7 +15,7 @@ from .. import events as ev
 from ..crashpoints import crash_point
 from ..runner import PROCESS, container_argv, device_grant, launch_environment
 from ..store import JobRow, PartitionRow, PartitionState
-from .context import DaemonContext, device_uuids
+from .context import DaemonContext
 from .mig import PARTITION_FAILED
 
 log = logging.getLogger("runai_lite.daemon")
@@ -100,7 +100,7 @@ class Launcher:
         crash_point("process-launched")
         register = getattr(ctx.driver, "register_process", None)
         if register is not None:
-            for uuid in device_uuids(alloc):
+            for uuid in alloc.device_uuids:
                 register(uuid, pid)
         with ctx.store.write() as conn:
             ctx.store.record_pid(conn, row.id, number, pid)

@@ -11,7 +11,7 @@ from .. import events as ev
 from ..crashpoints import crash_point
 from ..runner import PROCESS, log_tail, stop_container
 from ..store import JobRow
-from .context import DaemonContext, device_uuids
+from .context import DaemonContext
 
 
 class Supervisor:
@@ -117,5 +117,5 @@ class Supervisor:
         alloc = row.alloc
         unregister = getattr(self.ctx.driver, "unregister_process", None)
         if unregister is not None and alloc is not None:
-            for uuid in device_uuids(alloc):
+            for uuid in alloc.device_uuids:
                 unregister(uuid, row.pid)
