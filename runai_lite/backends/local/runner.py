@@ -24,7 +24,7 @@ from ...enforcement import HOOK_DIR, JobEnforcement, Mechanism, for_allocation
 from ...model import Allocation, JobSpec
 from .paths import Home, lock_held, open_private
 
-SHIM = Path(__file__).with_name("shim.py")
+SHIM = Path(__file__).parent / "tracking" / "shim.py"
 PROCESS = "process"  # the runtime name for "run the command directly"
 CONTAINER_RUNTIMES = ("docker", "podman")
 KILLED_EXIT_CODE = 128 + signal.SIGKILL
