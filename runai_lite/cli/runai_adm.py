@@ -97,6 +97,8 @@ def _status_text(status) -> str:
         f"Node:        {status.node or '-'}",
         f"GPUs:        {gpus}",
         f"Enforcement: {status.enforcement}{mechanism}",
+        *([f"Processes:   {status.process_tracking_reason}"] if status.process_tracking_reason else []),
+        *([f"Devices:     {status.device_confinement}"] if status.device_confinement else []),
     ])
 
 

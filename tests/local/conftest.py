@@ -13,7 +13,10 @@ import pytest
 
 from runai_lite.backends.local import LocalBackend, daemon_stop, local_init
 from runai_lite.backends.local.checks import CHECK_ENV
+from runai_lite.backends.local.paths import Home
 from runai_lite.backends.local.store import Store
+from runai_lite.backends.local.tracking import cgroup
+from runai_lite.backends.local.tracking.choice import instance_name, probe_machine, release
 from runai_lite.model import GpuRequest, JobSpec, JobType
 
 GRACE_SECONDS = 1.0
@@ -50,6 +53,29 @@ def kill_everything(home: Path) -> None:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+    discard_cgroups(home)
+
+
+def discard_cgroups(home: Path) -> None:
+    """Kill what is left in the home's attempt cgroups (a daemon that was killed leaves them) and
+    remove them, so that tests leave no cgroup behind."""
+    instance = instance_name(Home.at(home).root) if home.exists() else None
+    if instance is None:
+        return
+    probe = probe_machine(instance)
+    for use in (probe.v2, *probe.v1.values()):
+        if not use.usable:
+            continue
+        root = cgroup.instance_dir(use.path, instance)
+        for directory in root.glob("*") if root.exists() else ():
+            if not directory.is_dir():
+                continue
+            try:
+                cgroup.write(directory, "cgroup.kill", "1")
+            except OSError:
+                cgroup.signal_all(directory, signal.SIGKILL)
+            cgroup.remove(directory, timeout=5.0)
+    release(probe, instance)
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ import pytest
 from runai_lite.backends.local import LocalBackend, daemon_start, daemon_status, daemon_stop, local_init
 from runai_lite.backends.local.control import daemon_running
 from runai_lite.backends.local.paths import Home
-from runai_lite.backends.local.runner import Attempt
+from runai_lite.backends.local.paths import lock_held
+from runai_lite.backends.local.tracking.files import AttemptFiles
 from runai_lite.errors import NotFoundError, UserError
 from runai_lite.model import GpuRequest, JobType
 
@@ -81,7 +82,7 @@ def _kill_daemon(home: Path) -> None:
 
 def _live_attempts(home: Path) -> list[str]:
     return sorted(p.name.split(".")[0] for p in (home / "run").glob("*.lock")
-                  if Attempt(Home.at(home), p.name.split(".")[0], int(p.name.split(".")[1])).alive())
+                  if lock_held(p))
 
 
 def test_a_killed_daemon_is_restarted_by_the_next_call_without_losing_or_duplicating_jobs(
@@ -121,7 +122,7 @@ def test_an_attempt_recorded_but_never_launched_is_launched_once_after_a_restart
     daemon_stop(home)
     os.killpg(wait_for(lambda: backend.store.live_job("team-a", "victim").pid), signal.SIGKILL)
     # What a daemon killed between recording the start and launching it leaves behind.
-    Attempt(Home.at(home), row.id, row.attempts).cleanup()
+    AttemptFiles(Home.at(home), row.id, row.attempts).remove()
     with backend.store.write() as conn:
         backend.store.update_job(conn, row.id, pid=None, started_at=1.0)
     daemon_start(home)

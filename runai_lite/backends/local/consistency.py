@@ -30,9 +30,9 @@ from ...gpu.driver import DriverError, GpuDriver
 from ...model import JobStatus
 from ...scheduler.invariants import check_snapshot
 from .checks import check_node
-from .runner import SHIM
 from .snapshot import build_snapshot
 from .store import GpuRow, JobRow, PartitionRow, PartitionState, Store
+from .tracking.protocol import SHIM
 
 JOB_ID_VARIABLE = b"RUNAI_JOB_UUID="
 _STATUSES = {s.value for s in JobStatus}

@@ -50,6 +50,9 @@ class DaemonStatus:
     mechanism: str | None  # what the setting resolved to on this machine (known once a daemon ran)
     grace_seconds: float | None
     socket: str | None = None  # the system daemon's socket; None in personal mode
+    process_tracking: str | None = None  # cgroup-v2, cgroup-v1 or process-tree (known once a daemon ran)
+    process_tracking_reason: str | None = None
+    device_confinement: str | None = None  # "enforced: ...", "not enforced: why", "not applicable: why"
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -129,6 +132,8 @@ def daemon_status(home: Path | str | None = None, system: bool = False) -> Daemo
         node=config.get("node"), simulated=config.get("simulate"), enforcement=config.get("enforcement", "auto"),
         mechanism=config.get("enforcement_mechanism"), grace_seconds=config.get("grace_seconds"),
         socket=str(socket_path) if socket_path else None,
+        process_tracking=config.get("process_tracking"), process_tracking_reason=config.get("process_tracking_reason"),
+        device_confinement=config.get("device_confinement"),
     )
 
 

@@ -6,6 +6,7 @@ PENDING = "Pending"  # why it waits changed
 BOUND = "Bound"
 PARTITION_CREATED = "PartitionCreated"
 STARTED = "Started"
+DEVICE_CONFINEMENT = "DeviceConfinement"  # whether the kernel keeps the job off GPUs not its own
 PREEMPTED = "Preempted"
 REQUEUED = "Requeued"
 PARTITION_DESTROYED = "PartitionDestroyed"

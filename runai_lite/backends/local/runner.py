@@ -1,33 +1,22 @@
-"""Jobs as processes: the environment a job starts with, how it is launched (directly or in a
-container), how its liveness and exit are read back, and how it is stopped.
-
-Each attempt runs under `shim.py` in its own session. Liveness is the shim's `flock` on the
-attempt's lock file (held by the shim and inherited by the job), not a pid that could be reused;
-the exit status is a file the shim writes, so it survives a daemon restart.
+"""Jobs as processes: the environment a job starts with, the command that runs it (directly or in
+a container), its log's end, and how a container is stopped. How its processes are started,
+tracked and killed is `tracking/`'s business.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from ...devices import DeviceGrant, Mount, enforcement_mounts, grant, process_environment
 from ...enforcement import HOOK_DIR, JobEnforcement, Mechanism, for_allocation
 from ...model import Allocation, JobSpec
-from .paths import Home, lock_held, open_private
 
-SHIM = Path(__file__).parent / "tracking" / "shim.py"
 PROCESS = "process"  # the runtime name for "run the command directly"
 CONTAINER_RUNTIMES = ("docker", "podman")
-KILLED_EXIT_CODE = 128 + signal.SIGKILL
 
 
 def probe_container_runtime(timeout: float = 5.0) -> str | None:
@@ -95,75 +84,6 @@ def container_argv(runtime: str, job_id: str, spec: JobSpec, env: Mapping[str, s
     return [*argv, spec.image, *spec.command]
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """The files of one attempt of one job."""
-
-    home: Home
-    job_id: str
-    number: int
-
-    @property
-    def lock(self) -> Path:
-        return self.home.attempt_file(self.job_id, self.number, "lock")
-
-    @property
-    def pidfile(self) -> Path:
-        return self.home.attempt_file(self.job_id, self.number, "pid")
-
-    @property
-    def exitfile(self) -> Path:
-        return self.home.attempt_file(self.job_id, self.number, "exit")
-
-    def launch(self, argv: list[str], env: Mapping[str, str], cwd: str | None) -> subprocess.Popen:
-        """Start the attempt's shim in a new session, output appended to the job's log."""
-        log_fd = open_private(self.home.job_log(self.job_id))
-        try:
-            return subprocess.Popen(
-                [sys.executable, "-I", "-S", str(SHIM), str(self.lock), str(self.pidfile), str(self.exitfile),
-                 cwd or "", "--", *argv],
-                env=dict(env), stdin=subprocess.DEVNULL, stdout=log_fd, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True,
-            )
-        finally:
-            os.close(log_fd)
-
-    def pid(self) -> int | None:
-        try:
-            return int(self.pidfile.read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-
-    def alive(self) -> bool:
-        """True while the shim or any process of the job holds the attempt's lock."""
-        return lock_held(self.lock)
-
-    def exit_code(self) -> int | None:
-        try:
-            return int(json.loads(self.exitfile.read_text())["code"])
-        except (FileNotFoundError, ValueError, KeyError, TypeError):
-            return None
-
-    def state(self) -> tuple[Literal["running", "exited", "absent"], int | None]:
-        """`exited` with the code (the shim recorded it, or the attempt was killed outright:
-        137); `running`; or `absent`: no shim ever got going (the launch never happened)."""
-        code = self.exit_code()
-        if code is not None:
-            return "exited", code
-        if self.alive():
-            return "running", None
-        code = self.exit_code()  # it may have finished between the two looks
-        if code is not None:
-            return "exited", code
-        if self.pidfile.exists():
-            return "exited", KILLED_EXIT_CODE
-        return "absent", None
-
-    def cleanup(self) -> None:
-        for path in (self.lock, self.pidfile, self.exitfile):
-            path.unlink(missing_ok=True)
-
-
 def log_tail(path: Path, size: int = 64 * 1024) -> str:
     """The end of a job's log (what an error message is in), or "" when there is none."""
     try:
@@ -172,17 +92,6 @@ def log_tail(path: Path, size: int = 64 * 1024) -> str:
             return handle.read().decode(errors="replace")
     except FileNotFoundError:
         return ""
-
-
-def signal_group(pgid: int, signum: int) -> bool:
-    """Signal a job's process group; False when it is already gone."""
-    try:
-        os.killpg(pgid, signum)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return False
-    return True
 
 
 def stop_container(runtime: str, job_id: str, grace_seconds: float) -> None:

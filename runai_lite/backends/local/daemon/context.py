@@ -3,14 +3,15 @@ the process tracker, and what was decided at start (node name, enforcement mecha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ....enforcement import Mechanism
 from ....gpu.driver import GpuDriver
+from ..gpu_ownership import GpuLocks
 from ..paths import Home
 from ..store import Store
 from .settings import DaemonSettings
-from .tracker import ProcessTracker
+from .tracker import AttemptProcesses
 
 
 @dataclass
@@ -19,7 +20,9 @@ class DaemonContext:
     driver: GpuDriver
     home: Home
     settings: DaemonSettings
-    tracker: ProcessTracker
+    tracker: AttemptProcesses
     node: str
     mechanism: Mechanism
     hami_core_path: str
+    gpu_locks: GpuLocks | None = None  # held when the driver drives real GPUs
+    foreign_gpus: dict[str, str] = field(default_factory=dict)  # GPU UUID -> why another daemon has it

@@ -1,6 +1,11 @@
 """The launch unit: start bound jobs whose resources are really free (their MIG partition exists,
 no preempted or deleted job still runs on their GPU), with their device environment and
-enforcement, through the tracker."""
+enforcement, through the tracker.
+
+A job runs as its submitter (`JobRow.submitter`): their account, groups and umask (switched to
+only by a root daemon), their submit directory, and the environment of their submitting shell, to
+which the daemon adds only its own variables (GPU visibility, `RUNAI_*`, enforcement). A job
+recorded before submitters were (None) runs as the daemon, with the daemon's environment."""
 
 from __future__ import annotations
 
@@ -8,13 +13,17 @@ import json
 import logging
 import os
 import traceback
+from collections.abc import Mapping
 
 from ....devices import container_flags
-from ....model import Allocation
+from ....gpu.driver import DriverError
+from ....model import Allocation, Submitter
 from .. import events as ev
 from ..crashpoints import crash_point
 from ..runner import PROCESS, container_argv, device_grant, launch_environment
 from ..store import JobRow, PartitionRow, PartitionState
+from ..tracking.devices import JobDevices, job_devices
+from ..tracking.protocol import RunAs
 from .context import DaemonContext
 from .mig import PARTITION_FAILED
 
@@ -57,12 +66,13 @@ class Launcher:
                 log.error("starting %s failed:\n%s", row.key, traceback.format_exc())
         return started
 
-    def _gpus_of_stopping_jobs(self) -> set[int]:
-        busy: set[int] = set()
+    def _gpus_of_stopping_jobs(self) -> set[tuple[int, int | None]]:
+        """(GPU, MIG start or None) still used by processes of jobs being stopped."""
+        busy: set[tuple[int, int | None]] = set()
         for row in self.ctx.store.supervised_jobs():
             alloc = row.alloc
             if row.stopping and alloc is not None and self.ctx.tracker.alive(row.id, row.attempts):
-                busy.update(alloc.gpu_indices)
+                busy.update((index, alloc.mig_start if alloc.kind == "mig" else None) for index in alloc.gpu_indices)
         return busy
 
     def launch(self, row: JobRow, alloc: Allocation, gpu_memory_mib: int | None, now: float) -> bool:
@@ -77,13 +87,16 @@ class Launcher:
         # `overlay` is what the job adds to an environment (kept for `runai exec`); `env` is the
         # daemon's environment with it, PYTHONPATH and LD_PRELOAD prepended rather than replaced.
         overlay = launch_environment(spec, row.id, granted)
-        env = launch_environment(spec, row.id, granted, base=os.environ)
+        submitter = row.submitter  # the submit-time environment; the daemon's own only for old rows
+        base: Mapping[str, str] = submitter.env if submitter is not None else os.environ
+        env = launch_environment(spec, row.id, granted, base=base)
         if in_container:
             argv = container_argv(row.runtime, row.id, spec, overlay,
                                   extra=container_flags(granted, real_gpus=not ctx.driver.simulated))
             cwd = None
         else:
-            argv, cwd = list(spec.command), spec.working_dir
+            argv, cwd = list(spec.command), spec.working_dir or (submitter.cwd if submitter is not None else None)
+        refusal = _cannot_run_as(submitter)
         number = row.attempts + 1
         with ctx.store.write() as conn:
             if not ctx.store.record_start(conn, row, now, alloc, json.dumps(overlay, sort_keys=True),
@@ -92,11 +105,16 @@ class Launcher:
                 return False
             ctx.store.add_event(conn, row.id, ev.STARTED, _started_message(row, alloc, number), now)
         crash_point("start-recorded")
+        if refusal:
+            ctx.tracker.launch_failed(row.id, number, f"cannot start the job: {refusal}", 126)
+            return True
         try:
-            pid = ctx.tracker.launch(row.id, number, argv, env, cwd)
+            launched = ctx.tracker.launch(row.id, number, argv, env, cwd, run_as=_run_as(submitter),
+                                          devices=self._devices(on_gpus))
         except OSError as error:
             ctx.tracker.launch_failed(row.id, number, f"cannot start the job: {error}", 126)
             return True
+        pid = launched.pid
         crash_point("process-launched")
         register = getattr(ctx.driver, "register_process", None)
         if register is not None:
@@ -104,18 +122,52 @@ class Launcher:
                 register(uuid, pid)
         with ctx.store.write() as conn:
             ctx.store.record_pid(conn, row.id, number, pid)
+            ctx.store.add_event(conn, row.id, ev.DEVICE_CONFINEMENT,
+                                f"{launched.confinement.value}: {launched.confinement_note}", now)
         return True
 
+    def _devices(self, alloc: Allocation | None) -> JobDevices:
+        """The device nodes the job may open: its GPUs, or its MIG instance's GPU and capabilities."""
+        if alloc is None:
+            return JobDevices()
+        mig = None
+        if alloc.kind == "mig" and alloc.mig_uuid and self.ctx.tracker.confiner.nodes.present:
+            try:
+                found = [m for m in self.ctx.driver.mig_instances(alloc.gpu_indices[0]) if m.uuid == alloc.mig_uuid]
+            except DriverError:
+                found = []
+            if found:
+                mig = (found[0].gpu_index, found[0].gi_id, found[0].ci_id)
+        return job_devices(alloc.gpu_indices, mig)
 
-def _waiting_for(alloc: Allocation, busy_gpus: set[int], layout: dict[tuple, PartitionRow]) -> str | None:
+
+def _waiting_for(alloc: Allocation, busy: set[tuple[int, int | None]], layout: dict[tuple, PartitionRow]) -> str | None:
+    """Why the job cannot start yet: its partition is not made, or a stopping job's processes
+    (every one of them) still use its partition or GPU."""
     if alloc.kind == "mig":
         part = layout.get((alloc.gpu_indices[0], alloc.mig_start, alloc.mig_profile))
         if part is None or part.state != PartitionState.READY or not part.uuid:
             return f"starting: creating MIG partition {alloc.mig_profile} at slice {alloc.mig_start}"
+        if (alloc.gpu_indices[0], alloc.mig_start) in busy:
+            return "starting: waiting for a preempted job to stop on its MIG partition"
         return None
-    if busy_gpus.intersection(alloc.gpu_indices):
+    if {index for index, _ in busy}.intersection(alloc.gpu_indices):
         return "starting: waiting for a preempted job to stop on its GPU"
     return None
+
+
+def _run_as(submitter: Submitter | None) -> RunAs | None:
+    if submitter is None:
+        return None
+    return RunAs(uid=submitter.uid, gid=submitter.gid, groups=submitter.groups, umask=submitter.umask)
+
+
+def _cannot_run_as(submitter: Submitter | None) -> str | None:
+    """Why this daemon cannot run a job as its submitter (only root switches accounts)."""
+    if submitter is None or os.geteuid() in (0, submitter.uid):
+        return None
+    return (f"it was submitted by {submitter.user} (uid {submitter.uid}) and this daemon runs as uid "
+            f"{os.geteuid()}, which cannot start processes as another account")
 
 
 def _started_message(row: JobRow, alloc: Allocation, attempt: int) -> str:

@@ -1,8 +1,11 @@
 """Publishing the driver's GPUs to the store: the CLI and the scheduler read GPUs there, never from
-the driver."""
+the driver. A daemon that drives real GPUs publishes only those whose machine-wide lock it holds
+(`gpu_ownership.py`); the others, and who has them, go to `ctx.foreign_gpus` and the config's
+`foreign_gpus` (for `runai-adm local status` and pending reasons)."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 from ....gpu.driver import DriverError
@@ -17,7 +20,17 @@ def publish_gpus(ctx: DaemonContext) -> None:
     does not manage, and adopt partitions found on dynamic-MIG GPUs that the store does not know
     (made before it was marked) as idle."""
     devices = ctx.driver.gpus()
+    if ctx.gpu_locks is not None:
+        try:
+            foreign = {uuid: owner.why(uuid) for uuid, owner in ctx.gpu_locks.claim(d.uuid for d in devices).items()}
+        except OSError as error:  # no lock, no GPU: another daemon may be using them
+            foreign = {d.uuid: f"cannot take its lock in {ctx.gpu_locks.directory}: {error}" for d in devices}
+        for uuid in foreign.keys() - ctx.foreign_gpus.keys():
+            log.warning("leaving %s alone: %s", uuid, foreign[uuid])
+        ctx.foreign_gpus = foreign
+        devices = [d for d in devices if d.uuid not in foreign]
     with ctx.store.write() as conn:
+        ctx.store.set_config(conn, "foreign_gpus", json.dumps(ctx.foreign_gpus, sort_keys=True))
         known = {g.gpu_index: g for g in ctx.store.gpus(ctx.node, conn)}
         layout = ctx.store.mig_layout(ctx.node, conn)
         rows = []

@@ -28,6 +28,9 @@ class Scheduler:
         if not any(job.status == JobStatus.PENDING for job in snapshot.jobs):
             return False
         plan = schedule_plan(snapshot)
+        if self.ctx.foreign_gpus:  # say why the machine seems to have fewer GPUs than it has
+            owned = "; ".join(self.ctx.foreign_gpus.values())
+            plan = plan.model_copy(update={"pending": tuple((job, f"{why} ({owned})") for job, why in plan.pending)})
         if not plan.actions and not plan.pending:
             return False
         with self.ctx.store.write() as conn:

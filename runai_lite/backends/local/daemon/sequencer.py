@@ -29,13 +29,14 @@ from .publish import publish_gpus
 from .schedule import Scheduler
 from .settings import DaemonSettings
 from .supervise import Supervisor
-from .tracker import ProcessTracker, ShimTracker
+from ..gpu_ownership import GpuLocks
+from .tracker import AttemptProcesses
 
 log = logging.getLogger("runai_lite.daemon")
 
 
 class Daemon:
-    def __init__(self, home: Home, tracker: ProcessTracker | None = None):
+    def __init__(self, home: Home, tracker: AttemptProcesses | None = None):
         store = Store(home.db)
         config = store.all_config()
         node: str = config.get("node") or socket.gethostname()
@@ -45,12 +46,16 @@ class Daemon:
         driver = open_driver(home.root, None if simulate is None or SimulatedDriver.is_declared(home.root) else simulate)
         hami_core_path: str = config.get("hami_core_path") or DEFAULT_HAMI_CORE_PATH
         mechanism = _mechanism(config.get("enforcement", "auto"), hami_core_path)
+        tracker = tracker or AttemptProcesses.open(home, config.get("process_tracking", "auto"))
         with store.write() as conn:
             store.set_config(conn, "node", node)
             store.set_config(conn, "enforcement_mechanism", mechanism.value)
+            for key, value in tracker.describe().items():
+                store.set_config(conn, key, value)
         self.ctx = DaemonContext(
             store=store, driver=driver, home=home, settings=DaemonSettings.from_config(config),
-            tracker=tracker or ShimTracker(home), node=node, mechanism=mechanism, hami_core_path=hami_core_path)
+            tracker=tracker, node=node, mechanism=mechanism, hami_core_path=hami_core_path,
+            gpu_locks=None if driver.simulated else GpuLocks(str(home.root)))
         self.supervise = Supervisor(self.ctx)
         self.schedule = Scheduler(self.ctx)
         self.realise_mig = MigRealiser(self.ctx)
@@ -58,6 +63,7 @@ class Daemon:
         self.stopping = False
         self._seen_version: int | None = None
         self._last_plan = 0.0
+        self._last_claim = 0.0
         publish_gpus(self.ctx)
 
     @property
@@ -93,6 +99,7 @@ class Daemon:
         changed = version != self._seen_version
         self._seen_version = version
         changed |= self.supervise(now)
+        changed |= self._reclaim_gpus(now)
         if changed or now - self._last_plan >= self.ctx.settings.replan_seconds:
             changed |= self.schedule(now)
             self._last_plan = now
@@ -102,6 +109,15 @@ class Daemon:
         if self.ctx.settings.check_invariants:
             self.report(check_consistency(self.ctx.store, self.ctx.driver, self.ctx.node))
         return changed
+
+    def _reclaim_gpus(self, now: float) -> bool:
+        """GPUs another daemon owned: take them once it has let go (looked at now and then)."""
+        if not self.ctx.foreign_gpus or now - self._last_claim < self.ctx.settings.drift_seconds:
+            return False
+        self._last_claim = now
+        before = dict(self.ctx.foreign_gpus)
+        publish_gpus(self.ctx)
+        return before != self.ctx.foreign_gpus
 
     def report(self, problems: list[str]) -> None:
         if not problems:
@@ -114,6 +130,9 @@ class Daemon:
             os.close(fd)
 
     def close(self) -> None:
+        self.ctx.tracker.close()
+        if self.ctx.gpu_locks is not None:
+            self.ctx.gpu_locks.release()
         self.ctx.driver.close()
         self.ctx.store.close()
 

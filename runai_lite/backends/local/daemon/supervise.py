@@ -1,5 +1,10 @@
 """The supervision unit: settle job attempts that ended, and stop the jobs that are to stop
-(SIGTERM, then SIGKILL after the grace period). Processes are reached only through the tracker."""
+(SIGTERM to every process of the attempt, then SIGKILL to all of it after the grace period).
+Processes are reached only through the tracker.
+
+An attempt whose main process ended while processes it started still run (a `setsid` grandchild,
+a daemonised helper) is *draining*: those processes are killed with the attempt (as a container's
+are when its main process ends) and the job stays Running, keeping its GPU, until none is left."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from .context import DaemonContext
 class Supervisor:
     def __init__(self, ctx: DaemonContext):
         self.ctx = ctx
+        self.drained: set[tuple[str, int]] = set()  # attempts whose leftovers were killed (said once)
 
     def __call__(self, now: float) -> bool:
         """True when a job changed."""
@@ -25,7 +31,9 @@ class Supervisor:
             state, code = self.ctx.tracker.state(row.id, row.attempts)
             if state == "absent" and now - (row.started_at or 0) < self.ctx.settings.launch_grace_seconds:
                 state = "running"
-            if state == "running":
+            if state == "draining":
+                changed |= self._drain(row, code, now)
+            elif state == "running":
                 changed |= self._keep_running(row, now)
             elif state == "exited":
                 changed |= self._settle(row, code, now)
@@ -42,7 +50,7 @@ class Supervisor:
         if pid is None or not row.stopping:
             return False
         if row.stop_sent_at is None:
-            tracker.signal(pid, signal.SIGTERM)
+            tracker.signal(row.id, row.attempts, signal.SIGTERM)
             crash_point("stop-signalled")
             if row.runtime != PROCESS:
                 stop_container(row.runtime, row.id, grace)
@@ -50,13 +58,27 @@ class Supervisor:
                 store.update_job(conn, row.id, stop_sent_at=now)
             return True
         if row.kill_sent_at is None and now - row.stop_sent_at >= grace:
-            tracker.signal(pid, signal.SIGKILL)
+            tracker.kill(row.id, row.attempts)
             with store.write() as conn:
                 store.update_job(conn, row.id, kill_sent_at=now)
                 store.add_event(conn, row.id, ev.WARNING, f"did not stop within {grace:g} s of SIGTERM; sent SIGKILL",
                                 now)
             return True
         return False
+
+    def _drain(self, row: JobRow, code: int | None, now: float) -> bool:
+        """The main process ended with `code`; kill what it left behind, say so once."""
+        leftovers = self.ctx.tracker.kill(row.id, row.attempts)
+        key = (row.id, row.attempts)
+        if not leftovers or key in self.drained:
+            return False
+        self.drained.add(key)
+        pids = ", ".join(map(str, leftovers))
+        with self.ctx.store.write() as conn:
+            self.ctx.store.add_event(conn, row.id, ev.WARNING, f"the job's main process ended (exit code {code}) but "
+                                     f"processes it started were still running (pid {pids}): killed them; its "
+                                     "devices are released once none is left", now)
+        return True
 
     def _settle(self, row: JobRow, code: int | None, now: float) -> bool:
         """The attempt ended with `code`: decide what the job is now, in one transaction."""
@@ -114,6 +136,7 @@ class Supervisor:
 
     def _forget(self, row: JobRow) -> None:
         self.ctx.tracker.forget(row.id, row.attempts)
+        self.drained.discard((row.id, row.attempts))
         alloc = row.alloc
         unregister = getattr(self.ctx.driver, "unregister_process", None)
         if unregister is not None and alloc is not None:

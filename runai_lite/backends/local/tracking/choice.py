@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -195,9 +196,31 @@ def open_confiner(probe: TrackingProbe, instance: str) -> DeviceConfiner:
     return DeviceConfiner(read_nvidia_nodes(), None, instance, unavailable=why)
 
 
+STALE_SECONDS = 60.0  # an empty attempt cgroup this old is no launch under way
+
+
 def release(probe: TrackingProbe, instance: str) -> None:
-    """Remove the daemon's own (empty) cgroup directories; those of attempts still running stay."""
+    """Remove this daemon's empty cgroups, and what this account's daemons that ended without doing
+    so (killed ones) left: their attempt cgroups once empty and stale (a young empty one may be a
+    launch under way, its shim about to join), then their directories once childless. rmdir
+    refuses a cgroup with processes or children, and a daemon recreates its own as it needs it."""
+    prefix = instance.split("-", 1)[0] + "-"
+    now = time.time()
     for use in (probe.v2, *probe.v1.values()):
-        if use.usable:
-            assert use.path is not None
-            cgroup.remove(cgroup.instance_dir(use.path, instance), timeout=0.0)
+        if not use.usable:
+            continue
+        assert use.path is not None
+        for directory in (use.path / cgroup.BASE).glob(prefix + "*"):
+            min_age = 0.0 if directory.name == instance else STALE_SECONDS
+            for attempt in _children(directory):
+                if not cgroup.procs(attempt) and now - attempt.stat().st_mtime >= min_age:
+                    cgroup.remove(attempt, timeout=0.0)
+            if directory.is_dir() and not _children(directory):
+                cgroup.remove(directory, timeout=0.0)
+
+
+def _children(directory: Path) -> list[Path]:
+    try:
+        return [child for child in directory.iterdir() if child.is_dir()]
+    except OSError:
+        return []
