@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from runai_lite.backends.local import LocalBackend, daemon_status
-from runai_lite.backends.local import backend as backend_module
-from runai_lite.model import GpuRequest, JobType, Submitter
+from runai_lite.backends.local.identity import Caller
+from runai_lite.backends.local.service import LocalService, SubmitContext
+from runai_lite.model import GpuRequest, JobType
 
 from .conftest import spec, wait_for, wait_status
 
@@ -101,7 +102,7 @@ REPORT = ("import json, os; m = os.umask(0); print(json.dumps({'uid': os.getuid(
 @pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(PYTHON) or shutil.which("useradd") is None,
                     reason="needs root, useradd and /usr/bin/python3.11 to run a job as another user")
 def test_a_job_runs_as_its_submitter_with_their_directory_environment_and_log(
-        backend: LocalBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+        backend: LocalBackend) -> None:
     import grp
     import pwd
 
@@ -113,11 +114,13 @@ def test_a_job_runs_as_its_submitter_with_their_directory_environment_and_log(
         entry, extra = pwd.getpwnam(name), grp.getgrnam(f"{name}x").gr_gid
         workdir.chmod(0o700)
         os.chown(workdir, entry.pw_uid, entry.pw_gid)
-        alice = Submitter(user=name, uid=entry.pw_uid, gid=entry.pw_gid, groups=(entry.pw_gid, extra), umask=0o027,
-                          cwd=str(workdir), env={"PATH": "/usr/bin:/bin", "ONLY_IN_MY_SHELL": "alice's"})
-        monkeypatch.setattr(backend_module, "current_submitter", lambda: alice)
-        monkeypatch.chdir(workdir)  # where alice submits from
-        backend.submit(spec("as-alice", PYTHON, "-c", REPORT, request=GpuRequest(gpus=1)))
+        # What the system mode's server does for alice's connection: her account from the kernel,
+        # her shell's directory, umask and environment from her client.
+        alice = Caller(uid=entry.pw_uid, gid=entry.pw_gid, groups=(entry.pw_gid, extra), user=name)
+        service = LocalService(backend.home, backend.store, lambda: alice)
+        context = SubmitContext(cwd=str(workdir), umask=0o027,
+                                env={"PATH": "/usr/bin:/bin", "ONLY_IN_MY_SHELL": "alice's"})
+        service.submit(spec("as-alice", PYTHON, "-c", REPORT, request=GpuRequest(gpus=1)), context)
         wait_status(backend, "as-alice", "Succeeded", "Failed")
         lines = list(backend.logs("team-a", "as-alice"))
         seen = json.loads(lines[-1])
