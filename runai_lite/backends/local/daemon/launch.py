@@ -85,7 +85,8 @@ class Launcher:
                                hami_shared_cache=None if in_container else str(ctx.home.run / f"{row.id}.cudevshr"))
         enforcement = granted.enforcement
         # `overlay` is what the job adds to an environment (kept for `runai exec`); `env` is the
-        # daemon's environment with it, PYTHONPATH and LD_PRELOAD prepended rather than replaced.
+        # submitter's environment (the daemon's for jobs recorded without one) with it, PYTHONPATH and
+        # LD_PRELOAD prepended rather than replaced.
         overlay = launch_environment(spec, row.id, granted)
         submitter = row.submitter  # the submit-time environment; the daemon's own only for old rows
         base: Mapping[str, str] = submitter.env if submitter is not None else os.environ

@@ -15,6 +15,5 @@ An attempt is over only when none of its processes is left: the job's main proce
 the attempt *draining* (supervision kills what is left), not finished. `devices.py` adds the v1
 `devices` controller's confinement to the job's own GPUs where the kernel offers it.
 
-This package's `__init__` imports nothing: `paths.py` takes `write_atomically` from `shim.py`, and
-the shim must stay standard-library only.
+`shim.py` runs as its own program (`python -I -S`) and stays standard-library only.
 """
