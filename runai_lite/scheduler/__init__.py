@@ -13,7 +13,8 @@ Layout, one concern per module (actions separated from policies, in the KAI-Sche
 - `ordering`, `quota`, `mig_choice`, `placement/`: the policies actions consult (who goes first;
   deserved quota and reclaim; where a MIG profile goes and what it costs; fraction placement);
 - `state` (the working copy of the snapshot), `shared_gpus` (the placement package's view of it),
-  `session` (commits a chosen option as plan actions), `reasons` (why a job stays pending).
+  `session` (commits a chosen option; trials rolled back), `recorder` (the plan being written and
+  its wording), `mig_cache` (MIG choices per layout), `reasons` (why a job stays pending).
 """
 
 from .engine import plan

@@ -1,37 +1,39 @@
-"""A scheduling session: the working state plus the plan being written.
+"""A scheduling session: the working state, the plan being written, and trials.
 
-Actions decide *what* to do and hand an `Option` to `Session.commit`, which is the only place that
-changes the state and writes plan actions, so every decision is recorded the same way.
+Actions decide *what* to do and hand an `Option` to `Session.commit`, the only place that changes
+the state for good and records plan actions (in `plan`, a `PlanRecorder`), so every decision is
+recorded the same way. `trial()` opens a `Trial`: holds and releases made through it are undone
+when it closes unless committed (KAI-Scheduler's Statement). `mig` caches MIG choices per layout;
+`generation` counts the changes that can make a job that found no room placeable (room released,
+a project going over its quota).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from fractions import Fraction
+from typing import NamedTuple
 
-from ..gpu.catalog import MigProfile
-from ..gpu.mig_layout import free_runs
-from ..model import (
-    MILLI,
-    Allocation,
-    AllocationKind,
-    Bind,
-    CreateMig,
-    DestroyMig,
-    Job,
-    Plan,
-    Preempt,
-    RequestKind,
-    Reserve,
-    Snapshot,
-)
-from ..units import format_bytes
-from .mig_choice import MigTarget, targets
+from ..model import MILLI, Allocation, AllocationKind, Bind, CreateMig, DestroyMig, Job, Preempt, Reserve, Snapshot
+from .mig_cache import MigChoices
+from .mig_choice import MigTarget
 from .placement import make_policy
-from .quota import fmt_gpus
+from .recorder import (
+    PlanRecorder,
+    bind_reason,
+    create_reason,
+    destroy_reason,
+    fraction_what,
+    mig_what,
+    preempt_reason,
+    reserve_reason,
+    whole_what,
+)
 from .shared_gpus import SharedGpus, workload_of
-from .state import ClusterState, GpuState, Instance, NodeState, mig_share_milli
+from .state import ClusterState, GpuState, NodeState, mig_share_milli
 
 
 class PlacementKind(StrEnum):
@@ -64,70 +66,17 @@ class Session:
     snapshot: Snapshot
     state: ClusterState = field(init=False)
     shared: SharedGpus = field(init=False)
-    preempts: list[Preempt] = field(default_factory=list)
-    destroys: list[DestroyMig] = field(default_factory=list)
-    creates: list[CreateMig] = field(default_factory=list)
-    reserves: list[Reserve] = field(default_factory=list)
-    binds: list[Bind] = field(default_factory=list)
-    pending: dict[str, str] = field(default_factory=dict)
+    plan: PlanRecorder = field(default_factory=PlanRecorder)
+    mig: MigChoices = field(default_factory=MigChoices)
     generation: int = 0  # bumped whenever room is released or more work becomes reclaimable
 
     def __post_init__(self) -> None:
         self.state = ClusterState(self.snapshot)
         self.shared = SharedGpus(self.state)
-        self._mig_cache: dict[tuple, list] = {}
-        self._best_cache: dict[tuple, tuple | None] = {}
-        self.candidates: dict[tuple, tuple[MigProfile, ...]] = {}  # (request, model) -> MIG profiles
-        self._run_cache: dict[tuple, int] = {}
         self.policy = make_policy(self.snapshot.policy, workload=workload_of(self.snapshot.jobs))
 
     def job(self, job_id: str) -> Job:
         return self.state.jobs[job_id]
-
-    # ------------------------------------------------------------------ MIG choices, by layout
-
-    def mig_places(self, gpu: GpuState, profile: MigProfile) -> list[tuple]:
-        """`mig_choice.targets` without victims as (start, reused start, destroyed (start, profile)s,
-        fragmentation, packing), computed once per layout signature and profile."""
-        key = (gpu.signature(), profile.name)
-        found = self._mig_cache.get(key)
-        if found is None:
-            found = [(t.start, t.reuse.start if t.reuse else None, tuple(_where(i) for i in t.destroy),
-                      t.fragmentation, t.packing) for t in targets(gpu, profile, destroy_idle=True)]
-            self._mig_cache[key] = found
-        return found
-
-    def best_mig_place(self, gpu: GpuState, ranked: tuple[tuple[int, MigProfile], ...]) -> tuple | None:
-        """The best (key, profile, target, undisturbed) on `gpu` among `ranked` profiles without victims,
-        where `undisturbed` says whether some place here needs no instance destroyed: the same for every
-        GPU of its layout, so computed once per signature. The key is what `allocate` compares."""
-        cache_key = (gpu.signature(), ranked)
-        if cache_key not in self._best_cache:
-            best = None
-            undisturbed = False
-            for rank, profile in ranked:
-                for start, reuse, destroy, fragmentation, packing in self.mig_places(gpu, profile):
-                    undisturbed = undisturbed or not destroy
-                    # Idle slices count as nearly free: destroying idle instances only breaks ties
-                    # after packing, so work does not scatter onto empty GPUs (allocate's docstring).
-                    key = (rank, reuse is None, *packing, len(destroy), tuple(-x for x in fragmentation))
-                    if best is None or (key, start) < (best[0], best[2][0]):
-                        best = (key, profile, (start, reuse, destroy, fragmentation))
-            self._best_cache[cache_key] = None if best is None else (*best, undisturbed)
-        found = self._best_cache[cache_key]
-        if found is None:
-            return None
-        key, profile, (start, reuse, destroy, fragmentation), undisturbed = found
-        target = MigTarget(profile, start, None if reuse is None else gpu.instance_at(reuse),
-                           tuple(i for i in gpu.instances if _where(i) in destroy), (), (), fragmentation)
-        return key, profile, target, undisturbed
-
-    def mig_largest_free_run(self, gpu: GpuState) -> int:
-        key = gpu.signature()
-        if key not in self._run_cache:
-            assert gpu.model is not None
-            self._run_cache[key] = max(free_runs(gpu.model, gpu.layout()), default=0)
-        return self._run_cache[key]
 
     def hold(self, job_id: str, allocation: Allocation) -> None:
         project = self.job(job_id).project
@@ -142,6 +91,15 @@ class Session:
         self.generation += 1
         return allocation
 
+    @contextmanager
+    def trial(self) -> Iterator[Trial]:
+        """A `Trial` of changes, rolled back when the block ends unless committed."""
+        trial = Trial(self)
+        try:
+            yield trial
+        finally:
+            trial.rollback()
+
     # ------------------------------------------------------------------------------------ commit
 
     def commit(self, job: Job, option: Option) -> None:
@@ -154,8 +112,8 @@ class Session:
             allocation = self._mig(job, gpu, option.mig, option.node, owners)
         else:
             if option.kind is PlacementKind.FRACTION and gpu is not None and gpu.fraction_holders == 0:
-                self.reserves.append(Reserve(node=option.node.name, gpu_index=gpu.index,
-                                             reason=f"{gpu.label} becomes shared by fractions (first: {job.name})"))
+                self.plan.record(Reserve(node=option.node.name, gpu_index=gpu.index,
+                                         reason=reserve_reason(job, gpu.label)))
             allocation = Allocation(
                 kind=AllocationKind.FRACTION if option.kind is PlacementKind.FRACTION else AllocationKind.GPU,
                 node=option.node.name,
@@ -165,19 +123,13 @@ class Session:
                 memory_mib=option.memory_mib,
             )
         self.hold(job.id, allocation)
-        self.binds.append(Bind(job=job.id, allocation=allocation, reason=self._bind_reason(job, option)))
+        self.plan.record(Bind(job=job.id, allocation=allocation, reason=self._bind_reason(job, option)))
 
     def _preempt(self, job: Job, option: Option, victim_id: str) -> None:
         victim = self.job(victim_id)
         where = option.gpus[0].label if option.gpus else option.node.name
-        if victim.project == job.project:
-            reason = (f"preempted by {job.type.display.lower()} job {job.name} (priority {job.priority} > "
-                      f"{victim.priority}), which needs its resources on {where}")
-        else:
-            deserved = self.state.deserved_of(victim.project)
-            reason = (f"reclaimed for job {job.name} of project {job.project}, which is within its quota; "
-                      f"project {victim.project} is over its deserved {fmt_gpus(deserved)} GPUs")
-        self.preempts.append(Preempt(job=victim_id, reason=reason))
+        reason = preempt_reason(job, victim, where, self.state.deserved_of(victim.project))
+        self.plan.record(Preempt(job=victim_id, reason=reason))
         self.release(victim_id)
 
     def _mig(self, job: Job, gpu: GpuState, target: MigTarget, node: NodeState,
@@ -186,20 +138,17 @@ class Session:
         profile = target.profile
         for inst in target.destroy:
             owner = owners.get(id(inst))
-            why = (f"idle; its slices are needed for a {profile.name} for job {job.name}" if owner is None
-                   else f"partition of preempted job {self.job(owner).name}; its slices are needed for a "
-                        f"{profile.name} for job {job.name}")
-            self.destroys.append(DestroyMig(node=node.name, gpu_index=gpu.index, profile=inst.profile.name,
-                                            start=inst.start, uuid=inst.uuid, reason=why))
+            why = destroy_reason(job, profile.name, None if owner is None else self.job(owner))
+            self.plan.record(DestroyMig(node=node.name, gpu_index=gpu.index, profile=inst.profile.name,
+                                        start=inst.start, uuid=inst.uuid, reason=why))
             self.state.destroy(gpu, inst)
         uuid = None
         if target.reuse is not None:
             uuid = target.reuse.uuid
         else:
-            self.creates.append(CreateMig(node=node.name, gpu_index=gpu.index, profile=profile.name,
-                                          start=target.start, for_job=job.id,
-                                          reason=f"{profile.name} at slice {target.start} of {gpu.label} "
-                                                 f"for job {job.name} ({_asked(job)})"))
+            self.plan.record(CreateMig(node=node.name, gpu_index=gpu.index, profile=profile.name,
+                                       start=target.start, for_job=job.id,
+                                       reason=create_reason(job, profile.name, target.start, gpu.label)))
             self.state.create(gpu, profile, target.start)
         return Allocation(
             kind=AllocationKind.MIG, node=node.name, gpu_indices=(gpu.index,), gpu_uuids=(gpu.uuid,),
@@ -211,44 +160,51 @@ class Session:
         where = option.gpus[0].label if len(option.gpus) == 1 else option.node.name
         if option.kind is PlacementKind.MIG:
             assert option.mig is not None
-            done = "existing idle instance" if option.mig.reuse is not None and not option.victims else (
-                "instance of the preempted job" if option.mig.reuse is not None else "new instance")
-            what = f"{option.mig.profile.name} at slice {option.mig.start} on {where} ({done})"
+            what = mig_what(option.mig.profile.name, option.mig.start, where, option.mig.reuse is not None,
+                            bool(option.victims))
         elif option.kind is PlacementKind.FRACTION:
-            what = f"{fmt_gpus(Fraction(option.share_milli, MILLI))} of {where} ({option.memory_mib}MiB)"
+            what = fraction_what(option.share_milli, where, option.memory_mib)
         elif option.kind is PlacementKind.GPU:
-            count = len(option.gpus)
-            what = f"{count} whole GPU{'s' if count > 1 else ''} on {option.node.name} " \
-                   f"(GPU {', '.join(str(g.index) for g in option.gpus)})"
+            what = whole_what(option.node.name, [g.index for g in option.gpus])
         else:
             what = f"node {option.node.name} (no GPU)"
-        suffix = f" after preempting {', '.join(self.job(v).name for v in option.victims)}" if option.victims else ""
-        how = f", {option.how}" if option.how else ""
-        return f"{_asked(job)} → {what}{how}{suffix}"
-
-    # ------------------------------------------------------------------------------------ result
-
-    def result(self) -> Plan:
-        actions = [*self.preempts, *self.destroys, *self.creates, *self.reserves, *self.binds]
-        pending = tuple(sorted(self.pending.items()))
-        return Plan(actions=tuple(actions), pending=pending)
+        return bind_reason(job, what, option.how, [self.job(v).name for v in option.victims])
 
 
-def _where(inst: Instance) -> tuple[int, str]:
-    """An instance as GPUs of one layout signature share it (even an inconsistent layout with two
-    instances at one start)."""
-    return inst.start, inst.profile.name
+class Checkpoint(NamedTuple):
+    changes: int  # holds and releases made before it
+    generation: int
 
 
-def _asked(job: Job) -> str:
-    request = job.request
-    if request is None:
-        return "no GPU"
-    if request.kind == RequestKind.GPUS:
-        return f"--gpu {request.gpus}"
-    if request.kind == RequestKind.FRACTION:
-        return f"--gpu {request.fraction:g}"
-    if request.kind == RequestKind.MEMORY:
-        assert request.memory_bytes is not None
-        return f"--gpu-memory {format_bytes(request.memory_bytes)}"
-    return f"--mig-profile {request.mig_profile}"
+class Trial:
+    """Holds and releases made to try something out (KAI-Scheduler's Statement): `rollback()` undoes
+    them in reverse order and puts the generation back, as if nothing had changed; `commit()` keeps
+    them. `checkpoint()` marks a point to roll back to."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._undo: list[Callable[[], object]] = []
+        self._start = self.checkpoint()
+
+    def hold(self, job_id: str, allocation: Allocation) -> None:
+        self.session.hold(job_id, allocation)
+        self._undo.append(lambda: self.session.release(job_id))
+
+    def release(self, job_id: str) -> Allocation:
+        allocation = self.session.release(job_id)
+        self._undo.append(lambda: self.session.hold(job_id, allocation))
+        return allocation
+
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(len(self._undo), self.session.generation)
+
+    def rollback(self, to: Checkpoint | None = None) -> None:
+        """Undo what was done since `to` (by default, since the trial began or was last committed)."""
+        to = to or self._start
+        while len(self._undo) > to.changes:
+            self._undo.pop()()
+        self.session.generation = to.generation
+
+    def commit(self) -> None:
+        self._undo.clear()
+        self._start = self.checkpoint()

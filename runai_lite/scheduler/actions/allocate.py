@@ -24,7 +24,6 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from ...gpu.catalog import MigProfile
-from ...gpu.requests import mig_candidates
 from ...model import MILLI, Job, RequestKind
 from ..mig_choice import MigTarget, VictimCheck, VictimSetCost, targets
 from ..placement import Demand, FractionCluster
@@ -88,10 +87,7 @@ def mig_gpus(session: Session, job: Job, extra_host: Callable[[str], tuple[int, 
 def profiles_for(session: Session, job: Job, gpu: GpuState) -> tuple[MigProfile, ...]:
     if job.request is None or gpu.model is None:
         return ()
-    key = (job.request, gpu.model_name)
-    if key not in session.candidates:
-        session.candidates[key] = mig_candidates(job.request, gpu.model)
-    return session.candidates[key]
+    return session.mig.candidates(job.request, gpu)
 
 
 def best_mig(
@@ -117,21 +113,20 @@ def best_mig(
                 ranked = ranked_by_model[gpu.model_name]
             else:
                 ranked = _within_room(session, job, gpu, room, attempt)
-            place = session.best_mig_place(gpu, ranked)
+            place = session.mig.best(gpu, ranked)
             if place is None:
                 continue
-            key, profile, target, undisturbed = place
-            attempt.mig_undisturbed = attempt.mig_undisturbed or undisturbed
-            full_key = (*key, gpu.node, gpu.index, target.start)
+            attempt.mig_undisturbed = attempt.mig_undisturbed or place.undisturbed
+            full_key = (*place.key, gpu.node, gpu.index, place.target.start)
             if best is None or full_key < best:
                 best = full_key
-                found = (_mig_option(session, gpu, profile, target), target)
+                found = (_mig_option(session, gpu, place.profile, place.target), place.target)
         return found
     gpus = [g for g in mig_gpus(session, job, extra_host)
             if any(i.job is not None and victim(i.job) for i in g.instances)]
     for gpu in gpus:
         assert gpu.model is not None and victim_set_cost is not None
-        largest_run = session.mig_largest_free_run(gpu)
+        largest_run = session.mig.largest_free_run(gpu)
         for rank, profile in enumerate(profiles_for(session, job, gpu)):
             charge = gpu.model.compute_share(profile)
             found_here = targets(gpu, profile, destroy_idle=True, victim=victim,
@@ -159,7 +154,7 @@ def _within_room(session: Session, job: Job, gpu: GpuState, room: Fraction,
     for rank, profile in enumerate(profiles_for(session, job, gpu)):
         charge = gpu.model.compute_share(profile)
         if charge > room:
-            if session.mig_places(gpu, profile):
+            if session.mig.places(gpu, profile):
                 attempt.refused(charge)
             continue
         ranked.append((rank, profile))
