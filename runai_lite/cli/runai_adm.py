@@ -99,6 +99,7 @@ def _status_text(status) -> str:
         f"Enforcement: {status.enforcement}{mechanism}",
         *([f"Processes:   {status.process_tracking_reason}"] if status.process_tracking_reason else []),
         *([f"Devices:     {status.device_confinement}"] if status.device_confinement else []),
+        *(f"Left alone:  {why}" for why in (status.foreign_gpus or {}).values()),
     ])
 
 

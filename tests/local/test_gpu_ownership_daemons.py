@@ -5,17 +5,18 @@ NVML lives here), cycled by hand."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 
 import pytest
 
+from runai_lite.backends.local.control import daemon_status
 from runai_lite.backends.local.daemon.sequencer import Daemon
 from runai_lite.backends.local.gpu_ownership import LOCK_DIR_ENV
 from runai_lite.backends.local.paths import Home
 from runai_lite.backends.local.store import Store
+from runai_lite.cli.runai_adm import _status_text
 from runai_lite.model import GpuRequest, JobSpec
 from tests.fakes import fake_libnvml
 from tests.fakes.fake_pynvml import FakeGpu, FakeNvml
@@ -50,7 +51,8 @@ def test_a_second_daemon_leaves_the_first_ones_gpus_alone_and_says_why(two_gpus,
     try:
         assert [g.uuid for g in first.ctx.store.gpus("box")] == [g.uuid for g in two_gpus.gpus]
         assert second.ctx.store.gpus("box") == []
-        foreign = json.loads(second.ctx.store.config("foreign_gpus"))
+        foreign = daemon_status(tmp_path / "bob").foreign_gpus
+        assert f"Left alone:  {two_gpus.gpus[1].uuid} is owned by" in _status_text(daemon_status(tmp_path / "bob"))
         assert set(foreign) == {g.uuid for g in two_gpus.gpus}
         uuid = two_gpus.gpus[0].uuid
         assert foreign[uuid] == (f"{uuid} is owned by the daemon of uid {os.geteuid()} (pid {os.getpid()}); "
@@ -67,7 +69,7 @@ def test_a_second_daemon_leaves_the_first_ones_gpus_alone_and_says_why(two_gpus,
         first = None
         second.cycle(time.time() + second.ctx.settings.drift_seconds + 1)  # it looks again, takes them, binds
         assert len(second.ctx.store.gpus("box")) == 2 and second.ctx.foreign_gpus == {}
-        assert json.loads(second.ctx.store.config("foreign_gpus")) == {}
+        assert daemon_status(tmp_path / "bob").foreign_gpus is None
         second.cycle(time.time() + second.ctx.settings.drift_seconds + 2)
         row = next(r for r in second.ctx.store.live_jobs() if r.name == "wants-one")
         assert row.status != "Pending" and "owned by" not in (row.pending_reason or ""), row.pending_reason

@@ -20,17 +20,11 @@ from runai_lite.backends.local.identity import Caller
 from runai_lite.backends.local.service import LocalService, SubmitContext
 from runai_lite.model import GpuRequest, JobType
 
+from tests.tracking.conftest import pid_alive as _pid_alive
+
 from .conftest import spec, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except FileNotFoundError:
-        return False
 
 
 def _leaves_a_grandchild(pidfile: Path, then: str = "exit 0", trap: str = "") -> tuple[str, ...]:

@@ -5,9 +5,8 @@ that are removed after the test."""
 from __future__ import annotations
 
 import os
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,17 +21,9 @@ from runai_lite.backends.local.tracking.choice import (
 )
 from runai_lite.backends.local.tracking.files import AttemptFiles
 from runai_lite.backends.local.tracking.protocol import ProcessTracker, TrackingKind
+from tests.local.conftest import wait_for
 
-
-def wait_for(predicate: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+__all__ = ["wait_for"]  # the tests here import it from this conftest
 
 
 def pid_alive(pid: int) -> bool:

@@ -53,6 +53,7 @@ class DaemonStatus:
     process_tracking: str | None = None  # cgroup-v2, cgroup-v1 or process-tree (known once a daemon ran)
     process_tracking_reason: str | None = None
     device_confinement: str | None = None  # "enforced: ...", "not enforced: why", "not applicable: why"
+    foreign_gpus: dict[str, str] | None = None  # GPU UUID -> why this daemon leaves it alone (another owns it)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -133,7 +134,7 @@ def daemon_status(home: Path | str | None = None, system: bool = False) -> Daemo
         mechanism=config.get("enforcement_mechanism"), grace_seconds=config.get("grace_seconds"),
         socket=str(socket_path) if socket_path else None,
         process_tracking=config.get("process_tracking"), process_tracking_reason=config.get("process_tracking_reason"),
-        device_confinement=config.get("device_confinement"),
+        device_confinement=config.get("device_confinement"), foreign_gpus=config.get("foreign_gpus") or None,
     )
 
 

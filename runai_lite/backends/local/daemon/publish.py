@@ -5,7 +5,6 @@ the driver. A daemon that drives real GPUs publishes only those whose machine-wi
 
 from __future__ import annotations
 
-import json
 import logging
 
 from ....gpu.driver import DriverError
@@ -30,7 +29,7 @@ def publish_gpus(ctx: DaemonContext) -> None:
         ctx.foreign_gpus = foreign
         devices = [d for d in devices if d.uuid not in foreign]
     with ctx.store.write() as conn:
-        ctx.store.set_config(conn, "foreign_gpus", json.dumps(ctx.foreign_gpus, sort_keys=True))
+        ctx.store.set_config(conn, "foreign_gpus", ctx.foreign_gpus)
         known = {g.gpu_index: g for g in ctx.store.gpus(ctx.node, conn)}
         layout = ctx.store.mig_layout(ctx.node, conn)
         rows = []

@@ -4,9 +4,10 @@ and device confinement need, each a small function over a directory path."""
 from __future__ import annotations
 
 import errno
-import os
 import time
 from pathlib import Path
+
+from .shim import signal_each
 
 BASE = "runai-lite"  # every runai-lite cgroup lives under <mount>/runai-lite/<instance>/
 
@@ -50,11 +51,4 @@ def remove(directory: Path, timeout: float = 1.0) -> bool:
 
 
 def signal_all(directory: Path, signum: int) -> bool:
-    sent = False
-    for pid in procs(directory):
-        try:
-            os.kill(pid, signum)
-            sent = True
-        except (ProcessLookupError, PermissionError):
-            pass
-    return sent
+    return signal_each(procs(directory), signum)

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..paths import lock_held
 from .files import AttemptFiles
 from .protocol import ShimTracker, TrackingKind
-from .shim import group_members
+from .shim import group_members, signal_each
 
 
 def lock_holders(lock: Path, proc: str = "/proc") -> list[int]:
@@ -57,14 +57,7 @@ class ProcessTreeTracker(ShimTracker):
         return members | set(lock_holders(files.lock, self.proc))
 
     def signal(self, files: AttemptFiles, signum: int) -> bool:
-        sent = False
-        for pid in self._members(files):
-            try:
-                os.kill(pid, signum)
-                sent = True
-            except (ProcessLookupError, PermissionError):
-                pass
-        return sent
+        return signal_each(self._members(files), signum)
 
     def kill(self, files: AttemptFiles) -> list[int]:
         shim = files.pid()
@@ -74,11 +67,7 @@ class ProcessTreeTracker(ShimTracker):
             if not members:
                 break
             found |= members
-            for pid in members:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+            signal_each(members, signal.SIGKILL)
             time.sleep(0.01)
         return sorted(found - {shim})
 

@@ -57,12 +57,20 @@ def end_stragglers(proc: str = "/proc") -> None:
         left = [pid for pid in group_members(proc, group) if pid != me]
         if not left:
             return
-        for pid in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        signal_each(left, signal.SIGKILL)
         time.sleep(0.01)
+
+
+def signal_each(pids, signum: int) -> bool:
+    """Send `signum` to each pid; False when none was there to receive it."""
+    sent = False
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+            sent = True
+        except (ProcessLookupError, PermissionError):
+            pass
+    return sent
 
 
 def group_members(proc: str, group: int) -> list[int]:
