@@ -20,6 +20,7 @@ written onto the objects it claims.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -59,6 +60,9 @@ class LeaderLease:
         self._observed_at = 0.0
         self._renewed_at: float | None = None
         self._lease: dict[str, Any] | None = None  # the Lease as this replica last read or wrote it
+        # The elector thread renews while a pass fences: one at a time, so that neither makes the
+        # other's conditional write fail.
+        self._lock = threading.RLock()
 
     @property
     def path(self) -> str:
@@ -78,15 +82,20 @@ class LeaderLease:
     def fence(self) -> None:
         """Renew now, conditional on the Lease being as this replica last saw it; raise
         `LostLeadership` when it is not (another replica took over) or renewing fails."""
-        self.check()
-        if self._lease is None or not self._write(self._lease, self._spec_renewed()):
-            self._renewed_at = None
-            raise LostLeadership(f"the Lease {self.namespace}/{self.name} changed under {self.identity}")
+        with self._lock:
+            self.check()
+            if self._lease is None or not self._write(self._lease, self._spec_renewed()):
+                self._renewed_at = None
+                raise LostLeadership(f"the Lease {self.namespace}/{self.name} changed under {self.identity}")
 
     # -- acquiring and renewing --------------------------------------------------------------------
 
     def acquire_or_renew(self) -> bool:
         """One try of client-go's tryAcquireOrRenew; True when this replica leads afterwards."""
+        with self._lock:
+            return self._acquire_or_renew()
+
+    def _acquire_or_renew(self) -> bool:
         now = self.monotonic()
         lease = self.api.get_or_none(self.path)
         if lease is None:
@@ -124,10 +133,11 @@ class LeaderLease:
 
     def release(self) -> None:
         """Give the Lease up (on shutdown), so that another replica need not wait for it to expire."""
-        lease = self.api.get_or_none(self.path)
-        if lease is not None and (lease.get("spec") or {}).get("holderIdentity") == self.identity:
-            self._write(lease, {**lease["spec"], "holderIdentity": None, "leaseDurationSeconds": 1})
-        self._renewed_at = None
+        with self._lock:
+            lease = self.api.get_or_none(self.path)
+            if lease is not None and (lease.get("spec") or {}).get("holderIdentity") == self.identity:
+                self._write(lease, {**lease["spec"], "holderIdentity": None, "leaseDurationSeconds": 1})
+            self._renewed_at = None
 
     def holder(self) -> str | None:
         lease = self.api.get_or_none(self.path)
