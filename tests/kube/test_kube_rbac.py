@@ -11,7 +11,8 @@ from typing import Any
 from runai_lite.backends.kube import conventions as k
 from runai_lite.backends.kube import render_manifests
 from runai_lite.backends.kube.client import KubeApi
-from runai_lite.backends.kube.controller import WATCHES, Controller
+from runai_lite.backends.kube.cache import WATCHES
+from runai_lite.backends.kube.controller import Controller
 from runai_lite.backends.kube.install import AGENT, CONTROLLER, RESERVATION
 from runai_lite.backends.kube.node_agent import NodeAgent
 from runai_lite.gpu.requests import request_from_flags

@@ -1,12 +1,24 @@
 """Where the controller and the backend read the cluster from: the `ObjectReader` seam.
 
 `read_objects()` returns one consistent-enough `ClusterObjects` (KAI's data lister); `build_view`
-turns it into the scheduler's snapshot without I/O. `ListingReader` lists every kind on each call,
-which is what a level-triggered pass needs and all that a CLI command needs.
+turns it into the scheduler's snapshot without I/O. Two readers:
+
+- `ListingReader` lists every kind on each call: all a CLI command needs, and what tests driving
+  passes by hand use;
+- `WatchCache` keeps what list-then-watch streams (client-go's informers) report, so a pass reads
+  memory instead of listing every pod. What the controller itself wrote but the streams have not
+  shown yet is tracked in an expectations store (Kueue's): `read_objects()` waits until the cache
+  has seen each of those writes, or, past `EXPECTATION_SECONDS`, reads by listing, so a pass never
+  plans from a state older than its own last writes.
 """
 
 from __future__ import annotations
 
+import copy
+import logging
+import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import conventions as k
@@ -17,6 +29,20 @@ from .rest import ApiError, core, group
 
 if TYPE_CHECKING:
     from .client import KubeApi
+
+log = logging.getLogger("runai_lite.controller")
+
+EXPECTATION_SECONDS = 5.0
+
+# What the controller reads: name -> (path, selector, apiVersion, kind). Reservation pods and the
+# pods of other schedulers are pods too (they take devices and node room).
+WATCHED: dict[str, tuple[str, dict[str, str], str, str]] = {
+    "nodes": (core("nodes"), {}, "v1", "Node"),
+    "namespaces": (core("namespaces"), {}, "v1", "Namespace"),
+    "pods": (core("pods"), {}, "v1", "Pod"),
+    "jobs": (group("batch/v1", "jobs"), {"label_selector": k.JOB_NAME_LABEL}, "batch/v1", "Job"),
+}
+WATCHES = tuple((path, selector) for path, selector, _, _ in WATCHED.values())
 
 
 class ObjectReader(Protocol):
@@ -71,3 +97,207 @@ def _typed(items: list[dict[str, Any]], api_version: str, kind: str) -> list[dic
         item.setdefault("apiVersion", api_version)
         item.setdefault("kind", kind)
     return items
+
+
+# --------------------------------------------------------------------------------------------
+# The watch-fed cache
+
+Key = tuple[str, str | None, str]  # (kind name in WATCHED, namespace, name)
+
+
+class _Expired(Exception):
+    """The watch cannot resume (410 Gone, or an ERROR event): list again."""
+
+
+class Expectations:
+    """Writes this controller made that the cache has not observed yet (Kueue's expectations)."""
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic, seconds: float = EXPECTATION_SECONDS):
+        self.monotonic = monotonic
+        self.seconds = seconds
+        self._pending: dict[Key, tuple[Callable[[dict[str, Any] | None], bool], float]] = {}
+
+    def expect(self, key: Key, seen: Callable[[dict[str, Any] | None], bool]) -> None:
+        self._pending[key] = (seen, self.monotonic() + self.seconds)
+
+    def outstanding(self, lookup: Callable[[Key], dict[str, Any] | None]) -> tuple[int, bool]:
+        """How many writes are still unseen, and whether one of them waited past its deadline."""
+        now, expired = self.monotonic(), False
+        for key, (seen, deadline) in list(self._pending.items()):
+            if seen(lookup(key)):
+                del self._pending[key]
+            elif now >= deadline:
+                del self._pending[key]
+                expired = True
+        return len(self._pending), expired
+
+
+def _version(obj: dict[str, Any] | None) -> str | None:
+    return Meta(obj).resource_version if obj is not None else None
+
+
+def _not_older(current: str | None, expected: str) -> bool:
+    """resourceVersions are opaque, but etcd's (and the emulator's) are increasing integers."""
+    if current is None:
+        return False
+    if current.isdigit() and expected.isdigit():
+        return int(current) >= int(expected)
+    return current == expected
+
+
+class _Informer:
+    def __init__(self, cache: WatchCache, name: str):
+        self.cache = cache
+        self.name = name
+        self.path, self.selector, self.api_version, self.kind = WATCHED[name]
+        self.items: dict[tuple[str | None, str], dict[str, Any]] = {}
+        self.synced = threading.Event()
+
+    def _key(self, obj: dict[str, Any]) -> tuple[str | None, str]:
+        return Meta(obj).namespace, Meta(obj).name
+
+    def _typed(self, obj: dict[str, Any]) -> dict[str, Any]:
+        obj.setdefault("apiVersion", self.api_version)
+        obj.setdefault("kind", self.kind)
+        return obj
+
+    def run(self, stop: threading.Event) -> None:
+        api = self.cache.api
+        while not stop.is_set():
+            try:
+                items, version = api.list_with_version(self.path, **self.selector)
+                with self.cache.changed:
+                    self.items = {self._key(o): self._typed(o) for o in items}
+                    self.synced.set()
+                    self.cache.changed.notify_all()
+                self.cache.on_change()
+                while not stop.is_set():
+                    for event in api.watch(self.path, version, timeout_seconds=60, **self.selector):
+                        kind, obj = event.get("type"), event.get("object") or {}
+                        if kind == "ERROR":
+                            raise _Expired(str(obj.get("message") or obj))
+                        version = _version(obj) or version
+                        if kind == "BOOKMARK" or obj.get("kind", self.kind) != self.kind:
+                            continue  # (an object of another kind: a server bug the test emulator has)
+                        with self.cache.changed:
+                            if kind == "DELETED":
+                                self.items.pop(self._key(obj), None)
+                            else:
+                                self.items[self._key(obj)] = self._typed(obj)
+                            self.cache.changed.notify_all()
+                        self.cache.on_change()
+                        if stop.is_set():
+                            return
+            except _Expired as error:
+                log.info("watch of %s expired (%s): listing again", self.name, error)
+            except ApiError as error:
+                if error.status != 410:
+                    log.warning("watch of %s failed: %s", self.name, error)
+                    stop.wait(1.0)
+            except Exception as error:  # the API went away: list again shortly
+                log.warning("watch of %s ended: %s", self.name, error)
+                stop.wait(1.0)
+
+
+class WatchCache:
+    """Objects as list-then-watch streams report them, with expectations for our own writes.
+
+    Also the write observer of the controller's `FencedApi`: it is told of each write (`before`,
+    `written`) and expects to see its effect."""
+
+    def __init__(self, api: KubeApi, on_change: Callable[[], None] = lambda: None,
+                 monotonic: Callable[[], float] = time.monotonic, expectation_seconds: float = EXPECTATION_SECONDS,
+                 sync_seconds: float = 30.0):
+        self.api = api
+        self.on_change = on_change
+        self.sync_seconds = sync_seconds
+        self.changed = threading.Condition()
+        self.expectations = Expectations(monotonic, expectation_seconds)
+        self.informers = {name: _Informer(self, name) for name in WATCHED}
+        self._before: dict[Key, str | None] = {}
+
+    def start(self, stop: threading.Event) -> None:
+        for informer in self.informers.values():
+            threading.Thread(target=informer.run, args=(stop,), name=f"informer {informer.name}",
+                             daemon=True).start()
+
+    def _lookup(self, key: Key) -> dict[str, Any] | None:
+        name, namespace, obj_name = key
+        return self.informers[name].items.get((namespace, obj_name))
+
+    def read_objects(self) -> ClusterObjects:
+        deadline = time.monotonic() + self.sync_seconds
+        with self.changed:
+            while True:
+                synced = all(i.synced.is_set() for i in self.informers.values())
+                pending, expired = self.expectations.outstanding(self._lookup) if synced else (0, False)
+                if synced and not pending:
+                    break
+                if expired or time.monotonic() >= deadline:
+                    # the streams lag (or never started): read what is there now
+                    log.info("the watch cache lags behind; listing instead")
+                    return ListingReader(self.api).read_objects()
+                self.changed.wait(timeout=0.1)
+            snapshot = {name: copy.deepcopy(list(i.items.values())) for name, i in self.informers.items()}
+        pods = snapshot["pods"]
+        return ClusterObjects(nodes=snapshot["nodes"], namespaces=snapshot["namespaces"], pods=pods,
+                              jobs=snapshot["jobs"], volumes=read_volumes(self.api, pods))
+
+    # -- the write observer ----------------------------------------------------------------------
+
+    def before(self, path: str) -> None:
+        key = _cached_key(path)
+        if key is not None:
+            with self.changed:
+                self._before[key] = _version(self._lookup(key))
+
+    def written(self, verb: str, path: str, result: Any) -> None:
+        """Expect the cache to show this write: the version it returned, the object gone (or going),
+        or, for a subresource (binding, eviction) that returns no object, any change."""
+        key = _cached_key(path, result if isinstance(result, dict) else None)
+        if key is None:
+            return
+        with self.changed:
+            before = self._before.pop(key, None)
+            version = _version(result) if isinstance(result, dict) and _is_object(result) else None
+            if verb == "delete":
+                self.expectations.expect(key, lambda obj: obj is None or Meta(obj).deleting)
+            elif version is not None and not _subresource(path):
+                # (deleted since by someone else: unseen until its deadline, then the reader lists)
+                self.expectations.expect(key, lambda obj: _not_older(_version(obj), version))
+            else:
+                self.expectations.expect(key, lambda obj: obj is None or _version(obj) != before)
+
+
+def _is_object(result: dict[str, Any]) -> bool:
+    return result.get("kind") not in ("Status", "Binding", "Eviction")
+
+
+def _parts(path: str) -> tuple[str | None, str | None, str | None, str | None]:
+    """(kind name in WATCHED, namespace, name, subresource) of an API path; kind None when not cached."""
+    segments = [s for s in path.split("/") if s]
+    width = 2 if segments[0] == "api" else 3  # api/v1 or apis/group/version
+    prefix, segments = "/" + "/".join(segments[:width]), segments[width:]
+    namespace = None
+    if len(segments) >= 2 and segments[0] == "namespaces" and len(segments) > 2:
+        namespace, segments = segments[1], segments[2:]
+    resource = segments[0] if segments else ""
+    name = segments[1] if len(segments) > 1 else None
+    sub = segments[2] if len(segments) > 2 else None
+    kind = resource if resource in WATCHED and WATCHED[resource][0] == f"{prefix}/{resource}" else None
+    return kind, namespace, name, sub
+
+
+def _subresource(path: str) -> bool:
+    return _parts(path)[3] is not None
+
+
+def _cached_key(path: str, created: dict[str, Any] | None = None) -> Key | None:
+    kind, namespace, name, _ = _parts(path)
+    if kind is None:
+        return None
+    if name is None:  # a create on the collection: the name is in what came back
+        if created is None or not _is_object(created):
+            return None
+        name = Meta(created).name
+    return kind, namespace, name

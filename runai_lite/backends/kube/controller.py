@@ -22,10 +22,9 @@ from ...model import Bind, CreateMig, DestroyMig, Plan, Preempt, Reserve, Snapsh
 from ...scheduler.applier import Outcome, Phase, apply
 from . import conventions as k
 from .binder import Binder, Eviction, describe
-from .cache import ListingReader, ObjectReader
+from .cache import ListingReader, ObjectReader, WatchCache
 from .cluster import ClusterView, allocation_of, build_view
 from .lease import FencedApi, LeaderLease, LostLeadership
-from .rest import core, group
 from .reservations import withhold
 from .status import StatusWriter, Waiting
 
@@ -56,9 +55,9 @@ class Controller:
         self.reader = reader or ListingReader(api)
         self.lease = lease
         self._batch_fenced = False
-        writes = FencedApi(api, self._before_write)
-        self.status = StatusWriter(writes, clock)
-        self.binder = Binder(writes, image, self.status, monotonic)
+        self.writes = FencedApi(api, self._before_write)
+        self.status = StatusWriter(self.writes, clock)
+        self.binder = Binder(self.writes, image, self.status, monotonic)
 
     # -- one pass ------------------------------------------------------------------------------
 
@@ -123,15 +122,17 @@ class Controller:
 
     def run(self, stop: threading.Event, identity: str, namespace: str = k.SYSTEM_NAMESPACE,
             resync_seconds: float = 5.0) -> None:
-        """Reconcile while holding the Lease, on every watched change and every `resync_seconds`.
-        The Lease is kept by a thread of its own (client-go's elector), so that a long pass does
-        not let it lapse; a pass stops at its next write once leadership is lost."""
+        """Reconcile while holding the Lease, on every watched change and every `resync_seconds`,
+        reading from a watch-fed cache. The Lease is kept by a thread of its own (client-go's
+        elector), so that a long pass does not let it lapse; a pass stops at its next write once
+        leadership is lost."""
         self.lease = self.lease or LeaderLease(self.api, namespace, k.LEASE_NAME, identity, clock=self.clock)
         lease = self.lease
         wake = threading.Event()
-        for path, selector in WATCHES:
-            threading.Thread(target=_watch_forever, args=(self.api, path, selector, wake, stop),
-                             name=f"watch {path}", daemon=True).start()
+        cache = WatchCache(self.api, on_change=wake.set)
+        cache.start(stop)
+        self.reader = cache
+        self.writes.observer = cache
         elector = threading.Thread(target=_keep_lease, args=(lease, wake, stop), name="leader election", daemon=True)
         elector.start()
         while not stop.is_set():
@@ -206,27 +207,3 @@ class PassApplier:
             # Layouts are written before any pod claims a partition in them (a restart in between
             # leaves an idle partition, never a claim on one the layout lacks).
             self.binder.sync_desired(self.view)
-
-
-WATCHES = (
-    (core("pods"), {"field_selector": f"spec.schedulerName={k.SCHEDULER_NAME}"}),
-    (core("pods", k.RESERVATION_NAMESPACE), {"label_selector": f"app={k.RESERVATION_APP}"}),
-    (core("nodes"), {}),
-    (group("batch/v1", "jobs"), {"label_selector": k.JOB_NAME_LABEL}),
-)
-
-
-def _watch_forever(api: KubeApi, path: str, selector: dict[str, str], wake: threading.Event,
-                   stop: threading.Event) -> None:
-    """Set `wake` on every change under `path`; reconnect (from a fresh list) when the stream ends."""
-    while not stop.is_set():
-        try:
-            _, version = api.list_with_version(path, **selector)
-            for change in api.watch(path, version, timeout_seconds=60, **selector):
-                if change.get("type") != "BOOKMARK":
-                    wake.set()
-                if stop.is_set():
-                    return
-        except Exception as error:  # the API went away: try again shortly
-            log.debug("watch of %s ended: %s", path, error)
-            stop.wait(2.0)

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .rest import ApiError, group
 
@@ -174,33 +174,51 @@ class LeaderLease:
         return True
 
 
+class WriteObserver(Protocol):
+    def before(self, path: str) -> None: ...
+
+    def written(self, verb: str, path: str, result: Any) -> None: ...
+
+
 class FencedApi:
     """The API as a leader writes to it: every write first runs `check` (which raises
-    `LostLeadership` when this replica may no longer write); reads pass through."""
+    `LostLeadership` when this replica may no longer write) and is reported to the `observer`
+    (the watch cache, which expects to see it); reads pass through."""
 
-    def __init__(self, api: KubeApi, check: Callable[[], None]):
+    def __init__(self, api: KubeApi, check: Callable[[], None], observer: WriteObserver | None = None):
         self._api = api
         self._check = check
+        self.observer = observer
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._api, name)
 
-    def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _write(self, verb: str, path: str, call: Callable[[], Any]) -> Any:
         self._check()
-        return self._api.create(path, body)
+        if self.observer is not None:
+            self.observer.before(path)
+        result = call()
+        if self.observer is not None:
+            self.observer.written(verb, path, result)
+        return result
+
+    def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._write("create", path, lambda: self._api.create(path, body))
 
     def create_if_absent(self, path: str, body: dict[str, Any]) -> bool:
-        self._check()
-        return self._api.create_if_absent(path, body)
+        try:
+            self.create(path, body)
+            return True
+        except ApiError as error:
+            if error.conflict:
+                return False
+            raise
 
     def replace(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        self._check()
-        return self._api.replace(path, body)
+        return self._write("update", path, lambda: self._api.replace(path, body))
 
     def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        self._check()
-        return self._api.merge_patch(path, body)
+        return self._write("patch", path, lambda: self._api.merge_patch(path, body))
 
     def delete(self, path: str, body: dict[str, Any] | None = None) -> bool:
-        self._check()
-        return self._api.delete(path, body)
+        return self._write("delete", path, lambda: self._api.delete(path, body))
