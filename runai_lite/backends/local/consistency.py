@@ -1,7 +1,8 @@
 """The embedded node's consistency check: the store, the GPU driver and the live processes agree.
 
-Run by the daemon after every cycle when `RUNAI_LITE_CHECK_INVARIANTS=1` (the tests and the crash
-and concurrency harnesses set it), and by the harnesses themselves after a crash and restart. It
+Run by the daemon every `consistency_seconds` (`daemon/audit.py`, which also acts on what it finds),
+after every cycle when `RUNAI_LITE_CHECK_INVARIANTS=1` (the tests and the crash and concurrency
+harnesses set it), and by the harnesses themselves after a crash and restart. It
 widens `checks.check_node` (the scheduler's snapshot invariants, and the store held to the GPUs'
 partitions: none leaked, every ready one present) with what a crash or a race would break:
 
@@ -40,6 +41,11 @@ _STATUSES = {s.value for s in JobStatus}
 
 def check_consistency(store: Store, driver: GpuDriver, node: str) -> list[str]:
     """Every broken invariant, as one sentence each; empty when all hold."""
+    return audit(store, driver, node)[0]
+
+
+def audit(store: Store, driver: GpuDriver, node: str) -> tuple[list[str], list[tuple[JobRow, list[int], str]]]:
+    """Every broken invariant, and the processes that should not run (`stray_processes`)."""
     with store.read() as conn:
         rows = store.all_jobs(conn)
         gpus = store.gpus(node, conn)
@@ -54,7 +60,7 @@ def check_consistency(store: Store, driver: GpuDriver, node: str) -> list[str]:
                for r in rows if r.id in live and r.allocation is not None]
     physical = build_snapshot(node, gpus, partitions_on_gpus(driver, gpus), running, projects)
     problems += [f"running processes: {p}" for p in check_snapshot(physical)]
-    return problems
+    return problems, stray_processes(rows, live)
 
 
 def partitions_on_gpus(driver: GpuDriver, gpus: Sequence[GpuRow]) -> list[PartitionRow]:
@@ -95,18 +101,29 @@ def check_rows(rows: Sequence[JobRow]) -> list[str]:
     return problems
 
 
-def check_processes(rows: Sequence[JobRow], live: dict[str, list[int]]) -> list[str]:
-    """Processes only for jobs that were started and are not finished."""
-    problems = []
+def stray_processes(rows: Sequence[JobRow], live: dict[str, list[int]]) -> list[tuple[JobRow, list[int], str]]:
+    """Processes of jobs that should have none, with what is wrong: the job was not started or is
+    finished, or it runs without an allocation."""
+    strays = []
     for row in rows:
         pids = live.get(row.id)
         if not pids:
             continue
         if row.status not in (JobStatus.RUNNING, JobStatus.PREEMPTED):
-            state = "bound, not started" if row.bound else row.status
-            problems.append(f"job {row.key} is {state} but its processes still run (pid {', '.join(map(str, pids))})")
+            strays.append((row, pids, "bound, not started" if row.bound else row.status))
         elif row.allocation is None:
+            strays.append((row, pids, "running without an allocation"))
+    return strays
+
+
+def check_processes(rows: Sequence[JobRow], live: dict[str, list[int]]) -> list[str]:
+    """Processes only for jobs that were started and are not finished."""
+    problems = []
+    for row, pids, state in stray_processes(rows, live):
+        if state == "running without an allocation":
             problems.append(f"job {row.key} runs (pid {pids[0]}) without an allocation")
+        else:
+            problems.append(f"job {row.key} is {state} but its processes still run (pid {', '.join(map(str, pids))})")
     return problems
 
 

@@ -14,3 +14,7 @@ EXITED = "Exited"
 RETRYING = "Retrying"
 DELETED = "Deleted"
 WARNING = "Warning"
+LOG_TRIMMED = "LogTrimmed"
+PROCESS_KILLED = "ProcessKilled"  # the daemon's audit found a process of a job that should have none
+EXIT_RECORDED_LATE = "ExitRecordedLate"  # the exit status could not be written at once (a full disk)
+EXIT_UNKNOWN = "ExitUnknown"  # the attempt's supervisor was killed; how the job ended cannot be known

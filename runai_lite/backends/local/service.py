@@ -19,7 +19,6 @@ from __future__ import annotations
 import shutil
 import time
 import typing
-from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from ...errors import NotFoundError, UserError
 from ...model import JobSpec, JobStatus, dns1123_problem, text_problem
 from ..api import Event, JobInfo, NodeView, ProjectInfo
 from . import events as ev
+from . import joblog
 from .control import wake
 from .identity import Caller
 from .paths import Home
@@ -246,9 +246,13 @@ class LocalService:
         except FileNotFoundError:
             return
         with handle:
-            lines = deque(handle, maxlen=tail) if tail is not None else handle
-            for line in lines:
-                yield line.rstrip("\n")
+            if tail is not None:  # read from the end, never the whole file
+                lines, end = joblog.tail(path, tail)
+                handle.seek(end)
+                yield from lines
+            else:
+                for line in handle:
+                    yield line.rstrip("\n")
             if not follow:
                 return
             partial = ""

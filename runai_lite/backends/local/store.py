@@ -428,6 +428,10 @@ class Store:
         """Jobs whose attempt was started: Running, or Preempted and being stopped."""
         return self._jobs("WHERE status IN (?, ?) ORDER BY submitted_at, id", (_RUNNING, _PREEMPTED), conn)
 
+    def finished_since(self, since: float, conn: sqlite3.Connection | None = None) -> list[JobRow]:
+        """Jobs that ended (succeeded, failed or were deleted) at `since` or later."""
+        return self._jobs("WHERE finished_at >= ? ORDER BY finished_at", (since,), conn)
+
     def bound_jobs(self, conn: sqlite3.Connection | None = None) -> list[JobRow]:
         """Pending jobs the scheduler gave an allocation (about to start), oldest first."""
         return self._jobs("WHERE status = ? AND allocation IS NOT NULL ORDER BY submitted_at, id", (_PENDING,), conn)
@@ -499,6 +503,19 @@ class Store:
             cursor = conn.execute("UPDATE jobs SET pending_reason = ? WHERE id = ? AND pending_reason IS NOT ?",
                                   (reason, job_id, reason))
         return cursor.rowcount > 0
+
+    @staticmethod
+    def purge_deleted(conn: sqlite3.Connection, finished_before: float) -> list[str]:
+        """Remove the records (and events) of jobs deleted before `finished_before`; their ids."""
+        ids = [r[0] for r in conn.execute("SELECT id FROM jobs WHERE status = ? AND finished_at < ?",
+                                          (_DELETED, finished_before))]
+        for job_id in ids:
+            conn.execute("DELETE FROM events WHERE job_id = ?", (job_id,))
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        return ids
+
+    def job_ids(self) -> set[str]:
+        return {r[0] for r in self._retrying(lambda: self.conn.execute("SELECT id FROM jobs").fetchall())}
 
     def events(self, job_id: str) -> tuple[Event, ...]:
         rows = self._retrying(lambda: self.conn.execute(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import time
 import traceback
@@ -19,11 +18,12 @@ from ....enforcement import (
 from ....errors import RunaiLiteError
 from ....gpu.drivers import open_driver
 from ....gpu.simulated import SimulatedDriver
-from ..consistency import check_consistency
-from ..paths import Home, open_private
+from ..paths import Home
 from ..store import Store
+from .audit import Auditor
 from .context import DaemonContext
 from .launch import Launcher
+from .logs import LogKeeper
 from .mig import MigRealiser
 from .publish import publish_gpus
 from .schedule import Scheduler
@@ -60,6 +60,8 @@ class Daemon:
         self.schedule = Scheduler(self.ctx)
         self.realise_mig = MigRealiser(self.ctx)
         self.start_bound = Launcher(self.ctx)
+        self.keep_logs = LogKeeper(self.ctx)
+        self.audit = Auditor(self.ctx)
         self.stopping = False
         self._seen_version: int | None = None
         self._last_plan = 0.0
@@ -106,8 +108,8 @@ class Daemon:
         changed |= self.supervise(now)  # stop what the plan preempted without waiting for a tick
         changed |= self.realise_mig(now)
         changed |= self.start_bound(now)
-        if self.ctx.settings.check_invariants:
-            self.report(check_consistency(self.ctx.store, self.ctx.driver, self.ctx.node))
+        changed |= self.keep_logs(now)
+        changed |= self.audit(now)
         return changed
 
     def _reclaim_gpus(self, now: float) -> bool:
@@ -118,16 +120,6 @@ class Daemon:
         before = dict(self.ctx.foreign_gpus)
         publish_gpus(self.ctx)
         return before != self.ctx.foreign_gpus
-
-    def report(self, problems: list[str]) -> None:
-        if not problems:
-            return
-        log.error("invariants broken:\n  %s", "\n  ".join(problems))
-        fd = open_private(self.ctx.home.root / "invariants.log")
-        try:
-            os.write(fd, "".join(f"{time.time():.3f} {p}\n" for p in problems).encode())
-        finally:
-            os.close(fd)
 
     def close(self) -> None:
         self.ctx.tracker.close()
