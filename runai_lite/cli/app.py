@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from ..errors import RunaiLiteError, UserError
-from .session import Session
+from .session import CliSession
 from .table import TextTable
 
 
@@ -83,11 +83,11 @@ def add_group(parent: typer.Typer, name: str, help_text: str, example_line: str,
     return group
 
 
-def session(ctx: typer.Context) -> Session:
+def session(ctx: typer.Context) -> CliSession:
     """The invocation's session: the one a caller passed as `obj` (tests), or a fresh one."""
     root = ctx.find_root()
-    if not isinstance(root.obj, Session):
-        root.obj = Session()
+    if not isinstance(root.obj, CliSession):
+        root.obj = CliSession()
     return root.obj
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import UserError
+from ..files import HOME_ENV, ensure_private_dir, write_private
 
 LOCAL_CLUSTER = "local"  # the embedded default; anything else names a kubeconfig context
 
@@ -35,8 +36,6 @@ class CliConfig:
 
 
 def config_path() -> Path:
-    from ..backends.local.paths import HOME_ENV  # the package loads the store: only when needed
-
     home = os.environ.get(HOME_ENV)
     if home:
         return Path(home) / "cli.yaml"
@@ -64,8 +63,6 @@ def load_config(path: Path | None = None) -> CliConfig:
 
 def save_config(config: CliConfig, path: Path | None = None) -> Path:
     """Written atomically, so a concurrent reader never sees half a file."""
-    from ..backends.local.paths import ensure_private_dir, write_private
-
     path = path or config_path()
     ensure_private_dir(path.parent)
     write_private(path, yaml.safe_dump(asdict(config), sort_keys=True))

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 NO_PROJECT_HINT = "run `runai config project NAME` to set a default project, or pass -p PROJECT (`runai list projects` shows them)"
 
 
-class Session:
+class CliSession:
     def __init__(self, backend: Backend | None = None, config: CliConfig | None = None,
                  config_file: Path | None = None):
         self._backend = backend

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runai_lite.cli.completion import generate
+from runai_lite.cli.completion_files import generate
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -16,9 +16,9 @@ REPO = Path(__file__).resolve().parents[2]
 def test_completions_in_the_repo_are_current(tmp_path):
     for fresh in generate(tmp_path):
         committed = REPO / "completions" / fresh.name
-        assert committed.exists(), f"{committed} missing: run `python -m runai_lite.cli.completion`"
+        assert committed.exists(), f"{committed} missing: run `python -m runai_lite.cli.completion_files`"
         assert committed.read_text() == fresh.read_text(), (
-            f"{committed.name} is stale: run `python -m runai_lite.cli.completion`")
+            f"{committed.name} is stale: run `python -m runai_lite.cli.completion_files`")
 
 
 def _bash_complete(script: Path, words: list[str], path_dir: Path | None = None) -> list[str]:
@@ -143,7 +143,7 @@ def test_completion_names_lists_names_and_stays_silent_on_errors(tmp_path, monke
 
     from runai_lite.cli.config import CliConfig
     from runai_lite.cli.runai import app
-    from runai_lite.cli.session import Session
+    from runai_lite.cli.session import CliSession
     from tests.cli import records
     from tests.cli.fake_backend import FakeBackend
 
@@ -152,7 +152,7 @@ def test_completion_names_lists_names_and_stays_silent_on_errors(tmp_path, monke
 
     def names(*args: str, project: str | None = "team-a") -> tuple[int, str]:
         result = CliRunner().invoke(app, ["completion-names", *args],
-                                    obj=Session(backend=backend, config=CliConfig(project=project)))
+                                    obj=CliSession(backend=backend, config=CliConfig(project=project)))
         return result.exit_code, result.output
 
     assert names("jobs") == (0, "mig1\nmig2\nbig\n")

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from runai_lite.cli.config import CliConfig
 from runai_lite.cli.runai_adm import app
-from runai_lite.cli.session import Session
+from runai_lite.cli.session import CliSession
 from tests.cli import records
 from tests.cli.fake_backend import FakeBackend
 
@@ -23,7 +23,7 @@ def _home(tmp_path, monkeypatch):
 
 
 def invoke(backend: FakeBackend, *args: str):
-    return runner.invoke(app, list(args), obj=Session(backend=backend, config=CliConfig(project="team-a")))
+    return runner.invoke(app, list(args), obj=CliSession(backend=backend, config=CliConfig(project="team-a")))
 
 
 def test_set_and_remove_dynamic_mig_role():

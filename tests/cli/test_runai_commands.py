@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from runai_lite.cli.config import CliConfig, load_config
 from runai_lite.cli.runai import app
-from runai_lite.cli.session import Session
+from runai_lite.cli.session import CliSession
 from runai_lite.model import JobType
 from tests.cli import records
 from tests.cli.fake_backend import FakeBackend
@@ -24,7 +24,7 @@ def _home(tmp_path, monkeypatch):
 
 
 def invoke(backend: FakeBackend, *args: str, project: str | None = "team-a"):
-    return runner.invoke(app, list(args), obj=Session(backend=backend, config=CliConfig(project=project)))
+    return runner.invoke(app, list(args), obj=CliSession(backend=backend, config=CliConfig(project=project)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,13 +260,13 @@ def test_delete_named_all_and_mistakes():
 
 def test_config_project_is_checked_and_stored_0600(tmp_path):
     backend = FakeBackend(projects=records.projects())
-    result = runner.invoke(app, ["config", "project", "team-b"], obj=Session(backend=backend))
+    result = runner.invoke(app, ["config", "project", "team-b"], obj=CliSession(backend=backend))
     assert result.exit_code == 0, result.output
     assert "Project team-b has been set as default project" in result.stdout
     path = tmp_path / "home" / "cli.yaml"
     assert load_config(path).project == "team-b"
     assert path.stat().st_mode & 0o777 == 0o600
-    result = runner.invoke(app, ["config", "project", "nope"], obj=Session(backend=backend))
+    result = runner.invoke(app, ["config", "project", "nope"], obj=CliSession(backend=backend))
     assert result.exit_code == 2 and "runai list projects" in result.stderr
     assert load_config(path).project == "team-b"
 

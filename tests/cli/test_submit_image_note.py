@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from runai_lite.backends.api import Event, JobInfo
 from runai_lite.cli.config import CliConfig
 from runai_lite.cli.runai import app
-from runai_lite.cli.session import Session
+from runai_lite.cli.session import CliSession
 from runai_lite.model import JobSpec
 from tests.cli.fake_backend import FakeBackend
 
@@ -23,7 +23,7 @@ class NoRuntimeBackend(FakeBackend):
 def _submit(backend: FakeBackend, monkeypatch, tmp_path):
     monkeypatch.setenv("RUNAI_LITE_HOME", str(tmp_path / "home"))
     return CliRunner().invoke(app, ["submit", "a", "-i", "img", "--", "true"],
-                              obj=Session(backend=backend, config=CliConfig(project="team-a")))
+                              obj=CliSession(backend=backend, config=CliConfig(project="team-a")))
 
 
 def test_submit_notes_that_the_image_is_not_used(monkeypatch, tmp_path):

@@ -27,7 +27,7 @@ from runai_lite.backends.local.checks import CHECK_ENV
 from runai_lite.cli.config import CliConfig
 from runai_lite.cli.runai import app as runai
 from runai_lite.cli.runai_adm import app as runai_adm
-from runai_lite.cli.session import Session
+from runai_lite.cli.session import CliSession
 from runai_lite.model import JobSpec, dns1123_problem
 from tests.local.conftest import kill_everything
 
@@ -113,7 +113,7 @@ def _recorded(backend: LocalBackend) -> tuple:
 
 
 def _invoke(app, backend: LocalBackend, args: list[str]):
-    result = CliRunner().invoke(app, args, obj=Session(backend=backend, config=CliConfig(project="team-a")))
+    result = CliRunner().invoke(app, args, obj=CliSession(backend=backend, config=CliConfig(project="team-a")))
     assert result.exception is None or isinstance(result.exception, SystemExit), (
         f"{args!r} raised {type(result.exception).__name__}: {result.exception}")
     assert "Traceback" not in result.output, args

@@ -16,7 +16,7 @@ from runai_lite.backends.kube.install import chart_files, render_manifests
 from runai_lite.backends.local import LocalBackend
 from runai_lite.cli.config import CliConfig, save_config
 from runai_lite.cli.runai import app
-from runai_lite.cli.session import Session
+from runai_lite.cli.session import CliSession
 from runai_lite.errors import UserError
 from tests.local.conftest import backend, home, make_backend, spec, wait_status  # noqa: F401 - fixtures
 
@@ -128,7 +128,7 @@ def test_logs_and_exec_of_another_users_job_are_refused_through_the_cli(backend:
     backend.submit(spec("mine", "sh", "-c", "echo mine"))
     assert backend.get_job("team-a", "mine").user == "4242"
     wait_status(backend, "mine", "Succeeded")
-    session = Session(backend=backend, config=CliConfig(project="team-a"))
+    session = CliSession(backend=backend, config=CliConfig(project="team-a"))
     runner = CliRunner()
     for args in (["logs", "theirs"], ["exec", "theirs", "--", "cat", "/etc/hostname"]):
         result = runner.invoke(app, args, obj=session)

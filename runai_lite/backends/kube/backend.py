@@ -138,26 +138,7 @@ class KubeBackend:
             return subprocess.call(command)
         if tty:
             print("kubectl is not installed: running without a terminal", file=sys.stderr)
-        return self._exec_stream(namespace, pod_name, argv)
-
-    def _exec_stream(self, namespace: str, pod: str, argv: list[str]) -> int:
-        from kubernetes import client as kclient
-        from kubernetes.stream import stream
-
-        core_api = kclient.CoreV1Api(self.api.api_client)
-        response = stream(core_api.connect_get_namespaced_pod_exec, pod, namespace, command=argv,
-                          stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
-        while response.is_open():
-            response.update(timeout=1)
-            if response.peek_stdout():
-                sys.stdout.write(response.read_stdout())
-                sys.stdout.flush()
-            if response.peek_stderr():
-                sys.stderr.write(response.read_stderr())
-                sys.stderr.flush()
-        response.close()
-        code = response.returncode
-        return int(code) if code is not None else 0
+        return self.api.exec_in_pod(namespace, pod_name, argv)
 
     def _get_job(self, project: str, namespace: str, name: str) -> dict[str, Any]:
         job = self.api.get_or_none(group("batch/v1", "jobs", namespace, name))

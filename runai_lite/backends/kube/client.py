@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -152,6 +153,26 @@ class KubeApi:
             if error.not_found:
                 return False
             raise
+
+    def exec_in_pod(self, namespace: str, pod: str, argv: list[str]) -> int:
+        """Run `argv` in the pod's first container without a terminal (the exec subresource over a
+        websocket), copying its output here; its exit code."""
+        from kubernetes.stream import stream
+
+        core_api = kclient.CoreV1Api(self.api_client)
+        response = stream(core_api.connect_get_namespaced_pod_exec, pod, namespace, command=argv,
+                          stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
+        while response.is_open():
+            response.update(timeout=1)
+            if response.peek_stdout():
+                sys.stdout.write(response.read_stdout())
+                sys.stdout.flush()
+            if response.peek_stderr():
+                sys.stderr.write(response.read_stderr())
+                sys.stderr.flush()
+        response.close()
+        code = response.returncode
+        return int(code) if code is not None else 0
 
     def stream_lines(self, path: str, query: dict[str, Any] | None = None, timeout: float | None = None
                      ) -> Iterator[str]:

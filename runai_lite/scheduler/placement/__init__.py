@@ -5,6 +5,7 @@ mutable as work is placed), a `Demand`, and a `PlacementPolicy` that picks a `Ch
 """
 
 from .cluster import Choice, Demand, FractionCluster
-from .policies import POLICY_NAMES, PlacementPolicy, make_policy
+from .policies import PlacementPolicy
+from .registry import POLICY_NAMES, make_policy
 
 __all__ = ["Choice", "Demand", "FractionCluster", "PlacementPolicy", "POLICY_NAMES", "make_policy"]

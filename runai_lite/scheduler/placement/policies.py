@@ -273,14 +273,8 @@ def _fragment_model(workload: Sequence[tuple[Demand, float]]) -> FragmentModel:
     return FragmentModel(workload or DEFAULT_WORKLOAD)
 
 
-def _default_policy(workload: Sequence[tuple[Demand, float]] = (), **_) -> PlacementPolicy:
-    from .default import make_default
-
-    return make_default(workload or DEFAULT_WORKLOAD)
-
-
-_FACTORIES: dict[str, Callable[..., PlacementPolicy]] = {
-    "default": _default_policy,
+# The FGD paper's baselines and `spread`, by name; `registry` adds runai-lite's default.
+BASELINES: dict[str, Callable[..., PlacementPolicy]] = {
     "fgd": lambda workload=(), **_: ScoredPolicy("fgd", FragmentScorer(_fragment_model(workload))),
     "best-fit": lambda **_: ScoredPolicy("best-fit", _fraction_then(fz.tightest_gpu, _best_fit_score)),
     "dotprod": lambda **_: ScoredPolicy("dotprod", _fraction_then(fz.tightest_gpu, _dot_product_score)),
@@ -290,17 +284,4 @@ _FACTORIES: dict[str, Callable[..., PlacementPolicy]] = {
     "random": lambda seed=0, **_: RandomPolicy(seed),
 }
 # `packing` (shared GPUs first, then the busiest node) is the paper's GpuPacking.
-_FACTORIES["packing"] = lambda **kw: _FACTORIES["gpu-packing"](**kw)
-
-POLICY_NAMES: tuple[str, ...] = tuple(_FACTORIES)
-
-
-def make_policy(name: str, *, workload: Sequence[tuple[Demand, float]] = (), seed: int = 0) -> PlacementPolicy:
-    """Build a policy by name. `workload` is the typical demand mix with weights (used by
-    fragmentation-aware policies; a generic mix when empty); `seed` feeds policies that draw
-    random numbers."""
-    try:
-        factory = _FACTORIES[name]
-    except KeyError:
-        raise ValueError(f"unknown placement policy {name!r}; known: {', '.join(POLICY_NAMES)}") from None
-    return factory(workload=workload, seed=seed)
+BASELINES["packing"] = lambda **kw: BASELINES["gpu-packing"](**kw)
