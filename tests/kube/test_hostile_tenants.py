@@ -21,6 +21,7 @@ from runai_lite.gpu.requests import request_from_flags
 from runai_lite.model import JobSpec, JobType, Snapshot
 from runai_lite.scheduler import plan
 from tests.kube_emulator import KubeEmulator
+from tests.kube_emulator.jobs import TRACKING_FINALIZER
 
 from .booking import assert_not_overbooked
 from .world import IMAGE, World
@@ -371,14 +372,7 @@ def test_fractions_whose_reservation_pod_vanished_are_reserved_again_on_their_gp
 
 
 # -- 11.6: a preemption completes a Job by mistake ----------------------------------------------
-
-
-def tracking_job_controller() -> None:
-    """These attacks need a Job controller that counts pods by its tracking finalizer, as the real one
-    does (an evicted pod that exits 0 while it stops is counted as a success unless untracked)."""
-    jobs = pytest.importorskip("tests.kube_emulator.jobs")
-    if not hasattr(jobs, "TRACKING_FINALIZER"):
-        pytest.skip("the emulator's Job controller does not track pods by finalizer")
+# (the emulator's Job controller counts pods by its tracking finalizer, as the real one does)
 
 
 def job_conditions(world: World, name: str) -> set[str]:
@@ -387,7 +381,6 @@ def job_conditions(world: World, name: str) -> set[str]:
 
 
 def test_a_preempted_training_pod_that_exits_0_on_sigterm_is_requeued_not_completed(graceful, tmp_path):
-    tracking_job_controller()
     world = World(graceful, tmp_path)
     world.add_gpu_node("t4-node", 1)
     world.backend.create_project("team-b", 1)
@@ -410,7 +403,6 @@ def test_a_preempted_training_pod_that_exits_0_on_sigterm_is_requeued_not_comple
 
 
 def test_a_pod_the_kubelet_refused_at_admission_does_not_fail_an_interactive_job(kube_emulator, tmp_path):
-    tracking_job_controller()
     world = World(kube_emulator, tmp_path)
     world.add_gpu_node("t4-node", 1)
     world.backend.create_project("team-b", 1)
@@ -429,3 +421,20 @@ def test_a_pod_the_kubelet_refused_at_admission_does_not_fail_an_interactive_job
     world.settle()
     [again] = [p for p in world.pods_of("team-b", "inter") if p["status"].get("phase") not in ("Failed", "Succeeded")]
     assert again["metadata"]["name"] != refused and again["spec"]["nodeName"] == "t4-node"
+
+
+def test_a_victim_whose_eviction_is_refused_stays_counted_by_its_job(kube_emulator, tmp_path):
+    world = World(kube_emulator, tmp_path)
+    world.add_gpu_node("t4-node", 1)
+    world.backend.create_project("team-b", 1)
+    world.backend.submit(job("train", gpu="1"))
+    world.settle()
+    victim = world.live_pod("team-b", "train")["metadata"]["name"]
+    world.backend.submit(job("inter", interactive=True, gpu="1"))
+    world.kube.job_controller.sync()
+    world.kube.fail_next(429, verb="create", resource="pods", subresource="eviction",
+                         message="Cannot evict pod as it would violate the pod's disruption budget.")
+    world.controller.reconcile_once()
+    assert "PreemptionFailed" in event_reasons(world)
+    # still running and still the Job's: when it ends by itself, the Job counts it
+    assert TRACKING_FINALIZER in world.kube.get("pods", victim, "runai-team-b")["metadata"]["finalizers"]

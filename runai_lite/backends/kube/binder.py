@@ -62,8 +62,7 @@ class Binder:
         if pod is None:
             return Eviction.GONE
         meta = Meta(pod)
-        if view.owner_job(pod) is not None:
-            self._untrack(pod)
+        untracked = view.owner_job(pod) is not None and self._track(pod, False)
         body = {"apiVersion": "policy/v1", "kind": "Eviction",
                 "metadata": {"name": meta.name, "namespace": meta.namespace}}
         try:
@@ -71,6 +70,8 @@ class Binder:
         except ApiError as error:
             if error.not_found:
                 return Eviction.GONE
+            if untracked:  # it keeps running: how it ends counts again
+                self._track(pod, True)
             self.status.record(view, pod, "PreemptionFailed", f"could not evict: {error}", warning=True)
             return Eviction.REFUSED
         self.status.record(view, pod, event_reason, message, warning=True)
@@ -82,21 +83,23 @@ class Binder:
         view.stopping[job] = now
         return Eviction.STOPPING
 
-    def _untrack(self, pod: dict[str, Any]) -> None:
-        """Take a pod out of its Job's accounting: the Job controller counts only the pods that
-        carry its tracking finalizer, and replaces the others once they are gone."""
+    def _track(self, pod: dict[str, Any], tracked: bool) -> bool:
+        """Put a pod in or out of its Job's accounting (True when that changed it): the Job
+        controller counts only the pods that carry its tracking finalizer, and replaces the
+        others once they are gone."""
         meta = Meta(pod)
-        if TRACKING_FINALIZER not in meta.finalizers:
-            return
-        kept = [f for f in meta.finalizers if f != TRACKING_FINALIZER]
+        if (TRACKING_FINALIZER in meta.finalizers) == tracked:
+            return False
+        finalizers = [f for f in meta.finalizers if f != TRACKING_FINALIZER] + ([TRACKING_FINALIZER] if tracked else [])
         try:
             updated = self.api.merge_patch(core("pods", meta.namespace, meta.name),
-                                           {"metadata": {"finalizers": kept or None}})
+                                           {"metadata": {"finalizers": finalizers or None}})
         except ApiError as error:
             if error.not_found:
-                return
+                return False
             raise
         pod["metadata"] = updated.get("metadata", pod["metadata"])
+        return True
 
     def forgive_admission_failures(self, view: ClusterView, pods: list[dict[str, Any]]) -> None:
         """A pod of a Job that a kubelet refused at admission (its devices or resources were not
@@ -111,7 +114,7 @@ class Binder:
                     or not (reason in ADMISSION_REASONS or reason.startswith("OutOf"))
                     or view.owner_job(pod) is None):
                 continue
-            self._untrack(pod)
+            self._track(pod, False)
             self.status.record(view, pod, "AdmissionRefused",
                                f"the kubelet of {pod['spec'].get('nodeName')} refused pod {Meta(pod).name} ({reason}); "
                                "it does not count against the job's backoff limit, and a new pod is placed",

@@ -14,8 +14,8 @@
   batch of writes. Between a `fence()` and the writes that follow, no other replica can take over
   for `duration_seconds`, and `check()` stops this one after `renew_deadline_seconds`.
 
-`transitions` (the Lease's `leaseTransitions` when this replica took it) is the fencing token
-written onto the objects it claims.
+`transitions` (the Lease's `leaseTransitions` when this replica took it) names this replica's term
+in its log.
 """
 
 from __future__ import annotations
