@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -128,3 +129,38 @@ def test_a_job_runs_as_its_submitter_with_their_directory_environment_and_log(
         subprocess.run(["userdel", name], check=False)
         subprocess.run(["groupdel", f"{name}x"], check=False)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+ESCAPES_TRACKING = ("import subprocess, sys; subprocess.Popen([sys.executable, '-c', "
+                    "'import os, time; os.setsid(); open(sys.argv[1], \"w\").write(str(os.getpid())); time.sleep(600)'"
+                    ".replace('sys.argv[1]', repr(sys.argv[1]))], close_fds=True); "
+                    "import time, os; [time.sleep(0.01) for _ in range(1000) if not os.path.exists(sys.argv[1])]")
+
+
+def test_the_daemons_audit_kills_a_process_that_escaped_the_process_tree(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the process-tree fallback a grandchild that leaves the group and closes the attempt's
+    lock escapes tracking; the daemon's own audit finds it by its RUNAI_JOB_UUID and kills it."""
+    from runai_lite.backends.local import daemon_start, daemon_stop
+
+    from .conftest import kill_everything, make_backend
+
+    monkeypatch.setenv("RUNAI_LITE_TRACKING", "process-tree")
+    home = tmp_path / "home"
+    backend = make_backend(home, "A100-SXM4-40GB:1:mig-off")
+    try:
+        daemon_stop(home)
+        with backend.store.write() as conn:
+            backend.store.set_config(conn, "consistency_seconds", 0.5)
+        daemon_start(home)
+        assert daemon_status(home).process_tracking == "process-tree"
+        pidfile = tmp_path / "escaped"
+        backend.submit(spec("escapee", sys.executable, "-c", ESCAPES_TRACKING, str(pidfile)))
+        wait_status(backend, "escapee", "Succeeded")  # the tree saw nothing left
+        escaped = int(wait_for(lambda: pidfile.exists() and pidfile.read_text()))
+        wait_for(lambda: any(e.kind == "ProcessKilled" and f"process {escaped} " in e.message
+                             for e in backend.get_job("team-a", "escapee").events), what="the audit's event")
+        wait_for(lambda: not _pid_alive(escaped), what="the escaped process to die")
+    finally:
+        backend.close()
+        kill_everything(home)

@@ -18,6 +18,7 @@ from ....enforcement import (
 from ....errors import RunaiLiteError
 from ....gpu.drivers import open_driver
 from ....gpu.simulated import SimulatedDriver
+from ..gpu_ownership import GpuLocks
 from ..paths import Home
 from ..store import Store
 from .audit import Auditor
@@ -29,7 +30,6 @@ from .publish import publish_gpus
 from .schedule import Scheduler
 from .settings import DaemonSettings
 from .supervise import Supervisor
-from ..gpu_ownership import GpuLocks
 from .tracker import AttemptProcesses
 
 log = logging.getLogger("runai_lite.daemon")
