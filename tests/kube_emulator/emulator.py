@@ -14,6 +14,7 @@ import yaml
 from aiohttp import web
 
 from . import rbac, subresources
+from .errors import ApiError
 from .jobs import JobController
 from .kubelet import Kubelet
 from .resources import ResourceTable, ResourceType
@@ -185,8 +186,16 @@ class KubeEmulator:
         return [o for o in self.store.objects(self.resource(resource), namespace) if labels_match(reqs, o)]
 
     def get(self, resource: str, name: str, namespace: str | None = None) -> Obj | None:
-        found = [o for o in self.objects(resource, namespace) if o["metadata"]["name"] == name]
-        return found[0] if found else None
+        r = self.resource(resource)
+        if r.namespaced and namespace is None:  # the first of that name in any namespace
+            found = [o for o in self.objects(resource) if o["metadata"]["name"] == name]
+            return found[0] if found else None
+        try:
+            return self.store.get(r, namespace, name)
+        except ApiError as error:
+            if error.code == 404:
+                return None
+            raise
 
     def create(self, resource: str, body: Obj, namespace: str | None = None) -> Obj:
         r = self.resource(resource)

@@ -75,6 +75,11 @@ def _ref(pod: Obj) -> str:
     return "/".join(_key(pod))
 
 
+def _add(total: dict[str, Fraction], more: dict[str, Fraction]) -> None:
+    for resource, value in more.items():
+        total[resource] = total.get(resource, Fraction(0)) + value
+
+
 def _set_condition(pod: Obj, condition: Obj) -> None:
     conditions = pod.setdefault("status", {}).setdefault("conditions", [])
     conditions[:] = [c for c in conditions if c.get("type") != condition["type"]] + [condition]
@@ -188,9 +193,9 @@ class Kubelet:
             raise KeyError(f"no pod {namespace}/{name}")
         return pod
 
-    def start(self, namespace: str, name: str) -> Obj:
+    def start(self, namespace: str, name: str, used: dict[str, Fraction] | None = None) -> Obj:
         """Admit the bound pod on its node and start it (Running, Ready), or fail it as the kubelet
-        rejects it; returns the pod."""
+        rejects it; returns the pod. `used`: as for `admit`."""
         pod = self._pod(namespace, name)
         node_name = (pod.get("spec") or {}).get("nodeName")
         if not node_name:
@@ -198,7 +203,7 @@ class Kubelet:
         node = self.emulator.get("nodes", node_name)
         if self.admission and node is not None:
             try:
-                self.admit(pod, node)
+                self.admit(pod, node, used)
             except Rejected as rejected:
                 return self._reject(pod, rejected)
         self._admitted.add(pod["metadata"]["uid"])
@@ -257,18 +262,18 @@ class Kubelet:
 
     # ---- admission -----------------------------------------------------------------------------
 
-    def admit(self, pod: Obj, node: Obj) -> None:
+    def admit(self, pod: Obj, node: Obj, used: dict[str, Fraction] | None = None) -> None:
         """Raise Rejected as the kubelet on `node` would reject `pod` (see the module doc); on success the
-        pod holds its devices."""
+        pod holds its devices. `used`: what the node's other admitted pods request (computed if None)."""
         spec = pod.get("spec") or {}
         requests = quantities.pod_requests(spec)
         allocatable = (node.get("status") or {}).get("allocatable") or {}
-        others = [p for p in self.emulator.objects("pods") if self._holds(p, node["metadata"]["name"])
-                  and p["metadata"]["uid"] != pod["metadata"]["uid"]]
+        if used is None:
+            used = self.requested_on(node["metadata"]["name"], exclude=pod["metadata"]["uid"])
         # the device manager's admit handler runs before the predicates
         self.device_plugin.allocate(pod, node, requests)
         try:
-            self._check_fit(requests, allocatable, others)
+            self._check_fit(requests, allocatable, used)
             if not predicates.node_affinity_matches(spec, node):
                 raise Rejected("NodeAffinity", "Predicate NodeAffinity failed: node(s) didn't match Pod's node "
                                                "affinity/selector")
@@ -280,6 +285,15 @@ class Kubelet:
             self.device_plugin.release(pod["metadata"]["uid"])
             raise
 
+    def requested_on(self, node: str, exclude: str | None = None, pods: list[Obj] | None = None
+                     ) -> dict[str, Fraction]:
+        """What the pods that count against `node` request, summed."""
+        used: dict[str, Fraction] = {}
+        for other in self.emulator.objects("pods") if pods is None else pods:
+            if self._holds(other, node) and other["metadata"]["uid"] != exclude:
+                _add(used, quantities.pod_requests(other.get("spec") or {}))
+        return used
+
     def _holds(self, pod: Obj, node: str) -> bool:
         """Whether a pod counts against its node: admitted (or running) and not finished, terminating or not."""
         return ((pod.get("spec") or {}).get("nodeName") == node
@@ -287,11 +301,7 @@ class Kubelet:
                 and ((pod.get("status") or {}).get("phase") == "Running" or pod["metadata"]["uid"] in self._admitted))
 
     @staticmethod
-    def _check_fit(requests: dict[str, Fraction], allocatable: dict[str, str], others: list[Obj]) -> None:
-        used: dict[str, Fraction] = {}
-        for other in others:
-            for resource, value in quantities.pod_requests(other.get("spec") or {}).items():
-                used[resource] = used.get(resource, Fraction(0)) + value
+    def _check_fit(requests: dict[str, Fraction], allocatable: dict[str, str], used: dict[str, Fraction]) -> None:
         for resource in ("cpu", "memory", "pods", "ephemeral-storage"):
             wanted = requests.get(resource, Fraction(0))
             if resource not in allocatable or (wanted == 0 and resource != "pods"):
@@ -360,8 +370,13 @@ class Kubelet:
                    if (p.get("spec") or {}).get("nodeName") in nodes and (p.get("status") or {}).get("phase") == "Pending"
                    and not p["metadata"].get("deletionTimestamp")]
         pending.sort(key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"]))
+        everything = self.emulator.objects("pods")
+        used = {name: self.requested_on(name, pods=everything) for name in {p["spec"]["nodeName"] for p in pending}}
         for pod in pending:
-            self.start(*_key(pod))
+            node = pod["spec"]["nodeName"]
+            started = self.start(*_key(pod), used=used[node])
+            if started["status"]["phase"] == "Running":
+                _add(used[node], quantities.pod_requests(pod.get("spec") or {}))
             changed.append(_ref(pod))
         for pod in self.emulator.objects("pods"):  # programs that crashed start again
             if pod["metadata"]["uid"] in self._admitted and not pod["metadata"].get("deletionTimestamp"):

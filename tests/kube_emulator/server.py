@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from . import errors, policies, rbac, subresources
+from . import errors, policies, rbac, subresources, tables
 from .errors import ApiError
 from .resources import ResourceType
 from .selectors import fields_match, labels_match, parse_field_selector, parse_label_selector
@@ -299,6 +299,8 @@ class ApiServer:
             self._record(request, verb, t, e.code)
             raise
         self._record(request, verb, t, status)
+        if verb in ("get", "list") and t.subresource is None and tables.wants_table(request.headers.get("Accept", "")):
+            result = tables.table(t.resource, result, self.store.clock(), request.query.get("includeObject", "Metadata"))
         response = web.json_response(result, status=status)
         for warning in warnings:  # as the API server reports dropped fields (RFC 7234 warn-code 299)
             escaped = warning.replace('"', '\\"')

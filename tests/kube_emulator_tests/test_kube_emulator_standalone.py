@@ -144,10 +144,45 @@ def test_the_dynamic_mig_quickstart_through_real_processes(tmp_path):
         assert sorted(p["status"]["phase"] for p in pods) == ["Running"] * 3
         assert {p["spec"]["nodeName"] for p in pods} == {"gpu-node-1"}
         table = procs.run(*kubectl, "get", "pods", "-A")
-        assert all(p["metadata"]["name"] in table for p in pods), table
+        assert table.count("Running") == 3, table
+
+        # the interactive 20G job preempts exactly one training job; its victim stops gracefully first
+        procs.run(runai, "submit", "mig1-int", "-i", image, "--interactive", "--gpu-memory", "20G")
+
+        def preempted() -> bool:
+            now = jobs()
+            return now.get("mig1-int", {}).get("status") == "Running" and \
+                sorted(j["status"] for n, j in now.items() if n != "mig1-int") == ["Pending", "Running", "Running"]
+        procs.wait_for("mig1-int Running and one training job Pending", preempted)
+        assert jobs()["mig1-int"]["allocation"]["mig_profile"] == "3g.20gb"
     finally:
         codes = procs.stop()
         emulator.send_signal(signal.SIGTERM)
         emulator_code = emulator.wait(timeout=30)
     assert codes == [0, 0], procs.logs()
     assert emulator_code == 0
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kubectl_get_prints_the_api_servers_columns(kube_emulator, tmp_path):
+    kube_emulator.add_node("n1", capacity={"nvidia.com/gpu": "1"}, labels={"node-role.kubernetes.io/gpu": ""})
+    for name in ("a-runs", "b-rejected"):
+        kube_emulator.create("pods", {"metadata": {"name": name}, "spec": {"nodeName": "n1", "containers": [
+            {"name": "m", "image": "i", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}})
+    kube_emulator.kubelet.sync()
+    kubeconfig = kube_emulator.write_kubeconfig(tmp_path / "kubeconfig")
+
+    def kubectl(*args: str) -> list[list[str]]:
+        done = subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr
+        return [line.split() for line in done.stdout.splitlines()]
+
+    pods = kubectl("get", "pods")
+    assert pods[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert [row[:4] for row in pods[1:]] == [["a-runs", "1/1", "Running", "0"],
+                                            ["b-rejected", "0/1", "UnexpectedAdmissionError", "0"]]
+    wide = kubectl("get", "pods", "-o", "wide", "-A")
+    assert wide[0][:2] == ["NAMESPACE", "NAME"] and "NODE" in wide[0] and wide[1][wide[0].index("NODE")] == "n1"
+    nodes = kubectl("get", "nodes")
+    assert nodes[0] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"] and nodes[1][:3] == ["n1", "Ready", "gpu"]
