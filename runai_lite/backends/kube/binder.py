@@ -288,7 +288,7 @@ class Binder:
                 return None
             raise
         pod["spec"]["nodeName"] = allocation.node
-        self.status.record(view, pod, "Bound", f"bound to {describe(resolved)}")
+        self.status.record(view, pod, "Bound", f"bound to {resolved.describe()}")
         return None
 
     def _device_uuids(self, view: ClusterView, allocation: Allocation) -> tuple[list[str], str | None]:
@@ -344,13 +344,3 @@ def _owner_ref(obj: dict[str, Any]) -> dict[str, str] | None:
         return None
     return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": Meta(obj).name, "uid": uid}
 
-
-def describe(allocation: Allocation) -> str:
-    if not allocation.gpu_indices:
-        return allocation.node
-    where = f"{allocation.node} GPU {','.join(map(str, allocation.gpu_indices))}"
-    if allocation.kind == "mig":
-        return f"MIG {allocation.mig_profile} on {where}"
-    if allocation.kind == "fraction":
-        return f"{allocation.share_milli / 1000:g} of {where}"
-    return where

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from ...model import Bind, CreateMig, DestroyMig, Plan, Preempt, Reserve, Snapshot
 from ...scheduler.applier import Outcome, Phase, apply
 from . import conventions as k
-from .binder import Binder, Eviction, describe
+from .binder import Binder, Eviction
 from .cache import ListingReader, ObjectReader, WatchCache
 from .cluster import ClusterView, allocation_of, build_view
 from .lease import FencedApi, LeaderLease, LostLeadership
@@ -100,7 +100,7 @@ class Controller:
             node = action.allocation.node
             victims = [job for job, p in view.stopping.items() if p["spec"].get("nodeName") == node]
             victims = victims or list(view.stopping)
-            message = (f"nominated for {describe(action.allocation)}: waiting for {len(victims)} "
+            message = (f"nominated for {action.allocation.describe()}: waiting for {len(victims)} "
                        f"victim{'s' if len(victims) > 1 else ''} to stop ({', '.join(sorted(victims))})")
             waiting[action.job] = Waiting("Nominated", message)
 
@@ -196,7 +196,7 @@ class PassApplier:
         pod = self.view.pods.get(action.job)
         if pod is None or not self.binder.claim(pod, action.allocation):
             return Outcome.SKIPPED
-        self.status.record(self.view, pod, "Scheduled", f"allocated {describe(action.allocation)}: {action.reason}")
+        self.status.record(self.view, pod, "Scheduled", f"allocated {action.allocation.describe()}: {action.reason}")
         reason = self.binder.complete_bind(self.view, pod, action.allocation)
         if reason:
             self.waiting[action.job] = Waiting("WaitingForDevice", reason)

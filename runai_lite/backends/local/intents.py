@@ -17,7 +17,7 @@ import logging
 import sqlite3
 
 from ...gpu.catalog import GpuModel, default_catalog
-from ...model import Allocation, Bind, CreateMig, DestroyMig, JobStatus, Plan, Preempt, Reserve
+from ...model import Bind, CreateMig, DestroyMig, JobStatus, Plan, Preempt, Reserve
 from ...scheduler.applier import Outcome, Phase, apply
 from .events import BOUND, PENDING, PREEMPTED, REQUEUED
 from .store import Store
@@ -90,7 +90,7 @@ class IntentRecorder:
             return Outcome.SKIPPED
         alloc = action.allocation
         store.update_job(conn, row.id, allocation=alloc.model_dump_json(), pending_reason="starting")
-        store.add_event(conn, row.id, BOUND, _where(alloc) + f": {action.reason}", now)
+        store.add_event(conn, row.id, BOUND, f"bound to {alloc.describe()}: {action.reason}", now)
         if alloc.kind == "mig" and alloc.mig_start is not None and alloc.mig_profile is not None:
             store.partition_bound(conn, alloc.node, alloc.gpu_indices[0], alloc.mig_start, alloc.mig_profile, row.id)
         return Outcome.APPLIED
@@ -98,13 +98,3 @@ class IntentRecorder:
     def phase_done(self, phase: Phase) -> None:
         """Every intent is in the one transaction: nothing to do between phases."""
 
-
-def _where(alloc: Allocation) -> str:
-    gpus = ",".join(str(i) for i in alloc.gpu_indices)
-    if not gpus:
-        return f"bound to {alloc.node} (no GPU)"
-    if alloc.kind == "mig":
-        return f"bound to {alloc.mig_profile} at slice {alloc.mig_start} of GPU {gpus} on {alloc.node}"
-    if alloc.kind == "fraction":
-        return f"bound to {alloc.share_milli / 1000:g} of GPU {gpus} on {alloc.node}"
-    return f"bound to GPU {gpus} on {alloc.node}"

@@ -172,6 +172,6 @@ def _cannot_run_as(submitter: Submitter | None) -> str | None:
 
 
 def _started_message(row: JobRow, alloc: Allocation, attempt: int) -> str:
-    where = alloc.mig_uuid if alloc.kind == "mig" else ",".join(alloc.gpu_uuids) or "no GPU"
+    where = ",".join(alloc.device_uuids) or "no GPU"
     how = "directly" if row.runtime == PROCESS else f"with {row.runtime}"
     return f"attempt {attempt} started {how} on {alloc.node} ({where})"
