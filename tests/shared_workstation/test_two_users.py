@@ -80,13 +80,6 @@ def test_only_root_creates_and_deletes_projects_and_quotas_apply_across_users(sy
     assert bob.jobs()["b"]["status"] == "Pending" and alice.jobs()["a"]["status"] == "Running"
 
 
-RUN_AS_SUBMITTER_PENDING = (
-    "jobs running as their submitter (uid, groups, umask, directory, environment) is the process-tracking "
-    "part of issue 10 (backends/local/tracking, engineer L-track), not landed yet: until then a system "
-    "daemon's job runs as root with the daemon's environment")
-
-
-@pytest.mark.xfail(reason=RUN_AS_SUBMITTER_PENDING, strict=False)
 def test_a_job_runs_as_its_submitter_in_the_submit_directory_with_the_submit_environment(
         system_daemon: LocalBackend, make_user) -> None:
     alice = make_user("alice")
