@@ -2,12 +2,15 @@
 HTTP), and how many API requests it makes: default 20 nodes x 8 GPUs, 200 jobs (whole GPUs and
 fractions), one project per 50 jobs.
 
-    .venv/bin/python benchmarks/kube_controller_pass.py [--nodes 20] [--gpus 8] [--jobs 200] [--json]
+    .venv/bin/python benchmarks/kube_controller_pass.py [--nodes 20] [--gpus 8] [--jobs 200] [--reader list|watch]
+                                                       [--json]
 
 Phases: `first` is the pass that decides every pending job (claims, reservation pods, binds of
 whole GPUs); `settle` the passes until nothing changes (fractions bound once their reservation pods
 report); `steady` a pass with nothing to do (the cost of every resync). A pass includes the Lease
-fence (one conditional renewal before each batch of writes) as a leader's passes do.
+fence (one conditional renewal before each batch of writes) as a leader's passes do, with the
+Lease renewed between passes as the elector thread does. `--reader list` lists every kind on each
+pass (`ListingReader`), `--reader watch` reads the watch-fed cache the running controller uses.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ import argparse
 import json
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from runai_lite.backends.kube import conventions as k  # noqa: E402
+from runai_lite.backends.kube.cache import WatchCache  # noqa: E402
 from runai_lite.backends.kube.controller import Controller  # noqa: E402
 from runai_lite.backends.kube.lease import LeaderLease  # noqa: E402
 from runai_lite.gpu.requests import request_from_flags  # noqa: E402
@@ -34,6 +39,9 @@ FLAGS = [{"gpu": "1"}, {"gpu": "0.5"}, {"gpu": "0.25"}, {"gpu": "2"}]
 
 def timed_pass(world: World) -> tuple[float, int, int]:
     """Seconds, requests, and writes other than the Lease's."""
+    assert world.controller.lease is not None and world.controller.lease.acquire_or_renew()  # the elector's part
+    if isinstance(world.controller.reader, WatchCache):
+        world.controller.reader.read_objects()  # the streams caught up with the emulator's own changes
     before = len(world.kube.requests)
     start = time.perf_counter()
     world.controller.reconcile_once()
@@ -43,7 +51,8 @@ def timed_pass(world: World) -> tuple[float, int, int]:
     return elapsed, len(made), len(writes)
 
 
-def run(nodes: int, gpus: int, jobs: int) -> dict:
+def run(nodes: int, gpus: int, jobs: int, reader: str = "list") -> dict:
+    stop = threading.Event()
     with KubeEmulator(seed=0) as emulator, tempfile.TemporaryDirectory() as tmp:
         world = World(emulator, Path(tmp))
         for n in range(nodes):
@@ -52,8 +61,13 @@ def run(nodes: int, gpus: int, jobs: int) -> dict:
         for p in range(projects):
             world.backend.create_project(f"p{p}", nodes * gpus / projects)
         lease = LeaderLease(world.api, k.SYSTEM_NAMESPACE, k.LEASE_NAME, "bench")
-        assert lease.acquire_or_renew()
         world.controller = Controller(world.api, IMAGE, lease=lease)
+        threading.Thread(target=lambda: [lease.acquire_or_renew() for _ in iter(lambda: stop.wait(2.0), True)],
+                         daemon=True).start()  # the elector: a long first pass must not outlive the Lease
+        if reader == "watch":
+            cache = WatchCache(world.api)
+            cache.start(stop)
+            world.controller.reader = world.controller.writes.observer = cache
         for j in range(jobs):
             world.backend.submit(JobSpec(name=f"j{j:04d}", project=f"p{j % projects}", image="busybox",
                                          request=request_from_flags(**FLAGS[j % len(FLAGS)]), command=("sleep", "1")))
@@ -72,7 +86,8 @@ def run(nodes: int, gpus: int, jobs: int) -> dict:
         steady, steady_requests, _ = timed_pass(world)
         bound = sum(1 for p in world.kube.objects("pods") if p["spec"].get("schedulerName") == k.SCHEDULER_NAME
                     and p["spec"].get("nodeName"))
-    return {"nodes": nodes, "gpus": gpus, "jobs": jobs, "bound": bound,
+        stop.set()
+    return {"nodes": nodes, "gpus": gpus, "jobs": jobs, "reader": reader, "bound": bound,
             "first_pass_s": round(first, 3), "first_pass_requests": first_requests,
             "settle_passes": passes, "settle_s": round(settle, 3), "settle_requests": settle_requests,
             "steady_pass_s": round(steady, 3), "steady_pass_requests": steady_requests}
@@ -83,13 +98,15 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=20)
     parser.add_argument("--gpus", type=int, default=8)
     parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--reader", choices=("list", "watch"), default="list")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = run(args.nodes, args.gpus, args.jobs)
+    result = run(args.nodes, args.gpus, args.jobs, args.reader)
     if args.json:
         print(json.dumps(result))
         return
-    print(f"{result['jobs']} jobs on {result['nodes']} nodes x {result['gpus']} GPUs: {result['bound']} bound")
+    print(f"{result['jobs']} jobs on {result['nodes']} nodes x {result['gpus']} GPUs, reader {result['reader']}: "
+          f"{result['bound']} bound")
     print(f"first pass   {result['first_pass_s']:8.3f} s  {result['first_pass_requests']:5d} requests")
     print(f"settling     {result['settle_s']:8.3f} s  {result['settle_requests']:5d} requests "
           f"in {result['settle_passes']} passes")
