@@ -3,7 +3,7 @@ function __runai_adm_path
     set -l path runai-adm
     for word in (commandline -opc)[2..-1]
         test "$word" = "--"; and break
-        contains -- "$path $word" "runai-adm completion" "runai-adm install" "runai-adm local" "runai-adm local init" "runai-adm local install-service" "runai-adm local start" "runai-adm local status" "runai-adm local stop" "runai-adm project" "runai-adm project create" "runai-adm project delete" "runai-adm project list" "runai-adm remove" "runai-adm remove node-role" "runai-adm set" "runai-adm set node-role"; and set path "$path $word"
+        contains -- "$path $word" "runai-adm completion" "runai-adm install" "runai-adm local" "runai-adm local init" "runai-adm local install-service" "runai-adm local repair" "runai-adm local start" "runai-adm local status" "runai-adm local stop" "runai-adm project" "runai-adm project create" "runai-adm project delete" "runai-adm project list" "runai-adm remove" "runai-adm remove node-role" "runai-adm set" "runai-adm set node-role"; and set path "$path $word"
     end
     echo $path
 end
@@ -27,6 +27,7 @@ complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm install"' -l set 
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm install"' -l help -d 'Show help and exit.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local"' -a 'init' -d 'Set up the embedded controller and (re)start it: a simulated GPU inventory (for machines without GPUs, or to try things out), or the machine'\''s real GPUs through NVML when --simulate is left out. With --system (as root), the machine-wide daemon every user'\''s `runai` talks to.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local"' -a 'install-service' -d 'Install the machine-wide daemon as a systemd service (as root), or print the unit with --print.'
+complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local"' -a 'repair' -d 'Rebuild a damaged state database: the daemon is stopped, the damaged files are kept as a backup, and every row that can still be read goes into a fresh database.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local"' -a 'start' -d 'Start the embedded controller daemon (commands also start a personal one when needed).'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local"' -a 'status' -d 'Show whether the embedded controller runs, and with which GPUs.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local"' -a 'stop' -d 'Stop the embedded controller daemon; running jobs keep running and the next daemon adopts them.'
@@ -40,6 +41,8 @@ complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local install-ser
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local install-service"' -l simulate -r -d 'A simulated inventory for the service (default: the machine'\''s GPUs through NVML).'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local install-service"' -l enforcement -r -d 'How fraction memory limits are enforced: auto, hami-core, mps, framework or none.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local install-service"' -l help -d 'Show help and exit.'
+complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local repair"' -l system -d 'The machine-wide daemon shared by every user (run as root; state in /var/lib/runai-lite, socket in /run/runai-lite).'
+complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local repair"' -l help -d 'Show help and exit.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local start"' -l system -d 'The machine-wide daemon shared by every user (run as root; state in /var/lib/runai-lite, socket in /run/runai-lite).'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local start"' -l help -d 'Show help and exit.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local status"' -l output -s o -x -a 'table json yaml' -d 'Output format.'

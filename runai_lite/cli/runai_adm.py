@@ -152,6 +152,15 @@ def local_status(output: Annotated[DataOutput, typer.Option("--output", "-o", he
     typer.echo(_status_text(status))
 
 
+@local_app.command("repair", help=(
+    "Rebuild a damaged state database: the daemon is stopped, the damaged files are kept as a backup, and "
+    "every row that can still be read goes into a fresh database." + example("runai-adm local repair")))
+def local_repair(system: SystemOpt = False) -> None:
+    from ..backends.local.repair import repair_home
+
+    typer.echo(repair_home(system=system).text())
+
+
 @local_app.command("install-service", help=(
     "Install the machine-wide daemon as a systemd service (as root), or print the unit with --print."
     + example("sudo runai-adm local install-service && sudo systemctl enable --now runai-lite")))

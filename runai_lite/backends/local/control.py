@@ -102,7 +102,7 @@ def _read_pid(home: Home) -> int | None:
     return pid if b"runai_lite.backends.local." in cmdline and str(home.root).encode() in cmdline else None
 
 
-def _home_of(home: Path | str | None, system: bool) -> tuple[Home, Path | None]:
+def home_of(home: Path | str | None, system: bool) -> tuple[Home, Path | None]:
     """The home a command controls, and the socket when it is the system daemon's. The system
     directories are root's: anyone else is told so before anything is touched."""
     if not system:
@@ -121,7 +121,7 @@ def _home_of(home: Path | str | None, system: bool) -> tuple[Home, Path | None]:
 
 
 def daemon_status(home: Path | str | None = None, system: bool = False) -> DaemonStatus:
-    home_dir, socket_path = _home_of(home, system)
+    home_dir, socket_path = home_of(home, system)
     store = Store(home_dir.db)
     try:
         config = store.all_config()
@@ -141,7 +141,7 @@ def daemon_status(home: Path | str | None = None, system: bool = False) -> Daemo
 def daemon_start(home: Path | str | None = None, timeout: float = START_TIMEOUT_SECONDS,
                  system: bool = False) -> DaemonStatus:
     """Start the daemon in the background unless one runs; return once it serves the home."""
-    home_dir, socket_path = _home_of(home, system)
+    home_dir, socket_path = home_of(home, system)
     ensure_daemon(home_dir, timeout, socket_path=socket_path)
     return daemon_status(home_dir.root if not system else None, system)
 
@@ -204,7 +204,7 @@ def _start_failure(home: Home) -> OperationalError:
 def daemon_stop(home: Path | str | None = None, timeout: float = STOP_TIMEOUT_SECONDS, system: bool = False) -> bool:
     """Stop the daemon (jobs keep running and are adopted by the next one). False if none ran;
     `OperationalError` if it is still running when the wait (SIGTERM, then SIGKILL) ends."""
-    home_dir, _ = _home_of(home, system)
+    home_dir, _ = home_of(home, system)
     if not daemon_running(home_dir):
         return False
     pid = _read_pid(home_dir)
@@ -257,7 +257,7 @@ def configure(home: Path | str | None = None, simulate: str | None = None, enfor
     if grace_seconds is not None and not 0 < grace_seconds <= 3600:
         raise UserError(f"invalid grace period {grace_seconds:g} s", "give a number of seconds above 0, at most 3600")
     canonical = parse_inventory(simulate).spec() if simulate is not None else None
-    home_dir, _ = _home_of(home, system)
+    home_dir, _ = home_of(home, system)
     store = Store(home_dir.db)
     try:
         previous = store.config("simulate")

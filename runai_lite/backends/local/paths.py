@@ -178,3 +178,13 @@ def system_socket() -> Path | None:
         return None
     dirs = system_dirs()
     return dirs.socket if os.path.lexists(dirs.state) else None
+
+
+def repair_command(db: Path) -> str:
+    """The command that repairs the state database `db`, for the home it belongs to."""
+    home = db.parent
+    if home == system_dirs().state:
+        return "sudo runai-adm local repair --system"
+    if home == default_home().resolve():
+        return "runai-adm local repair"
+    return f"RUNAI_LITE_HOME={home} runai-adm local repair"

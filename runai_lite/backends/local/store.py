@@ -30,7 +30,7 @@ from typing import Any
 from ...errors import OperationalError, UserError
 from ...model import Allocation, JobSpec, JobStatus, JobType, Submitter
 from ..api import Event, JobInfo
-from .paths import FILE_MODE, open_private
+from .paths import FILE_MODE, open_private, repair_command
 
 MIGRATIONS: list[str] = [
     # 0 → 1: the first schema.
@@ -108,6 +108,7 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 BUSY_TIMEOUT_MS = 5000
+WAL_RESERVE_BYTES = 5 * 1024 * 1024  # above SQLite's auto-checkpoint interval (1000 pages of 4 KiB)
 LOCKED_RETRY_SECONDS = 60.0
 ACTIVE_STATUSES = (JobStatus.PENDING.value, JobStatus.RUNNING.value, JobStatus.PREEMPTED.value)
 _PENDING, _RUNNING, _PREEMPTED, _DELETED = (JobStatus.PENDING.value, JobStatus.RUNNING.value,
@@ -285,6 +286,7 @@ class Store:
         self.conn.row_factory = sqlite3.Row
         self._retrying(self._configure)
         self._retrying(self._migrate)
+        self._reserve_wal_space()
 
     def close(self) -> None:
         self.conn.close()
@@ -298,6 +300,24 @@ class Store:
             raise OperationalError(f"could not put {self.path} in WAL mode (got {mode})")
         self.conn.execute("PRAGMA synchronous = FULL")
         self.conn.execute("PRAGMA foreign_keys = ON")
+
+    def _reserve_wal_space(self) -> None:
+        """Give the write-ahead log its blocks up front (`fallocate`), so that a commit on a full
+        disk (a job filling it with output) still has room: SQLite reuses the log from its start
+        after each checkpoint and keeps its size, so a commit needs no new block while the log's
+        position stays within the reserve (about one checkpoint interval). Best effort: a
+        filesystem without the space or the call keeps today's behaviour."""
+        try:
+            fd = open_private(Path(f"{self.path}-wal"), os.O_RDWR | os.O_CREAT)
+        except OSError:
+            return
+        try:
+            if os.fstat(fd).st_blocks * 512 < WAL_RESERVE_BYTES:
+                os.posix_fallocate(fd, 0, WAL_RESERVE_BYTES)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
     def _migrate(self) -> None:
         if self._version() == SCHEMA_VERSION:
@@ -345,6 +365,16 @@ class Store:
                         "another runai-lite process is holding it; try again") from exc
                 time.sleep(delay)
                 delay = min(delay * 2, 0.2)
+            except sqlite3.DatabaseError as exc:
+                raise self._damaged(exc) from None
+
+    def _damaged(self, exc: sqlite3.DatabaseError) -> BaseException:
+        """A file SQLite cannot read as a database ("file is not a database", "database disk image
+        is malformed") is named with the way out; other errors pass unchanged."""
+        if type(exc) is not sqlite3.DatabaseError:
+            return exc
+        return OperationalError(f"the state database {self.path} is damaged ({exc})",
+                                f"rebuild what can still be read (a backup is kept): {repair_command(self.path)}")
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -353,10 +383,19 @@ class Store:
         self._retrying(lambda: self.conn.execute("BEGIN IMMEDIATE"))
         try:
             yield self.conn
+        except sqlite3.DatabaseError as exc:
+            self._rollback()
+            raise self._damaged(exc) from None
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self._rollback()
             raise
         self._retrying(lambda: self.conn.execute("COMMIT"))
+
+    def _rollback(self) -> None:
+        try:
+            self.conn.execute("ROLLBACK")
+        except sqlite3.DatabaseError:
+            pass  # a damaged file, or SQLite already rolled back on a full disk: nothing to undo
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
@@ -364,8 +403,13 @@ class Store:
         self._retrying(lambda: self.conn.execute("BEGIN"))
         try:
             yield self.conn
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(exc) from None
         finally:
-            self.conn.execute("COMMIT")
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.DatabaseError:
+                pass  # nothing was written; a damaged file is reported above
 
     def data_version(self) -> int:
         """Changes whenever another connection commits: lets the daemon skip idle cycles."""
@@ -628,3 +672,85 @@ class Store:
     def partition_bound(conn: sqlite3.Connection, node: str, index: int, start: int, profile: str, job_id: str) -> None:
         conn.execute("UPDATE mig_layout SET last_job = ? WHERE node = ? AND gpu_index = ? AND start = ? AND profile = ?",
                      (job_id, node, index, start, profile))
+
+
+# ---------------------------------------------------------------------------------- recovery
+
+RECOVERY_PROBES = 24  # past an unreadable page, look up to 2**24 rowids ahead before giving up on a table
+
+
+def recover_into(store: Store, damaged_path: Path) -> tuple[dict[str, int], dict[str, str]]:
+    """Copy every row that can still be read from the damaged database at `damaged_path` into
+    `store` (a fresh one), table by table, with the columns both schemas have. Returns the rows
+    recovered per table, and why reading stopped short where it did.
+
+    Rows are read in rowid order; past a page that cannot be read the scan resumes at the next
+    rowid that can be reached (probing further and further ahead). The damaged file is read past a
+    header that promises more pages than the file has (a truncated file), as sqlite3's `.recover`
+    does, and never written."""
+    tables = [row[0] for row in store.conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "AND name != 'schema_version' ORDER BY name")]
+    recovered: dict[str, int] = {}
+    unreadable: dict[str, str] = {}
+    try:
+        damaged = sqlite3.connect(damaged_path, isolation_level=None)
+        damaged.execute("PRAGMA writable_schema = ON")
+        damaged.execute("PRAGMA query_only = ON")
+        damaged.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        return dict.fromkeys(tables, 0), dict.fromkeys(tables, str(exc))
+    try:
+        with store.write() as conn:
+            for table in tables:
+                columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+                rows, why = _readable_rows(damaged, table, columns)
+                for row in rows:
+                    conn.execute(f"INSERT OR IGNORE INTO {table} ({', '.join(row)}) "
+                                 f"VALUES ({', '.join('?' * len(row))})", list(row.values()))
+                recovered[table] = len(rows)
+                if why:
+                    unreadable[table] = why
+    finally:
+        damaged.close()
+    return recovered, unreadable
+
+
+def _readable_rows(db: sqlite3.Connection, table: str, columns: list[str]) -> tuple[list[dict], str | None]:
+    try:
+        present = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+    except sqlite3.DatabaseError as exc:
+        return [], str(exc)
+    if not present:
+        return [], "the table is missing"
+    names = [name for name in columns if name in present]
+    select = f"SELECT rowid, {', '.join(names)} FROM {table} WHERE rowid > ? ORDER BY rowid"
+    rows: list[dict] = []
+    last, floor, why = -(2**63), -(2**63), None
+    while True:
+        try:
+            for found in db.execute(select, (last,)):
+                last = found[0]
+                rows.append(dict(zip(names, found[1:], strict=True)))
+            return rows, why
+        except sqlite3.DatabaseError as exc:
+            why = str(exc)
+            # Probe past the last row read, or past the last place the scan resumed when it failed
+            # again before reading anything: each resume is further on, so this ends.
+            resumed = _next_readable(db, table, max(last, floor))
+            if resumed is None:
+                return rows, why
+            floor, last = resumed, resumed - 1
+
+
+def _next_readable(db: sqlite3.Connection, table: str, after: int) -> int | None:
+    """A rowid past `after` from which the table can be read again, probing 1, 2, 4, ... ahead."""
+    base = max(after, 0)
+    for step in range(RECOVERY_PROBES):
+        try:
+            row = db.execute(f"SELECT rowid FROM {table} WHERE rowid >= ? ORDER BY rowid LIMIT 1",
+                             (base + 2**step,)).fetchone()
+        except sqlite3.DatabaseError:
+            continue
+        return row[0] if row else None
+    return None
