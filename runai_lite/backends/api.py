@@ -137,9 +137,11 @@ class GpuView(_Record):
 class NodeView(_Record):
     name: str
     gpus: tuple[GpuView, ...] = ()
+    notes: tuple[str, ...] = ()  # why GPUs of the node are not shown (another daemon owns them)
 
     def to_json(self) -> dict:
-        return {"name": self.name, "gpus": [g.to_json() for g in self.gpus]}
+        shown = {"name": self.name, "gpus": [g.to_json() for g in self.gpus]}
+        return {**shown, "notes": list(self.notes)} if self.notes else shown
 
 
 class ProjectInfo(_Record):

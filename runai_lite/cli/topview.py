@@ -166,4 +166,5 @@ def node_view(node: NodeView) -> RenderableType:
         body.append(Text("  no GPUs", style="dim"))
     for gpu in node.gpus:
         body.append(Padding(Group(*gpu_view(gpu)), (1, 0, 0, 2)))
+    body.extend(Text(f"  not used here: {note}", style="yellow") for note in node.notes)
     return Group(*body, Text(""))

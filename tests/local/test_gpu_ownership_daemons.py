@@ -10,13 +10,16 @@ import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from runai_lite.backends.local.control import daemon_status
 from runai_lite.backends.local.daemon.sequencer import Daemon
 from runai_lite.backends.local.gpu_ownership import LOCK_DIR_ENV
 from runai_lite.backends.local.paths import Home
 from runai_lite.backends.local.store import Store
+from runai_lite.backends.local.views import node_views
 from runai_lite.cli.runai_adm import _status_text
+from runai_lite.cli.topview import node_view
 from runai_lite.model import GpuRequest, JobSpec
 from tests.fakes import fake_libnvml
 from tests.fakes.fake_pynvml import FakeGpu, FakeNvml
@@ -53,10 +56,15 @@ def test_a_second_daemon_leaves_the_first_ones_gpus_alone_and_says_why(two_gpus,
         assert second.ctx.store.gpus("box") == []
         foreign = daemon_status(tmp_path / "bob").foreign_gpus
         assert f"Left alone:  {two_gpus.gpus[1].uuid} is owned by" in _status_text(daemon_status(tmp_path / "bob"))
+        (node,) = node_views(second.ctx.store)  # what `runai top node` draws
+        assert node.gpus == () and node.notes == tuple(foreign[uuid] for uuid in sorted(foreign))
+        drawn = Console(width=400, record=True)
+        drawn.print(node_view(node))
         assert set(foreign) == {g.uuid for g in two_gpus.gpus}
         uuid = two_gpus.gpus[0].uuid
         assert foreign[uuid] == (f"{uuid} is owned by the daemon of uid {os.geteuid()} (pid {os.getpid()}); "
                                  "use the system mode: runai-adm local init --system")
+        assert f"not used here: {uuid} is owned by the daemon of uid" in drawn.export_text()
 
         spec = JobSpec(name="wants-one", project="team-a", image="x", request=GpuRequest(gpus=1), command=("true",))
         with second.ctx.store.write() as conn:

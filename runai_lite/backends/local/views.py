@@ -49,7 +49,8 @@ def node_views(store: Store) -> list[NodeView]:
                 whole_job=whole.get(g.gpu_index), enforcement=mechanism if fractions[g.gpu_index] else None)
         for g in gpus
     )
-    return [NodeView(name=node, gpus=views)]
+    foreign = store.config("foreign_gpus") or {}  # GPUs this daemon leaves alone (gpu_ownership.py)
+    return [NodeView(name=node, gpus=views, notes=tuple(foreign[uuid] for uuid in sorted(foreign)))]
 
 
 def project_infos(store: Store) -> list[ProjectInfo]:
