@@ -374,6 +374,8 @@ class ApiServer:
         timeout = int(q["timeoutSeconds"]) if q.get("timeoutSeconds", "").isdigit() else _WATCH_DEFAULT_TIMEOUT_S
         loop = asyncio.get_running_loop()
         bookmarks = q.get("allowWatchBookmarks", "").lower() in ("true", "1")
+        as_table = q.get("includeObject", "Metadata") if tables.wants_table(request.headers.get("Accept", "")) \
+            else None
         queue: asyncio.Queue[WatchEvent | str | None] = asyncio.Queue()
 
         def matches(obj: Obj) -> bool:
@@ -395,7 +397,7 @@ class ApiServer:
         response = await self._stream_response(request, "application/json")
         try:
             for event in replay:
-                await self._send(response, event, t.namespace, matches)
+                await self._send(response, event, t.namespace, matches, as_table)
             deadline = loop.time() + timeout
             while (remaining := deadline - loop.time()) > 0:
                 try:
@@ -412,7 +414,7 @@ class ApiServer:
                             "kind": t.resource.kind, "apiVersion": t.resource.api_version,
                             "metadata": {"resourceVersion": str(self.store.resource_version)}})
                     continue
-                await self._send(response, event, t.namespace, matches)
+                await self._send(response, event, t.namespace, matches, as_table)
         except ConnectionResetError:
             pass  # the client went away
         finally:
@@ -425,10 +427,13 @@ class ApiServer:
         await response.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
 
     async def _send(self, response: web.StreamResponse, event: WatchEvent, namespace: str | None,
-                    matches: Callable[[Obj], bool]) -> None:
+                    matches: Callable[[Obj], bool], as_table: str | None = None) -> None:
         view = watch_view(event, namespace, matches)
         if view is not None:
-            await self._write_event(response, *view)
+            kind, obj = view
+            if as_table is not None:  # `kubectl get -w`: each event's object is a one-row Table
+                obj = tables.table(event.resource, obj, self.store.clock(), as_table)
+            await self._write_event(response, kind, obj)
 
     async def _log(self, request: web.Request, t: Target) -> web.StreamResponse:
         q = request.query

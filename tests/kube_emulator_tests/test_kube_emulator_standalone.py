@@ -186,3 +186,21 @@ def test_kubectl_get_prints_the_api_servers_columns(kube_emulator, tmp_path):
     assert wide[0][:2] == ["NAMESPACE", "NAME"] and "NODE" in wide[0] and wide[1][wide[0].index("NODE")] == "n1"
     nodes = kubectl("get", "nodes")
     assert nodes[0] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"] and nodes[1][:3] == ["n1", "Ready", "gpu"]
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kubectl_get_watch_prints_each_change_as_a_row(kube_emulator, tmp_path):
+    kube_emulator.add_node("n1")
+    kube_emulator.create("pods", {"metadata": {"name": "a"}, "spec": {"nodeName": "n1", "containers": [
+        {"name": "m", "image": "i"}]}})
+    kubeconfig = kube_emulator.write_kubeconfig(tmp_path / "kubeconfig")
+    watching = subprocess.Popen(["kubectl", "--kubeconfig", str(kubeconfig), "get", "pods", "-w",
+                                 "--request-timeout=5s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert watching.stdout is not None
+    assert watching.stdout.readline().split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert watching.stdout.readline().split()[:3] == ["a", "0/1", "Pending"]
+    kube_emulator.kubelet.sync()
+    assert watching.stdout.readline().split()[:3] == ["a", "1/1", "Running"]
+    kube_emulator.delete("pods", "a", "default")
+    assert watching.stdout.readline().split()[:3] == ["a", "1/1", "Terminating"]
+    watching.wait(timeout=30)
