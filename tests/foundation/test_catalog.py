@@ -80,3 +80,12 @@ def test_unverified_models_are_marked() -> None:
     assert not CATALOG.get("B200-180GB").verified
     assert any(p.estimated for p in CATALOG.get("B200-180GB").profiles)
     assert CATALOG.get("A100-SXM4-40GB").verified and CATALOG.get("H100-SXM5-80GB").verified
+
+
+def test_a_profile_looked_up_without_a_user_error_and_its_share_of_the_gpu() -> None:
+    a100 = default_catalog().get("A100-SXM4-40GB")
+    assert a100.find_profile("9g.99gb") is None  # a name from NVML or a layout, not a user's: no error
+    profile = a100.find_profile("3g.20gb")
+    assert profile is a100.profile("3g.20gb") and str(a100.compute_share(profile)) == "3/7"
+    with pytest.raises(UserError):
+        a100.profile("9g.99gb")
