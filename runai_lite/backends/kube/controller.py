@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ...errors import OperationalError
 from ...model import Bind, CreateMig, DestroyMig, Plan, Preempt, Reserve, Snapshot
 from ...scheduler.applier import Outcome, Phase, apply
 from . import conventions as k
@@ -146,7 +147,10 @@ class Controller:
             wake.wait(timeout=resync_seconds if lease.leading() else lease.retry_seconds)
             wake.clear()
         elector.join()
-        lease.release()
+        try:
+            lease.release()
+        except OperationalError as error:  # the API is gone: the Lease expires by itself
+            log.warning("could not release the Lease: %s", error)
 
 
 def _keep_lease(lease: LeaderLease, wake: threading.Event, stop: threading.Event) -> None:
