@@ -19,7 +19,7 @@ from runai_lite.backends.local.paths import Home
 from runai_lite.backends.local.repair import repair_home
 from runai_lite.cli.config import CliConfig
 from runai_lite.cli.runai import app
-from runai_lite.cli.session import Session
+from runai_lite.cli.session import CliSession
 from runai_lite.errors import OperationalError
 
 from .conftest import kill_everything, make_backend, spec, wait_for, wait_status
@@ -53,7 +53,7 @@ def test_delete_with_a_stopped_daemon_says_still_stopping_and_exits_1(backend: L
     os.kill(daemon, signal.SIGSTOP)
     try:
         result = CliRunner().invoke(app, ["delete", "job", "run2"],
-                                    obj=Session(backend=backend, config=CliConfig(project="team-a")))
+                                    obj=CliSession(backend=backend, config=CliConfig(project="team-a")))
         assert result.exit_code == 1, result.output
         assert "run2 in project team-a are still stopping" in result.output
         assert "has been deleted" not in result.output
