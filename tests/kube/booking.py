@@ -6,18 +6,22 @@ from __future__ import annotations
 
 from collections import Counter
 
+from runai_lite.backends.kube import allocations
 from runai_lite.backends.kube import conventions as k
-from runai_lite.backends.kube.cluster import allocation_of, is_finished, is_ours
+from runai_lite.backends.kube.cluster import is_finished, is_ours
 from tests.kube_emulator import KubeEmulator
 
 
 def held_devices(kube: KubeEmulator) -> tuple[Counter, Counter]:
-    """Shares (milli) per (node, GPU index) and holders per (node, GPU index, MIG start)."""
+    """Shares (milli) per (node, GPU index) and holders per (node, GPU index, MIG start), from the
+    Allocation objects of the pods they speak for."""
     shares: Counter = Counter()
     partitions: Counter = Counter()
-    for pod in kube.objects("pods"):
-        allocation = allocation_of(pod)
-        if not is_ours(pod) or allocation is None or not pod["spec"].get("nodeName") or is_finished(pod):
+    pods = {(p["metadata"]["namespace"], p["metadata"]["name"], p["metadata"]["uid"]): p for p in kube.objects("pods")}
+    for record in kube.objects(f"{allocations.PLURAL}.{allocations.GROUP}"):
+        pod = pods.get(allocations.held_by(record) or ("", "", ""))
+        allocation = allocations.parse(record)
+        if pod is None or not is_ours(pod) or allocation is None or not pod["spec"].get("nodeName") or is_finished(pod):
             continue
         for index in allocation.gpu_indices:
             if allocation.kind == "mig":

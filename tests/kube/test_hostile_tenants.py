@@ -14,11 +14,16 @@ from collections.abc import Iterator
 
 import pytest
 
+from runai_lite.backends.kube import allocations, render_manifests
 from runai_lite.backends.kube import conventions as k
+from runai_lite.backends.kube.client import KubeApi
 from runai_lite.backends.kube.controller import Controller
+from runai_lite.backends.kube.install import CONTROLLER
 from runai_lite.backends.kube.lease import LeaderLease, LostLeadership
+from runai_lite.backends.kube.rest import ApiError, core
+from runai_lite.errors import OperationalError
 from runai_lite.gpu.requests import request_from_flags
-from runai_lite.model import JobSpec, JobType, Snapshot
+from runai_lite.model import Allocation, JobSpec, JobType, Snapshot
 from runai_lite.scheduler import plan
 from tests.kube_emulator import KubeEmulator
 from tests.kube_emulator.jobs import TRACKING_FINALIZER
@@ -66,7 +71,6 @@ def events_of(world: World, name: str, namespace: str = TEAM_B) -> list[dict]:
     return [e for e in world.kube.objects("events", namespace) if e["involvedObject"]["name"] == name]
 
 
-@pytest.mark.xfail(strict=True, reason="not yet: allocations move into controller-owned objects")
 def test_a_forged_allocation_annotation_is_not_trusted(world: World):
     world.backend.submit(spec("a", gpu="0.5"))
     world.backend.submit(spec("b", gpu="0.5"))
@@ -82,7 +86,6 @@ def test_a_forged_allocation_annotation_is_not_trusted(world: World):
     assert "0.5" in pod["metadata"]["annotations"][k.PENDING_REASON]
 
 
-@pytest.mark.xfail(strict=True, reason="not yet: allocations move into controller-owned objects")
 def test_removing_the_allocation_annotation_from_a_running_pod_frees_nothing(world: World):
     world.backend.submit(spec("a", gpu="0.5"))
     world.backend.submit(spec("b", gpu="0.5"))
@@ -438,3 +441,70 @@ def test_a_victim_whose_eviction_is_refused_stays_counted_by_its_job(kube_emulat
     assert "PreemptionFailed" in event_reasons(world)
     # still running and still the Job's: when it ends by itself, the Job counts it
     assert TRACKING_FINALIZER in world.kube.get("pods", victim, "runai-team-b")["metadata"]["finalizers"]
+
+
+def tenant_api(world: World, name: str = "alice") -> KubeApi:
+    """A tenant with every right on the workload kinds of her namespace, as an `edit` binding gives."""
+    world.kube.create("serviceaccounts", {"metadata": {"name": name, "namespace": TEAM_B}})
+    world.kube.create("roles", {"metadata": {"name": "tenant", "namespace": TEAM_B}, "rules": [
+        {"apiGroups": ["", "batch"], "resources": ["pods", "configmaps", "jobs", "events"], "verbs": ["*"]}]})
+    world.kube.create("rolebindings", {
+        "metadata": {"name": "tenant", "namespace": TEAM_B},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tenant"},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": TEAM_B}]})
+    return KubeApi(world.kube.api_client(service_account=f"{TEAM_B}/{name}"))
+
+
+def test_a_tenant_cannot_write_an_allocation_object(world: World):
+    world.backend.submit(spec("a", gpu="0.5"))
+    world.settle()
+    pod = world.live_pod("team-b", "a")
+    alice = tenant_api(world)
+    forged = allocations.allocation_object(pod, Allocation(kind="fraction", node="t4-node", gpu_indices=(0,),
+                                                           share_milli=1), "2026-01-01T00:00:00Z")
+    forged["metadata"]["name"] = "another"
+    for attempt in (lambda: alice.create(allocations.path(TEAM_B), forged),
+                    lambda: alice.merge_patch(allocations.path(TEAM_B, pod["metadata"]["name"]),
+                                              {"spec": {"allocation": {"share_milli": 1}}}),
+                    lambda: alice.delete(allocations.path(TEAM_B, pod["metadata"]["name"]))):
+        with pytest.raises(ApiError) as refused:
+            attempt()
+        assert refused.value.status == 403
+    # what she may do to her own pod changes nothing the scheduler reads
+    alice.merge_patch(core("pods", TEAM_B, pod["metadata"]["name"]),
+                      {"metadata": {"annotations": {k.ALLOCATION: None, k.GPU_FRACTION: "0.001"}}})
+    world.settle()
+    [record] = world.kube.objects(f"{allocations.PLURAL}.{allocations.GROUP}", TEAM_B)
+    assert allocations.parse(record).share_milli == 500
+    assert k.decode_allocation(world.live_pod("team-b", "a")["metadata"]["annotations"][k.ALLOCATION]).share_milli == 500
+
+
+def test_only_the_controller_may_write_allocations_and_users_may_read_them():
+    writers, readers = set(), set()
+    for role in (m for m in render_manifests() if m["kind"] in ("Role", "ClusterRole")):
+        for rule in role["rules"]:
+            if allocations.GROUP in rule["apiGroups"] and allocations.PLURAL in rule["resources"]:
+                (writers if set(rule["verbs"]) - {"get", "list", "watch"} else readers).add(role["metadata"]["name"])
+        aggregation = {key for key in role["metadata"]["labels"] if key.startswith("rbac.authorization.k8s.io/aggregate-to-")}
+        assert aggregation <= {"rbac.authorization.k8s.io/aggregate-to-view"}  # never into edit or admin
+    assert writers == {CONTROLLER} and readers == {"runai-lite-allocation-reader"}
+
+
+def test_an_allocation_left_by_an_earlier_pod_of_the_same_name_counts_for_nothing(world: World):
+    world.kube.create("pods", hand_written_pod("reused", {k.GPU_FRACTION: "0.5"}))
+    world.backend.submit(spec("b", gpu="0.5"))
+    world.settle()
+    first = world.kube.get("pods", "reused", TEAM_B)
+    assert first["spec"]["nodeName"] == "t4-node"
+    # deleted and written again before the garbage collector removed the old Allocation
+    world.kube.delete("pods", "reused", TEAM_B, propagationPolicy="Orphan", gracePeriodSeconds=0)
+    world.kube.create("pods", hand_written_pod("reused", {k.GPU_FRACTION: "0.5"}))
+    world.backend.submit(spec("c", gpu="0.5"))
+    world.settle()
+
+    live = {p["metadata"]["name"]: p for p in world.kube.objects("pods", TEAM_B)}
+    assert live["reused"]["metadata"]["uid"] != first["metadata"]["uid"]
+    records = world.kube.objects(f"{allocations.PLURAL}.{allocations.GROUP}", TEAM_B)
+    assert len(records) == 2 and shares_on_gpu(world, "t4-node", 0) == 1000
+    for record in records:
+        assert record["spec"]["podUID"] == live[record["spec"]["podName"]]["metadata"]["uid"]

@@ -23,7 +23,8 @@ from tests.kube_emulator import KubeEmulator
 IMAGE = "runai-lite:test"
 RESOURCES = {"Namespace": "namespaces", "PriorityClass": "priorityclasses", "ServiceAccount": "serviceaccounts",
              "ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings", "Role": "roles",
-             "RoleBinding": "rolebindings", "Deployment": "deployments", "DaemonSet": "daemonsets"}
+             "RoleBinding": "rolebindings", "Deployment": "deployments", "DaemonSet": "daemonsets",
+             "CustomResourceDefinition": "customresourcedefinitions.apiextensions.k8s.io"}
 
 
 class World:

@@ -151,7 +151,8 @@ CLUSTER_WRITES = {("", "pods", "patch"), ("", "pods/binding", "create"), ("", "p
                   ("", "nodes", "patch"), ("", "configmaps", "create"), ("", "configmaps", "patch"),
                   ("", "events", "create"), ("", "events", "patch"), ("events.k8s.io", "events", "create"),
                   ("events.k8s.io", "events", "patch"), ("batch", "jobs", "patch"),
-                  ("", "persistentvolumeclaims", "patch")}  # a WaitForFirstConsumer claim's selected node
+                  ("", "persistentvolumeclaims", "patch"),  # a WaitForFirstConsumer claim's selected node
+                  *(("runai-lite.io", "allocations", verb) for verb in ("create", "patch", "delete"))}
 
 
 def _grants(manifests: list[dict], kind: str) -> set[tuple[str, str, str]]:

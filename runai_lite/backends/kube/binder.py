@@ -10,9 +10,10 @@ finishes from:
 - a node's desired MIG layout goes into its `runai-lite/mig-desired` annotation, which the agent
   realises;
 - a reservation pod has a deterministic name, so AlreadyExists means done;
-- a claim writes the allocation onto the pod with a merge patch carrying the resourceVersion that
-  was read, so a stale or second controller gets 409 and does nothing; from then on the pod holds
-  its resources in every snapshot;
+- a claim first patches the pod with the resourceVersion that was read (a stale or second
+  controller gets 409 and does nothing; the patch also mirrors the allocation into the pod's
+  annotation, for people), then creates the pod's Allocation object (`allocations.py`), which is
+  what every later snapshot reads: from then on the pod holds its resources;
 - once the device UUID is known (reservation pod or agent report) the pod's ConfigMap is filled and
   the pod bound through `pods/binding`, which a bound pod refuses: no pod is bound twice.
 """
@@ -28,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 from ...devices import grant, pod_environment
 from ...model import Allocation, CreateMig, DestroyMig, Preempt
 from . import conventions as k
-from .cluster import ClusterView, allocation_of, is_finished, is_ours
+from . import allocations
+from .cluster import ClusterView, is_finished, is_ours
 from .enforcement import pod_enforcement
 from .manifests import device_configmap, is_device_configmap_of, reservation_pod
 from .meta import Meta, set_annotations
@@ -135,7 +137,7 @@ class Binder:
         `required` (the agent creates it); an idle one is kept while it exists but not recreated
         (after a reboot, say) until a pod claims it again."""
         used = {(a.node, a.gpu_indices[0], a.mig_start) for pod in _holders(view)
-                if (a := allocation_of(pod)) is not None and a.kind == "mig"}
+                if (a := view.allocation_of(pod)) is not None and a.kind == "mig"}
         for node, layouts in view.desired.items():
             annotations = Meta(view.nodes[node]).annotations
             if not any(layouts.values()) and k.MIG_DESIRED not in annotations:
@@ -165,7 +167,7 @@ class Binder:
         their GPU's UUID (`check_reservations` stops them if the device plugin gives another)."""
         held: dict[GpuKey, str | None] = {}
         for pod in _holders(view):
-            allocation = allocation_of(pod)
+            allocation = view.allocation_of(pod)
             if allocation is not None and allocation.kind == "fraction":
                 key = (allocation.node, allocation.gpu_indices[0])  # a fraction is of one GPU
                 running = pod["spec"].get("nodeName") and allocation.gpu_uuids
@@ -197,13 +199,13 @@ class Binder:
             delay = self.ledger.failed(key)
             where = f"the reservation pod of {node} GPU {index} {failure}"
             for job, holder in list(view.pods.items()):
-                allocation = allocation_of(holder)
+                allocation = view.allocation_of(holder)
                 if allocation is None or allocation.kind != "fraction" or key not in _gpu_keys(allocation):
                     continue
                 if holder["spec"].get("nodeName"):
                     self._evict(view, job, "ReservationLost",
                                 f"{where}: stopped rather than share a GPU no longer reserved for it")
-                elif self.unclaim(holder):
+                elif self.unclaim(view, holder):
                     self.status.record(view, holder, "ReservationFailed",
                                        f"{where}: the claim is rolled back, that GPU is tried again in {delay:.0f} s",
                                        warning=True)
@@ -212,8 +214,9 @@ class Binder:
             undone = True
         return undone
 
-    def unclaim(self, pod: dict[str, Any]) -> bool:
-        """Take a claim back from a pod not bound yet (on the condition that it is as we read it)."""
+    def unclaim(self, view: ClusterView, pod: dict[str, Any]) -> bool:
+        """Take a claim back from a pod not bound yet (on the condition that it is as we read it):
+        its mirror, then its Allocation object."""
         meta = Meta(pod)
         patch = {"metadata": {"resourceVersion": meta.resource_version,
                               "annotations": {k.ALLOCATION: None, k.BOUND_AT: None},
@@ -224,17 +227,19 @@ class Binder:
             if error.conflict or error.not_found:
                 return False
             raise
+        self.api.delete(allocations.path(meta.namespace, meta.name))
+        view.allocations.pop(k.job_id(meta.namespace or "", meta.name), None)
         return True
 
     # -- claims and bindings ---------------------------------------------------------------------
 
-    def claim(self, pod: dict[str, Any], allocation: Allocation) -> bool:
-        """Write the allocation onto the pod, on the condition that the pod is as we read it."""
+    def claim(self, view: ClusterView, pod: dict[str, Any], allocation: Allocation) -> bool:
+        """Record the allocation, on the condition that the pod is as we read it."""
         meta = Meta(pod)
+        bound_at = k.now_rfc3339(self.status.now())
         patch: dict[str, Any] = {"metadata": {
             "resourceVersion": meta.resource_version,
-            "annotations": {k.ALLOCATION: k.encode_allocation(allocation),
-                            k.BOUND_AT: k.now_rfc3339(self.status.now())},
+            "annotations": {k.ALLOCATION: k.encode_allocation(allocation), k.BOUND_AT: bound_at},
         }}
         if allocation.kind == "fraction":
             patch["metadata"]["labels"] = {k.GPU_GROUP_LABEL: k.gpu_group(allocation.node, allocation.gpu_indices[0])}
@@ -247,7 +252,42 @@ class Binder:
                 return False
             raise
         pod["metadata"] = updated.get("metadata", pod["metadata"])
+        record = allocations.allocation_object(pod, allocation, bound_at)
+        if not self.api.create_if_absent(allocations.path(meta.namespace), record):
+            # Left by an earlier pod of this name (a new one does not mark a claim we missed: the
+            # pod patch above would have failed). Gone next pass; the pod is decided again then.
+            self.api.delete(allocations.path(meta.namespace, meta.name))
+            return False
+        job = k.job_id(meta.namespace or "", meta.name)
+        view.allocations[job] = allocation
+        view.allocation_objects[job] = record
         return True
+
+    def resolve(self, view: ClusterView, pod: dict[str, Any], resolved: Allocation) -> None:
+        """Record the device UUIDs a claim resolved to, on the Allocation object and its mirror."""
+        meta = Meta(pod)
+        self.api.merge_patch(allocations.path(meta.namespace, meta.name),
+                             {"spec": {"allocation": allocations.allocation_body(resolved)}})
+        view.allocations[k.job_id(meta.namespace or "", meta.name)] = resolved
+        self.mirror(pod, resolved)
+
+    def mirror(self, pod: dict[str, Any], allocation: Allocation) -> None:
+        text = k.encode_allocation(allocation)
+        if Meta(pod).annotation(k.ALLOCATION) != text:
+            self.api.merge_patch(core("pods", Meta(pod).namespace, Meta(pod).name),
+                                 {"metadata": {"annotations": {k.ALLOCATION: text}}})
+            set_annotations(pod, {k.ALLOCATION: text})
+
+    def sync_records(self, view: ClusterView) -> None:
+        """Delete the Allocation objects no live pod stands behind (the garbage collector does it
+        for deleted pods on a cluster; finished pods and earlier pods of a name are ours to clear),
+        and put back a pod's mirror annotation that someone changed."""
+        for obj in view.stale_allocations:
+            self.api.delete(allocations.path(Meta(obj).namespace, Meta(obj).name))
+        view.stale_allocations.clear()
+        for job, pod in view.pods.items():
+            if job in view.allocations:
+                self.mirror(pod, view.allocations[job])
 
     def complete_bind(self, view: ClusterView, pod: dict[str, Any], allocation: Allocation) -> str | None:
         """Fill the ConfigMap and bind; the reason it must wait, when a device is not there yet."""
@@ -257,8 +297,7 @@ class Binder:
         resolved = _with_uuids(allocation, uuids)
         meta = Meta(pod)
         if resolved != allocation:
-            self.api.merge_patch(core("pods", meta.namespace, meta.name),
-                                 {"metadata": {"annotations": {k.ALLOCATION: k.encode_allocation(resolved)}}})
+            self.resolve(view, pod, resolved)
         node = view.nodes.get(allocation.node)
         env = pod_environment(grant(resolved, uuids, enforcement=pod_enforcement(resolved, node)))
         owner = view.owner_job(pod)

@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ...errors import OperationalError
+from . import allocations
 from . import conventions as k
 from .cluster import ClusterObjects, is_ours
 from .meta import Meta
@@ -41,6 +43,7 @@ WATCHED: dict[str, tuple[str, dict[str, str], str, str]] = {
     "namespaces": (core("namespaces"), {}, "v1", "Namespace"),
     "pods": (core("pods"), {}, "v1", "Pod"),
     "jobs": (group("batch/v1", "jobs"), {"label_selector": k.JOB_NAME_LABEL}, "batch/v1", "Job"),
+    "allocations": (allocations.path(), {}, allocations.API_VERSION, allocations.KIND),
 }
 WATCHES = tuple((path, selector) for path, selector, _, _ in WATCHED.values())
 
@@ -64,7 +67,18 @@ class ListingReader:
             jobs=_typed(self.api.list(group("batch/v1", "jobs"), label_selector=k.JOB_NAME_LABEL),
                         "batch/v1", "Job"),
             volumes=read_volumes(self.api, pods),
+            allocations=read_allocations(self.api),
         )
+
+
+def read_allocations(api: KubeApi) -> list[dict[str, Any]]:
+    try:
+        return _typed(api.list(allocations.path()), allocations.API_VERSION, allocations.KIND)
+    except ApiError as error:
+        if error.not_found:
+            raise OperationalError(f"the cluster does not serve {allocations.CRD_NAME}, where runai-lite records "
+                                   "what each pod holds: install it with `runai-adm install`") from None
+        raise
 
 
 def read_volumes(api: KubeApi, pods: list[dict[str, Any]]) -> Volumes:
@@ -241,7 +255,8 @@ class WatchCache:
             snapshot = {name: copy.deepcopy(list(i.items.values())) for name, i in self.informers.items()}
         pods = snapshot["pods"]
         return ClusterObjects(nodes=snapshot["nodes"], namespaces=snapshot["namespaces"], pods=pods,
-                              jobs=snapshot["jobs"], volumes=read_volumes(self.api, pods))
+                              jobs=snapshot["jobs"], volumes=read_volumes(self.api, pods),
+                              allocations=snapshot["allocations"])
 
     # -- the write observer ----------------------------------------------------------------------
 

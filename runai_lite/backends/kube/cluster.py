@@ -4,8 +4,9 @@ Pure module: `build_view` takes the `ClusterObjects` a reader returned (`cache.p
 translation from Kubernetes objects to the scheduler's model is tested without a cluster.
 
 Everything the controller needs lives in the API objects, so a restarted controller rebuilds the
-same view: a pod's allocation is its `runai-lite/allocation` annotation (written before the pod
-is bound), a node's MIG layout is the desired layout the controller wrote (adopting the agent's
+same view: a pod's allocation is its Allocation object (`allocations.py`: written by the controller
+before the pod is bound, writable by no user; the pod's annotation of the same content is only a
+mirror and is never read here), a node's MIG layout is the desired layout the controller wrote (adopting the agent's
 actual layout when there is none yet), and a shared GPU's real UUID is what its reservation pod
 reported.
 """
@@ -20,6 +21,7 @@ from typing import Any
 from ...gpu.catalog import GpuModel, default_catalog
 from ...model import Allocation, Gpu, Job, JobStatus, MigInstance, Node, Project, Snapshot
 from ...units import MiB
+from . import allocations
 from . import conventions as k
 from .manifests import InvalidRequest, pod_job_type, pod_request, whole_gpus
 from .meta import Meta
@@ -35,6 +37,7 @@ class ClusterObjects:
     pods: list[dict[str, Any]]  # every pod: ours, reservation pods and other schedulers' GPU pods
     jobs: list[dict[str, Any]]  # batch Jobs runai-lite made
     volumes: Volumes = field(default_factory=Volumes)  # the claims our pending pods mount, their volumes and classes
+    allocations: list[dict[str, Any]] = field(default_factory=list)  # Allocation objects (the controller's record)
 
 
 @dataclass
@@ -52,6 +55,9 @@ class ClusterView:
     filtered: dict[str, Filtered] = field(default_factory=dict)  # pending job id -> what the node filters left
     volumes: Volumes = field(default_factory=Volumes)
     stopping: dict[str, dict[str, Any]] = field(default_factory=dict)  # job id -> our bound pod being deleted
+    allocations: dict[str, Allocation] = field(default_factory=dict)  # job id -> what its Allocation object records
+    allocation_objects: dict[str, dict[str, Any]] = field(default_factory=dict)  # job id -> its Allocation object
+    stale_allocations: list[dict[str, Any]] = field(default_factory=list)  # objects no live pod of ours stands behind
 
     def reserved_uuid(self, node: str, gpu_index: int) -> str | None:
         pod = self.reservations.get((node, gpu_index))
@@ -64,6 +70,10 @@ class ClusterView:
             if item.get("profile") == profile and item.get("start") == start and item.get("uuid"):
                 return str(item["uuid"])
         return None
+
+    def allocation_of(self, pod: dict[str, Any]) -> Allocation | None:
+        """What the controller recorded for one of our pods (None: not claimed). Never read from the pod."""
+        return self.allocations.get(k.job_id(Meta(pod).namespace or "", Meta(pod).name))
 
     def owner_job(self, pod: dict[str, Any]) -> dict[str, Any] | None:
         for ref in Meta(pod).owner_references:
@@ -90,6 +100,7 @@ def build_view(objects: ClusterObjects) -> ClusterView:
                        nodes={Meta(n).name: n for n in objects.nodes}, reservations={}, desired={},
                        actual={}, projects_by_namespace=projects_by_namespace, volumes=objects.volumes)
 
+    recorded = _recorded_allocations(view, objects)
     foreign_gpus: dict[str, int] = {}
     foreign: list[dict[str, Any]] = []  # bound pods that take node room but are not jobs of the snapshot
     jobs: list[Job] = []
@@ -102,7 +113,7 @@ def build_view(objects: ClusterObjects) -> ClusterView:
                 continue
             view.reservations[key] = pod
             foreign.append(pod)
-        elif is_ours(pod) and not _placed_elsewhere(pod):
+        elif is_ours(pod) and not _placed_elsewhere(pod, recorded):
             if is_finished(pod):
                 continue
             if meta.deleting:
@@ -156,10 +167,29 @@ def _filter_pending(view: ClusterView, jobs: list[Job], objects: ClusterObjects)
     return out
 
 
-def _placed_elsewhere(pod: dict[str, Any]) -> bool:
-    """Our scheduler name, but on a node without our allocation (its nodeName was written by hand):
-    counted like another scheduler's pod."""
-    return bool((pod.get("spec") or {}).get("nodeName")) and k.ALLOCATION not in Meta(pod).annotations
+def _recorded_allocations(view: ClusterView, objects: ClusterObjects) -> set[str]:
+    """Index the Allocation objects that speak for a live, unfinished pod of this incarnation
+    (matching UID) into the view; the others are stale (the controller deletes them). Returns the
+    job ids that hold something."""
+    live = {(Meta(p).namespace, Meta(p).name): p for p in objects.pods}
+    for obj in objects.allocations:
+        held = allocations.held_by(obj)
+        pod = live.get(held[:2]) if held else None
+        allocation = allocations.parse(obj)
+        if pod is None or held is None or Meta(pod).uid != held[2] or is_finished(pod) or allocation is None:
+            view.stale_allocations.append(obj)
+            continue
+        job = k.job_id(*held[:2])
+        view.allocations[job] = allocation
+        view.allocation_objects[job] = obj
+    return set(view.allocations)
+
+
+def _placed_elsewhere(pod: dict[str, Any], recorded: set[str]) -> bool:
+    """Our scheduler name, but on a node without an allocation of ours (its nodeName was written by
+    hand): counted like another scheduler's pod."""
+    meta = Meta(pod)
+    return bool((pod.get("spec") or {}).get("nodeName")) and k.job_id(meta.namespace or "", meta.name) not in recorded
 
 
 def _job_of(pod: dict[str, Any], view: ClusterView) -> Job | None:
@@ -181,18 +211,19 @@ def _job_of(pod: dict[str, Any], view: ClusterView) -> Job | None:
     except InvalidRequest as error:
         view.invalid.append((pod, str(error)))
         return None
-    allocation = allocation_of(pod)
+    job_id = k.job_id(meta.namespace or "", meta.name)
+    allocation = view.allocations.get(job_id)
     submitted = k.parse_time(Meta(owner or pod).creation_timestamp) or 0.0
     host = pod_requests(pod)
     return Job(
-        id=k.job_id(meta.namespace or "", meta.name),
+        id=job_id,
         name=meta.label(k.JOB_NAME_LABEL) or (Meta(owner).name if owner else meta.name),
         project=project,
         type=job_type,
         request=request,
         status=JobStatus.RUNNING if allocation else JobStatus.PENDING,
         submitted_at=submitted,
-        started_at=k.parse_time(meta.annotation(k.BOUND_AT)) if allocation else None,
+        started_at=k.parse_time(allocations.bound_at(view.allocation_objects[job_id])) if allocation else None,
         allocation=allocation,
         cpu_milli=host.cpu_milli,
         memory_mib=-(-host.memory // MiB),
@@ -292,7 +323,3 @@ def product_model(product: str) -> GpuModel | None:
     catalog = default_catalog()
     return catalog.find(product) or catalog.find(re.sub(r"^(NVIDIA|Tesla)-", r"\1 ", product))
 
-
-def allocation_of(pod: dict[str, Any]) -> Allocation | None:
-    """The allocation the controller claimed for one of our pods (None: not claimed)."""
-    return k.decode_allocation(Meta(pod).annotation(k.ALLOCATION))

@@ -24,7 +24,7 @@ from ...scheduler.applier import Outcome, Phase, apply
 from . import conventions as k
 from .binder import Binder, Eviction
 from .cache import ListingReader, ObjectReader, WatchCache
-from .cluster import ClusterView, allocation_of, build_view
+from .cluster import ClusterView, build_view
 from .lease import FencedApi, LeaderLease, LostLeadership
 from .reservations import withhold
 from .status import StatusWriter, Waiting
@@ -72,7 +72,7 @@ class Controller:
         view.snapshot = withhold(view.snapshot, self.binder.ledger.resting())
         waiting: dict[str, Waiting] = {}
         for job_id, pod in view.pods.items():
-            allocation = allocation_of(pod)
+            allocation = view.allocation_of(pod)
             if allocation is not None and not pod["spec"].get("nodeName"):
                 reason = self.binder.complete_bind(view, pod, allocation)
                 if reason:
@@ -82,6 +82,7 @@ class Controller:
         self._apply(view, plan, waiting)
         self.binder.sync_desired(view)
         self.binder.sync_reservations(view)
+        self.binder.sync_records(view)
         self.status.report(view, plan, waiting)
         return plan
 
@@ -198,7 +199,7 @@ class PassApplier:
 
     def bind(self, action: Bind) -> Outcome:
         pod = self.view.pods.get(action.job)
-        if pod is None or not self.binder.claim(pod, action.allocation):
+        if pod is None or not self.binder.claim(self.view, pod, action.allocation):
             return Outcome.SKIPPED
         self.status.record(self.view, pod, "Scheduled", f"allocated {action.allocation.describe()}: {action.reason}")
         reason = self.binder.complete_bind(self.view, pod, action.allocation)

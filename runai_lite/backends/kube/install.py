@@ -6,7 +6,9 @@ that the chart's templates, filled with its default values, give exactly these m
 two install paths cannot drift, and tests need no `helm`.
 
 RBAC is the least the components need (nothing touches Secrets):
-- controller, cluster-wide: read nodes, namespaces, pods and Jobs, and patch them (annotations);
+- controller, cluster-wide: read, create, patch and delete Allocation objects (`allocations.py`),
+  which no other role may write (readers: an aggregated ClusterRole adds `get/list/watch` to `view`);
+  read nodes, namespaces, pods and Jobs, and patch them (annotations);
   bind and evict pods; write ConfigMaps (device environment) and Events; list claims, volumes and
   storage classes and set a WaitForFirstConsumer claim's selected node;
 - controller, in `runai-reservation`: create and delete the reservation pods;
@@ -26,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...model import JobType
+from . import allocations
 from . import conventions as k
 
 VERSION = "0.1.0"
@@ -51,6 +54,7 @@ LABELS = {"app.kubernetes.io/name": "runai-lite", "app.kubernetes.io/part-of": "
 CONTROLLER = "runai-lite-controller"
 AGENT = "runai-lite-agent"
 RESERVATION = "runai-lite-reservation"
+ALLOCATION_READER = "runai-lite-allocation-reader"
 
 
 def _meta(name: str, namespace: str | None = None, component: str | None = None) -> dict[str, Any]:
@@ -124,12 +128,19 @@ def render_manifests(values: InstallValues | dict[str, Any] | None = None) -> li
             _rule([""], ["events"], ["create", "patch"]),
             _rule(["events.k8s.io"], ["events"], ["create", "patch"]),
             _rule(["batch"], ["jobs"], ["get", "list", "watch", "patch"]),
+            _rule([allocations.GROUP], [allocations.PLURAL], ["get", "list", "watch", "create", "patch", "delete"]),
             # volume binding: read claims, volumes and classes; give a WaitForFirstConsumer claim its node
             _rule([""], ["persistentvolumeclaims"], ["list", "patch"]),
             _rule([""], ["persistentvolumes"], ["list"]),
             _rule(["storage.k8s.io"], ["storageclasses"], ["list"]),
         ]},
         _binding("ClusterRoleBinding", CONTROLLER, "ClusterRole", CONTROLLER, ns),
+        # Users may read Allocations where they may read pods (aggregated into `view`, hence `edit`
+        # and `admin`); no role but the controller's may write them.
+        {"apiVersion": rbac_api, "kind": "ClusterRole",
+         "metadata": {**_meta(ALLOCATION_READER), "labels": {**_meta(ALLOCATION_READER)["labels"],
+                                                             "rbac.authorization.k8s.io/aggregate-to-view": "true"}},
+         "rules": [_rule([allocations.GROUP], [allocations.PLURAL], ["get", "list", "watch"])]},
         {"apiVersion": rbac_api, "kind": "Role", "metadata": _meta(CONTROLLER, k.RESERVATION_NAMESPACE), "rules": [
             _rule([""], ["pods"], ["create", "delete"]),
         ]},
@@ -164,7 +175,7 @@ def render_manifests(values: InstallValues | dict[str, Any] | None = None) -> li
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
         "securityContext": {"privileged": v.agentPrivileged, "runAsUser": 0},  # NVML MIG calls need root
     }, nodeSelector={k.DYNAMIC_MIG_LABEL: "true"}, tolerations=[{"operator": "Exists"}])
-    return [*namespaces, *priority_classes, *accounts, *roles, controller, agent]
+    return [allocations.crd(), *namespaces, *priority_classes, *accounts, *roles, controller, agent]
 
 
 class _Dumper(yaml.SafeDumper):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ...model import Plan
 from . import conventions as k
-from .cluster import ClusterView, allocation_of
+from .cluster import ClusterView
 from .manifests import event
 from .meta import Meta, set_annotations
 from .predicates import pending_reason
@@ -48,7 +48,7 @@ class StatusWriter:
             if job_id in waiting:
                 self.set_status(view, pod, "Pending", waiting[job_id].message,
                                 event_reason=waiting[job_id].event_reason)
-            elif pod["spec"].get("nodeName") and allocation_of(pod) is not None:
+            elif pod["spec"].get("nodeName") and view.allocation_of(pod) is not None:
                 self.set_status(view, pod, "Running", None)
             elif (reason := pending_reason(plan.pending_reason(job_id), view.filtered.get(job_id))) is not None:
                 self.set_status(view, pod, "Pending", reason, event_reason="Unschedulable")
