@@ -60,12 +60,12 @@ def run(nodes: int, gpus: int, jobs: int, reader: str = "list") -> dict:
         projects = max(1, jobs // 50)
         for p in range(projects):
             world.backend.create_project(f"p{p}", nodes * gpus / projects)
-        lease = LeaderLease(world.api, k.SYSTEM_NAMESPACE, k.LEASE_NAME, "bench")
-        world.controller = Controller(world.api, IMAGE, lease=lease)
+        lease = LeaderLease(world.controller_api, k.SYSTEM_NAMESPACE, k.LEASE_NAME, "bench")
+        world.controller = Controller(world.controller_api, IMAGE, lease=lease)
         threading.Thread(target=lambda: [lease.acquire_or_renew() for _ in iter(lambda: stop.wait(2.0), True)],
                          daemon=True).start()  # the elector: a long first pass must not outlive the Lease
         if reader == "watch":
-            cache = WatchCache(world.api)
+            cache = WatchCache(world.controller_api)
             cache.start(stop)
             world.controller.reader = world.controller.writes.observer = cache
         for j in range(jobs):

@@ -71,12 +71,41 @@ def events_of(world: World, name: str, namespace: str = TEAM_B) -> list[dict]:
     return [e for e in world.kube.objects("events", namespace) if e["involvedObject"]["name"] == name]
 
 
+def tenant_api(world: World, name: str = "alice") -> KubeApi:
+    """A tenant with every right on the workload kinds of her namespace, as an `edit` binding gives."""
+    world.kube.create("serviceaccounts", {"metadata": {"name": name, "namespace": TEAM_B}})
+    world.kube.create("roles", {"metadata": {"name": "tenant", "namespace": TEAM_B}, "rules": [
+        {"apiGroups": ["", "batch"], "resources": ["pods", "configmaps", "jobs", "events"], "verbs": ["*"]}]})
+    world.kube.create("rolebindings", {
+        "metadata": {"name": "tenant", "namespace": TEAM_B},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tenant"},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": TEAM_B}]})
+    return KubeApi(world.kube.api_client(service_account=f"{TEAM_B}/{name}"))
+
+
+def without_admission(world: World, name: str, change) -> None:
+    """Change a pod as a tenant could on a cluster without runai-lite's admission policies (older
+    than 1.30, or installed without them): the controller must not rely on them."""
+    world.kube.mutate("pods", name, change, TEAM_B)
+
+
+def refused_by_admission(attempt) -> str:
+    with pytest.raises(ApiError) as refused:
+        attempt()
+    assert refused.value.status == 403
+    return str(refused.value)
+
+
 def test_a_forged_allocation_annotation_is_not_trusted(world: World):
     world.backend.submit(spec("a", gpu="0.5"))
     world.backend.submit(spec("b", gpu="0.5"))
     world.settle()
     forged = json.dumps({"kind": "fraction", "node": "t4-node", "gpu_indices": [0], "share_milli": 1})
-    world.kube.create("pods", hand_written_pod("sneaky", {k.ALLOCATION: forged, k.GPU_FRACTION: "0.5"}))
+    alice = tenant_api(world)
+    assert "runai-lite-pod-state" in refused_by_admission(lambda: alice.create(
+        core("pods", TEAM_B), hand_written_pod("sneaky", {k.ALLOCATION: forged, k.GPU_FRACTION: "0.5"})))
+    alice.create(core("pods", TEAM_B), hand_written_pod("sneaky", {k.GPU_FRACTION: "0.5"}))
+    without_admission(world, "sneaky", lambda pod: pod["metadata"]["annotations"].update({k.ALLOCATION: forged}))
     world.settle()
 
     pod = world.kube.get("pods", "sneaky", TEAM_B)
@@ -90,15 +119,17 @@ def test_removing_the_allocation_annotation_from_a_running_pod_frees_nothing(wor
     world.backend.submit(spec("a", gpu="0.5"))
     world.backend.submit(spec("b", gpu="0.5"))
     world.settle()
-    victim = world.live_pod("team-b", "a")
-    world.kube.patch("pods", victim["metadata"]["name"], {"metadata": {"annotations": {k.ALLOCATION: None}}},
-                     TEAM_B)
+    victim = world.live_pod("team-b", "a")["metadata"]["name"]
+    alice = tenant_api(world)
+    refused_by_admission(lambda: alice.merge_patch(core("pods", TEAM_B, victim),
+                                                   {"metadata": {"annotations": {k.ALLOCATION: None}}}))
+    without_admission(world, victim, lambda pod: pod["metadata"]["annotations"].pop(k.ALLOCATION))
     world.backend.submit(spec("c", gpu="0.5"))
     world.settle()
 
     assert not world.live_pod("team-b", "c")["spec"].get("nodeName")
-    assert world.backend.get_job("team-b", "a").gpus_allocated == 0.5
     assert world.backend.get_job("team-b", "c").pending_reason
+    assert world.backend.get_job("team-b", "a").gpus_allocated == 0.5  # its mirror was put back
 
 
 def test_a_pod_labelled_with_another_projects_queue_is_charged_to_its_namespace(world: World):
@@ -135,7 +166,11 @@ def test_a_configmap_of_the_derived_name_that_is_not_runai_lites_is_left_alone(w
 
 
 def test_a_hand_written_training_pod_claiming_the_build_class_is_refused(world: World):
-    world.kube.create("pods", hand_written_pod("vip", {k.GPU_FRACTION: "0.5"}, priorityClassName="build"))
+    alice = tenant_api(world)
+    assert "runai-lite-pod-priority" in refused_by_admission(lambda: alice.create(
+        core("pods", TEAM_B), hand_written_pod("vip", {k.GPU_FRACTION: "0.5"}, priorityClassName="build")))
+    alice.create(core("pods", TEAM_B), hand_written_pod("vip", {k.GPU_FRACTION: "0.5"}))
+    without_admission(world, "vip", lambda pod: pod["spec"].update(priorityClassName="build", priority=100))
     world.settle()
 
     pod = world.kube.get("pods", "vip", TEAM_B)
@@ -234,8 +269,8 @@ def test_a_replica_paused_mid_pass_writes_nothing_once_another_leads(kube_emulat
         resume.wait(timeout=30)
         return decided
 
-    a = Controller(world.api, IMAGE, planner=plan_then_pause, lease=a_lease)
-    b = Controller(world.api, IMAGE, lease=b_lease)
+    a = Controller(world.controller_api, IMAGE, planner=plan_then_pause, lease=a_lease)
+    b = Controller(world.controller_api, IMAGE, lease=b_lease)
     world.backend.submit(job("y", gpu="0.6"))
     world.kube.job_controller.sync()
     assert a_lease.acquire_or_renew() and not b_lease.acquire_or_renew()
@@ -280,7 +315,7 @@ def reservation_world(kube: KubeEmulator, tmp_path, gpus: int = 1) -> tuple[Worl
     world.add_gpu_node("t4-node", gpus)
     world.backend.create_project("team-b", gpus)
     clock = Clock()
-    world.controller = Controller(world.api, IMAGE, monotonic=clock)
+    world.controller = Controller(world.controller_api, IMAGE, monotonic=clock)
     return world, clock
 
 
@@ -443,18 +478,6 @@ def test_a_victim_whose_eviction_is_refused_stays_counted_by_its_job(kube_emulat
     assert TRACKING_FINALIZER in world.kube.get("pods", victim, "runai-team-b")["metadata"]["finalizers"]
 
 
-def tenant_api(world: World, name: str = "alice") -> KubeApi:
-    """A tenant with every right on the workload kinds of her namespace, as an `edit` binding gives."""
-    world.kube.create("serviceaccounts", {"metadata": {"name": name, "namespace": TEAM_B}})
-    world.kube.create("roles", {"metadata": {"name": "tenant", "namespace": TEAM_B}, "rules": [
-        {"apiGroups": ["", "batch"], "resources": ["pods", "configmaps", "jobs", "events"], "verbs": ["*"]}]})
-    world.kube.create("rolebindings", {
-        "metadata": {"name": "tenant", "namespace": TEAM_B},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tenant"},
-        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": TEAM_B}]})
-    return KubeApi(world.kube.api_client(service_account=f"{TEAM_B}/{name}"))
-
-
 def test_a_tenant_cannot_write_an_allocation_object(world: World):
     world.backend.submit(spec("a", gpu="0.5"))
     world.settle()
@@ -467,16 +490,12 @@ def test_a_tenant_cannot_write_an_allocation_object(world: World):
                     lambda: alice.merge_patch(allocations.path(TEAM_B, pod["metadata"]["name"]),
                                               {"spec": {"allocation": {"share_milli": 1}}}),
                     lambda: alice.delete(allocations.path(TEAM_B, pod["metadata"]["name"]))):
-        with pytest.raises(ApiError) as refused:
-            attempt()
-        assert refused.value.status == 403
-    # what she may do to her own pod changes nothing the scheduler reads
-    alice.merge_patch(core("pods", TEAM_B, pod["metadata"]["name"]),
-                      {"metadata": {"annotations": {k.ALLOCATION: None, k.GPU_FRACTION: "0.001"}}})
-    world.settle()
+        assert "forbidden" in refused_by_admission(attempt)  # RBAC: no role of hers names the kind
+    # nor may she change what the scheduler reads on her own pod
+    refused_by_admission(lambda: alice.merge_patch(core("pods", TEAM_B, pod["metadata"]["name"]),
+                                                   {"metadata": {"annotations": {k.GPU_FRACTION: "0.001"}}}))
     [record] = world.kube.objects(f"{allocations.PLURAL}.{allocations.GROUP}", TEAM_B)
     assert allocations.parse(record).share_milli == 500
-    assert k.decode_allocation(world.live_pod("team-b", "a")["metadata"]["annotations"][k.ALLOCATION]).share_milli == 500
 
 
 def test_only_the_controller_may_write_allocations_and_users_may_read_them():
@@ -508,3 +527,9 @@ def test_an_allocation_left_by_an_earlier_pod_of_the_same_name_counts_for_nothin
     assert len(records) == 2 and shares_on_gpu(world, "t4-node", 0) == 1000
     for record in records:
         assert record["spec"]["podUID"] == live[record["spec"]["podName"]]["metadata"]["uid"]
+
+
+def test_a_controller_on_a_cluster_without_the_allocation_kind_stops_and_says_why(kube_emulator):
+    kube_emulator.create_namespace("runai-team-b", labels={k.QUEUE_LABEL: "team-b"})
+    with pytest.raises(OperationalError, match="runai-adm install"):
+        Controller(KubeApi(kube_emulator.api_client()), "img").reconcile_once()

@@ -120,7 +120,7 @@ def test_a_controller_that_dies_before_binding_leaves_work_a_new_one_finishes_on
     world.device_plugin()
     # the first controller reserves the GPU and claims the pod, then dies before the bind lands
     world.kube.fail_next(500, verb="create", resource="pods", subresource="binding")
-    first = Controller(world.api, IMAGE)
+    first = Controller(world.controller_api, IMAGE)
     with pytest.raises(Exception, match="500"):
         for _ in range(3):
             first.reconcile_once()
@@ -129,7 +129,7 @@ def test_a_controller_that_dies_before_binding_leaves_work_a_new_one_finishes_on
     assert k.ALLOCATION in claimed["metadata"]["annotations"] and not claimed["spec"].get("nodeName")
     assert len(reservation_pods(world)) == 1
 
-    world.controller = Controller(world.api, IMAGE)  # the restarted controller
+    world.controller = Controller(world.controller_api, IMAGE)  # the restarted controller
     world.settle()
     pod = world.live_pod("team-b", "frac")
     assert pod["spec"]["nodeName"] == "t4-node"
@@ -146,10 +146,10 @@ def test_a_controller_that_dies_after_reserving_does_not_leak_a_second_reservati
     # dies when claiming the pod, after creating the reservation pod
     world.kube.fail_next(500, verb="patch", resource="pods", namespace="runai-team-b")
     with pytest.raises(Exception, match="500"):
-        Controller(world.api, IMAGE).reconcile_once()
+        Controller(world.controller_api, IMAGE).reconcile_once()
     assert len(reservation_pods(world)) == 1
 
-    world.controller = Controller(world.api, IMAGE)
+    world.controller = Controller(world.controller_api, IMAGE)
     world.settle()
     assert len(reservation_pods(world)) == 1
     assert world.live_pod("team-b", "frac")["spec"]["nodeName"] == "t4-node"
@@ -162,7 +162,7 @@ def test_two_controllers_deciding_from_the_same_state_bind_each_pod_once(world: 
     for name in ("x", "y", "z"):
         world.backend.submit(spec(name, gpu="0.5"))
     world.kube.job_controller.sync()
-    first = Controller(world.api, IMAGE)
+    first = Controller(world.controller_api, IMAGE)
 
     def race(snapshot):
         decided = plan(snapshot)
@@ -171,7 +171,7 @@ def test_two_controllers_deciding_from_the_same_state_bind_each_pod_once(world: 
             world.device_plugin()
         return decided
 
-    Controller(world.api, IMAGE, planner=race).reconcile_once()
+    Controller(world.controller_api, IMAGE, planner=race).reconcile_once()
     assert [r.status for r in world.kube.requests_for("patch", "pods") if r.status >= 400] == [409, 409, 409]
     world.settle()
     bound = [p for p in world.kube.objects("pods", "runai-team-b") if p["spec"].get("nodeName")]
@@ -211,10 +211,10 @@ def test_a_controller_that_dies_after_binding_leaves_a_status_the_next_one_write
     world.device_plugin()
     world.kube.fail_next(500, verb="patch", resource="jobs")
     with pytest.raises(Exception, match="500"):
-        Controller(world.api, IMAGE).reconcile_once()  # binds, then fails writing the Job's status
+        Controller(world.controller_api, IMAGE).reconcile_once()  # binds, then fails writing the Job's status
     assert world.live_pod("team-b", "frac")["spec"]["nodeName"] == "t4-node"
 
-    world.controller = Controller(world.api, IMAGE)
+    world.controller = Controller(world.controller_api, IMAGE)
     world.settle()
     job = world.kube.get("jobs.batch", "frac", "runai-team-b")
     assert job["metadata"]["annotations"][k.STATUS] == "Running"

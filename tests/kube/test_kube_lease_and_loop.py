@@ -101,7 +101,7 @@ def test_the_controller_loop_binds_what_the_watch_reports(kube_emulator, tmp_pat
     world.add_gpu_node("t4-node", 1)
     world.backend.create_project("team-b", 1)
     stop = threading.Event()
-    loop = threading.Thread(target=Controller(world.api, IMAGE).run, args=(stop, "test-replica"),
+    loop = threading.Thread(target=Controller(world.controller_api, IMAGE).run, args=(stop, "test-replica"),
                             kwargs={"resync_seconds": 30.0}, daemon=True)
     loop.start()
     try:

@@ -134,7 +134,7 @@ def test_rbac_grants_only_what_each_component_needs():
         ("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
     assert rules_of("runai-lite-agent", "ClusterRole") == {("", "nodes", v) for v in ("get", "list", "watch", "patch")}
     assert rules_of("runai-lite-reservation", "Role", k.RESERVATION_NAMESPACE) == {("", "pods", "patch")}
-    bindings = {(m["kind"], m["metadata"]["name"]): m for m in manifests if m["kind"].endswith("Binding")}
+    bindings = {(m["kind"], m["metadata"]["name"]): m for m in manifests if m["kind"] in ("RoleBinding", "ClusterRoleBinding")}
     for (kind, name), binding in bindings.items():
         assert binding["subjects"][0]["name"] == name and binding["roleRef"]["name"] == name
     accounts = {m["metadata"]["name"] for m in manifests if m["kind"] == "ServiceAccount"}

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from runai_lite.backends.kube import conventions as k
+from runai_lite.backends.kube.install import AGENT, CONTROLLER
 from runai_lite.gpu.requests import request_from_flags
 from runai_lite.model import JobSpec
 
@@ -43,12 +44,15 @@ def wait_for(what: str, condition, processes: list[subprocess.Popen], logs: list
 def test_controller_and_agent_processes_run_a_mig_job(kube_emulator, tmp_path):
     world = World(kube_emulator, tmp_path)
     kube_emulator.add_node("gpu-node-1", labels={k.GPU_PRODUCT_LABEL: "NVIDIA-A100-SXM4-40GB"})
-    kubeconfig = str(kube_emulator.write_kubeconfig(tmp_path / "kubeconfig"))
+    # each as its own ServiceAccount, as installed: RBAC and the admission policies apply to them
+    as_controller, as_agent = (str(kube_emulator.write_kubeconfig(tmp_path / f"{name}.kubeconfig",
+                                                                  service_account=f"{k.SYSTEM_NAMESPACE}/{account}"))
+                               for name, account in (("controller", CONTROLLER), ("agent", AGENT)))
     logs = [tmp_path / "controller.log", tmp_path / "agent.log"]
     processes = [
-        runai_lite("controller", "--kubeconfig", kubeconfig, "--image", "runai-lite:test", "--identity", "c1",
+        runai_lite("controller", "--kubeconfig", as_controller, "--image", "runai-lite:test", "--identity", "c1",
                    "--resync", "0.5", log=logs[0]),
-        runai_lite("agent", "--kubeconfig", kubeconfig, "--node", "gpu-node-1", "--driver", "simulated",
+        runai_lite("agent", "--kubeconfig", as_agent, "--node", "gpu-node-1", "--driver", "simulated",
                    "--simulate", "A100-SXM4-40GB:1", "--state-dir", str(tmp_path / "gpus"), "--interval", "0.5",
                    log=logs[1]),
     ]

@@ -172,13 +172,13 @@ def test_a_controller_that_dies_between_layout_and_claim_leaves_no_stray_partiti
     world.kube.job_controller.sync()
     world.kube.fail_next(500, verb="patch", resource="pods", namespace="runai-team-a")  # the claim
     with pytest.raises(Exception, match="500"):
-        Controller(world.api, IMAGE).reconcile_once()
+        Controller(world.controller_api, IMAGE).reconcile_once()
     desired, _ = k.decode_layout(world.kube.get("nodes", "gpu-node-1")["metadata"]["annotations"][k.MIG_DESIRED])
     assert [(i["profile"], i["required"]) for i in desired[0]] == [("3g.20gb", False)]
     world.agents["gpu-node-1"].reconcile_once()
     assert world.drivers["gpu-node-1"].mig_instances(0) == []  # nobody holds it: not made
 
-    world.controller = Controller(world.api, IMAGE)  # restarted: reuses the partition of the layout
+    world.controller = Controller(world.controller_api, IMAGE)  # restarted: reuses the partition of the layout
     world.settle()
     [instance] = world.drivers["gpu-node-1"].mig_instances(0)
     assert (instance.profile, instance.start) == ("3g.20gb", desired[0][0]["start"])

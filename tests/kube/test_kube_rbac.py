@@ -1,7 +1,8 @@
 """The rendered RBAC is enough: every API request the controller, the node agent and the
 reservation pods make during the quickstart, a fraction job and a preemption is allowed by the
-roles `runai-adm install --print` gives their ServiceAccounts (the emulator itself authorises
-everything, so this test does the authorising)."""
+roles `runai-adm install --print` gives their ServiceAccounts (each acts as its ServiceAccount, so
+the emulator refuses what the roles and admission policies do not allow, and this test checks
+every request against the roles as well)."""
 
 from __future__ import annotations
 
@@ -73,8 +74,11 @@ def unauthorised(api: RecordingApi, account: str) -> list:
 
 def test_every_request_of_the_quickstart_and_a_fraction_job_is_allowed(kube_emulator, tmp_path):
     world = World(kube_emulator, tmp_path)
-    controller_api, agent_api = RecordingApi(kube_emulator.api_client()), RecordingApi(kube_emulator.api_client())
-    world.reservation_api = RecordingApi(kube_emulator.api_client())
+    # each as its own ServiceAccount: the emulator enforces the rendered RBAC and admission policies too
+    controller_api = RecordingApi(kube_emulator.api_client(service_account=f"{k.SYSTEM_NAMESPACE}/{CONTROLLER}"))
+    agent_api = RecordingApi(kube_emulator.api_client(service_account=f"{k.SYSTEM_NAMESPACE}/{AGENT}"))
+    world.reservation_api = RecordingApi(kube_emulator.api_client(
+        service_account=f"{k.RESERVATION_NAMESPACE}/{RESERVATION}"))
     world.controller = Controller(controller_api, IMAGE)
     world.add_mig_node("gpu-node-1")
     world.agents["gpu-node-1"] = NodeAgent(agent_api, "gpu-node-1", world.drivers["gpu-node-1"])

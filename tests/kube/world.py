@@ -16,6 +16,7 @@ from runai_lite.backends.kube import KubeBackend, render_manifests
 from runai_lite.backends.kube import conventions as k
 from runai_lite.backends.kube.client import KubeApi
 from runai_lite.backends.kube.controller import Controller
+from runai_lite.backends.kube.install import CONTROLLER
 from runai_lite.backends.kube.node_agent import NodeAgent, report_reserved_gpu, visible_gpu_uuids
 from runai_lite.gpu.simulated import SimulatedDriver
 from tests.kube_emulator import KubeEmulator
@@ -24,19 +25,23 @@ IMAGE = "runai-lite:test"
 RESOURCES = {"Namespace": "namespaces", "PriorityClass": "priorityclasses", "ServiceAccount": "serviceaccounts",
              "ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings", "Role": "roles",
              "RoleBinding": "rolebindings", "Deployment": "deployments", "DaemonSet": "daemonsets",
-             "CustomResourceDefinition": "customresourcedefinitions.apiextensions.k8s.io"}
+             "CustomResourceDefinition": "customresourcedefinitions.apiextensions.k8s.io",
+             "ValidatingAdmissionPolicy": "validatingadmissionpolicies.admissionregistration.k8s.io",
+             "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings.admissionregistration.k8s.io"}
 
 
 class World:
     def __init__(self, emulator: KubeEmulator, tmp_path: Path):
         self.kube = emulator
         self.tmp_path = tmp_path
-        self.api = KubeApi(emulator.api_client())
+        self.api = KubeApi(emulator.api_client())  # a cluster administrator's
+        # The controller acts as its ServiceAccount: the rendered RBAC and admission policies apply to it.
+        self.controller_api = KubeApi(emulator.api_client(service_account=f"{k.SYSTEM_NAMESPACE}/{CONTROLLER}"))
         self.reservation_api = self.api  # what the reservation pods talk through
         for manifest in render_manifests():
             emulator.create(RESOURCES[manifest["kind"]], manifest)
         self.backend = KubeBackend(api=self.api)
-        self.controller = Controller(self.api, IMAGE)
+        self.controller = Controller(self.controller_api, IMAGE)
         self.agents: dict[str, NodeAgent] = {}
         self.drivers: dict[str, SimulatedDriver] = {}
         self.running: dict[str, tuple[str, str]] = {}  # pod "ns/name" -> (node, MIG UUID) registered as a process

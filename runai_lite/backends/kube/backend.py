@@ -280,7 +280,7 @@ class KubeBackend:
     # -- reading -------------------------------------------------------------------------------
 
     def _view(self) -> ClusterView:
-        return build_view(ListingReader(self.api).read_objects())
+        return build_view(ListingReader(self.api, allocations_required=False).read_objects())
 
     def _job_info(self, job: dict[str, Any], pods: list[dict[str, Any]], nodes: dict[str, dict[str, Any]],
                   events: tuple[Event, ...]) -> JobInfo:

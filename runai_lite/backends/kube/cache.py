@@ -55,8 +55,11 @@ class ObjectReader(Protocol):
 class ListingReader:
     """A handful of list calls per read: nothing kept between reads."""
 
-    def __init__(self, api: KubeApi):
+    def __init__(self, api: KubeApi, allocations_required: bool = True):
         self.api = api
+        # The controller cannot decide without the Allocation kind; a CLI reading a cluster where
+        # runai-lite is not installed just sees nothing allocated.
+        self.allocations_required = allocations_required
 
     def read_objects(self) -> ClusterObjects:
         pods = _typed(self.api.list(core("pods")), "v1", "Pod")
@@ -67,14 +70,16 @@ class ListingReader:
             jobs=_typed(self.api.list(group("batch/v1", "jobs"), label_selector=k.JOB_NAME_LABEL),
                         "batch/v1", "Job"),
             volumes=read_volumes(self.api, pods),
-            allocations=read_allocations(self.api),
+            allocations=read_allocations(self.api, self.allocations_required),
         )
 
 
-def read_allocations(api: KubeApi) -> list[dict[str, Any]]:
+def read_allocations(api: KubeApi, required: bool = True) -> list[dict[str, Any]]:
     try:
         return _typed(api.list(allocations.path()), allocations.API_VERSION, allocations.KIND)
     except ApiError as error:
+        if error.not_found and not required:
+            return []
         if error.not_found:
             raise OperationalError(f"the cluster does not serve {allocations.CRD_NAME}, where runai-lite records "
                                    "what each pod holds: install it with `runai-adm install`") from None

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...model import JobType
 from . import allocations
+from .admission import admission_policies
 from . import conventions as k
 
 VERSION = "0.1.0"
@@ -175,7 +176,8 @@ def render_manifests(values: InstallValues | dict[str, Any] | None = None) -> li
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
         "securityContext": {"privileged": v.agentPrivileged, "runAsUser": 0},  # NVML MIG calls need root
     }, nodeSelector={k.DYNAMIC_MIG_LABEL: "true"}, tolerations=[{"operator": "Exists"}])
-    return [allocations.crd(), *namespaces, *priority_classes, *accounts, *roles, controller, agent]
+    policies = admission_policies(ns, dict(LABELS))  # admissionregistration.k8s.io/v1: Kubernetes 1.30 or later
+    return [allocations.crd(), *namespaces, *priority_classes, *accounts, *roles, *policies, controller, agent]
 
 
 class _Dumper(yaml.SafeDumper):

@@ -212,7 +212,9 @@ def reservation_pod(node: str, gpu_index: int, image: str, service_account: str 
         "metadata": {
             "name": k.reservation_pod_name(node, gpu_index),
             "namespace": k.RESERVATION_NAMESPACE,
-            "labels": {"app": k.RESERVATION_APP, k.GPU_GROUP_LABEL: k.gpu_group(node, gpu_index)},
+            # `priorityClassName: build` as a label too: the class and its label go together (admission policy)
+            "labels": {"app": k.RESERVATION_APP, k.GPU_GROUP_LABEL: k.gpu_group(node, gpu_index),
+                       k.PRIORITY_LABEL: "build"},
             "annotations": {k.RESERVATION_NODE: node, k.RESERVATION_GPU: str(gpu_index),
                             "karpenter.sh/do-not-disrupt": "true"},
         },
