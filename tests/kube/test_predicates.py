@@ -13,6 +13,7 @@ from runai_lite.backends.kube.predicates import (
     claims_to_bind,
     failed_filters,
     filter_nodes,
+    node_facts,
     pending_reason,
     pod_requests,
     usage_by_node,
@@ -149,18 +150,18 @@ def test_a_bound_claim_keeps_the_pod_to_its_volumes_nodes():
         {"matchExpressions": [expr("kubernetes.io/hostname", "In", "n2")]}]}}}}
     volumes = Volumes(claims={("ns", "data"): claim("data", volume="pv1")}, volumes={"pv1": volume}, classes=CLASSES)
     nodes = [node("n1", labels={"kubernetes.io/hostname": "n1"}), node("n2", labels={"kubernetes.io/hostname": "n2"})]
-    filtered = filter_nodes(pod(claims=("data",)), nodes, {}, volumes)
+    filtered = filter_nodes(pod(claims=("data",)), node_facts(nodes, {}), volumes)
     assert filtered.eligible == ("n2",)
     assert filtered.excluded == (("node(s) had volume node affinity conflict", 1),)
 
 
 def test_a_wait_for_first_consumer_claim_is_bound_where_the_pod_goes():
     volumes = Volumes(claims={("ns", "scratch"): claim("scratch")}, classes=CLASSES)
-    filtered = filter_nodes(pod(claims=("scratch",)), [node("n1"), node("n2")], {}, volumes)
+    filtered = filter_nodes(pod(claims=("scratch",)), node_facts([node("n1"), node("n2")], {}), volumes)
     assert filtered.eligible == ("n1", "n2")
     assert [c["metadata"]["name"] for c in claims_to_bind(pod(claims=("scratch",)), "n2", volumes)] == ["scratch"]
     chosen = Volumes(claims={("ns", "scratch"): claim("scratch", selected="n2")}, classes=CLASSES)
-    assert filter_nodes(pod(claims=("scratch",)), [node("n1"), node("n2")], {}, chosen).eligible == ("n2",)
+    assert filter_nodes(pod(claims=("scratch",)), node_facts([node("n1"), node("n2")], {}), chosen).eligible == ("n2",)
     assert claims_to_bind(pod(claims=("scratch",)), "n2", chosen) == []
 
 
@@ -169,17 +170,17 @@ def test_a_wait_for_first_consumer_claim_is_bound_where_the_pod_goes():
     ({}, 'persistentvolumeclaim "data" not found'),
 ])
 def test_a_claim_no_node_can_satisfy_keeps_the_pod_waiting(claims, why):
-    filtered = filter_nodes(pod(claims=("data",)), [node("n1")], {}, Volumes(claims=claims, classes=CLASSES))
+    filtered = filter_nodes(pod(claims=("data",)), node_facts([node("n1")], {}), Volumes(claims=claims, classes=CLASSES))
     assert filtered.eligible == () and filtered.summary == f"0/1 nodes are available: {why}."
 
 
 def test_the_why_pending_names_every_filter_that_failed():
     nodes = [node("n1", labels={ZONE: "b"}), node("n2", labels={ZONE: "b"}), node("n3", labels={ZONE: "a"}, cpu="2")]
     huge = pod(requests={"cpu": "4"}, nodeSelector={ZONE: "a"})
-    filtered = filter_nodes(huge, nodes, {})
+    filtered = filter_nodes(huge, node_facts(nodes, {}))
     assert filtered.summary == "0/3 nodes are available: 2 node(s) didn't match nodeSelector, 1 Insufficient cpu."
     assert pending_reason("no node passes the job's node filters", filtered) == filtered.summary
-    some = filter_nodes(pod(nodeSelector={ZONE: "b"}), nodes, {})
+    some = filter_nodes(pod(nodeSelector={ZONE: "b"}), node_facts(nodes, {}))
     assert pending_reason("no GPU has 0.5 free", some) == \
         "no GPU has 0.5 free; node filters left out 1 of 3 nodes: 1 node(s) didn't match nodeSelector"
-    assert pending_reason("no GPU has 0.5 free", filter_nodes(pod(), nodes, {})) == "no GPU has 0.5 free"
+    assert pending_reason("no GPU has 0.5 free", filter_nodes(pod(), node_facts(nodes, {}))) == "no GPU has 0.5 free"

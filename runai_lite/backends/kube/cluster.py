@@ -25,7 +25,8 @@ from . import allocations
 from . import conventions as k
 from .manifests import InvalidRequest, pod_job_type, pod_request, whole_gpus
 from .meta import Meta
-from .predicates import Filtered, NodeUsage, Resources, Volumes, allocatable, filter_nodes, pod_requests, usage_by_node
+from .predicates import (Filtered, NodeUsage, Resources, Volumes, allocatable, filter_nodes, node_facts,
+                         pod_requests, shape, usage_by_node)
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,6 @@ def build_view(objects: ClusterObjects) -> ClusterView:
 
     recorded = _recorded_allocations(view, objects)
     foreign_gpus: dict[str, int] = {}
-    foreign: list[dict[str, Any]] = []  # bound pods that take node room but are not jobs of the snapshot
     jobs: list[Job] = []
     for pod in objects.pods:
         meta = Meta(pod)
@@ -112,7 +112,6 @@ def build_view(objects: ClusterObjects) -> ClusterView:
             except (KeyError, ValueError):
                 continue
             view.reservations[key] = pod
-            foreign.append(pod)
         elif is_ours(pod) and not _placed_elsewhere(pod, recorded):
             if is_finished(pod):
                 continue
@@ -134,11 +133,9 @@ def build_view(objects: ClusterObjects) -> ClusterView:
             node = (pod.get("spec") or {}).get("nodeName")
             if node and not is_finished(pod):
                 foreign_gpus[node] = foreign_gpus.get(node, 0) + whole_gpus(pod)
-                foreign.append(pod)
 
-    jobs = _filter_pending(view, jobs, objects)
-    foreign_use = usage_by_node(foreign)
-    nodes = [_node_of(n, view, foreign_gpus.get(Meta(n).name, 0), jobs, foreign_use.get(Meta(n).name))
+    jobs, usage = _filter_pending(view, jobs, objects)
+    nodes = [_node_of(n, view, foreign_gpus.get(Meta(n).name, 0), jobs, usage.get(Meta(n).name))
              for n in objects.nodes]
     names = set(projects_by_namespace.values()) | {j.project for j in jobs}
     deserved = {projects_by_namespace[Meta(ns).name]: k.parse_deserved(Meta(ns).annotation(k.DESERVED_GPUS))
@@ -148,23 +145,27 @@ def build_view(objects: ClusterObjects) -> ClusterView:
     return view
 
 
-def _filter_pending(view: ClusterView, jobs: list[Job], objects: ClusterObjects) -> list[Job]:
+def _filter_pending(view: ClusterView, jobs: list[Job], objects: ClusterObjects
+                    ) -> tuple[list[Job], dict[str, NodeUsage]]:
     """Give each pending job the nodes kube-scheduler's filters allow it, against what every pod
-    bound or claimed (ours: allocated, maybe not bound yet) already takes."""
+    bound or claimed (ours: allocated, maybe not bound yet) already takes; and that use per node."""
     placed = {}
     for job in jobs:
         if job.allocation is not None:
             meta = Meta(view.pods.get(job.id) or view.stopping[job.id])
             placed[f"{meta.namespace}/{meta.name}"] = job.allocation.node
     usage = usage_by_node(objects.pods, placed)
+    nodes = node_facts(objects.nodes, usage)
     out = []
+    by_shape: dict[str, Filtered] = {}
     for job in jobs:
         if job.allocation is None:
-            filtered = filter_nodes(view.pods[job.id], objects.nodes, usage, objects.volumes)
+            pod = view.pods[job.id]
+            filtered = by_shape.get(key := shape(pod)) or by_shape.setdefault(key, filter_nodes(pod, nodes, objects.volumes))
             view.filtered[job.id] = filtered
             job = job.model_copy(update={"eligible_nodes": filtered.eligible})
         out.append(job)
-    return out
+    return out, usage
 
 
 def _recorded_allocations(view: ClusterView, objects: ClusterObjects) -> set[str]:
@@ -243,7 +244,7 @@ def gpu_inventory(node: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _node_of(node: dict[str, Any], view: ClusterView, foreign_gpus: int, jobs: list[Job],
-             foreign: NodeUsage | None) -> Node:
+             used: NodeUsage | None) -> Node:
     name = Meta(node).name
     labels = Meta(node).labels
     annotations = Meta(node).annotations
@@ -282,7 +283,9 @@ def _node_of(node: dict[str, Any], view: ClusterView, foreign_gpus: int, jobs: l
     if room is None:  # a node that reports no allocatable resources: not tracked
         return Node(name=name, gpus=tuple(gpus), schedulable=schedulable)
     # The scheduler counts its own jobs' CPU and memory; what other pods take is gone from the start.
-    free = room - (foreign.requested if foreign else Resources())
+    held = [j for j in jobs if j.allocation is not None and j.allocation.node == name]
+    ours = Resources(cpu_milli=sum(j.cpu_milli for j in held), memory=sum(j.memory_mib for j in held) * MiB)
+    free = room - ((used.requested if used else Resources()) - ours)
     return Node(name=name, gpus=tuple(gpus), schedulable=schedulable, cpu_milli=max(0, free.cpu_milli),
                 memory_mib=max(0, free.memory // MiB))
 

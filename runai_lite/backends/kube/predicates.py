@@ -18,6 +18,7 @@ and zones, DRA (documented in docs/kubernetes.md).
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -295,27 +296,55 @@ def claims_to_bind(pod: Obj, node: str, volumes: Volumes) -> list[Obj]:
 # The filters together
 
 
+@dataclass(frozen=True, slots=True)
+class NodeFacts:
+    """What the filters read of a node, worked out once per pass (not once per pod)."""
+
+    name: str
+    node: Obj
+    unschedulable: bool
+    ready: bool
+    free: Resources | None  # allocatable minus what bound pods request; None: the node reports none
+    ports: frozenset[tuple[str, str, int]]
+
+
+def node_facts(nodes: Iterable[Obj], usage: Mapping[str, NodeUsage]) -> list[NodeFacts]:
+    facts = []
+    for node in nodes:
+        name = node["metadata"]["name"]
+        used = usage.get(name) or NodeUsage()
+        room = allocatable(node)
+        facts.append(NodeFacts(name=name, node=node, unschedulable=bool((node.get("spec") or {}).get("unschedulable")),
+                               ready=node_ready(node), free=None if room is None else room - used.requested,
+                               ports=frozenset(used.ports)))
+    return facts
+
+
 def failed_filters(pod: Obj, node: Obj, usage: NodeUsage | None, volumes: Volumes = Volumes()) -> list[str]:
     """Every filter the node fails for the pod, in kube-scheduler's words; [] when it may run there."""
+    [facts] = node_facts([node], {node["metadata"]["name"]: usage} if usage else {})
+    return _failures(pod, pod_requests(pod), host_ports(pod), facts, volumes)
+
+
+def _failures(pod: Obj, wanted: Resources, ports: set[tuple[str, str, int]], node: NodeFacts,
+              volumes: Volumes) -> list[str]:
     reasons = []
-    if (node.get("spec") or {}).get("unschedulable"):
+    if node.unschedulable:
         reasons.append("node(s) were unschedulable")
-    if not node_ready(node):
+    if not node.ready:
         reasons.append("node(s) were not ready")
-    taint = untolerated_taint(pod, node)
+    taint = untolerated_taint(pod, node.node)
     if taint is not None:
         reasons.append(f"node(s) had untolerated taint {{{taint.get('key')}: {taint.get('value') or ''}}}")
-    if not selector_matches(pod, node):
+    if not selector_matches(pod, node.node):
         reasons.append("node(s) didn't match nodeSelector")
-    if not affinity_matches(pod, node):
+    if not affinity_matches(pod, node.node):
         reasons.append("node(s) didn't match Pod's node affinity")
-    used = usage or NodeUsage()
-    if _ports_conflict(host_ports(pod), used.ports):
+    if ports and _ports_conflict(ports, node.ports):
         reasons.append("node(s) didn't have free ports for the requested pod ports")
-    room = allocatable(node)
-    if room is not None:
-        reasons += _insufficient(pod_requests(pod), room - used.requested)
-    if volume_node_conflict(pod, node, volumes):
+    if node.free is not None:
+        reasons += _insufficient(wanted, node.free)
+    if volumes.claims and volume_node_conflict(pod, node.node, volumes):
         reasons.append("node(s) had volume node affinity conflict")
     return reasons
 
@@ -351,22 +380,30 @@ class Filtered:
         return f"node filters left out {self.total - len(self.eligible)} of {self.total} nodes: {parts}"
 
 
-def filter_nodes(pod: Obj, nodes: Iterable[Obj], usage: Mapping[str, NodeUsage],
-                 volumes: Volumes = Volumes()) -> Filtered:
-    nodes = list(nodes)
+def filter_nodes(pod: Obj, nodes: list[NodeFacts], volumes: Volumes = Volumes()) -> Filtered:
     blocked = volume_problem(pod, volumes)
     if blocked:
         return Filtered(eligible=(), total=len(nodes), blocked=blocked)
+    wanted, ports = pod_requests(pod), host_ports(pod)
     eligible = []
     counts: Counter[str] = Counter()
     for node in nodes:
-        reasons = failed_filters(pod, node, usage.get(node["metadata"]["name"]), volumes)
+        reasons = _failures(pod, wanted, ports, node, volumes)
         if reasons:
             counts.update(reasons)
         else:
-            eligible.append(node["metadata"]["name"])
+            eligible.append(node.name)
     excluded = tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
     return Filtered(eligible=tuple(eligible), total=len(nodes), excluded=excluded)
+
+
+def shape(pod: Obj) -> str:
+    """Everything of a pod the filters read: pods of one shape (a Job's, say) pass the same nodes."""
+    spec = pod.get("spec") or {}
+    keys = ("nodeSelector", "affinity", "tolerations", "overhead", "volumes")
+    containers = [[c.get("resources"), c.get("ports"), c.get("restartPolicy")]
+                  for part in ("initContainers", "containers") for c in spec.get(part) or []]
+    return json.dumps([pod["metadata"].get("namespace"), [spec.get(key) for key in keys], containers], sort_keys=True)
 
 
 def pending_reason(scheduler_reason: str | None, filtered: Filtered | None) -> str | None:
