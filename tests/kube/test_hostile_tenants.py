@@ -504,7 +504,8 @@ def test_only_the_controller_may_write_allocations_and_users_may_read_them():
         for rule in role["rules"]:
             if allocations.GROUP in rule["apiGroups"] and allocations.PLURAL in rule["resources"]:
                 (writers if set(rule["verbs"]) - {"get", "list", "watch"} else readers).add(role["metadata"]["name"])
-        aggregation = {key for key in role["metadata"]["labels"] if key.startswith("rbac.authorization.k8s.io/aggregate-to-")}
+        aggregation = {key for key in role["metadata"]["labels"]
+                       if key.startswith("rbac.authorization.k8s.io/aggregate-to-")}
         assert aggregation <= {"rbac.authorization.k8s.io/aggregate-to-view"}  # never into edit or admin
     assert writers == {CONTROLLER} and readers == {"runai-lite-allocation-reader"}
 

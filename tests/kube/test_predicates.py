@@ -170,7 +170,8 @@ def test_a_wait_for_first_consumer_claim_is_bound_where_the_pod_goes():
     ({}, 'persistentvolumeclaim "data" not found'),
 ])
 def test_a_claim_no_node_can_satisfy_keeps_the_pod_waiting(claims, why):
-    filtered = filter_nodes(pod(claims=("data",)), node_facts([node("n1")], {}), Volumes(claims=claims, classes=CLASSES))
+    volumes = Volumes(claims=claims, classes=CLASSES)
+    filtered = filter_nodes(pod(claims=("data",)), node_facts([node("n1")], {}), volumes)
     assert filtered.eligible == () and filtered.summary == f"0/1 nodes are available: {why}."
 
 

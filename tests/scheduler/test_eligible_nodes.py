@@ -28,7 +28,8 @@ def test_a_fraction_goes_to_an_eligible_node_though_another_is_preferred():
         update={"kind": "fraction", "share_milli": 500}))
     free = cluster([node("node-1", gpu(0)), node("node-2", gpu(0))], [busy, job("j", gpu="0.5", at=1)])
     assert check(free)["bind"] == ["j node-1/0 0.5"]
-    restricted = cluster([node("node-1", gpu(0)), node("node-2", gpu(0))], [busy, only(job("j", gpu="0.5", at=1), "node-2")])
+    restricted = cluster([node("node-1", gpu(0)), node("node-2", gpu(0))],
+                         [busy, only(job("j", gpu="0.5", at=1), "node-2")])
     assert check(restricted)["bind"] == ["j node-2/0 0.5"]
 
 
@@ -57,7 +58,7 @@ def test_preemption_makes_room_only_on_an_eligible_node():
 
 
 def test_a_job_no_node_passes_is_pending_saying_so():
-    snapshot = cluster([node("node-1", gpu(0))], [only(job("j", gpu="0.5"), )])
+    snapshot = cluster([node("node-1", gpu(0))], [only(job("j", gpu="0.5"))])
     lines = check(snapshot)
     assert lines["bind"] == []
     assert lines["plan"].pending_reason("j") == "no node passes the job's node filters"

@@ -111,7 +111,8 @@ def admission_policies(namespace: str, labels: dict[str, str]) -> list[dict[str,
     state = _policy(
         "runai-lite-pod-state", pods,
         [trusted,
-         ("new_annotations", _map_of("object", "annotations")), ("old_annotations", _map_of("oldObject", "annotations")),
+         ("new_annotations", _map_of("object", "annotations")),
+         ("old_annotations", _map_of("oldObject", "annotations")),
          ("new_labels", _map_of("object", "labels")), ("old_labels", _map_of("oldObject", "labels"))],
         [(f"variables.trusted || request.operation != 'UPDATE' || "
           f"{_unchanged('annotations', GUARDED_ANNOTATION_PREFIXES, (*REQUEST_ANNOTATIONS, k.STATUS))}",

@@ -6,9 +6,10 @@ translation from Kubernetes objects to the scheduler's model is tested without a
 Everything the controller needs lives in the API objects, so a restarted controller rebuilds the
 same view: a pod's allocation is its Allocation object (`allocations.py`: written by the controller
 before the pod is bound, writable by no user; the pod's annotation of the same content is only a
-mirror and is never read here), a node's MIG layout is the desired layout the controller wrote (adopting the agent's
-actual layout when there is none yet), and a shared GPU's real UUID is what its reservation pod
-reported.
+mirror and is never read here), a node's MIG layout is the desired layout the controller wrote
+(adopting the agent's actual layout when there is none yet), and a shared GPU's real UUID is what
+its reservation pod reported. Each pending pod also gets the nodes kube-scheduler's filters allow
+it (`predicates.py`).
 """
 
 from __future__ import annotations
@@ -161,7 +162,10 @@ def _filter_pending(view: ClusterView, jobs: list[Job], objects: ClusterObjects
     for job in jobs:
         if job.allocation is None:
             pod = view.pods[job.id]
-            filtered = by_shape.get(key := shape(pod)) or by_shape.setdefault(key, filter_nodes(pod, nodes, objects.volumes))
+            key = shape(pod)
+            if key not in by_shape:
+                by_shape[key] = filter_nodes(pod, nodes, objects.volumes)
+            filtered = by_shape[key]
             view.filtered[job.id] = filtered
             job = job.model_copy(update={"eligible_nodes": filtered.eligible})
         out.append(job)

@@ -125,7 +125,8 @@ def usage_by_node(pods: Iterable[Obj], placed: Mapping[str, str] | None = None) 
     usage: dict[str, NodeUsage] = {}
     for pod in pods:
         meta = pod.get("metadata") or {}
-        node = (pod.get("spec") or {}).get("nodeName") or (placed or {}).get(f"{meta.get('namespace')}/{meta.get('name')}")
+        key = f"{meta.get('namespace')}/{meta.get('name')}"
+        node = (pod.get("spec") or {}).get("nodeName") or (placed or {}).get(key)
         if node and not is_terminal(pod):
             usage.setdefault(node, NodeUsage()).add(pod)
     return usage
