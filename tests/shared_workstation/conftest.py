@@ -13,7 +13,6 @@ import json
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import sysconfig
 import tempfile
@@ -26,9 +25,10 @@ from typing import Any
 import pytest
 
 from runai_lite.backends.local import LocalBackend
-from runai_lite.backends.local.control import daemon_stop, local_init
+from runai_lite.backends.local.control import local_init
 from runai_lite.backends.local.paths import HOME_ENV, SYSTEM_DIR_ENV, system_dirs
-from runai_lite.backends.local.store import Store
+
+from ..local.conftest import kill_everything
 
 REPO = Path(__file__).resolve().parents[2]
 USER_PYTHON = "/usr/bin/python3.11"
@@ -107,25 +107,9 @@ def system_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def _stop_everything(state: Path) -> None:
-    """Stop the daemon, then SIGKILL the process group of every job it knew of."""
-    if not state.exists():
-        return
-    daemon_stop(system=True, timeout=5)
-    pids = set()
-    if (state / "state.db").exists():
-        store = Store(state / "state.db")
-        pids = {r.pid for r in store.all_jobs() if r.pid is not None}
-        store.close()
-    for pidfile in (state / "run").glob("*.pid"):
-        try:
-            pids.add(int(pidfile.read_text()))
-        except ValueError:
-            pass
-    for pid in pids:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+    """Stop the daemon, then kill every job process it knew of (the system state is a home)."""
+    if state.exists():
+        kill_everything(state)
 
 
 @pytest.fixture
