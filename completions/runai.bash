@@ -7,10 +7,12 @@ _runai() {
         [[ "${COMP_WORDS[i]}" == "--" ]] && return 0
         [[ "${COMP_WORDS[i]}" == -p || "${COMP_WORDS[i]}" == --project ]] && project=(-p "${COMP_WORDS[i+1]}")
         case "$path ${COMP_WORDS[i]}" in
-            "runai completion"|"runai config"|"runai config cluster"|"runai config project"|"runai delete"|"runai delete job"|"runai describe"|"runai describe job"|"runai exec"|"runai list"|"runai list jobs"|"runai list nodes"|"runai list projects"|"runai logs"|"runai submit"|"runai top"|"runai top node"|"runai version") path="$path ${COMP_WORDS[i]}" ;;
+            "runai attach"|"runai bash"|"runai completion"|"runai config"|"runai config cluster"|"runai config project"|"runai delete"|"runai delete job"|"runai describe"|"runai describe job"|"runai exec"|"runai list"|"runai list jobs"|"runai list nodes"|"runai list projects"|"runai logs"|"runai submit"|"runai top"|"runai top node"|"runai version") path="$path ${COMP_WORDS[i]}" ;;
         esac
     done
     case "$path|$prev" in
+        "runai attach|--project"|"runai attach|-p") COMPREPLY=($(compgen -W "$(runai completion-names projects 2>/dev/null)" -- "$cur")); return ;;
+        "runai bash|--project"|"runai bash|-p") COMPREPLY=($(compgen -W "$(runai completion-names projects 2>/dev/null)" -- "$cur")); return ;;
         "runai delete job|--project"|"runai delete job|-p") COMPREPLY=($(compgen -W "$(runai completion-names projects 2>/dev/null)" -- "$cur")); return ;;
         "runai describe job|--project"|"runai describe job|-p") COMPREPLY=($(compgen -W "$(runai completion-names projects 2>/dev/null)" -- "$cur")); return ;;
         "runai describe job|--output"|"runai describe job|-o") COMPREPLY=($(compgen -W "table json yaml" -- "$cur")); return ;;
@@ -35,7 +37,9 @@ _runai() {
         "runai top node|--output"|"runai top node|-o") COMPREPLY=($(compgen -W "table json yaml" -- "$cur")); return ;;
     esac
     case "$path" in
-        "runai") subs="completion config delete describe exec list logs submit top version"; opts="--help"; names="" ;;
+        "runai") subs="attach bash completion config delete describe exec list logs submit top version"; opts="--help"; names="" ;;
+        "runai attach") subs=""; opts="--project -p --stdin -i --tty -t --help"; names="jobs" ;;
+        "runai bash") subs=""; opts="--project -p --help"; names="jobs" ;;
         "runai completion") subs=""; opts="--help"; names="" ;;
         "runai config") subs="cluster project"; opts="--help"; names="" ;;
         "runai config cluster") subs=""; opts="--help"; names="" ;;
@@ -44,7 +48,7 @@ _runai() {
         "runai delete job") subs=""; opts="--project -p --all -A --help"; names="jobs" ;;
         "runai describe") subs="job"; opts="--help"; names="" ;;
         "runai describe job") subs=""; opts="--project -p --output -o --help"; names="jobs" ;;
-        "runai exec") subs=""; opts="--project -p --tty -t --help"; names="jobs" ;;
+        "runai exec") subs=""; opts="--project -p --stdin -i --tty -t --help"; names="jobs" ;;
         "runai list") subs="jobs nodes projects"; opts="--all-projects -A --project -p --output -o --help"; names="" ;;
         "runai list jobs") subs=""; opts="--all-projects -A --project -p --output -o --help"; names="" ;;
         "runai list nodes") subs=""; opts="--output -o --help"; names="" ;;

@@ -3,7 +3,7 @@ function __runai_path
     set -l path runai
     for word in (commandline -opc)[2..-1]
         test "$word" = "--"; and break
-        contains -- "$path $word" "runai completion" "runai config" "runai config cluster" "runai config project" "runai delete" "runai delete job" "runai describe" "runai describe job" "runai exec" "runai list" "runai list jobs" "runai list nodes" "runai list projects" "runai logs" "runai submit" "runai top" "runai top node" "runai version"; and set path "$path $word"
+        contains -- "$path $word" "runai attach" "runai bash" "runai completion" "runai config" "runai config cluster" "runai config project" "runai delete" "runai delete job" "runai describe" "runai describe job" "runai exec" "runai list" "runai list jobs" "runai list nodes" "runai list projects" "runai logs" "runai submit" "runai top" "runai top node" "runai version"; and set path "$path $word"
     end
     echo $path
 end
@@ -14,17 +14,27 @@ function __runai_project
     end
 end
 complete -c runai -f
+complete -c runai -n 'test (__runai_path) = "runai"' -a 'attach' -d 'Wait for a job to start, then show its output as it comes until it ends; runai'\''s exit code is the job'\''s. The job'\''s own input is closed: for a shell in it use runai bash JOB.'
+complete -c runai -n 'test (__runai_path) = "runai"' -a 'bash' -d 'Open a shell in a job: runai exec -it JOB -- bash.'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'completion' -d 'Print the shell completion script for runai (bash, zsh or fish).'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'config' -d 'Set the default project or cluster.'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'delete' -d 'Delete jobs.'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'describe' -d 'Show details of a job.'
-complete -c runai -n 'test (__runai_path) = "runai"' -a 'exec' -d 'Run a command in a job'\''s environment (its device, variables and working directory, or its container).'
+complete -c runai -n 'test (__runai_path) = "runai"' -a 'exec' -d 'Run a command in a job'\''s environment (its device, variables and working directory, or its container). Options go before -- (or before JOB when there is no --); the command'\''s exit code is runai'\''s.'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'list' -d 'List jobs (the default), projects or nodes.'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'logs' -d 'Print a job'\''s output.'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'submit' -d 'Submit a job. The command to run goes after --.'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'top' -d 'Show how GPUs are shared.'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'version' -d 'Print the runai-lite version.'
 complete -c runai -n 'test (__runai_path) = "runai"' -l help -d 'Show help and exit.'
+complete -c runai -n 'test (__runai_path) = "runai attach"' -a '(runai completion-names jobs (__runai_project) 2>/dev/null)'
+complete -c runai -n 'test (__runai_path) = "runai attach"' -l project -s p -x -a '(runai completion-names projects 2>/dev/null)' -d 'Project (default: `runai config project`).'
+complete -c runai -n 'test (__runai_path) = "runai attach"' -l stdin -s i -d 'Pass this terminal'\''s input to the command.'
+complete -c runai -n 'test (__runai_path) = "runai attach"' -l tty -s t -d 'Give the command a terminal of its own.'
+complete -c runai -n 'test (__runai_path) = "runai attach"' -l help -d 'Show help and exit.'
+complete -c runai -n 'test (__runai_path) = "runai bash"' -a '(runai completion-names jobs (__runai_project) 2>/dev/null)'
+complete -c runai -n 'test (__runai_path) = "runai bash"' -l project -s p -x -a '(runai completion-names projects 2>/dev/null)' -d 'Project (default: `runai config project`).'
+complete -c runai -n 'test (__runai_path) = "runai bash"' -l help -d 'Show help and exit.'
 complete -c runai -n 'test (__runai_path) = "runai completion"' -l help -d 'Show help and exit.'
 complete -c runai -n 'test (__runai_path) = "runai config"' -a 'cluster' -d 'Choose where jobs run: local (this machine, the default) or a kubeconfig context.'
 complete -c runai -n 'test (__runai_path) = "runai config"' -a 'project' -d 'Set the default project.'
@@ -46,7 +56,8 @@ complete -c runai -n 'test (__runai_path) = "runai describe job"' -l output -s o
 complete -c runai -n 'test (__runai_path) = "runai describe job"' -l help -d 'Show help and exit.'
 complete -c runai -n 'test (__runai_path) = "runai exec"' -a '(runai completion-names jobs (__runai_project) 2>/dev/null)'
 complete -c runai -n 'test (__runai_path) = "runai exec"' -l project -s p -x -a '(runai completion-names projects 2>/dev/null)' -d 'Project (default: `runai config project`).'
-complete -c runai -n 'test (__runai_path) = "runai exec"' -l tty -s t -d 'Allocate a terminal.'
+complete -c runai -n 'test (__runai_path) = "runai exec"' -l stdin -s i -d 'Pass this terminal'\''s input to the command.'
+complete -c runai -n 'test (__runai_path) = "runai exec"' -l tty -s t -d 'Give the command a terminal of its own.'
 complete -c runai -n 'test (__runai_path) = "runai exec"' -l help -d 'Show help and exit.'
 complete -c runai -n 'test (__runai_path) = "runai list"' -a 'jobs' -d 'List jobs with Run:ai'\''s columns.'
 complete -c runai -n 'test (__runai_path) = "runai list"' -a 'nodes' -d 'List nodes and their GPUs.'

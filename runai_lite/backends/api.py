@@ -177,8 +177,9 @@ class Backend(Protocol):
 
     def logs(self, project: str, name: str, follow: bool = False, tail: int | None = None) -> Iterator[str]: ...
 
-    def exec(self, project: str, name: str, argv: list[str], tty: bool = False) -> int:
-        """Run `argv` in the job's environment; returns its exit code."""
+    def exec(self, project: str, name: str, argv: list[str], tty: bool = False, stdin: bool = False) -> int:
+        """Run `argv` in the job's environment, with a terminal of its own when `tty`, reading this
+        process's input when `stdin` (else its input is closed); returns its exit code."""
         ...
 
     def list_projects(self) -> list[ProjectInfo]: ...

@@ -56,13 +56,16 @@ class RunaiGroup(TyperGroup):
 
 class DoubleDashCommand(TyperCommand):
     """A command whose words after `--` are kept whole in `ctx.meta["after_dash"]`, so that a
-    positional NAME before them stays optional (`runai submit -i IMG -- sleep 60` has no name)."""
+    positional NAME before them stays optional (`runai submit -i IMG -- sleep 60` has no name).
+    Before a `--`, options may come anywhere (`runai exec b1 -it -- bash`); without one, the
+    command's own `allow_interspersed_args` decides (`runai exec b1 ls -la` keeps `-la` for `ls`)."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if "--" in args:
             cut = args.index("--")
             ctx.meta["after_dash"] = args[cut + 1:]
             args = args[:cut]
+            ctx.allow_interspersed_args = True
         return super().parse_args(ctx, args)
 
 

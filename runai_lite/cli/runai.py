@@ -228,22 +228,70 @@ def logs(ctx: typer.Context, name: JobArg, project: ProjectOpt = None,
         raise typer.Exit(130) from None
 
 
+StdinOpt = Annotated[bool, typer.Option("--stdin", "-i", help="Pass this terminal's input to the command.")]
+TtyOpt = Annotated[bool, typer.Option("--tty", "-t", help="Give the command a terminal of its own.")]
+
+
 @app.command(
-    "exec",
-    context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
+    "exec", cls=DoubleDashCommand, context_settings={"allow_interspersed_args": False},
     help="Run a command in a job's environment (its device, variables and working directory, or its "
-         "container)." + example("runai exec mig1 -- nvidia-smi -L"),
+         "container). Options go before [bold]--[/bold] (or before JOB when there is no --); the "
+         "command's exit code is runai's." + example("runai exec mig1 -it -- bash"),
 )
 def exec_(ctx: typer.Context, name: JobArg,
-          command: Annotated[list[str], typer.Argument(help="The command and its arguments.")],
-          project: ProjectOpt = None,
-          tty: Annotated[bool, typer.Option("--tty", "-t", help="Allocate a terminal.")] = False) -> None:
-    argv = command[1:] if command[0] == "--" else command  # once NAME is read, `--` is kept as a word
+          command: Annotated[list[str] | None, typer.Argument(metavar="COMMAND",
+                                                              help="The command and its arguments.")] = None,
+          project: ProjectOpt = None, stdin: StdinOpt = False, tty: TtyOpt = False) -> None:
+    after_dash = ctx.meta.get("after_dash")
+    if after_dash is not None and command:
+        raise UserError(f"unexpected {command[0]!r} before --", f"e.g. runai exec {name} -it -- {command[0]}")
+    argv = list(after_dash if after_dash is not None else command or ())
     if not argv:
         raise UserError("no command given", f"e.g. runai exec {name} -- nvidia-smi -L")
+    _exec(ctx, project, name, argv, tty=tty, stdin=stdin)
+
+
+def _exec(ctx: typer.Context, project: str | None, name: str, argv: list[str], tty: bool, stdin: bool) -> None:
     s = session(ctx)
-    code = s.backend.exec(s.project(project), name, list(argv), tty=tty)
+    code = s.backend.exec(s.project(project), name, argv, tty=tty, stdin=stdin)
     raise typer.Exit(code)
+
+
+@app.command("bash", help="Open a shell in a job: [bold]runai exec -it JOB -- bash[/bold]."
+                          + example("runai bash mig1"))
+def bash(ctx: typer.Context, name: JobArg, project: ProjectOpt = None) -> None:
+    _exec(ctx, project, name, ["bash"], tty=True, stdin=True)
+
+
+ATTACH_POLL_SECONDS = 0.5
+
+
+@app.command(help="Wait for a job to start, then show its output as it comes until it ends; runai's exit code is "
+                  "the job's. The job's own input is closed: for a shell in it use [bold]runai bash JOB[/bold]."
+                  + example("runai attach mig1"))
+def attach(ctx: typer.Context, name: JobArg, project: ProjectOpt = None, stdin: StdinOpt = False,
+           tty: TtyOpt = False) -> None:
+    from ..model import JobStatus
+
+    s = session(ctx)
+    project = s.project(project)
+    job = s.backend.get_job(project, name)
+    if stdin or tty:
+        typer.echo(f"Note: job {name} runs with its input closed; showing its output "
+                   f"(for a shell in it: runai bash {name})", err=True)
+    try:
+        while job.status is JobStatus.PENDING:
+            time.sleep(ATTACH_POLL_SECONDS)
+            job = s.backend.get_job(project, name)
+        for line in s.backend.logs(project, name, follow=True):
+            sys.stdout.write(line if line.endswith("\n") else line + "\n")
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    job = s.backend.get_job(project, name)
+    if job.exit_code is not None:
+        raise typer.Exit(job.exit_code)
+    raise typer.Exit(0 if job.status is JobStatus.SUCCEEDED else 1)
 
 
 @delete_app.command("job", help="Delete jobs (their processes are stopped: SIGTERM, then SIGKILL)."

@@ -20,7 +20,7 @@ class FakeBackend:
         self.nodes = nodes or []
         self.log_lines = logs or {}
         self.submitted: list[JobSpec] = []
-        self.exec_calls: list[tuple[str, str, list[str], bool]] = []
+        self.exec_calls: list[tuple[str, str, list[str], bool, bool]] = []
         self.log_calls: list[tuple[str, str, bool, int | None]] = []
         self.deleted: list[tuple[str, str]] = []
         self.dynamic_mig: dict[str, bool] = {}
@@ -65,9 +65,9 @@ class FakeBackend:
         lines = self.log_lines.get(name, [])
         return iter(lines[-tail:] if tail else lines)
 
-    def exec(self, project: str, name: str, argv: list[str], tty: bool = False) -> int:
+    def exec(self, project: str, name: str, argv: list[str], tty: bool = False, stdin: bool = False) -> int:
         self.get_job(project, name)
-        self.exec_calls.append((project, name, argv, tty))
+        self.exec_calls.append((project, name, argv, tty, stdin))
         return 3
 
     def list_projects(self) -> list[ProjectInfo]:

@@ -237,9 +237,44 @@ def test_exec_passes_argv_and_returns_its_exit_code():
     backend = FakeBackend(jobs=records.jobs())
     result = invoke(backend, "exec", "mig1", "--", "nvidia-smi", "-L")
     assert result.exit_code == 3
-    assert backend.exec_calls == [("team-a", "mig1", ["nvidia-smi", "-L"], False)]
+    assert backend.exec_calls == [("team-a", "mig1", ["nvidia-smi", "-L"], False, False)]
     invoke(backend, "exec", "-p", "team-a", "mig1", "ls", "-la")
     assert backend.exec_calls[-1][2] == ["ls", "-la"]  # options after the name belong to the command
+
+
+@pytest.mark.parametrize(("args", "tty", "stdin"), [
+    (["exec", "mig1", "-it", "--", "bash"], True, True),
+    (["exec", "-it", "mig1", "--", "bash"], True, True),
+    (["exec", "-it", "mig1", "bash"], True, True),
+    (["exec", "mig1", "-ti", "-p", "team-b", "--", "bash"], True, True),
+    (["exec", "-p", "team-b", "mig1", "--stdin", "--tty", "--", "bash"], True, True),
+    (["exec", "mig1", "-t", "--", "bash"], True, False),
+    (["exec", "mig1", "-i", "--", "bash"], False, True),
+    (["exec", "mig1", "--", "bash"], False, False),
+    (["bash", "mig1"], True, True),
+    (["bash", "-p", "team-b", "mig1"], True, True),
+    (["bash", "mig1", "-p", "team-b"], True, True),
+])
+def test_exec_and_bash_read_their_flags_anywhere_before_the_double_dash(args, tty, stdin):
+    backend = FakeBackend(projects=records.projects(),
+                          jobs=records.jobs() + [records.mig_job("mig1", 0).model_copy(update={"project": "team-b"})])
+    result = invoke(backend, *args)
+    assert result.exit_code == 3, result.output
+    project = "team-b" if "team-b" in args else "team-a"
+    assert backend.exec_calls == [(project, "mig1", ["bash"], tty, stdin)]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["exec", "mig1"], "no command given"),
+    (["exec", "mig1", "--"], "no command given"),
+    (["exec", "mig1", "ls", "--", "-la"], "unexpected 'ls' before --"),
+    (["exec", "mig1", "-x", "--", "ls"], "No such option"),
+    (["exec", "-it", "--", "ls"], "Missing argument"),
+])
+def test_exec_mistakes_exit_2_and_run_nothing(args, message):
+    backend = FakeBackend(jobs=records.jobs())
+    result = invoke(backend, *args)
+    assert result.exit_code == 2 and message in result.output and backend.exec_calls == []
 
 
 def test_delete_named_all_and_mistakes():

@@ -127,7 +127,7 @@ def test_interactive_exec_goes_through_kubectl(world: World, tmp_path: Path, mon
     fake.chmod(0o700)
     monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
     backend = KubeBackend("ctx", api=world.api)
-    assert backend.exec("team-a", "j1", ["bash", "-c", "echo $HOME"], tty=True) == 7
+    assert backend.exec("team-a", "j1", ["bash", "-c", "echo $HOME"], tty=True, stdin=True) == 7
     pod = world.live_pod("team-a", "j1")["metadata"]["name"]
     assert record.read_text().split("\n") == ["--context", "ctx", "exec", "-it", "-n", "runai-team-a", pod, "--",
                                               "bash", "-c", "echo $HOME"]

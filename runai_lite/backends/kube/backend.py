@@ -120,24 +120,25 @@ class KubeBackend:
         for line in self.api.stream_lines(core("pods", namespace, pod["metadata"]["name"], "log"), query):
             yield line
 
-    def exec(self, project: str, name: str, argv: list[str], tty: bool = False) -> int:
+    def exec(self, project: str, name: str, argv: list[str], tty: bool = False, stdin: bool = False) -> int:
         if not argv:
             raise UserError("nothing to run", f"e.g. runai exec {name} -- nvidia-smi")
         namespace = self._project_namespace(project)
         pod = self._current_pod(project, namespace, name)
         pod_name = pod["metadata"]["name"]
         kubectl = shutil.which("kubectl")
-        if tty and kubectl:
+        if (tty or stdin) and kubectl:
             # An interactive terminal (raw mode, resizes, stdin) is what kubectl does well.
             command = [kubectl]
             if self.kubeconfig:
                 command += ["--kubeconfig", self.kubeconfig]
             if self.context:
                 command += ["--context", self.context]
-            command += ["exec", "-it", "-n", namespace, pod_name, "--", *argv]
-            return subprocess.call(command)
-        if tty:
-            print("kubectl is not installed: running without a terminal", file=sys.stderr)
+            flags = "-" + "i" * stdin + "t" * tty
+            command += ["exec", flags, "-n", namespace, pod_name, "--", *argv]
+            return subprocess.call(command, stdin=None if stdin else subprocess.DEVNULL)
+        if tty or stdin:
+            print("kubectl is not installed: running without a terminal or input", file=sys.stderr)
         return self.api.exec_in_pod(namespace, pod_name, argv)
 
     def _get_job(self, project: str, namespace: str, name: str) -> dict[str, Any]:

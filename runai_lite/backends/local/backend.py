@@ -13,13 +13,13 @@ period and a margin) for the job's processes to stop, and says so when they have
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 from ...errors import OperationalError, UserError
 from ...model import JobSpec, text_problem
 from ..api import Event, JobInfo, NodeView, ProjectInfo
+from ..terminal import run_attached
 from .client import ServiceClient
 from .control import ensure_daemon
 from .identity import current_umask, this_process
@@ -87,7 +87,7 @@ class LocalBackend:
         self._daemon()
         return self._service.logs(project, name, follow, tail)
 
-    def exec(self, project: str, name: str, argv: list[str], tty: bool = False) -> int:
+    def exec(self, project: str, name: str, argv: list[str], tty: bool = False, stdin: bool = False) -> int:
         self._daemon()
         target = self._service.exec_target(project, name)
         if not argv:
@@ -95,10 +95,10 @@ class LocalBackend:
         if target.runtime == PROCESS:
             command, env, cwd = argv, {**os.environ, **target.env}, target.cwd
         else:
-            command = [target.runtime, "exec", *(["-it"] if tty else ["-i"]), target.container, *argv]
-            env, cwd = None, None
+            flags = [*(["-i"] if stdin else []), *(["-t"] if tty else [])]
+            command, env, cwd = [target.runtime, "exec", *flags, target.container, *argv], None, None
         try:
-            return subprocess.run(command, env=env, cwd=cwd, check=False).returncode
+            return run_attached(command, env=env, cwd=cwd, stdin=stdin, tty=tty)
         except FileNotFoundError:
             raise UserError(f"{argv[0]}: command not found", "give a program on PATH or a path to it") from None
         except OSError as error:
