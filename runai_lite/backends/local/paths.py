@@ -113,7 +113,8 @@ class Home:
         return self.logs / f"{job_id}.log"
 
     def attempt_file(self, job_id: str, attempt: int, kind: str) -> Path:
-        """`kind` is `lock` (held while the attempt's processes live), `pid` or `exit`."""
+        """`kind` is `lock` (held while the attempt's processes live), `pid` (the shim's), `child`
+        (the job's main process) or `exit`."""
         return self.run / f"{job_id}.{attempt}.{kind}"
 
 

@@ -16,6 +16,7 @@ from .. import events as ev
 from ..crashpoints import crash_point
 from ..runner import PROCESS, log_tail, stop_container
 from ..store import JobRow
+from ..tracking.protocol import KILLED_EXIT_CODE
 from .context import DaemonContext
 
 
@@ -81,8 +82,14 @@ class Supervisor:
         return True
 
     def _settle(self, row: JobRow, code: int | None, now: float) -> bool:
-        """The attempt ended with `code`: decide what the job is now, in one transaction."""
+        """The attempt ended with `code` (None: not known): decide what the job is now, in one
+        transaction. A code is never made up: when the attempt was killed by this daemon it is
+        SIGKILL's, otherwise an unknown end fails the job without a retry (it may have finished
+        its work: running it again could do it twice)."""
         store = self.ctx.store
+        if code is None and row.kill_sent_at is not None:
+            code = KILLED_EXIT_CODE  # we killed all of it
+        recorded = self.ctx.tracker.exit_note(row.id, row.attempts)
         note = None
         if code:  # read before taking the write lock: why it failed, if it ran out of its GPU memory
             note = out_of_memory_note(log_tail(self.ctx.home.job_log(row.id)), row.enforcement, row.memory_limit_mib)
@@ -92,6 +99,8 @@ class Supervisor:
                                                                                              JobStatus.PREEMPTED):
                 return False
             released = dict(allocation=None, pid=None, stop_sent_at=None, kill_sent_at=None, exit_code=code)
+            if recorded:
+                store.add_event(conn, row.id, ev.EXIT_RECORDED_LATE, recorded, now)
             if current.delete_requested:
                 store.update_job(conn, row.id, status=JobStatus.DELETED.value, finished_at=now, **released)
                 store.add_event(conn, row.id, ev.DELETED, f"deleted; its process stopped (exit code {code})", now)
@@ -99,6 +108,12 @@ class Supervisor:
                 store.update_job(conn, row.id, status=JobStatus.PENDING.value,
                                  pending_reason="requeued after preemption", **released)
                 store.add_event(conn, row.id, ev.REQUEUED, f"stopped (exit code {code}); back in the queue", now)
+            elif code is None:
+                store.update_job(conn, row.id, status=JobStatus.FAILED.value, failures=current.failures + 1,
+                                 finished_at=now, **released)
+                store.add_event(conn, row.id, ev.EXIT_UNKNOWN, "its supervisor was killed and the daemon could not "
+                                "wait for the job itself (it restarted meanwhile): how the job ended is not known, so "
+                                "it is not retried", now)
             elif code == 0:
                 store.update_job(conn, row.id, status=JobStatus.SUCCEEDED.value, finished_at=now, **released)
                 store.add_event(conn, row.id, ev.EXITED, "exit code 0", now)

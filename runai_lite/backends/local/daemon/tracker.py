@@ -6,10 +6,17 @@ machine (cgroup v2, cgroup v1 or the process tree), and the device confiner: it 
 log (owned by the job's account), starts attempts, reads their state, signals and kills them, and
 keeps the shims it started until they are reaped. What was chosen, and why, is written to the
 store's config for `runai-adm local status`.
+
+The daemon is its shims' child subreaper: when a shim is killed while its job goes on, the job
+becomes the daemon's child, and its end is read by `waitpid` and written to the attempt's exit
+file (`recorded_by`), so that the status is neither lost nor invented. A daemon that restarted in
+between cannot wait for it: that attempt ends with no code, which supervision reports as unknown.
 """
 
 from __future__ import annotations
 
+import ctypes
+import json
 import logging
 import os
 import signal
@@ -54,6 +61,7 @@ class AttemptProcesses:
         self.probe, self.instance = probe, instance
         self.children: dict[str, subprocess.Popen] = {}  # attempt name -> shim we started
         self.exiting: list[subprocess.Popen] = []  # shims that recorded their end but had not exited yet
+        self.orphan_exits: dict[str, dict] = {}  # attempt name -> an end this daemon waited for, until written
 
     @classmethod
     def open(cls, home: Home, setting: str = "auto") -> AttemptProcesses:
@@ -68,6 +76,7 @@ class AttemptProcesses:
         except TrackingUnavailableError as error:
             log.warning("%s; falling back to the process tree", error.message)
             choice = TrackingChoice(TrackingKind.PROCESS_TREE, f"the process tree ({error.message})")
+        become_subreaper()
         return cls(home, open_tracker(choice, probe, instance), open_confiner(probe, instance), choice, probe, instance)
 
     def describe(self) -> dict[str, str]:
@@ -114,10 +123,28 @@ class AttemptProcesses:
         left); `exited` with its code once nothing is left; `absent` (no process ever got going)."""
         files = self._files(job_id, number)
         status = self.tracker.status(files)
+        if status.phase is Phase.EXITED and status.code is None:  # the shim was killed: did we inherit the job?
+            self.reap()
+            status = self.tracker.status(files)
         child = self.children.get(files.name)
         if status.phase is Phase.ABSENT and child is not None and child.poll() is None:
             return "running", None  # our shim has not taken its lock yet
+        inherited = self.orphan_exits.get(files.name)
+        if status.code is None and inherited is not None and status.phase in (Phase.EXITED, Phase.DRAINING):
+            return status.phase.value, inherited["code"]  # type: ignore[return-value]
         return status.phase.value, status.code  # type: ignore[return-value]
+
+    def exit_note(self, job_id: str, number: int) -> str | None:
+        """What the history should say about how the end was recorded, when not the usual way."""
+        files = self._files(job_id, number)
+        record = files.exit_record() or self.orphan_exits.get(files.name) or {}
+        if record.get("recorded_by"):
+            return (f"its supervisor was killed while the job went on; the daemon waited for the job itself "
+                    f"(exit code {record.get('code')})")
+        if record.get("late_seconds"):
+            return (f"its exit code ({record.get('code')}) could be written only {record['late_seconds']:g} s after "
+                    "it ended (the disk was full); recorded once space returned")
+        return None
 
     def pid(self, job_id: str, number: int) -> int | None:
         return self._files(job_id, number).pid()
@@ -158,12 +185,50 @@ class AttemptProcesses:
         child = self.children.pop(files.name, None)
         if child is not None and child.poll() is None:
             self.exiting.append(child)  # reaped by a later cycle
+        self.orphan_exits.pop(files.name, None)
         self.tracker.cleanup(files)
         self.confiner.cleanup(files)
 
     def reap(self) -> None:
-        """Collect shims that ended, so that no zombie is left."""
+        """Collect every child that ended (shims, and jobs whose shim was killed), so that no
+        zombie is left and no inherited job's status is lost."""
+        while True:
+            try:
+                ended = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG)
+            except ChildProcessError:
+                break
+            if ended is None or ended.si_pid == 0:
+                break
+            self._inherited_end(ended)
         self.exiting = [child for child in self.exiting if child.poll() is None]
+        for name, record in list(self.orphan_exits.items()):
+            self._write_exit(name, record)
+
+    def _inherited_end(self, ended: os.waitid_result) -> None:
+        """A job whose shim was killed has ended: its status, for the attempt it belongs to."""
+        for childfile in self.home.run.glob("*.child"):
+            try:
+                if int(childfile.read_text()) != ended.si_pid:
+                    continue
+            except (OSError, ValueError):
+                continue
+            killed = ended.si_code in (os.CLD_KILLED, os.CLD_DUMPED)
+            record = {"code": 128 + ended.si_status if killed else ended.si_status,
+                      "signal": ended.si_status if killed else None, "recorded_by": "daemon"}
+            name = childfile.name[:-len(".child")]
+            log.warning("attempt %s: its supervisor was killed; the job ended with exit code %d", name, record["code"])
+            self.orphan_exits[name] = record
+            return
+
+    def _write_exit(self, name: str, record: dict) -> None:
+        job_id, number = name.rsplit(".", 1)
+        files = self._files(job_id, int(number))
+        if files.exit_code() is not None:
+            return
+        try:
+            write_private(files.exitfile, json.dumps(record))
+        except OSError as error:  # a full disk: kept in memory, written at a later cycle
+            log.warning("attempt %s: cannot record its exit yet: %s", name, error)
 
     def close(self) -> None:
         """The daemon stops: its empty cgroup directories go (those of running attempts stay)."""
@@ -181,3 +246,13 @@ def _signal_shim(child: subprocess.Popen | None, signum: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> None:
+    """Orphans among this process's descendants (a job whose shim was killed) become its children."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        log.warning("cannot become the child subreaper: %s", os.strerror(ctypes.get_errno()))

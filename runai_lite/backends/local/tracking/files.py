@@ -36,6 +36,26 @@ class AttemptFiles:
     def exitfile(self) -> Path:
         return self.home.attempt_file(self.job_id, self.number, "exit")
 
+    @property
+    def childfile(self) -> Path:
+        return self.home.attempt_file(self.job_id, self.number, "child")
+
+    def child_pid(self) -> int | None:
+        """The job's main process, once the shim started it."""
+        try:
+            return int(self.childfile.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def exit_record(self) -> dict | None:
+        """The exit file as written: `code`, `signal`, and `late_seconds` when the disk was full, or
+        `recorded_by` when not the shim."""
+        try:
+            record = json.loads(self.exitfile.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return record if isinstance(record, dict) else None
+
     def pid(self) -> int | None:
         """The shim's pid (its process group's id), once it has started."""
         try:
@@ -50,5 +70,6 @@ class AttemptFiles:
             return None
 
     def remove(self) -> None:
-        for path in (self.lock, self.pidfile, self.exitfile):
+        for path in (self.lock, self.pidfile, self.exitfile, self.childfile,
+                     *self.exitfile.parent.glob(f"{self.exitfile.name}.*.tmp")):  # a write a full disk stopped
             path.unlink(missing_ok=True)

@@ -7,7 +7,9 @@ see, signal and kill them.
 
 An attempt is `RUNNING` while its main process runs, `DRAINING` when the main process has ended
 (the exit file is written) but processes it started are still there, `EXITED` when none is left,
-and `ABSENT` when no shim ever got going (a launch recorded but never made). Only `EXITED` frees the
+and `ABSENT` when no shim ever got going (a launch recorded but never made). An attempt whose shim
+was killed before it wrote the exit file is `EXITED` without a code: the tracker does not know how
+the job ended, and does not invent it (the daemon, the shim's child subreaper, records what it can). Only `EXITED` frees the
 attempt's GPU: supervision kills a draining attempt and waits.
 """
 
@@ -45,7 +47,7 @@ class Phase(str, Enum):
 @dataclass(frozen=True)
 class AttemptStatus:
     phase: Phase
-    code: int | None = None  # the main process's exit status, once known
+    code: int | None = None  # the main process's exit status, once known; EXITED without one: unknown
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,8 @@ class ShimTracker:
         if run_as is not None:
             options += run_as.shim_options(os.geteuid())
         return subprocess.Popen(
-            [sys.executable, "-I", "-S", str(SHIM), *options, str(files.lock), str(files.pidfile),
+            [sys.executable, "-I", "-S", str(SHIM), *options, "--childfile", str(files.childfile), str(files.lock),
+             str(files.pidfile),
              str(files.exitfile), cwd or "", "--", *argv],
             env=dict(env), stdin=subprocess.DEVNULL, stdout=log_fd, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True,
@@ -131,6 +134,6 @@ class ShimTracker:
         code = files.exit_code() if code is None else code  # it may have ended between the two looks
         if code is not None:
             return AttemptStatus(Phase.EXITED, code)
-        if files.pidfile.exists():  # the shim ran and was killed before it could write the exit
-            return AttemptStatus(Phase.EXITED, KILLED_EXIT_CODE)
+        if files.pidfile.exists():  # the shim ran and was killed before it could write the exit:
+            return AttemptStatus(Phase.EXITED)  # how the job ended is not known here (never invented)
         return AttemptStatus(Phase.ABSENT)

@@ -7,6 +7,8 @@ job's whole process group can be signalled). OPTIONS:
 - `--cgroup DIR` (repeatable): the shim moves itself into each cgroup before anything else, so the
   job and all it starts are there; a cgroup it cannot join stops the attempt (exit 126) rather
   than letting it run untracked.
+- `--childfile PATH`: where the job's main pid goes once it runs, so that a daemon (the child
+  subreaper) that inherits the job when this supervisor is killed records its end instead.
 - `--umask OCTAL`, and when the daemon is root `--uid N --gid N --groups G,...`: the account the
   job runs as (the shim itself stays the daemon's, to write its files). The job's directory is
   entered as that account, so a directory it may not enter is refused, not entered by root.
@@ -20,6 +22,7 @@ Standard library only, and run with `-I -S`: it must start fast, and the job's P
 may carry the enforcement hook) must not reach the supervisor itself.
 """
 
+import errno
 import fcntl
 import json
 import os
@@ -98,10 +101,12 @@ def parse(argv: list[str]) -> tuple[dict, list[str], list[str]] | None:
     words = list(argv)
     while words and words[0].startswith("--") and words[0] != "--":
         name, value = words[0][2:], words[1] if len(words) > 1 else None
-        if value is None or name not in ("cgroup", "umask", "uid", "gid", "groups"):
+        if value is None or name not in ("cgroup", "umask", "uid", "gid", "groups", "childfile"):
             return None
         if name == "cgroup":
             options["cgroup"].append(value)
+        elif name == "childfile":
+            options["childfile"] = value
         elif name == "groups":
             options["groups"] = [int(g) for g in value.split(",") if g]
         else:
@@ -172,12 +177,34 @@ def main(argv: list[str]) -> int:
         print(f"runai-lite: cannot start the job: {exc}", file=sys.stderr)
         code, sig = 126, None
     else:
+        if "childfile" in options:  # who the daemon waits for if this supervisor is killed
+            try:
+                write_atomically(options["childfile"], str(child.pid))
+            except OSError:
+                pass  # a full disk: this supervisor records the end itself
         returned = child.wait()
         code, sig = (128 - returned, -returned) if returned < 0 else (returned, None)
         end_stragglers()
     sys.stderr.flush()
-    write_atomically(exit_path, json.dumps({"code": code, "signal": sig}))
+    record_exit(exit_path, code, sig)
     return code & 0xFF
+
+
+def record_exit(path: str, code: int, sig: int | None, retry_seconds: float = 1.0) -> None:
+    """Write the exit file, however long it takes: while the disk (or quota) is full the supervisor
+    stays, holding the attempt open, and tries again, so the status is recorded late but never lost
+    (how late is recorded with it)."""
+    ended = time.monotonic()
+    record = {"code": code, "signal": sig}
+    while True:
+        try:
+            write_atomically(path, json.dumps(record))
+            return
+        except OSError as exc:  # the temporary file stays meanwhile: the next try truncates and reuses it
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+        time.sleep(retry_seconds)
+        record["late_seconds"] = round(time.monotonic() - ended, 1)
 
 
 if __name__ == "__main__":
