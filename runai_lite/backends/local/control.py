@@ -4,6 +4,10 @@ Exactly one daemon serves a home: it holds an exclusive `flock` on `daemon.lock`
 so "is it running?" is one non-blocking lock attempt (no stale pidfile can fool it), and a second
 daemon started in a race simply exits. Commands wake the daemon by writing a byte to the home's
 FIFO; a daemon that is not there misses nothing, since it reads all its work from the store.
+
+`system=True` controls the machine-wide daemon instead (root only): the same daemon on the system
+state directory, with the socket server in front of it (`server.py`). `local stop` finds the daemon
+from the holder of its lock and reports it stopped only once nothing holds that lock.
 """
 
 from __future__ import annotations
@@ -115,7 +119,7 @@ def home_of(home: Path | str | None, system: bool) -> tuple[Home, Path | None]:
     dirs.runtime.mkdir(mode=SOCKET_DIR_MODE, parents=True, exist_ok=True)
     info = os.lstat(dirs.runtime)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0:
-        raise OperationalError(f"{dirs.runtime} is not a directory owned by root", f"remove it and try again")
+        raise OperationalError(f"{dirs.runtime} is not a directory owned by root", "remove it and try again")
     os.chmod(dirs.runtime, SOCKET_DIR_MODE, follow_symlinks=False)
     return home_dir, dirs.socket
 
