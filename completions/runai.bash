@@ -7,7 +7,7 @@ _runai() {
         [[ "${COMP_WORDS[i]}" == "--" ]] && return 0
         [[ "${COMP_WORDS[i]}" == -p || "${COMP_WORDS[i]}" == --project ]] && project=(-p "${COMP_WORDS[i+1]}")
         case "$path ${COMP_WORDS[i]}" in
-            "runai attach"|"runai bash"|"runai completion"|"runai config"|"runai config cluster"|"runai config project"|"runai delete"|"runai delete job"|"runai describe"|"runai describe job"|"runai exec"|"runai list"|"runai list jobs"|"runai list nodes"|"runai list projects"|"runai logs"|"runai submit"|"runai top"|"runai top node"|"runai version") path="$path ${COMP_WORDS[i]}" ;;
+            "runai attach"|"runai bash"|"runai completion"|"runai config"|"runai config cluster"|"runai config project"|"runai delete"|"runai delete job"|"runai describe"|"runai describe job"|"runai describe node"|"runai exec"|"runai list"|"runai list jobs"|"runai list nodes"|"runai list projects"|"runai logs"|"runai submit"|"runai top"|"runai top node"|"runai version"|"runai whoami") path="$path ${COMP_WORDS[i]}" ;;
         esac
     done
     case "$path|$prev" in
@@ -16,6 +16,7 @@ _runai() {
         "runai delete job|--project"|"runai delete job|-p") COMPREPLY=($(compgen -W "$(runai completion-names projects 2>/dev/null)" -- "$cur")); return ;;
         "runai describe job|--project"|"runai describe job|-p") COMPREPLY=($(compgen -W "$(runai completion-names projects 2>/dev/null)" -- "$cur")); return ;;
         "runai describe job|--output"|"runai describe job|-o") COMPREPLY=($(compgen -W "table json yaml" -- "$cur")); return ;;
+        "runai describe node|--output"|"runai describe node|-o") COMPREPLY=($(compgen -W "table json yaml" -- "$cur")); return ;;
         "runai exec|--project"|"runai exec|-p") COMPREPLY=($(compgen -W "$(runai completion-names projects 2>/dev/null)" -- "$cur")); return ;;
         "runai list|--project"|"runai list|-p") COMPREPLY=($(compgen -W "$(runai completion-names projects 2>/dev/null)" -- "$cur")); return ;;
         "runai list|--output"|"runai list|-o") COMPREPLY=($(compgen -W "table wide json yaml" -- "$cur")); return ;;
@@ -37,7 +38,7 @@ _runai() {
         "runai top node|--output"|"runai top node|-o") COMPREPLY=($(compgen -W "table json yaml" -- "$cur")); return ;;
     esac
     case "$path" in
-        "runai") subs="attach bash completion config delete describe exec list logs submit top version"; opts="--help"; names="" ;;
+        "runai") subs="attach bash completion config delete describe exec list logs submit top version whoami"; opts="--help"; names="" ;;
         "runai attach") subs=""; opts="--project -p --stdin -i --tty -t --help"; names="jobs" ;;
         "runai bash") subs=""; opts="--project -p --help"; names="jobs" ;;
         "runai completion") subs=""; opts="--help"; names="" ;;
@@ -46,8 +47,9 @@ _runai() {
         "runai config project") subs=""; opts="--help"; names="projects" ;;
         "runai delete") subs="job"; opts="--help"; names="" ;;
         "runai delete job") subs=""; opts="--project -p --all -A --help"; names="jobs" ;;
-        "runai describe") subs="job"; opts="--help"; names="" ;;
+        "runai describe") subs="job node"; opts="--help"; names="" ;;
         "runai describe job") subs=""; opts="--project -p --output -o --help"; names="jobs" ;;
+        "runai describe node") subs=""; opts="--output -o --help"; names="" ;;
         "runai exec") subs=""; opts="--project -p --stdin -i --tty -t --help"; names="jobs" ;;
         "runai list") subs="jobs nodes projects"; opts="--all-projects -A --project -p --output -o --help"; names="" ;;
         "runai list jobs") subs=""; opts="--all-projects -A --project -p --output -o --help"; names="" ;;
@@ -58,6 +60,7 @@ _runai() {
         "runai top") subs="node"; opts="--help"; names="" ;;
         "runai top node") subs=""; opts="--output -o --help"; names="" ;;
         "runai version") subs=""; opts="--help"; names="" ;;
+        "runai whoami") subs=""; opts="--help"; names="" ;;
     esac
     if [[ "$cur" == -* ]]; then
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))

@@ -3,7 +3,7 @@ function __runai_path
     set -l path runai
     for word in (commandline -opc)[2..-1]
         test "$word" = "--"; and break
-        contains -- "$path $word" "runai attach" "runai bash" "runai completion" "runai config" "runai config cluster" "runai config project" "runai delete" "runai delete job" "runai describe" "runai describe job" "runai exec" "runai list" "runai list jobs" "runai list nodes" "runai list projects" "runai logs" "runai submit" "runai top" "runai top node" "runai version"; and set path "$path $word"
+        contains -- "$path $word" "runai attach" "runai bash" "runai completion" "runai config" "runai config cluster" "runai config project" "runai delete" "runai delete job" "runai describe" "runai describe job" "runai describe node" "runai exec" "runai list" "runai list jobs" "runai list nodes" "runai list projects" "runai logs" "runai submit" "runai top" "runai top node" "runai version" "runai whoami"; and set path "$path $word"
     end
     echo $path
 end
@@ -19,13 +19,14 @@ complete -c runai -n 'test (__runai_path) = "runai"' -a 'bash' -d 'Open a shell 
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'completion' -d 'Print the shell completion script for runai (bash, zsh or fish).'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'config' -d 'Set the default project or cluster.'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'delete' -d 'Delete jobs.'
-complete -c runai -n 'test (__runai_path) = "runai"' -a 'describe' -d 'Show details of a job.'
+complete -c runai -n 'test (__runai_path) = "runai"' -a 'describe' -d 'Show details of a job or a node.'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'exec' -d 'Run a command in a job'\''s environment (its device, variables and working directory, or its container). Options go before -- (or before JOB when there is no --); the command'\''s exit code is runai'\''s.'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'list' -d 'List jobs (the default), projects or nodes.'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'logs' -d 'Print a job'\''s output.'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'submit' -d 'Submit a job. The command to run goes after --.'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'top' -d 'Show how GPUs are shared.'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'version' -d 'Print the runai-lite version.'
+complete -c runai -n 'test (__runai_path) = "runai"' -a 'whoami' -d 'Print the user the backend acts for: the account jobs are submitted, listed and deleted as.'
 complete -c runai -n 'test (__runai_path) = "runai"' -l help -d 'Show help and exit.'
 complete -c runai -n 'test (__runai_path) = "runai attach"' -a '(runai completion-names jobs (__runai_project) 2>/dev/null)'
 complete -c runai -n 'test (__runai_path) = "runai attach"' -l project -s p -x -a '(runai completion-names projects 2>/dev/null)' -d 'Project (default: `runai config project`).'
@@ -49,11 +50,14 @@ complete -c runai -n 'test (__runai_path) = "runai delete job"' -l project -s p 
 complete -c runai -n 'test (__runai_path) = "runai delete job"' -l all -s A -d 'Delete every job of the project.'
 complete -c runai -n 'test (__runai_path) = "runai delete job"' -l help -d 'Show help and exit.'
 complete -c runai -n 'test (__runai_path) = "runai describe"' -a 'job' -d 'Show a job: its allocation, why it is pending, its memory enforcement and its events.'
+complete -c runai -n 'test (__runai_path) = "runai describe"' -a 'node' -d 'Show a node: its GPUs, how each is shared and by which jobs.'
 complete -c runai -n 'test (__runai_path) = "runai describe"' -l help -d 'Show help and exit.'
 complete -c runai -n 'test (__runai_path) = "runai describe job"' -a '(runai completion-names jobs (__runai_project) 2>/dev/null)'
 complete -c runai -n 'test (__runai_path) = "runai describe job"' -l project -s p -x -a '(runai completion-names projects 2>/dev/null)' -d 'Project (default: `runai config project`).'
 complete -c runai -n 'test (__runai_path) = "runai describe job"' -l output -s o -x -a 'table json yaml' -d 'Output format.'
 complete -c runai -n 'test (__runai_path) = "runai describe job"' -l help -d 'Show help and exit.'
+complete -c runai -n 'test (__runai_path) = "runai describe node"' -l output -s o -x -a 'table json yaml' -d 'Output format.'
+complete -c runai -n 'test (__runai_path) = "runai describe node"' -l help -d 'Show help and exit.'
 complete -c runai -n 'test (__runai_path) = "runai exec"' -a '(runai completion-names jobs (__runai_project) 2>/dev/null)'
 complete -c runai -n 'test (__runai_path) = "runai exec"' -l project -s p -x -a '(runai completion-names projects 2>/dev/null)' -d 'Project (default: `runai config project`).'
 complete -c runai -n 'test (__runai_path) = "runai exec"' -l stdin -s i -d 'Pass this terminal'\''s input to the command.'
@@ -97,3 +101,4 @@ complete -c runai -n 'test (__runai_path) = "runai top"' -l help -d 'Show help a
 complete -c runai -n 'test (__runai_path) = "runai top node"' -l output -s o -x -a 'table json yaml' -d 'Output format.'
 complete -c runai -n 'test (__runai_path) = "runai top node"' -l help -d 'Show help and exit.'
 complete -c runai -n 'test (__runai_path) = "runai version"' -l help -d 'Show help and exit.'
+complete -c runai -n 'test (__runai_path) = "runai whoami"' -l help -d 'Show help and exit.'

@@ -1,13 +1,15 @@
 """What `runai` and `runai-adm` share: error handling, the session, output formats, printing.
 
-Every `RunaiLiteError` that escapes a command becomes its message (and hint) on stderr and the
-error's exit code (2 for a user mistake, 1 for an operational failure), never a traceback. Typer's
-own usage errors already exit 2.
+One exit-code rule: every `RunaiLiteError` that escapes a command becomes `Error: <message>` (and
+its hint) on stderr and the error's exit code, 2 for what a person should retype and 1 for a
+failure, never a traceback; Typer's own usage errors exit 2 too. Output into a pipe that was closed
+(`runai logs big | head -1`) ends quietly with 141, as a program killed by SIGPIPE does.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import StrEnum
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from ..errors import RunaiLiteError, UserError
+from ..errors import RunaiLiteError
 from .session import CliSession
 from .table import TextTable
 
@@ -36,11 +38,13 @@ class DataOutput(StrEnum):
 
 
 def print_error(error: RunaiLiteError) -> None:
-    kind = "Error" if isinstance(error, UserError) else "Failed"
-    sys.stderr.write(f"{kind}: {error.message}\n")
+    sys.stderr.write(f"Error: {error.message}\n")
     if error.hint:
         sys.stderr.write(f"Hint: {error.hint}\n")
     sys.stderr.flush()
+
+
+CLOSED_PIPE_EXIT = 128 + 13  # 128 + SIGPIPE
 
 
 class RunaiGroup(TyperGroup):
@@ -48,10 +52,16 @@ class RunaiGroup(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+            return result
         except RunaiLiteError as error:
             print_error(error)
             raise typer.Exit(error.exit_code) from None
+        except BrokenPipeError:
+            # Whoever read our output has stopped: nothing to say; later flushes go nowhere.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(CLOSED_PIPE_EXIT) from None
 
 
 class DoubleDashCommand(TyperCommand):

@@ -22,7 +22,7 @@ from .session import check_name
 app = new_app("Submit and manage GPU jobs: whole GPUs, GPU fractions and dynamic MIG partitions.",
               "runai submit mig1 -i gcr.io/run-ai-demo/quickstart-cuda --gpu-memory 10GB -- sleep 600", cls=RunaiGroup)
 list_app = add_group(app, "list", "List jobs (the default), projects or nodes.", "runai list -A", no_args_is_help=False)
-describe_app = add_group(app, "describe", "Show details of a job.", "runai describe job mig1")
+describe_app = add_group(app, "describe", "Show details of a job or a node.", "runai describe job mig1")
 delete_app = add_group(app, "delete", "Delete jobs.", "runai delete job mig1 mig2")
 config_app = add_group(app, "config", "Set the default project or cluster.", "runai config project team-a")
 top_app = add_group(app, "top", "Show how GPUs are shared.", "runai top node")
@@ -169,6 +169,7 @@ def list_default(ctx: typer.Context, all_projects: AllProjectsOpt = False, proje
 
 
 @list_app.command("jobs", help="List jobs with Run:ai's columns." + example("runai list jobs -p team-a -o json"))
+@list_app.command("job", hidden=True)  # Run:ai's singular alias
 def list_jobs(ctx: typer.Context, all_projects: AllProjectsOpt = False, project: ProjectOpt = None,
               output: OutputOpt = Output.TABLE) -> None:
     parent = ctx.parent.params if ctx.parent else {}  # `runai list -A jobs` keeps the -A
@@ -385,6 +386,35 @@ def completion_names(ctx: typer.Context, kind: str, project: ProjectOpt = None) 
     except RunaiLiteError:
         return
     sys.stdout.write("".join(f"{n}\n" for n in names))
+
+
+@describe_app.command("node", help="Show a node: its GPUs, how each is shared and by which jobs."
+                                   + example("runai describe node vm -o json"))
+def describe_node(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NODE", help="Node name.")],
+                  output: DataOutputOpt = DataOutput.TABLE) -> None:
+    from ..errors import NotFoundError
+
+    nodes = {n.name: n for n in session(ctx).backend.list_nodes()}
+    node = nodes.get(name)
+    if node is None:
+        raise NotFoundError(f"node {name} was not found",
+                            f"known nodes: {', '.join(sorted(nodes)) or 'none'} (`runai list nodes`)")
+    if output is not DataOutput.TABLE:
+        emit_data(node.to_json(), output.value)
+        return
+    from .render import gpu_is_free
+    from .topview import node_view
+
+    models = ", ".join(sorted({g.model for g in node.gpus})) or "-"
+    free = sum(1 for g in node.gpus if gpu_is_free(g))
+    show(f"NAME:       {node.name}", f"GPU TYPE:   {models}", f"GPUs:       {len(node.gpus)} ({free} free)", "",
+         node_view(node))
+
+
+@app.command(help="Print the user the backend acts for: the account jobs are submitted, listed and "
+                  "deleted as." + example("runai whoami"))
+def whoami(ctx: typer.Context) -> None:
+    typer.echo(session(ctx).backend.current_user())
 
 
 @app.command(help="Print the runai-lite version." + example("runai version"))

@@ -57,7 +57,8 @@ def project_create(ctx: typer.Context, name: Annotated[str, typer.Argument(help=
                                                                 help="GPUs guaranteed to the project.")] = 0) -> None:
     check_name("project name", name, "team-a")
     project = session(ctx).backend.create_project(name, deserved_gpus)
-    typer.echo(f"Project {project.name} created with {project.deserved_gpus:g} deserved GPUs")
+    plural = "" if project.deserved_gpus == 1 else "s"
+    typer.echo(f"Project {project.name} created with {project.deserved_gpus:g} deserved GPU{plural}")
 
 
 @project_app.command("list", help="List projects." + example("runai-adm project list -o json"))

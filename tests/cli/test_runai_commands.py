@@ -391,3 +391,29 @@ def test_every_command_has_help_with_an_example(prog):
         assert "Example:" in (command.help or ""), f"{prog} {' '.join(path)} has no example in its help"
         result = runner.invoke(app if prog == "runai" else runai_adm.app, [*path, "--help"])
         assert result.exit_code == 0 and "Example:" in result.stdout, (path, result.output)
+
+
+# --------------------------------------------------------------------------------------------
+# whoami, list job, describe node
+
+
+def test_whoami_prints_the_user_the_backend_acts_for():
+    result = invoke(FakeBackend(), "whoami")
+    assert result.exit_code == 0 and result.stdout == "alice\n"
+
+
+def test_list_job_is_an_alias_of_list_jobs():
+    backend = FakeBackend(jobs=records.jobs())
+    assert invoke(backend, "list", "job", "-o", "json").stdout == invoke(backend, "list", "jobs", "-o", "json").stdout
+
+
+def test_describe_node_table_json_and_unknown():
+    backend = FakeBackend(jobs=records.jobs(), nodes=records.nodes())
+    shown = invoke(backend, "describe", "node", "host-1")
+    assert shown.exit_code == 0
+    assert "NAME:       host-1" in shown.stdout and "GPUs:       2 (0 free)" in shown.stdout
+    assert "team-b/frac1" in shown.stdout and "A100-SXM4-40GB, T4" in shown.stdout
+    data = json.loads(invoke(backend, "describe", "node", "host-1", "-o", "json").stdout)
+    assert data == records.nodes()[0].to_json()
+    missing = invoke(backend, "describe", "node", "nowhere")
+    assert missing.exit_code == 2 and "node nowhere was not found" in missing.output and "host-1" in missing.output
