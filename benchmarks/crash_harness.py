@@ -17,6 +17,14 @@ itself, a fresh one (unarmed) is started and left to settle, then the run is aud
     python -m benchmarks.crash_harness --runs 210 --workers 2
 
 prints one line per run and a table per crash point; exits 1 if any run found a violation.
+
+`--shim-kills RUNS` runs the supervisors' integrity scenario instead: each run submits gated jobs
+(each appends a line to its own mark file when it starts, then waits for a gate and exits 0, with
+`--backoff-limit 2`, so an invented failure would run it again), SIGKILLs the shims of about half
+of them while the jobs go on, opens the gate and waits for every job to end. With `--full-disk`
+(root) the home is a small tmpfs that is filled before the gate opens and emptied a moment later.
+It prints runs, kills, jobs, lost (a job not Succeeded with exit code 0) and run twice after
+success (a mark file with more than one line); exits 1 unless the last two are 0.
 """
 
 from __future__ import annotations
@@ -324,12 +332,91 @@ def _run_in_worker(args: tuple[int, str, int, str]) -> Outcome:
     return run_one(seed, point, count, Path(workdir))
 
 
+def shim_kill_run(seed: int, jobs: int, full_disk: bool) -> tuple[int, int, int, int]:
+    """One run of the shim-kill scenario: (kills, jobs, lost, run twice)."""
+    import subprocess
+
+    from runai_lite.backends.local.tracking.files import AttemptFiles
+
+    rng = random.Random(seed)
+    work = Path(tempfile.mkdtemp(prefix="runai-lite-shims-"))
+    root = work / "home-fs"
+    root.mkdir()
+    mounted = full_disk and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(root)],
+                                           check=False).returncode == 0
+    home, gate = root / "home", work / "gate"
+    kills = 0
+    try:
+        with daemon_environment({CHECK_ENV: "1"}):
+            local_init(home, simulate="T4:4", enforcement="auto", grace_seconds=GRACE_SECONDS)
+            backend = LocalBackend(home)
+            backend.create_project("p", 4)
+            names = [f"j{i}" for i in range(jobs)]
+            for name in names:
+                script = f"echo run >> {work / name}; while [ ! -e {gate} ]; do sleep 0.05; done; exit 0"
+                backend.submit(_spec(name, "p", ("sh", "-c", script), None).model_copy(update={"backoff_limit": 2}))
+            deadline = time.monotonic() + 60
+            attempts = {}
+            while time.monotonic() < deadline and len(attempts) < jobs:
+                for row in backend.store.live_jobs("p"):
+                    files = AttemptFiles(Home.at(home), row.id, max(row.attempts, 1))
+                    if row.status == "Running" and files.child_pid() is not None:
+                        attempts[row.name] = files
+                time.sleep(0.05)
+            for files in attempts.values():
+                if rng.random() < 0.5 and files.pid() is not None:
+                    os.kill(files.pid(), signal.SIGKILL)
+                    kills += 1
+            filler = root / "filler"
+            if mounted:
+                with filler.open("wb") as fill:
+                    try:
+                        while True:
+                            fill.write(b"\0" * 65536)
+                            fill.flush()
+                    except OSError:
+                        pass
+            gate.touch()
+            if mounted:
+                time.sleep(1.5)
+                filler.unlink()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and any(not j.status.terminal for j in backend.list_jobs("p")):
+                time.sleep(0.1)
+            lost = sum(1 for j in backend.list_jobs("p") if j.status.value != "Succeeded" or j.exit_code != 0)
+            twice = sum(1 for name in names if (work / name).exists() and len((work / name).read_text().split()) > 1)
+            backend.close()
+    finally:
+        kill_everything(home)
+        if mounted:
+            subprocess.run(["umount", "-l", str(root)], check=False)
+        shutil.rmtree(work, ignore_errors=True)
+    return kills, jobs, lost, twice
+
+
+def shim_kills_main(runs: int, jobs: int, full_disk: bool, seed: int) -> int:
+    totals = [0, 0, 0, 0]
+    for run in range(runs):
+        outcome = shim_kill_run(seed + run, jobs, full_disk)
+        print(f"run {run}: kills {outcome[0]}, jobs {outcome[1]}, lost {outcome[2]}, run twice {outcome[3]}",
+              flush=True)
+        totals = [a + b for a, b in zip(totals, outcome)]
+    print(f"runs {runs}, kills {totals[0]}, jobs {totals[1]}, lost {totals[2]}, run twice after success {totals[3]}"
+          + (" (home on a filled tmpfs)" if full_disk else ""))
+    return 1 if totals[2] or totals[3] else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=210)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--shim-kills", type=int, default=0, metavar="RUNS", help="the shim-kill scenario instead")
+    parser.add_argument("--jobs", type=int, default=6, help="jobs per shim-kill run")
+    parser.add_argument("--full-disk", action="store_true", help="shim-kill runs on a filled tmpfs home (root)")
     args = parser.parse_args(argv)
+    if args.shim_kills:
+        return shim_kills_main(args.shim_kills, args.jobs, args.full_disk, args.seed)
     workdir = Path(tempfile.mkdtemp(prefix="runai-lite-crash-"))
     started = time.monotonic()
     outcomes: list[Outcome] = []
