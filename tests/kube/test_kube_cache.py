@@ -68,6 +68,14 @@ def test_the_cache_shows_what_listing_shows(world: World, cache: WatchCache):
     assert {(p["kind"], p["apiVersion"]) for p in read.pods} == {("Pod", "v1")}
 
 
+def test_a_read_with_nothing_outstanding_makes_no_request(world: World, cache: WatchCache):
+    listing = ListingReader(world.api)
+    eventually(lambda: versions(cache.read_objects()) == versions(listing.read_objects()))
+    before = len(world.kube.requests)
+    cache.read_objects()
+    assert world.kube.requests[before:] == []
+
+
 def test_its_own_writes_show_in_the_very_next_read(world: World, cache: WatchCache):
     cache.read_objects()
     writes = FencedApi(world.api, lambda: None, observer=cache)
