@@ -35,7 +35,11 @@ def _leaves_a_grandchild(pidfile: Path, then: str = "exit 0", trap: str = "") ->
 
 
 def _event_time(backend: LocalBackend, name: str, kind: str, text: str = "") -> float:
-    return next(e.time for e in backend.get_job("team-a", name).events if e.kind == kind and text in e.message)
+    events = backend.get_job("team-a", name).events
+    found = [e.time for e in events if e.kind == kind and text in e.message]
+    assert found, f"{name} has no {kind} event{f' mentioning {text!r}' if text else ''}: " + "; ".join(
+        f"{e.kind}: {e.message}" for e in events)
+    return found[0]
 
 
 def test_a_setsid_grandchild_dies_with_its_job_and_the_next_job_gets_the_gpu_only_then(

@@ -67,11 +67,14 @@ class Launcher:
         return started
 
     def _gpus_of_stopping_jobs(self) -> set[tuple[int, int | None]]:
-        """(GPU, MIG start or None) still used by processes of jobs being stopped."""
+        """(GPU, MIG start or None) still held by jobs being stopped. A victim's devices are handed
+        over only once supervision has seen every one of its processes gone and released them, not
+        when a process check here happens to find none: otherwise the store would show two holders
+        of one device until the victim is settled."""
         busy: set[tuple[int, int | None]] = set()
         for row in self.ctx.store.supervised_jobs():
             alloc = row.alloc
-            if row.stopping and alloc is not None and self.ctx.tracker.alive(row.id, row.attempts):
+            if row.stopping and alloc is not None:
                 busy.update((index, alloc.mig_start if alloc.kind == "mig" else None) for index in alloc.gpu_indices)
         return busy
 
@@ -143,8 +146,8 @@ class Launcher:
 
 
 def _waiting_for(alloc: Allocation, busy: set[tuple[int, int | None]], layout: dict[tuple, PartitionRow]) -> str | None:
-    """Why the job cannot start yet: its partition is not made, or a stopping job's processes
-    (every one of them) still use its partition or GPU."""
+    """Why the job cannot start yet: its partition is not made, or a stopping job still holds its
+    partition or GPU (until all of that job's processes are gone and it is settled)."""
     if alloc.kind == "mig":
         part = layout.get((alloc.gpu_indices[0], alloc.mig_start, alloc.mig_profile))
         if part is None or part.state != PartitionState.READY or not part.uuid:
