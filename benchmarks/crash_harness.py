@@ -55,6 +55,9 @@ from runai_lite.errors import RunaiLiteError
 from runai_lite.gpu.simulated import FAULTS_FILE, SimulatedDriver
 from runai_lite.model import GpuRequest, JobSpec, JobType
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script too
+from benchmarks.full_disk import fill_until_full, mount_small_tmpfs, unmount  # noqa: E402
+
 INVENTORY = "A100-SXM4-40GB:1,T4:1"
 GRACE_SECONDS = 0.5
 CRASH_WAIT_SECONDS = 6.0
@@ -334,16 +337,13 @@ def _run_in_worker(args: tuple[int, str, int, str]) -> Outcome:
 
 def shim_kill_run(seed: int, jobs: int, full_disk: bool) -> tuple[int, int, int, int]:
     """One run of the shim-kill scenario: (kills, jobs, lost, run twice)."""
-    import subprocess
-
     from runai_lite.backends.local.tracking.files import AttemptFiles
 
     rng = random.Random(seed)
     work = Path(tempfile.mkdtemp(prefix="runai-lite-shims-"))
     root = work / "home-fs"
     root.mkdir()
-    mounted = full_disk and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(root)],
-                                           check=False).returncode == 0
+    mounted = full_disk and mount_small_tmpfs(root, "8m")
     home, gate = root / "home", work / "gate"
     kills = 0
     try:
@@ -369,13 +369,7 @@ def shim_kill_run(seed: int, jobs: int, full_disk: bool) -> tuple[int, int, int,
                     kills += 1
             filler = root / "filler"
             if mounted:
-                with filler.open("wb") as fill:
-                    try:
-                        while True:
-                            fill.write(b"\0" * 65536)
-                            fill.flush()
-                    except OSError:
-                        pass
+                fill_until_full(filler)
             gate.touch()
             if mounted:
                 time.sleep(1.5)
@@ -389,7 +383,7 @@ def shim_kill_run(seed: int, jobs: int, full_disk: bool) -> tuple[int, int, int,
     finally:
         kill_everything(home)
         if mounted:
-            subprocess.run(["umount", "-l", str(root)], check=False)
+            unmount(root)
         shutil.rmtree(work, ignore_errors=True)
     return kills, jobs, lost, twice
 

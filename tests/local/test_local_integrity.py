@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from benchmarks.full_disk import fill_until_full, mount_small_tmpfs, unmount
 from runai_lite.backends.local import LocalBackend
 from runai_lite.backends.local.paths import Home
 from runai_lite.backends.local.repair import repair_home
@@ -68,7 +69,7 @@ def test_delete_with_a_stopped_daemon_says_still_stopping_and_exits_1(backend: L
 def test_delete_stops_a_job_when_the_homes_disk_is_full(tmp_path: Path) -> None:
     mount = tmp_path / "small"
     mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mount)], check=True)
+    assert mount_small_tmpfs(mount, "12m"), "cannot mount a tmpfs for the home"
     home = mount / "home"
     try:
         backend = make_backend(home)
@@ -76,13 +77,7 @@ def test_delete_stops_a_job_when_the_homes_disk_is_full(tmp_path: Path) -> None:
         wait_status(backend, "runaway", "Running")
         pid = wait_for(lambda: backend.store.live_job("team-a", "runaway").pid, what="the job's pid")
         job = backend.store.live_job("team-a", "runaway")
-        with open(mount / "filler", "wb") as filler:  # what a job writing without end would do
-            try:
-                while True:
-                    filler.write(b"\0" * (1 << 16))
-                    filler.flush()
-            except OSError:
-                pass
+        fill_until_full(mount / "filler")  # what a job writing without end would do
         assert os.statvfs(mount).f_bavail == 0
         assert backend.delete_jobs("team-a", ["runaway"]) == ["runaway"]
         assert backend.store.job(job.id).status == "Deleted"
@@ -90,7 +85,7 @@ def test_delete_stops_a_job_when_the_homes_disk_is_full(tmp_path: Path) -> None:
         backend.close()
     finally:
         kill_everything(home)
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+        unmount(mount)
 
 
 def _damage(home: Path, keep_bytes: int) -> None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from benchmarks.full_disk import fill_until_full, mount_small_tmpfs, unmount
 from runai_lite.backends.local import LocalBackend
 from runai_lite.backends.local.paths import Home
 from runai_lite.backends.local.tracking.files import AttemptFiles
@@ -60,7 +60,7 @@ def test_an_exit_written_when_the_full_disk_has_room_again_settles_the_job_once(
     monkeypatch.setenv(CHECK_ENV, "1")
     mount = tmp_path / "small"
     mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], check=False).returncode:
+    if not mount_small_tmpfs(mount, "8m"):
         pytest.skip("cannot mount a tmpfs here")
     home = mount / "home"
     gate = tmp_path / "go"
@@ -71,13 +71,7 @@ def test_an_exit_written_when_the_full_disk_has_room_again_settles_the_job_once(
         files = AttemptFiles(Home.at(home), backend.store.live_job("team-a", "patient").id, 1)
         wait_for(files.child_pid, what="the job to start")
         filler = mount / "filler"
-        with filler.open("wb") as fill:
-            try:
-                while True:
-                    fill.write(b"\0" * 65536)
-                    fill.flush()
-            except OSError:
-                pass
+        fill_until_full(filler)
         gate.touch()
         shim = files.pid()
         wait_for(lambda: Path(f"{files.exitfile}.{shim}.tmp").exists(), what="the shim to fail to write the exit")
@@ -94,4 +88,4 @@ def test_an_exit_written_when_the_full_disk_has_room_again_settles_the_job_once(
         from tests.local.conftest import kill_everything
 
         kill_everything(home)
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+        unmount(mount)
