@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sysconfig
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from runai_lite.backends.local import LocalBackend
 from runai_lite.backends.local.control import local_init
 from runai_lite.backends.local.paths import HOME_ENV, SYSTEM_DIR_ENV, system_dirs
 
-from ..local.conftest import kill_everything
+from ..local.conftest import kill_everything, wait_for as _wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 USER_PYTHON = "/usr/bin/python3.11"
@@ -50,14 +49,7 @@ needs_root = pytest.mark.skipif(root_skip_reason() is not None, reason=root_skip
 
 
 def wait_for(predicate: Callable[[], Any], what: str, timeout: float = WAIT_SECONDS) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    return _wait_for(predicate, timeout, what)
 
 
 @dataclass(frozen=True)
