@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 60  # a bound on waiting for the daemon, not a performance expectation
 
@@ -75,3 +77,11 @@ class Cli:
                 break
             time.sleep(0.2)
         self.adm("local", "stop", check=False)
+
+
+@pytest.fixture
+def cli(tmp_path: Path):
+    """A `Cli` on a fresh home, its daemon and jobs shut down after the test."""
+    cli = Cli(tmp_path / "home")
+    yield cli
+    cli.shut_down()

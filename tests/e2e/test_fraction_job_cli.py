@@ -7,14 +7,7 @@ import time
 
 import pytest
 
-from tests.e2e.cli_harness import WAIT_SECONDS, Cli
-
-
-@pytest.fixture
-def cli(tmp_path):
-    cli = Cli(tmp_path / "home")
-    yield cli
-    cli.shut_down()
+from tests.e2e.cli_harness import WAIT_SECONDS, Cli, cli  # noqa: F401 - the fixture
 
 
 @pytest.mark.e2e

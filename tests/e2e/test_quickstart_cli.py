@@ -6,18 +6,11 @@ from __future__ import annotations
 import pytest
 
 from runai_lite.gpu.catalog import default_catalog
-from tests.e2e.cli_harness import Cli
+from tests.e2e.cli_harness import Cli, cli  # noqa: F401 - the fixture
 
 IMAGE = "gcr.io/run-ai-demo/quickstart-cuda"
 TRAINING = ("mig1", "mig2", "mig3")
 TEN_GB = 10 * 10**9
-
-
-@pytest.fixture
-def cli(tmp_path):
-    cli = Cli(tmp_path / "home")
-    yield cli
-    cli.shut_down()
 
 
 def _running(jobs, names):
