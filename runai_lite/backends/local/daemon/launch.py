@@ -26,6 +26,7 @@ from ..tracking.devices import JobDevices, job_devices
 from ..tracking.protocol import RunAs
 from .context import DaemonContext
 from .mig import PARTITION_FAILED
+from .supervise import held_by_stopping_jobs
 
 log = logging.getLogger("runai_lite.daemon")
 
@@ -39,7 +40,7 @@ class Launcher:
         bound = [row for row in ctx.store.bound_jobs() if not row.delete_requested]
         if not bound:
             return False
-        busy_gpus = self._gpus_of_stopping_jobs()
+        busy_gpus = held_by_stopping_jobs(ctx.store)
         layout = {(p.gpu_index, p.start, p.profile): p for p in ctx.store.mig_layout(ctx.node)}
         gpus = {g.gpu_index: g for g in ctx.store.gpus(ctx.node)}
         started = False
@@ -65,18 +66,6 @@ class Launcher:
             except Exception:  # one job that cannot start must not keep the others from starting
                 log.error("starting %s failed:\n%s", row.key, traceback.format_exc())
         return started
-
-    def _gpus_of_stopping_jobs(self) -> set[tuple[int, int | None]]:
-        """(GPU, MIG start or None) still held by jobs being stopped. A victim's devices are handed
-        over only once supervision has seen every one of its processes gone and released them, not
-        when a process check here happens to find none: otherwise the store would show two holders
-        of one device until the victim is settled."""
-        busy: set[tuple[int, int | None]] = set()
-        for row in self.ctx.store.supervised_jobs():
-            alloc = row.alloc
-            if row.stopping and alloc is not None:
-                busy.update((index, alloc.mig_start if alloc.kind == "mig" else None) for index in alloc.gpu_indices)
-        return busy
 
     def launch(self, row: JobRow, alloc: Allocation, gpu_memory_mib: int | None, now: float) -> bool:
         ctx = self.ctx

@@ -12,6 +12,7 @@ from ..crashpoints import crash_point
 from ..store import PartitionRow, PartitionState
 from .context import DaemonContext
 from .publish import refresh_mig_modes
+from .supervise import held_by_stopping_jobs
 
 log = logging.getLogger("runai_lite.daemon")
 PARTITION_FAILED = "waiting for MIG partition"  # prefix of a pending reason carrying a driver error
@@ -49,7 +50,7 @@ class MigRealiser:
             if part.state != PartitionState.STATIC:
                 work.setdefault(part.gpu_index, []).append(part)
         dynamic = [g.gpu_index for g in ctx.store.gpus(ctx.node) if g.dynamic_mig]
-        holding, stopping = self._holders()
+        holding, stopping = self._holders(), held_by_stopping_jobs(ctx.store)
         desired: dict[int, list[DesiredInstance]] = {}
         for index in dynamic:
             parts = work.get(index, [])
@@ -83,21 +84,11 @@ class MigRealiser:
             crash_point("mig-recorded")
         return changed
 
-    def _holders(self) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
-        """Partitions (GPU, start) held by jobs that will run or run there, and by stopping jobs."""
-        holding: set[tuple[int, int]] = set()
-        stopping: set[tuple[int, int]] = set()
-        for row in self.ctx.store.active_jobs():
-            alloc = row.alloc
-            if alloc is None or alloc.kind != "mig" or alloc.mig_start is None:
-                continue
-            key = (alloc.gpu_indices[0], alloc.mig_start)
-            if row.stopping:
-                if row.pid is not None and self.ctx.tracker.alive(row.id, row.attempts):
-                    stopping.add(key)
-            else:
-                holding.add(key)
-        return holding, stopping
+    def _holders(self) -> set[tuple[int, int]]:
+        """Partitions (GPU, start) held by jobs that will run or run there (not stopping ones)."""
+        return {(alloc.gpu_indices[0], alloc.mig_start) for row in self.ctx.store.active_jobs()
+                if not row.stopping and (alloc := row.alloc) is not None and alloc.kind == "mig"
+                and alloc.mig_start is not None}
 
     def _record_layout(self, gpu, parts: list[PartitionRow], now: float) -> bool:
         store = self.ctx.store

@@ -15,9 +15,22 @@ from ....model import JobStatus, JobType
 from .. import events as ev
 from ..crashpoints import crash_point
 from ..runner import PROCESS, log_tail, stop_container
-from ..store import JobRow
+from ..store import JobRow, Store
 from ..tracking.protocol import KILLED_EXIT_CODE
 from .context import DaemonContext
+
+
+def held_by_stopping_jobs(store: Store) -> set[tuple[int, int | None]]:
+    """(GPU, MIG start or None) still held by jobs being stopped. A victim's GPU or partition is
+    handed over, or destroyed, only once supervision has seen every one of its processes gone and
+    settled it, never because a process check elsewhere happened to find none: otherwise the store
+    would show two holders of one device until the victim is settled."""
+    held: set[tuple[int, int | None]] = set()
+    for row in store.supervised_jobs():
+        alloc = row.alloc
+        if row.stopping and alloc is not None:
+            held.update((index, alloc.mig_start if alloc.kind == "mig" else None) for index in alloc.gpu_indices)
+    return held
 
 
 class Supervisor:
