@@ -35,6 +35,19 @@ _runai() {
         "runai submit|--working-dir") COMPREPLY=(); return ;;
         "runai submit|--backoff-limit") COMPREPLY=(); return ;;
         "runai submit|--name-prefix"|"runai submit|--job-name-prefix") COMPREPLY=(); return ;;
+        "runai submit|--cpu") COMPREPLY=(); return ;;
+        "runai submit|--memory") COMPREPLY=(); return ;;
+        "runai submit|--cpu-limit") COMPREPLY=(); return ;;
+        "runai submit|--memory-limit") COMPREPLY=(); return ;;
+        "runai submit|--volume"|"runai submit|-v") COMPREPLY=(); return ;;
+        "runai submit|--pvc") COMPREPLY=(); return ;;
+        "runai submit|--port") COMPREPLY=(); return ;;
+        "runai submit|--service-type"|"runai submit|-s") COMPREPLY=(); return ;;
+        "runai submit|--label"|"runai submit|-l") COMPREPLY=(); return ;;
+        "runai submit|--node-type") COMPREPLY=(); return ;;
+        "runai submit|--ttl-after-finish") COMPREPLY=(); return ;;
+        "runai submit|--completions") COMPREPLY=(); return ;;
+        "runai submit|--parallelism") COMPREPLY=(); return ;;
         "runai top node|--output"|"runai top node|-o") COMPREPLY=($(compgen -W "table json yaml" -- "$cur")); return ;;
     esac
     case "$path" in
@@ -56,7 +69,7 @@ _runai() {
         "runai list nodes") subs=""; opts="--output -o --help"; names="" ;;
         "runai list projects") subs=""; opts="--output -o --help"; names="" ;;
         "runai logs") subs=""; opts="--project -p --follow -f --tail -t --help"; names="jobs" ;;
-        "runai submit") subs=""; opts="--image -i --gpu -g --gpu-memory --mig-profile --interactive --preemptible --project -p --environment -e --working-dir --backoff-limit --command --name-prefix --job-name-prefix --help"; names="" ;;
+        "runai submit") subs=""; opts="--image -i --gpu -g --gpu-memory --mig-profile --interactive --preemptible --project -p --environment -e --working-dir --backoff-limit --command --name-prefix --job-name-prefix --cpu --memory --cpu-limit --memory-limit --volume -v --pvc --large-shm --port --service-type -s --label -l --node-type --ttl-after-finish --completions --parallelism --attach --help"; names="" ;;
         "runai top") subs="node"; opts="--help"; names="" ;;
         "runai top node") subs=""; opts="--output -o --help"; names="" ;;
         "runai version") subs=""; opts="--help"; names="" ;;

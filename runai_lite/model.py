@@ -163,6 +163,108 @@ class GpuRequest(_Frozen):
         return str(self.mig_profile)
 
 
+LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+LABEL_NAME_MAX = 63
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS1123_SUBDOMAIN_MAX = 253
+
+
+def label_value_problem(value: str) -> str | None:
+    """Why `value` is not a Kubernetes label value (empty is one), or None."""
+    if len(value) > LABEL_NAME_MAX:
+        return f"it is {len(value)} characters long (at most {LABEL_NAME_MAX})"
+    if value and not LABEL_NAME.match(value):
+        return "it must consist of letters, digits, '-', '_' and '.', and start and end with a letter or digit"
+    return None
+
+
+def label_key_problem(key: str) -> str | None:
+    """Why `key` is not a Kubernetes label key (`[prefix/]name`), or None."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and (not prefix or len(prefix) > DNS1123_SUBDOMAIN_MAX or not DNS1123_SUBDOMAIN.match(prefix)):
+        return f"its prefix {prefix!r} must be a DNS subdomain (lower-case letters, digits, '-' and '.')"
+    if not name:
+        return "its name is empty"
+    return label_value_problem(name)
+
+
+def _absolute_path_problem(path: str) -> str | None:
+    if not path.startswith("/"):
+        return "it must be an absolute path"
+    return text_problem(path) or ("it must not contain ':'" if ":" in path else None)
+
+
+class VolumeMount(_Frozen):
+    """`-v HOST:CONTAINER[:ro]`: a host directory (or file) mounted into the job's container (a
+    bind mount; a hostPath volume on Kubernetes)."""
+
+    host_path: str
+    container_path: str
+    read_only: bool = False
+
+    @model_validator(mode="after")
+    def _paths(self) -> VolumeMount:
+        for what, path in (("host path", self.host_path), ("container path", self.container_path)):
+            problem = _absolute_path_problem(path)
+            if problem:
+                raise ValueError(f"invalid volume {what} {path!r}: {problem}")
+        return self
+
+
+class PvcMount(_Frozen):
+    """`--pvc`: a PersistentVolumeClaim mounted into the job's pod (Kubernetes only). Either an
+    existing claim (`claim_name`), or a new claim of `size_bytes` in `storage_class` (None: the
+    cluster's default class) that runai-lite creates with the job and deletes with it."""
+
+    container_path: str
+    read_only: bool = False
+    claim_name: str | None = None
+    storage_class: str | None = None
+    size_bytes: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _shape(self) -> PvcMount:
+        problem = _absolute_path_problem(self.container_path)
+        if problem:
+            raise ValueError(f"invalid --pvc mount path {self.container_path!r}: {problem}")
+        if (self.claim_name is None) == (self.size_bytes is None):
+            raise ValueError("a --pvc names an existing claim or gives the size of a new one, not both")
+        if self.claim_name is not None and self.storage_class is not None:
+            raise ValueError("a storage class applies only to a new claim")
+        for what, name in (("claim", self.claim_name), ("storage class", self.storage_class)):
+            problem = name is not None and (dns1123_subdomain_problem(name))
+            if problem:
+                raise ValueError(f"invalid --pvc {what} name {name!r}: {problem}")
+        return self
+
+
+def dns1123_subdomain_problem(name: str) -> str | None:
+    if not name:
+        return "it is empty"
+    if len(name) > DNS1123_SUBDOMAIN_MAX:
+        return f"it is {len(name)} characters long (at most {DNS1123_SUBDOMAIN_MAX})"
+    if not DNS1123_SUBDOMAIN.match(name):
+        return "it must consist of lower-case letters, digits, '-' and '.', and start and end with a letter or digit"
+    return None
+
+
+class PortMapping(_Frozen):
+    """`--port [HOST:]CONTAINER`: a container port published on the host (`host_port`, or one the
+    runtime picks when None); on Kubernetes a port of the job's Service."""
+
+    container_port: int = Field(ge=1, le=65535)
+    host_port: int | None = Field(default=None, ge=1, le=65535)
+
+
+class ServiceType(StrEnum):
+    """The Kubernetes Service type `--service-type` asks for (Run:ai's `portforward` is ClusterIP:
+    reachable through `runai port-forward` only)."""
+
+    CLUSTER_IP = "ClusterIP"
+    NODE_PORT = "NodePort"
+    LOAD_BALANCER = "LoadBalancer"
+
+
 class JobSpec(_Frozen):
     """A job as submitted. Validated before anything is stored."""
 
@@ -179,8 +281,22 @@ class JobSpec(_Frozen):
     working_dir: str | None = None
     backoff_limit: int = Field(default=6, ge=0, le=100)
     user: str = ""
+    # Host resources, Kubernetes' requests and limits (0: none). Requests are scheduled on both
+    # backends; limits are enforced where the runtime can (cgroups, a container, the kubelet).
     cpu_milli: int = Field(default=0, ge=0)
     memory_mib: int = Field(default=0, ge=0)
+    cpu_limit_milli: int = Field(default=0, ge=0)
+    memory_limit_mib: int = Field(default=0, ge=0)
+    volumes: tuple[VolumeMount, ...] = ()
+    pvcs: tuple[PvcMount, ...] = ()
+    ports: tuple[PortMapping, ...] = ()
+    service_type: ServiceType | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    node_type: str | None = None  # Run:ai's `run.ai/type` node label; None: any node
+    ttl_after_finish_s: int | None = Field(default=None, ge=0)
+    large_shm: bool = False
+    completions: int = Field(default=1, ge=1, le=10_000)
+    parallelism: int = Field(default=1, ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _names(self) -> JobSpec:
@@ -188,6 +304,42 @@ class JobSpec(_Frozen):
             problem = dns1123_problem(value)
             if problem:
                 raise ValueError(f"invalid {what} {value!r}: {problem}")
+        return self
+
+    @model_validator(mode="after")
+    def _resources(self) -> JobSpec:
+        if self.cpu_limit_milli and self.cpu_milli > self.cpu_limit_milli:
+            raise ValueError(f"the CPU request ({self.cpu_milli}m) is above the CPU limit ({self.cpu_limit_milli}m)")
+        if self.memory_limit_mib and self.memory_mib > self.memory_limit_mib:
+            raise ValueError(f"the memory request ({self.memory_mib}Mi) is above the memory limit "
+                             f"({self.memory_limit_mib}Mi)")
+        return self
+
+    @model_validator(mode="after")
+    def _placement(self) -> JobSpec:
+        for key, value in self.labels:
+            problem = label_key_problem(key) or label_value_problem(value)
+            if problem:
+                raise ValueError(f"invalid label {key}={value}: {problem}")
+        if len({key for key, _ in self.labels}) != len(self.labels):
+            raise ValueError("a label key is given twice")
+        if self.node_type is not None:
+            problem = label_value_problem(self.node_type) or ("it is empty" if not self.node_type else None)
+            if problem:
+                raise ValueError(f"invalid node type {self.node_type!r}: {problem}")
+        if self.parallelism > self.completions:
+            raise ValueError(f"parallelism ({self.parallelism}) is above completions ({self.completions})")
+        if self.type is not JobType.TRAIN and (self.completions > 1 or self.parallelism > 1):
+            raise ValueError("--completions and --parallelism apply to training jobs only")
+        if self.service_type is not None and not self.ports:
+            raise ValueError("a service type needs at least one --port")
+        for what, ports in (("container", [p.container_port for p in self.ports]),
+                            ("host", [p.host_port for p in self.ports if p.host_port])):
+            if len(set(ports)) != len(ports):
+                raise ValueError(f"a {what} port is given twice with --port")
+        mounts = [v.container_path for v in self.volumes] + [p.container_path for p in self.pvcs]
+        if len(set(mounts)) != len(mounts):
+            raise ValueError("two volumes are mounted at the same container path")
         return self
 
     @model_validator(mode="after")

@@ -11,7 +11,8 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from ..model import MILLI, Allocation, GpuRequest, JobSpec, JobStatus, JobType
+from ..model import (MILLI, Allocation, GpuRequest, JobSpec, JobStatus, JobType, PortMapping, PvcMount, ServiceType,
+                     VolumeMount)
 
 
 class _Record(BaseModel):
@@ -25,6 +26,35 @@ class Event(_Record):
     time: float
     kind: str
     message: str
+
+
+class JobOptions(_Record):
+    """What a job asked for beyond its GPUs: host resources, storage, network, placement and
+    lifetime (`runai submit`'s flags of those groups; `JobSpec`'s fields of the same names)."""
+
+    cpu_milli: int = 0
+    memory_mib: int = 0
+    cpu_limit_milli: int = 0
+    memory_limit_mib: int = 0
+    volumes: tuple[VolumeMount, ...] = ()
+    pvcs: tuple[PvcMount, ...] = ()
+    ports: tuple[PortMapping, ...] = ()
+    service_type: ServiceType | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    node_type: str | None = None
+    ttl_after_finish_s: int | None = None
+    large_shm: bool = False
+    completions: int = 1
+    parallelism: int = 1
+
+    @classmethod
+    def of(cls, spec: JobSpec) -> JobOptions:
+        return cls(**{name: getattr(spec, name) for name in cls.model_fields})
+
+    def to_json(self) -> dict:
+        shape = self.model_dump(mode="json")
+        shape["labels"] = dict(self.labels)
+        return shape
 
 
 class JobInfo(_Record):
@@ -49,6 +79,7 @@ class JobInfo(_Record):
     memory_limit_mib: int | None = None
     simulated: bool = False
     events: tuple[Event, ...] = ()
+    options: JobOptions = JobOptions()
 
     @property
     def node(self) -> str | None:

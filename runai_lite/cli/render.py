@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING
 
 from ..enforcement.mechanisms import display_enforcement
 from ..model import Allocation, AllocationKind, JobStatus
+from ..units import format_bytes, format_mib
 from .table import TextTable
 
 if TYPE_CHECKING:
-    from ..backends.api import Event, GpuView, JobInfo, NodeView, ProjectInfo
+    from ..backends.api import Event, GpuView, JobInfo, JobOptions, NodeView, ProjectInfo
 
 JOB_COLUMNS = ("NAME", "STATUS", "AGE", "NODE", "IMAGE", "TYPE", "PROJECT", "USER", "GPUs Allocated (Requested)")
 WIDE_COLUMNS = ("ALLOCATION", "ENFORCEMENT", "WHY PENDING")
@@ -101,9 +102,51 @@ def describe_lines(job: JobInfo, now: float) -> list[tuple[str, str]]:
         ("ATTEMPTS", f"{job.attempts} (backoff limit {job.backoff_limit})"),
         ("EXIT CODE", "-" if job.exit_code is None else str(job.exit_code)),
     ]
+    lines += option_lines(job.options)
     if job.simulated:
         lines.append(("SIMULATED", "yes: the GPU is simulated, no real device backs it"))
     return lines
+
+
+def option_lines(options: JobOptions) -> list[tuple[str, str]]:
+    """describe's lines for what the job asked beyond GPUs; only what it asked for."""
+    def cores(milli: int) -> str:
+        return f"{milli / 1000:g}"
+
+    lines = []
+    if options.cpu_milli or options.cpu_limit_milli:
+        lines.append(("CPU", f"request {cores(options.cpu_milli)}" + (
+            f", limit {cores(options.cpu_limit_milli)}" if options.cpu_limit_milli else "")))
+    if options.memory_mib or options.memory_limit_mib:
+        lines.append(("MEMORY", f"request {format_mib(options.memory_mib)}" + (
+            f", limit {format_mib(options.memory_limit_mib)}" if options.memory_limit_mib else "")))
+    if options.labels:
+        lines.append(("LABELS", ",".join(f"{k}={v}" for k, v in options.labels)))
+    if options.node_type:
+        lines.append(("NODE TYPE", options.node_type))
+    if options.volumes:
+        lines.append(("VOLUMES", ",".join(f"{v.host_path}:{v.container_path}" + (":ro" if v.read_only else "")
+                                          for v in options.volumes)))
+    if options.pvcs:
+        lines.append(("PVCS", ",".join(_pvc_text(p) for p in options.pvcs)))
+    if options.large_shm:
+        lines.append(("LARGE SHM", "yes"))
+    if options.ports:
+        ports = ",".join(f"{p.host_port}:{p.container_port}" if p.host_port else str(p.container_port)
+                         for p in options.ports)
+        lines.append(("PORTS", ports + (f" (Service {options.service_type.value})" if options.service_type else "")))
+    if options.ttl_after_finish_s is not None:
+        lines.append(("TTL AFTER FINISH", f"{options.ttl_after_finish_s}s"))
+    if options.completions > 1 or options.parallelism > 1:
+        lines += [("COMPLETIONS", str(options.completions)), ("PARALLELISM", str(options.parallelism))]
+    return lines
+
+
+def _pvc_text(pvc) -> str:
+    mode = ":ro" if pvc.read_only else ""
+    if pvc.claim_name:
+        return f"{pvc.claim_name}:{pvc.container_path}{mode}"
+    return f"{pvc.storage_class or ''}:{format_bytes(pvc.size_bytes or 0)}:{pvc.container_path}{mode} (new claim)"
 
 
 def events_table(events: Iterable[Event], now: float) -> TextTable:
@@ -114,7 +157,8 @@ def events_table(events: Iterable[Event], now: float) -> TextTable:
 
 
 def describe_json(job: JobInfo) -> dict:
-    return {**job.to_json(), "events": [e.model_dump() for e in sorted(job.events, key=lambda e: e.time)]}
+    return {**job.to_json(), "options": job.options.to_json(),
+            "events": [e.model_dump() for e in sorted(job.events, key=lambda e: e.time)]}
 
 
 def projects_table(projects: list[ProjectInfo], default: str | None) -> TextTable:

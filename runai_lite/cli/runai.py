@@ -47,6 +47,12 @@ AllProjectsOpt = Annotated[bool, typer.Option("--all-projects", "-A", help="Show
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+# `runai submit --help` groups its many flags as Run:ai's reference does.
+_RESOURCES, _STORAGE, _NETWORK, _PLACEMENT, _LIFETIME = ("Host resources", "Storage", "Network", "Placement",
+                                                         "Lifetime")
+# Events a backend records at submit about what it cannot give the job as asked; submit prints them.
+NOTE_EVENTS = ("ImageNotUsed", "NotApplicable")
+
 
 # --------------------------------------------------------------------------------------------
 # submit
@@ -100,11 +106,50 @@ def submit(
     command: Annotated[bool, typer.Option("--command", help="The words after -- replace the image's entrypoint.")] = False,
     name_prefix: Annotated[str | None, typer.Option("--name-prefix", "--job-name-prefix",
                                                     help="Generate the name as PREFIX-<n>.")] = None,
+    cpu: Annotated[str | None, typer.Option("--cpu", metavar="CORES", rich_help_panel=_RESOURCES,
+                                            help="CPU cores to reserve (0.5, 2, 500m); scheduled.")] = None,
+    memory: Annotated[str | None, typer.Option("--memory", metavar="SIZE", rich_help_panel=_RESOURCES,
+                                               help="Host memory to reserve (4G, 512Mi); scheduled.")] = None,
+    cpu_limit: Annotated[str | None, typer.Option("--cpu-limit", metavar="CORES", rich_help_panel=_RESOURCES,
+                                                  help="At most this many cores (cgroup cpu.max, container, pod).")] = None,
+    memory_limit: Annotated[str | None, typer.Option("--memory-limit", metavar="SIZE", rich_help_panel=_RESOURCES,
+                                                     help="At most this much host memory (killed above it).")] = None,
+    volume: Annotated[list[str] | None, typer.Option("--volume", "-v", metavar="HOST:CONTAINER[:ro]",
+                                                     rich_help_panel=_STORAGE,
+                                                     help="Mount a host path (containers, Kubernetes; repeatable).")] = None,
+    pvc: Annotated[list[str] | None, typer.Option("--pvc", metavar="PVC",
+                                                  rich_help_panel=_STORAGE,
+                                                  help="[CLASS]:SIZE:PATH[:ro] (a new claim) or CLAIM:PATH[:ro] (an existing one; Kubernetes; "
+                                                       "repeatable).")] = None,
+    large_shm: Annotated[bool, typer.Option("--large-shm", rich_help_panel=_STORAGE,
+                                            help="A large /dev/shm (containers, Kubernetes).")] = False,
+    port: Annotated[list[str] | None, typer.Option("--port", metavar="[HOST:]CONTAINER", rich_help_panel=_NETWORK,
+                                                   help="Publish a container port (a Service port on Kubernetes; "
+                                                        "repeatable).")] = None,
+    service_type: Annotated[str | None, typer.Option("--service-type", "-s", metavar="TYPE", rich_help_panel=_NETWORK,
+                                                     help="Kubernetes Service for --port: nodeport, loadbalancer, "
+                                                          "clusterip (= portforward).")] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", "-l", metavar="KEY=VALUE", rich_help_panel=_PLACEMENT,
+                                                    help="A label on the job (and its pods; repeatable).")] = None,
+    node_type: Annotated[str | None, typer.Option("--node-type", metavar="TYPE", rich_help_panel=_PLACEMENT,
+                                                  help="Run only on nodes of this type (node label run.ai/type).")] = None,
+    ttl_after_finish: Annotated[str | None, typer.Option("--ttl-after-finish", metavar="DURATION",
+                                                         rich_help_panel=_LIFETIME,
+                                                         help="Delete the job this long after it ends (30s, 1h).")] = None,
+    completions: Annotated[int | None, typer.Option("--completions", metavar="N", min=1, max=10_000,
+                                                    rich_help_panel=_LIFETIME,
+                                                    help="Successful runs needed (training jobs).")] = None,
+    parallelism: Annotated[int | None, typer.Option("--parallelism", metavar="N", min=1, max=10_000,
+                                                    rich_help_panel=_LIFETIME,
+                                                    help="Runs at once, at most --completions (training jobs).")] = None,
+    attach_: Annotated[bool, typer.Option("--attach", rich_help_panel=_LIFETIME,
+                                          help="Wait for the job to start, then show its output (runai attach).")] = False,
 ) -> None:
     from pydantic import ValidationError
 
     from ..gpu.requests import request_from_flags
     from ..model import JobSpec
+    from . import submit_flags as f
 
     argv = tuple(ctx.meta.get("after_dash", ()))
     if command and not argv:
@@ -113,6 +158,34 @@ def submit(
         raise UserError("--backoff-limit applies to training jobs only", "drop --backoff-limit or --interactive")
     request = request_from_flags(gpu=gpu, gpu_memory=gpu_memory, mig_profile=mig_profile)
     env = parse_env(environment or [])
+    if interactive and (completions or parallelism):
+        raise UserError("--completions and --parallelism apply to training jobs only",
+                        "drop them or --interactive (Run:ai's rule)")
+    if parallelism is not None and parallelism > 1 and completions is None:
+        raise UserError("--parallelism above 1 needs --completions (Run:ai's rule)",
+                        f"e.g. --completions {parallelism * 2} --parallelism {parallelism}")
+    if service_type is not None and not port:
+        raise UserError("--service-type needs at least one --port", "e.g. --port 8888 --service-type nodeport")
+    cpu_limit_milli = f.parse_cpu("--cpu-limit", cpu_limit) if cpu_limit is not None else 0
+    memory_limit_mib = f.parse_memory("--memory-limit", memory_limit) if memory_limit is not None else 0
+    host = {
+        # As in Kubernetes, a limit without a request reserves the limit.
+        "cpu_milli": f.parse_cpu("--cpu", cpu) if cpu is not None else cpu_limit_milli,
+        "memory_mib": f.parse_memory("--memory", memory) if memory is not None else memory_limit_mib,
+        "cpu_limit_milli": cpu_limit_milli, "memory_limit_mib": memory_limit_mib,
+        "volumes": tuple(f.parse_volume(v) for v in volume or ()),
+        "pvcs": tuple(f.parse_pvc(p) for p in pvc or ()),
+        "ports": tuple(f.parse_port(p) for p in port or ()),
+        "service_type": f.parse_service_type(service_type) if service_type is not None else None,
+        "labels": tuple(f.parse_label(item) for item in label or ()),
+        "node_type": node_type,
+        "ttl_after_finish_s": f.parse_duration("--ttl-after-finish", ttl_after_finish) if ttl_after_finish else None,
+        "large_shm": large_shm, "completions": completions or 1, "parallelism": parallelism or 1,
+    }
+    if host["cpu_limit_milli"] and host["cpu_milli"] > host["cpu_limit_milli"]:
+        raise UserError(f"--cpu {cpu} is above --cpu-limit {cpu_limit}", "a request can be at most its limit")
+    if host["memory_limit_mib"] and host["memory_mib"] > host["memory_limit_mib"]:
+        raise UserError(f"--memory {memory} is above --memory-limit {memory_limit}", "a request can be at most its limit")
     if not image.strip():
         raise UserError("-i, --image must be set", "e.g. runai submit job1 -i gcr.io/run-ai-demo/quickstart-cuda")
     s = session(ctx)
@@ -130,15 +203,18 @@ def submit(
     try:
         spec = JobSpec(name=name, project=project, image=image, type=_job_type(interactive, preemptible),
                        request=request, command=argv, replace_entrypoint=command, env=env, working_dir=working_dir,
-                       user=backend.current_user(), **retries)
+                       user=backend.current_user(), **retries, **host)
     except ValidationError as exc:
-        raise UserError(f"invalid job: {exc.errors()[0]['msg']}", "see `runai submit --help`") from None
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise UserError(f"invalid job: {message}", "see `runai submit --help`") from None
     job = backend.submit(spec)
     typer.echo(f"The job '{job.name}' has been submitted successfully")
     typer.echo(f"You can run `runai describe job {job.name} -p {job.project}` to check the job status")
     for event in job.events:
-        if event.kind == "ImageNotUsed":  # no docker/podman here: the command after `--` runs directly
+        if event.kind in NOTE_EVENTS:  # what the backend could not give this job as asked, said at once
             typer.echo(f"Note: {event.message}", err=True)
+    if attach_:
+        _attach(s, job.project, job.name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -272,14 +348,20 @@ ATTACH_POLL_SECONDS = 0.5
                   + example("runai attach mig1"))
 def attach(ctx: typer.Context, name: JobArg, project: ProjectOpt = None, stdin: StdinOpt = False,
            tty: TtyOpt = False) -> None:
-    from ..model import JobStatus
-
     s = session(ctx)
     project = s.project(project)
-    job = s.backend.get_job(project, name)
+    s.backend.get_job(project, name)  # a job that does not exist: exit 2 before any note
     if stdin or tty:
         typer.echo(f"Note: job {name} runs with its input closed; showing its output "
                    f"(for a shell in it: runai bash {name})", err=True)
+    _attach(s, project, name)
+
+
+def _attach(s, project: str, name: str) -> None:
+    """Wait while the job is Pending, then follow its output; exit with its exit code."""
+    from ..model import JobStatus
+
+    job = s.backend.get_job(project, name)
     try:
         while job.status is JobStatus.PENDING:
             time.sleep(ATTACH_POLL_SECONDS)

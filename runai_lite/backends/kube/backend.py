@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import NotFoundError, UserError
 from ...model import JobSpec, JobStatus, JobType
-from ..api import Event, FractionView, GpuView, JobInfo, MigInstanceView, NodeView, ProjectInfo
+from ..api import Event, FractionView, GpuView, JobInfo, JobOptions, MigInstanceView, NodeView, ProjectInfo
 from . import conventions as k
 from .cache import ListingReader
 from .cluster import ClusterView, build_view, gpu_inventory, is_finished, product_model
 from .enforcement import node_enforcement
-from .manifests import InvalidRequest, job_manifest, pod_request
+from .manifests import (InvalidRequest, job_manifest, job_options, job_service, new_claims, owner_reference,
+                        pod_request)
 from .meta import Meta
 from .rest import ApiError, core, group
 
@@ -60,10 +61,12 @@ class KubeBackend:
         if any(name == DEVICE_SELECTOR for name, _ in spec.env):
             raise UserError(f"-e {DEVICE_SELECTOR}=... would choose the job's GPUs itself",
                             "drop it: runai-lite sets it to the GPU or MIG partition the job is given")
+        _check_for_kubernetes(spec)
         self._project_namespace(spec.project)
         manifest = job_manifest(spec)
+        namespace = manifest["metadata"]["namespace"]
         try:
-            created = self.api.create(group("batch/v1", "jobs", manifest["metadata"]["namespace"]), manifest)
+            created = self.api.create(group("batch/v1", "jobs", namespace), manifest)
         except ApiError as error:
             if error.conflict:
                 raise UserError(f"a job named {spec.name} already exists in project {spec.project}",
@@ -71,6 +74,13 @@ class KubeBackend:
                                 f"-p {spec.project}`") from None
             raise
         created.setdefault("kind", "Job")
+        # What the job owns goes with it (the garbage collector; `delete_jobs` does not wait for it).
+        owner = owner_reference(created)
+        for claim in new_claims(spec, namespace, owner):
+            self.api.create(core("persistentvolumeclaims", namespace), claim)
+        service = job_service(spec, namespace, owner)
+        if service is not None:
+            self.api.create(core("services", namespace), service)
         return self._job_info(created, [], {}, events=())
 
     def list_jobs(self, project: str | None) -> list[JobInfo]:
@@ -94,7 +104,11 @@ class KubeBackend:
              for e in self.api.list(core("events", namespace))
              if (e.get("involvedObject") or {}).get("name") in involved),
             key=lambda e: e.time))
-        return self._job_info(job, pods, nodes, events)
+        owned = {kind: self.api.list(core(kind, namespace), label_selector=f"{k.JOB_NAME_LABEL}={name}")
+                 for kind in ("services", "persistentvolumeclaims")}
+        options = _options(job, next(iter(owned["services"]), None),
+                           {c["metadata"]["name"]: c for c in owned["persistentvolumeclaims"]})
+        return self._job_info(job, pods, nodes, events).model_copy(update={"options": options})
 
     def delete_jobs(self, project: str, names: list[str] | None) -> list[str]:
         namespace = self._project_namespace(project)
@@ -111,6 +125,9 @@ class KubeBackend:
             for pod in self.api.list(core("pods", namespace), label_selector=f"{k.JOB_NAME_LABEL}={name}"):
                 self.api.delete(core("pods", namespace, pod["metadata"]["name"]))
             self.api.delete(core("configmaps", namespace, k.job_configmap(name)))
+            for kind in ("services", "persistentvolumeclaims"):
+                for owned in self.api.list(core(kind, namespace), label_selector=f"{k.JOB_NAME_LABEL}={name}"):
+                    self.api.delete(core(kind, namespace, owned["metadata"]["name"]))
         return names
 
     def logs(self, project: str, name: str, follow: bool = False, tail: int | None = None) -> Iterator[str]:
@@ -332,6 +349,28 @@ class KubeBackend:
             simulated=any(g.get("simulated") for g in gpu_inventory(node)) if node else False,
             events=events,
         )
+
+
+def _options(job: dict[str, Any], service: dict[str, Any] | None, claims: dict[str, dict[str, Any]]) -> JobOptions:
+    """The job's options as its objects hold them; none when the objects say something no
+    `runai submit` could (a Job edited by hand)."""
+    from pydantic import ValidationError
+
+    try:
+        return JobOptions(**job_options(job, service, claims))
+    except ValidationError:
+        return JobOptions()
+
+
+def _check_for_kubernetes(spec: JobSpec) -> None:
+    """What a cluster cannot take from this job's flags (exit 2 before anything is created)."""
+    if spec.ports and not spec.name[0].isalpha():
+        raise UserError(f"--port needs a job name that starts with a letter on Kubernetes: its Service is named "
+                        f"after the job, and {spec.name!r} is no DNS-1035 label", f"e.g. job-{spec.name}"[:63])
+    if spec.parallelism > 1 and spec.request is not None:
+        raise UserError("--parallelism above 1 with GPUs is not supported: the pods of one job share its device "
+                        "ConfigMap, so each could be handed only one device",
+                        "submit one GPU job per parallel run (e.g. with --name-prefix), or use --completions alone")
 
 
 def _job_not_found(project: str, names: list[str]) -> NotFoundError:

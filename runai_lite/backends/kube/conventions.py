@@ -35,6 +35,7 @@ MIG_PROFILE = "runai-lite/mig-profile"
 RUNAI_MIG_PREFIX = "nvidia.com/mig-"  # Run:ai's `nvidia.com/mig-<profile>: "1"`
 PRIORITY_LABEL = "priorityClassName"  # the Run:ai CLI's job label
 JOB_NAME_LABEL = "runai-lite/job"
+NODE_TYPE_LABEL = "run.ai/type"  # Run:ai's node type, chosen with `runai submit --node-type`
 USER_ANNOTATION = "user"
 
 # Written by the controller
@@ -66,6 +67,11 @@ PRIORITY_CLASSES = {t.priority_class: t for t in JobType}
 
 def project_namespace(project: str) -> str:
     return PROJECT_PREFIX + project
+
+
+def pvc_name(job: str, index: int) -> str:
+    """The PersistentVolumeClaim runai-lite creates for a job's `index`-th `--pvc` of a new claim."""
+    return f"{job}-pvc-{index}"
 
 
 def job_configmap(job: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...gpu.catalog import MIG_PROFILE_PATTERN
-from ...model import GpuRequest, JobSpec, JobType
+from ...model import GpuRequest, JobSpec, JobType, ServiceType
 from ...units import MiB
 from . import conventions as k
 from .meta import Meta
@@ -22,7 +22,9 @@ def job_manifest(spec: JobSpec) -> dict[str, Any]:
     podFailurePolicy requires, and a rule that ignores `DisruptionTarget` so that a preemption
     (an eviction) never counts against the backoff limit.
     """
-    labels = {k.QUEUE_LABEL: spec.project, k.JOB_NAME_LABEL: spec.name, k.PRIORITY_LABEL: spec.type.priority_class}
+    # The user's -l labels first, so that ours win (the CLI refuses our keys anyway).
+    labels = {**dict(spec.labels), k.QUEUE_LABEL: spec.project, k.JOB_NAME_LABEL: spec.name,
+              k.PRIORITY_LABEL: spec.type.priority_class}
     annotations = request_annotations(spec.request)
     if spec.user:
         annotations[k.USER_ANNOTATION] = spec.user
@@ -41,6 +43,30 @@ def job_manifest(spec: JobSpec) -> dict[str, Any]:
     resources = _resources(spec)
     if resources:
         container["resources"] = resources
+    volumes, mounts = _volumes(spec)
+    if mounts:
+        container["volumeMounts"] = mounts
+    if spec.ports:
+        container["ports"] = [{"containerPort": p.container_port, "protocol": "TCP"} for p in spec.ports]
+    pod_spec: dict[str, Any] = {
+        "schedulerName": k.SCHEDULER_NAME,
+        "priorityClassName": spec.type.priority_class,
+        "restartPolicy": "Never",
+        "containers": [container],
+    }
+    if volumes:
+        pod_spec["volumes"] = volumes
+    if spec.node_type is not None:
+        pod_spec["nodeSelector"] = {k.NODE_TYPE_LABEL: spec.node_type}
+    job_spec: dict[str, Any] = {
+        "backoffLimit": 0 if spec.type is not JobType.TRAIN else spec.backoff_limit,
+        "completions": spec.completions,
+        "parallelism": spec.parallelism,
+        "podFailurePolicy": {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]},
+        "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec},
+    }
+    if spec.ttl_after_finish_s is not None:
+        job_spec["ttlSecondsAfterFinished"] = spec.ttl_after_finish_s
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -50,21 +76,130 @@ def job_manifest(spec: JobSpec) -> dict[str, Any]:
             "labels": labels,
             "annotations": {k.USER_ANNOTATION: spec.user} if spec.user else {},
         },
-        "spec": {
-            "backoffLimit": 0 if spec.type is not JobType.TRAIN else spec.backoff_limit,
-            "completions": 1,
-            "parallelism": 1,
-            "podFailurePolicy": {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]},
-            "template": {
-                "metadata": {"labels": labels, "annotations": annotations},
-                "spec": {
-                    "schedulerName": k.SCHEDULER_NAME,
-                    "priorityClassName": spec.type.priority_class,
-                    "restartPolicy": "Never",
-                    "containers": [container],
-                },
-            },
-        },
+        "spec": job_spec,
+    }
+
+
+SHM_VOLUME = "dshm"  # Run:ai's name for the --large-shm volume
+
+
+def _volumes(spec: JobSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The pod's volumes and the container's mounts: `-v` as hostPath volumes (Run:ai's meaning),
+    `--pvc` as claims (a new claim is named after the job, `k.pvc_name`), `--large-shm` as a
+    memory-backed emptyDir at /dev/shm."""
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    for i, volume in enumerate(spec.volumes):
+        volumes.append({"name": f"volume-{i}", "hostPath": {"path": volume.host_path}})
+        mounts.append({"name": f"volume-{i}", "mountPath": volume.container_path, "readOnly": volume.read_only})
+    for i, pvc in enumerate(spec.pvcs):
+        claim = pvc.claim_name or k.pvc_name(spec.name, i)
+        volumes.append({"name": f"pvc-{i}", "persistentVolumeClaim": {"claimName": claim, "readOnly": pvc.read_only}})
+        mounts.append({"name": f"pvc-{i}", "mountPath": pvc.container_path, "readOnly": pvc.read_only})
+    if spec.large_shm:
+        volumes.append({"name": SHM_VOLUME, "emptyDir": {"medium": "Memory"}})
+        mounts.append({"name": SHM_VOLUME, "mountPath": "/dev/shm"})
+    return volumes, mounts
+
+
+def new_claims(spec: JobSpec, namespace: str, owner: dict[str, str]) -> list[dict[str, Any]]:
+    """The PersistentVolumeClaims `--pvc [CLASS]:SIZE:PATH` asks runai-lite to create, owned by the
+    job's batch Job so that they go when it goes."""
+    claims = []
+    for i, pvc in enumerate(spec.pvcs):
+        if pvc.claim_name is not None:
+            continue
+        claim: dict[str, Any] = {
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": k.pvc_name(spec.name, i), "namespace": namespace,
+                         "labels": {k.JOB_NAME_LABEL: spec.name}, "ownerReferences": [owner]},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": str(pvc.size_bytes)}}},
+        }
+        if pvc.storage_class is not None:
+            claim["spec"]["storageClassName"] = pvc.storage_class
+        claims.append(claim)
+    return claims
+
+
+def job_service(spec: JobSpec, namespace: str, owner: dict[str, str]) -> dict[str, Any] | None:
+    """The Service `--port` asks for: of `--service-type` (ClusterIP by default, reached with
+    `runai port-forward`), selecting the job's pods, owned by its batch Job (deleted with it)."""
+    if not spec.ports:
+        return None
+    ports = []
+    for p in spec.ports:
+        port: dict[str, Any] = {"name": f"port-{p.container_port}", "protocol": "TCP",
+                                "port": p.host_port or p.container_port, "targetPort": p.container_port}
+        ports.append(port)
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": spec.name, "namespace": namespace, "labels": {k.JOB_NAME_LABEL: spec.name},
+                     "ownerReferences": [owner]},
+        "spec": {"type": (spec.service_type or ServiceType.CLUSTER_IP).value,
+                 "selector": {k.JOB_NAME_LABEL: spec.name, k.QUEUE_LABEL: spec.project}, "ports": ports},
+    }
+
+
+def owner_reference(job: dict[str, Any]) -> dict[str, Any]:
+    """An ownerReference to a created batch Job: what it owns is garbage-collected with it."""
+    return {"apiVersion": "batch/v1", "kind": "Job", "name": job["metadata"]["name"], "uid": job["metadata"]["uid"],
+            "controller": False, "blockOwnerDeletion": False}
+
+
+# Labels that say nothing of what the user asked: ours, and those the Job controller adds.
+NOT_USER_LABELS = frozenset({k.QUEUE_LABEL, k.JOB_NAME_LABEL, k.PRIORITY_LABEL, "controller-uid", "job-name"})
+
+
+def job_options(job: dict[str, Any], service: dict[str, Any] | None = None,
+                claims: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """What a batch Job (and its Service and new claims) say about `JobSpec`'s host, storage,
+    network, placement and lifetime fields: read from the objects as they are, so that what
+    `runai describe` shows is what the cluster holds."""
+    spec = job.get("spec") or {}
+    pod = (spec.get("template") or {}).get("spec") or {}
+    container = (pod.get("containers") or [{}])[0]
+    resources = container.get("resources") or {}
+    requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+    volumes = {v.get("name"): v for v in pod.get("volumes") or ()}
+    host_volumes, pvcs, large_shm = [], [], False
+    for mount in container.get("volumeMounts") or ():
+        volume = volumes.get(mount.get("name")) or {}
+        read_only = bool(mount.get("readOnly"))
+        if "hostPath" in volume:
+            host_volumes.append({"host_path": volume["hostPath"].get("path", ""),
+                                 "container_path": mount.get("mountPath", ""), "read_only": read_only})
+        elif "persistentVolumeClaim" in volume:
+            name = volume["persistentVolumeClaim"].get("claimName", "")
+            claim = (claims or {}).get(name)
+            if claim is None:
+                pvcs.append({"claim_name": name, "container_path": mount.get("mountPath", ""), "read_only": read_only})
+            else:
+                storage = ((claim.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
+                pvcs.append({"storage_class": (claim.get("spec") or {}).get("storageClassName"),
+                             "size_bytes": max(1, int(k.parse_quantity(storage))),
+                             "container_path": mount.get("mountPath", ""), "read_only": read_only})
+        elif (volume.get("emptyDir") or {}).get("medium") == "Memory" and mount.get("mountPath") == "/dev/shm":
+            large_shm = True
+    service_ports = {p.get("targetPort"): p.get("port") for p in ((service or {}).get("spec") or {}).get("ports") or ()}
+    ports = [{"container_port": p["containerPort"],
+              "host_port": None if service_ports.get(p["containerPort"]) in (None, p["containerPort"])
+              else service_ports[p["containerPort"]]}
+             for p in container.get("ports") or () if "containerPort" in p]
+    labels = (job.get("metadata") or {}).get("labels") or {}
+    return {
+        "cpu_milli": round(k.parse_quantity(requests.get("cpu") or limits.get("cpu")) * 1000),
+        "memory_mib": -(-int(k.parse_quantity(requests.get("memory") or limits.get("memory"))) // MiB),
+        "cpu_limit_milli": round(k.parse_quantity(limits.get("cpu")) * 1000),
+        "memory_limit_mib": -(-int(k.parse_quantity(limits.get("memory"))) // MiB),
+        "volumes": host_volumes, "pvcs": pvcs, "ports": ports,
+        "service_type": ((service or {}).get("spec") or {}).get("type"),
+        "labels": tuple((key, value) for key, value in sorted(labels.items())
+                        if key not in NOT_USER_LABELS and not key.startswith("batch.kubernetes.io/")),
+        "node_type": (pod.get("nodeSelector") or {}).get(k.NODE_TYPE_LABEL),
+        "ttl_after_finish_s": spec.get("ttlSecondsAfterFinished"),
+        "large_shm": large_shm,
+        "completions": spec.get("completions") or 1,
+        "parallelism": spec.get("parallelism") or 1,
     }
 
 
@@ -75,6 +210,10 @@ def _resources(spec: JobSpec) -> dict[str, Any]:
         requests["cpu"] = f"{spec.cpu_milli}m"
     if spec.memory_mib:
         requests["memory"] = f"{spec.memory_mib}Mi"
+    if spec.cpu_limit_milli:
+        limits["cpu"] = f"{spec.cpu_limit_milli}m"
+    if spec.memory_limit_mib:
+        limits["memory"] = f"{spec.memory_limit_mib}Mi"
     if spec.request is not None and spec.request.gpus is not None:
         # Whole GPUs go through the device plugin, as with Run:ai; shares and MIG instances are
         # handed over as device UUIDs in the pod's ConfigMap.

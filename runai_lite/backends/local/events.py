@@ -2,6 +2,7 @@
 
 SUBMITTED = "Submitted"
 IMAGE_NOT_USED = "ImageNotUsed"  # no usable docker/podman: the command runs directly
+NOT_APPLICABLE = "NotApplicable"  # a submit flag that means nothing for this job's runtime (flag_support.py)
 PENDING = "Pending"  # why it waits changed
 BOUND = "Bound"
 PARTITION_CREATED = "PartitionCreated"

@@ -17,6 +17,7 @@ from ...model import Allocation, JobSpec
 
 PROCESS = "process"  # the runtime name for "run the command directly"
 CONTAINER_RUNTIMES = ("docker", "podman")
+RUNTIME_VARIABLE = "RUNAI_LITE_RUNTIME"  # chooses the runtime instead of probing (tests, a machine's admin)
 
 
 def probe_container_runtime(timeout: float = 5.0) -> str | None:
@@ -71,17 +72,43 @@ def container_mounts(enforcement: JobEnforcement | None, hami_core_path: str) ->
 
 
 def container_argv(runtime: str, job_id: str, spec: JobSpec, env: Mapping[str, str],
-                   extra: Sequence[str] = ()) -> list[str]:
-    """`docker run` for a job; `extra` are the options of its device grant (`devices.container_flags`)."""
+                   extra: Sequence[str] = (), large_shm_mib: int = 0) -> list[str]:
+    """`docker run` for a job; `extra` are the options of its device grant (`devices.container_flags`);
+    `large_shm_mib` the size of /dev/shm a `--large-shm` job gets."""
     argv = [runtime, "run", "--rm", "--name", container_name(job_id), "--init"]
     for key, value in env.items():
         argv += ["-e", f"{key}={value}"]
     argv += extra
+    argv += resource_flags(spec, large_shm_mib if "--ipc" not in extra else 0)
     if spec.working_dir:
         argv += ["-w", spec.working_dir]
     if spec.replace_entrypoint and spec.command:  # `runai submit --command`: the words replace the entrypoint
         return [*argv, "--entrypoint", spec.command[0], spec.image, *spec.command[1:]]
     return [*argv, spec.image, *spec.command]
+
+
+def resource_flags(spec: JobSpec, large_shm_mib: int) -> list[str]:
+    """The container options of a job's host-resource, storage and network flags. Requests are
+    only scheduled (the daemon's business); limits are the runtime's hard ones. With
+    `--ipc host` (MPS) /dev/shm is the machine's own, so `--large-shm` adds nothing there."""
+    argv: list[str] = []
+    if spec.cpu_limit_milli:
+        argv += ["--cpus", f"{spec.cpu_limit_milli / 1000:g}"]
+    if spec.memory_limit_mib:
+        argv += ["--memory", f"{spec.memory_limit_mib}m"]
+    for volume in spec.volumes:
+        argv += ["-v", f"{volume.host_path}:{volume.container_path}" + (":ro" if volume.read_only else "")]
+    for port in spec.ports:
+        argv += ["-p", f"{port.host_port}:{port.container_port}" if port.host_port else str(port.container_port)]
+    if spec.large_shm and large_shm_mib:
+        argv += ["--shm-size", f"{large_shm_mib}m"]
+    return argv
+
+
+def large_shm_mib(spec: JobSpec, machine_memory_mib: int) -> int:
+    """/dev/shm for `--large-shm`: the job's memory limit, else half the machine's memory (as
+    Kubernetes' memory-backed emptyDir is bounded by what the pod may use)."""
+    return spec.memory_limit_mib or max(64, machine_memory_mib // 2)
 
 
 def log_tail(path: Path, size: int = 64 * 1024) -> str:

@@ -16,6 +16,7 @@ it runs inside one, in personal mode the client makes sure one runs.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import typing
@@ -31,9 +32,10 @@ from ..api import Event, JobInfo, NodeView, ProjectInfo
 from . import events as ev
 from . import joblog
 from .control import wake
+from .flag_support import check_embedded, embedded_notes
 from .identity import Caller
 from .paths import Home
-from .runner import PROCESS, container_name, probe_container_runtime
+from .runner import CONTAINER_RUNTIMES, PROCESS, RUNTIME_VARIABLE, container_name, probe_container_runtime
 from .store import JobRow, Store
 from .views import node_views, project_infos
 
@@ -141,7 +143,14 @@ class LocalService:
         return row
 
     def _runtime(self) -> str:
-        """`docker`/`podman` when one answers, else `process`; the answer is cached in the store."""
+        """`docker`/`podman` when one answers, else `process`; the answer is cached in the store.
+        `$RUNAI_LITE_RUNTIME` (`process`, `podman`, `docker`) chooses instead of probing."""
+        chosen = os.environ.get(RUNTIME_VARIABLE)
+        if chosen:
+            if chosen not in (PROCESS, *CONTAINER_RUNTIMES):
+                raise UserError(f"${RUNTIME_VARIABLE}={chosen} names no runtime",
+                                f"set it to one of {', '.join((PROCESS, *CONTAINER_RUNTIMES))}, or unset it to probe")
+            return chosen
         if not any(shutil.which(r) for r in ("docker", "podman")):
             return PROCESS
         cached = self.store.config("runtime_probe")
@@ -161,6 +170,7 @@ class LocalService:
                                 "(`runai list projects` shows the existing ones)")
         submitter = self.caller.submitter(context.env, context.cwd, context.umask)
         runtime = self._runtime()
+        check_embedded(spec, runtime)
         if runtime == PROCESS:
             spec = _direct_spec(spec, submitter.cwd)
         now = time.time()
@@ -171,6 +181,8 @@ class LocalService:
                 self.store.add_event(conn, row.id, ev.IMAGE_NOT_USED,
                                      f"no usable docker or podman: the command runs directly on this machine and "
                                      f"the image {spec.image} is not used", now)
+            for note in embedded_notes(spec, runtime):
+                self.store.add_event(conn, row.id, ev.NOT_APPLICABLE, note, now)
         wake(self.home)
         return row.to_info(self.store.events(row.id), self._simulated())
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from ...errors import OperationalError, UserError
 from ...model import Allocation, JobSpec, JobStatus, JobType, Submitter
-from ..api import Event, JobInfo
+from ..api import Event, JobInfo, JobOptions
 from .paths import FILE_MODE, open_private, repair_command
 
 MIGRATIONS: list[str] = [
@@ -208,7 +208,7 @@ class JobRow:
             exit_code=self.exit_code, attempts=self.attempts, backoff_limit=spec.backoff_limit,
             enforcement=self.enforcement if holding or self.job_status.terminal else None,
             memory_limit_mib=self.memory_limit_mib if holding or self.job_status.terminal else None,
-            simulated=simulated and holding, events=events,
+            simulated=simulated and holding, events=events, options=JobOptions.of(spec),
         )
 
 
