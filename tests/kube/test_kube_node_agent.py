@@ -73,6 +73,8 @@ def test_the_quickstart_through_the_nvml_driver(kube_emulator, tmp_path):
     with explicit placements, and the preempted job's partition is destroyed only once its process
     has stopped."""
     from runai_lite.backends.kube.node_agent import NodeAgent
+
+    from .test_kube_cache import eventually
     from runai_lite.gpu.nvml import NvmlDriver
     from runai_lite.gpu.requests import request_from_flags
     from runai_lite.model import JobSpec, JobStatus, JobType
@@ -113,3 +115,35 @@ def test_the_quickstart_through_the_nvml_driver(kube_emulator, tmp_path):
     assert jobs["mig1-int"].status is JobStatus.RUNNING and jobs["mig1-int"].allocation.mig_profile == "3g.20gb"
     assert jobs[victim].status is JobStatus.PENDING
     assert sorted(p for p, _, _ in nvml.instances(0)).count("MIG 3g.20gb") == 1
+
+
+def test_the_running_agent_watches_its_node_instead_of_reading_it_each_pass(kube_emulator, tmp_path):
+    import threading
+    import time
+
+    from runai_lite.backends.kube.node_agent import NodeAgent
+
+    from .test_kube_cache import eventually
+
+    world = World(kube_emulator, tmp_path)
+    driver = world.add_mig_node("n1")
+    agent = NodeAgent(world.api, "n1", driver)
+    stop = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(stop, 0.02), daemon=True)
+    world.kube.clear_requests()
+    thread.start()
+    try:
+        desire(world, "n1", {0: [("3g.20gb", 0)]})
+        eventually(lambda: [i.profile for i in driver.mig_instances(0)] == ["3g.20gb"])
+        eventually(lambda: k.decode_layout(annotations(world, "n1")[k.MIG_ACTUAL])[0][0][0]["profile"] == "3g.20gb")
+        time.sleep(0.5)  # many passes at 0.02 s
+        nodes = [r for r in world.kube.requests if r.resource == "nodes"]
+        assert {r.verb for r in nodes} <= {"get", "list", "watch", "patch"}
+        assert len([r for r in nodes if r.verb == "get"]) <= 1  # a first pass before the first list
+        assert all(r.query.get("fieldSelector") == "metadata.name=n1" for r in nodes if r.verb in ("list", "watch"))
+        patches = len([r for r in nodes if r.verb == "patch"])
+        time.sleep(0.3)
+        assert len([r for r in world.kube.requests if r.resource == "nodes" and r.verb == "patch"]) == patches
+    finally:
+        stop.set()
+        thread.join(5)

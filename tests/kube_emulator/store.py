@@ -6,7 +6,9 @@ Thread-safe (one re-entrant lock): the HTTP server thread and the test thread bo
 
 from __future__ import annotations
 
+import base64
 import copy
+import json
 import random
 import threading
 import uuid
@@ -48,6 +50,20 @@ def rfc3339(moment: datetime) -> str:
 def _key(obj: Obj) -> tuple[str, str]:
     meta = obj["metadata"]
     return meta.get("namespace") or "", meta["name"]
+
+
+def _write_continue(last: tuple[str, str], rv: int) -> str:
+    """A continue token: where the next page starts and the version the list was started at (opaque
+    to clients, as the API server's)."""
+    return base64.urlsafe_b64encode(json.dumps({"rv": rv, "start": list(last)}).encode()).decode()
+
+
+def _read_continue(token: str) -> tuple[tuple[str, str], int]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return (str(data["start"][0]), str(data["start"][1])), int(data["rv"])
+    except (ValueError, TypeError, KeyError, IndexError):
+        raise errors.bad_request(f"continue key is not valid: {token!r}") from None
 
 
 class Store:
@@ -110,15 +126,22 @@ class Store:
              field_selector: str | None = None, limit: int | None = None, continue_: str | None = None) -> Obj:
         lreqs = parse_label_selector(label_selector)
         freqs = parse_field_selector(field_selector, r.supports_field)
+        after, rv = _read_continue(continue_) if continue_ else (None, None)
         with self.lock:
-            items = [o for o in self.objects(r, namespace) if labels_match(lreqs, o) and fields_match(freqs, o)]
-            rv = self._rv
-        if continue_:  # the continue token is the key of the last item returned
-            items = [o for o in items if "/".join(_key(o)) > continue_]
+            if rv is not None and rv < self._compacted_rv:
+                raise ApiError(410, "The provided continue parameter is too old to display a consistent list "
+                                    "result. You can start a new list without the continue parameter.",
+                               reason="Expired")
+            keys = sorted(k for k in self._objects[r] if namespace in (None, k[0]) and (after is None or k > after))
+            selected = [o for k in keys if labels_match(lreqs, o := self._objects[r][k]) and fields_match(freqs, o)]
+            rv = self._rv if rv is None else rv
+            more = bool(limit) and len(selected) > limit  # type: ignore[operator]
+            page = selected[:limit] if more else selected
+            items = [copy.deepcopy(o) for o in page]
         meta: Obj = {"resourceVersion": str(rv)}
-        if limit and len(items) > limit:
-            items = items[:limit]
-            meta["continue"] = "/".join(_key(items[-1]))
+        if more:
+            meta["continue"] = _write_continue(_key(items[-1]), rv)
+            meta["remainingItemCount"] = len(selected) - len(page)
         for o in items:  # list items carry no kind/apiVersion on a real server
             o.pop("kind", None)
             o.pop("apiVersion", None)
@@ -183,12 +206,17 @@ class Store:
                 if start < self._compacted_rv:
                     raise ApiError(410, f"too old resource version: {start} ({self._compacted_rv})", reason="Expired")
                 replay = [e for e in self._history if e.rv > start and e.resource == r]
-            self._subscribers.append(notify)
+
+            def relay(event: WatchEvent) -> None:  # a watch sees its own resource's events only
+                if event.resource.key == r.key:
+                    notify(event)
+
+            self._subscribers.append(relay)
 
         def unsubscribe() -> None:
             with self.lock:
-                if notify in self._subscribers:
-                    self._subscribers.remove(notify)
+                if relay in self._subscribers:
+                    self._subscribers.remove(relay)
 
         return replay, unsubscribe
 

@@ -151,6 +151,33 @@ def test_limit_and_continue_page_through_a_list(kube_client):
     assert seen == [f"cm{n}" for n in range(5)]
 
 
+def test_the_pages_of_a_list_report_its_first_version_and_what_remains(kube_client):
+    v1 = client.CoreV1Api(kube_client)
+    for n in range(5):
+        v1.create_namespaced_config_map("default", {"metadata": {"name": f"cm{n}"}})
+    first = v1.list_namespaced_config_map("default", limit=2)
+    assert first.metadata.remaining_item_count == 3
+    v1.create_namespaced_config_map("default", {"metadata": {"name": "other"}})  # the version moves on
+    second = v1.list_namespaced_config_map("default", limit=2, _continue=first.metadata._continue)
+    assert second.metadata.resource_version == first.metadata.resource_version
+    assert [c.metadata.name for c in second.items] == ["cm2", "cm3"]
+
+
+def test_a_continue_token_older_than_the_compacted_history_is_410(kube_client, kube_emulator):
+    v1 = client.CoreV1Api(kube_client)
+    for n in range(3):
+        v1.create_namespaced_config_map("default", {"metadata": {"name": f"cm{n}"}})
+    token = v1.list_namespaced_config_map("default", limit=1).metadata._continue
+    v1.create_namespaced_config_map("default", {"metadata": {"name": "later"}})
+    kube_emulator.compact()
+    with pytest.raises(ApiException) as e:
+        v1.list_namespaced_config_map("default", limit=1, _continue=token)
+    assert e.value.status == 410 and "continue" in e.value.body
+    with pytest.raises(ApiException) as e:
+        v1.list_namespaced_config_map("default", limit=1, _continue="not a token")
+    assert e.value.status == 400
+
+
 def test_wrong_kind_in_body_is_400(kube_client):
     with pytest.raises(ApiException) as e:
         client.CoreV1Api(kube_client).create_namespaced_config_map(

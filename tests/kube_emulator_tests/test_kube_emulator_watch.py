@@ -176,3 +176,25 @@ def test_end_watches_closes_open_streams_and_a_resumed_watch_misses_nothing(kube
             w.stop()
     assert seen == [("ADDED", "n1"), ("ADDED", "n2")]
     assert [r.verb for r in kube_emulator.requests_for(resource="nodes")] == ["watch", "watch"]
+
+
+def test_a_watch_sees_only_its_own_resource(kube_client):
+    v1 = client.CoreV1Api(kube_client)
+    since = v1.list_namespaced_pod("default").metadata.resource_version
+    v1.create_namespaced_config_map("default", {"metadata": {"name": "not-a-pod"}})
+    v1.create_namespaced_pod("default", pod("p1"))
+    v1.create_namespaced_secret("default", {"metadata": {"name": "not-a-pod-either"}})
+    v1.create_namespaced_pod("default", pod("p2"))
+    w = watch.Watch()
+    stream = w.stream(v1.list_namespaced_pod, "default", resource_version=since, timeout_seconds=SAFETY_TIMEOUT_S)
+    assert collect(w, stream, 2) == [("ADDED", "p1"), ("ADDED", "p2")]
+    kinds = []
+    w = watch.Watch()
+    for event in w.stream(v1.list_namespaced_pod, "default", timeout_seconds=SAFETY_TIMEOUT_S):
+        kinds.append(event["raw_object"].get("kind"))
+        if len(kinds) == 2:
+            v1.create_namespaced_config_map("default", {"metadata": {"name": "live"}})
+            v1.create_namespaced_pod("default", pod("p3"))
+        if len(kinds) == 3:
+            w.stop()
+    assert kinds == ["Pod", "Pod", "Pod"]

@@ -326,7 +326,7 @@ class Binder:
             if error.conflict or error.not_found:  # bound already (by us before a restart), or gone
                 return None
             raise
-        pod["spec"]["nodeName"] = allocation.node
+        pod["spec"] = {**pod["spec"], "nodeName": allocation.node}  # (a copy: the pod may be the cache's)
         self.status.record(view, pod, "Bound", f"bound to {resolved.describe()}")
         return None
 

@@ -14,8 +14,8 @@ turns it into the scheduler's snapshot without I/O. Two readers:
 
 from __future__ import annotations
 
-import copy
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("runai_lite.controller")
 
 EXPECTATION_SECONDS = 5.0
+PAGE_SIZE = 500  # items per page of an informer's list (client-go's default)
+VOLUME_SECONDS = 5.0  # how long the claims pending pods mount are taken as read
+WATCH_SECONDS = 300  # a watch is restarted (from where it was) after this long, as client-go's are
 
 # What the controller reads: name -> (path, selector, apiVersion, kind). Reservation pods and the
 # pods of other schedulers are pods too (they take devices and node room).
@@ -164,13 +167,40 @@ def _not_older(current: str | None, expected: str) -> bool:
     return current == expected
 
 
+class Backoff:
+    """Jittered exponential backoff (client-go's, for a watch that keeps failing): each failure
+    doubles the wait up to `cap`, a random factor in [1, 1 + jitter) spreads the replicas' retries,
+    and a success starts again from `base`."""
+
+    def __init__(self, base: float = 0.5, cap: float = 30.0, jitter: float = 1.0,
+                 rng: random.Random | None = None):
+        self.base, self.cap, self.jitter = base, cap, jitter
+        self.rng = rng or random.Random()
+        self.failures = 0
+
+    def next(self) -> float:
+        delay = min(self.cap, self.base * 2 ** self.failures)
+        self.failures += 1
+        return delay * (1 + self.jitter * self.rng.random())
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
 class _Informer:
+    """One kind's list-then-watch loop (a client-go reflector): a paginated list, then watches that
+    resume from the last resourceVersion seen (a BOOKMARK moves it on without an object); a 410 Gone
+    or an ERROR event lists again at once, other failures after a jittered backoff."""
+
     def __init__(self, cache: WatchCache, name: str):
         self.cache = cache
         self.name = name
         self.path, self.selector, self.api_version, self.kind = WATCHED[name]
         self.items: dict[tuple[str | None, str], dict[str, Any]] = {}
         self.synced = threading.Event()
+        self.version = ""  # where the next watch resumes
+        self.backoff = Backoff(rng=cache.rng)
+        self._values: list[dict[str, Any]] | None = None  # `items` as a list, until the next change
 
     def _key(self, obj: dict[str, Any]) -> tuple[str | None, str]:
         return Meta(obj).namespace, Meta(obj).name
@@ -180,60 +210,90 @@ class _Informer:
         obj.setdefault("kind", self.kind)
         return obj
 
+    def values(self) -> list[dict[str, Any]]:
+        """The objects, as a new list of shallow copies: a pass may replace an object's top-level
+        fields (its `metadata` after a patch, say) without touching the cache; nested ones are
+        never changed in place (`meta.set_annotations` copies)."""
+        if self._values is None:
+            self._values = list(self.items.values())
+        return [dict(obj) for obj in self._values]
+
+    def _changed(self) -> None:
+        """Called with the cache's lock held, after `items` changed."""
+        self._values = None
+        self.cache.generation += 1
+        self.cache.changed.notify_all()
+
     def run(self, stop: threading.Event) -> None:
         api = self.cache.api
         while not stop.is_set():
             try:
-                items, version = api.list_with_version(self.path, **self.selector)
+                items, self.version = api.list_with_version(self.path, page_size=self.cache.page_size,
+                                                            **self.selector)
                 with self.cache.changed:
                     self.items = {self._key(o): self._typed(o) for o in items}
                     self.synced.set()
-                    self.cache.changed.notify_all()
+                    self._changed()
                 self.cache.on_change()
                 while not stop.is_set():
-                    for event in api.watch(self.path, version, timeout_seconds=60, **self.selector):
+                    for event in api.watch(self.path, self.version, timeout_seconds=self.cache.watch_seconds,
+                                           **self.selector):
                         kind, obj = event.get("type"), event.get("object") or {}
                         if kind == "ERROR":
                             raise _Expired(str(obj.get("message") or obj))
-                        version = _version(obj) or version
-                        if kind == "BOOKMARK" or obj.get("kind", self.kind) != self.kind:
-                            continue  # (an object of another kind: a server bug the test emulator has)
+                        self.version = _version(obj) or self.version
+                        self.backoff.reset()
+                        if kind == "BOOKMARK":
+                            continue
                         with self.cache.changed:
                             if kind == "DELETED":
                                 self.items.pop(self._key(obj), None)
                             else:
                                 self.items[self._key(obj)] = self._typed(obj)
-                            self.cache.changed.notify_all()
+                            self._changed()
                         self.cache.on_change()
                         if stop.is_set():
                             return
             except _Expired as error:
                 log.info("watch of %s expired (%s): listing again", self.name, error)
             except ApiError as error:
-                if error.status != 410:
+                if error.status == 410:  # a continue token or a resourceVersion too old: list again
+                    log.info("list or watch of %s expired: listing again", self.name)
+                else:
                     log.warning("watch of %s failed: %s", self.name, error)
-                    stop.wait(1.0)
-            except Exception as error:  # the API went away: list again shortly
+                    stop.wait(self.backoff.next())
+            except Exception as error:  # the API went away: list again after a while
                 log.warning("watch of %s ended: %s", self.name, error)
-                stop.wait(1.0)
+                stop.wait(self.backoff.next())
 
 
 class WatchCache:
     """Objects as list-then-watch streams report them, with expectations for our own writes.
 
-    Also the write observer of the controller's `FencedApi`: it is told of each write (`before`,
-    `written`) and expects to see its effect."""
+    `generation` counts the changes the streams brought; `read_objects()` returns it (with the
+    version of the claims read) as `ClusterObjects.version`: two reads with the same version saw
+    the same objects (the controller then skips the pass). Also the write observer of the controller's
+    `FencedApi`: it is told of each write (`before`, `written`) and expects to see its effect."""
 
     def __init__(self, api: KubeApi, on_change: Callable[[], None] = lambda: None,
                  monotonic: Callable[[], float] = time.monotonic, expectation_seconds: float = EXPECTATION_SECONDS,
-                 sync_seconds: float = 30.0):
+                 sync_seconds: float = 30.0, page_size: int = PAGE_SIZE, watch_seconds: int = WATCH_SECONDS,
+                 volume_seconds: float = VOLUME_SECONDS, rng: random.Random | None = None):
         self.api = api
         self.on_change = on_change
         self.sync_seconds = sync_seconds
+        self.page_size = page_size
+        self.watch_seconds = watch_seconds
+        self.rng = rng or random.Random()
         self.changed = threading.Condition()
+        self.generation = 0
         self.expectations = Expectations(monotonic, expectation_seconds)
         self.informers = {name: _Informer(self, name) for name in WATCHED}
         self._before: dict[Key, str | None] = {}
+        self.monotonic = monotonic
+        self.volume_seconds = volume_seconds
+        self._volumes, self._volumes_version = Volumes(), 0
+        self._volumes_generation, self._volumes_until = -1, 0.0
 
     def start(self, stop: threading.Event) -> None:
         for informer in self.informers.values():
@@ -257,11 +317,24 @@ class WatchCache:
                     log.info("the watch cache lags behind; listing instead")
                     return ListingReader(self.api).read_objects()
                 self.changed.wait(timeout=0.1)
-            snapshot = {name: copy.deepcopy(list(i.items.values())) for name, i in self.informers.items()}
+            snapshot = {name: i.values() for name, i in self.informers.items()}
+            generation = self.generation
         pods = snapshot["pods"]
+        volumes = self._volumes_of(pods, generation)
         return ClusterObjects(nodes=snapshot["nodes"], namespaces=snapshot["namespaces"], pods=pods,
-                              jobs=snapshot["jobs"], volumes=read_volumes(self.api, pods),
-                              allocations=snapshot["allocations"])
+                              jobs=snapshot["jobs"], volumes=volumes, allocations=snapshot["allocations"],
+                              version=(generation, self._volumes_version))
+
+    def _volumes_of(self, pods: list[dict[str, Any]], generation: int) -> Volumes:
+        """The claims pending pods mount are not watched: read again when anything changed, or
+        `volume_seconds` after the last read (a claim being bound changes no pod)."""
+        now = self.monotonic()
+        if generation != self._volumes_generation or now >= self._volumes_until:
+            volumes = read_volumes(self.api, pods)
+            if volumes != self._volumes:
+                self._volumes, self._volumes_version = volumes, self._volumes_version + 1
+            self._volumes_generation, self._volumes_until = generation, now + self.volume_seconds
+        return self._volumes
 
     # -- the write observer ----------------------------------------------------------------------
 

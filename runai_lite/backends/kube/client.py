@@ -120,10 +120,22 @@ class KubeApi:
              ) -> list[dict[str, Any]]:
         return self.list_with_version(path, label_selector, field_selector)[0]
 
-    def list_with_version(self, path: str, label_selector: str | None = None, field_selector: str | None = None
-                          ) -> tuple[list[dict[str, Any]], str]:
-        data = self.request("GET", path, {"labelSelector": label_selector, "fieldSelector": field_selector})
-        return data.get("items") or [], (data.get("metadata") or {}).get("resourceVersion", "")
+    def list_with_version(self, path: str, label_selector: str | None = None, field_selector: str | None = None,
+                          page_size: int | None = None) -> tuple[list[dict[str, Any]], str]:
+        """Every item and the list's resourceVersion (where a watch resumes). With `page_size`, in
+        pages of that many items (`limit`/`continue`), as client-go's informers list: the API server
+        serves each page from the first page's snapshot, and answers 410 Gone once that snapshot
+        is compacted away (then list again)."""
+        items: list[dict[str, Any]] = []
+        token = None
+        while True:
+            data = self.request("GET", path, {"labelSelector": label_selector, "fieldSelector": field_selector,
+                                              "limit": page_size, "continue": token})
+            items += data.get("items") or []
+            meta = data.get("metadata") or {}
+            token = meta.get("continue")
+            if not token:
+                return items, meta.get("resourceVersion", "")
 
     def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.request("POST", path, body=body)

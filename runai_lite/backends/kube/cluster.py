@@ -40,6 +40,8 @@ class ClusterObjects:
     jobs: list[dict[str, Any]]  # batch Jobs runai-lite made
     volumes: Volumes = field(default_factory=Volumes)  # the claims our pending pods mount, their volumes and classes
     allocations: list[dict[str, Any]] = field(default_factory=list)  # Allocation objects (the controller's record)
+    # Equal for two reads that saw the same objects; None when the reader cannot tell (it lists).
+    version: Any = None
 
 
 @dataclass

@@ -24,7 +24,7 @@ from ...scheduler.applier import Outcome, Phase, apply
 from . import conventions as k
 from .binder import Binder, Eviction
 from .cache import ListingReader, ObjectReader, WatchCache
-from .cluster import ClusterView, build_view
+from .cluster import ClusterObjects, ClusterView, build_view
 from .lease import FencedApi, LeaderLease, LostLeadership
 from .reservations import withhold
 from .status import StatusWriter, Waiting
@@ -59,11 +59,16 @@ class Controller:
         self.writes = FencedApi(api, self._before_write)
         self.status = StatusWriter(self.writes, clock)
         self.binder = Binder(self.writes, image, self.status, monotonic)
+        self.monotonic = monotonic
+        self._last_plan: Plan = Plan()
+        self._last_read: tuple[object, float | None] = (None, None)  # the reader's version, the binder's next timeout
 
     # -- one pass ------------------------------------------------------------------------------
 
     def reconcile_once(self) -> Plan:
         objects = self.reader.read_objects()
+        if self._quiet(objects):
+            return self._last_plan
         view = build_view(objects)
         self._new_batch()
         self.binder.forgive_admission_failures(view, objects.pods)
@@ -84,7 +89,16 @@ class Controller:
         self.binder.sync_reservations(view)
         self.binder.sync_records(view)
         self.status.report(view, plan, waiting)
+        self._last_plan, self._last_read = plan, (objects.version, self.binder.ledger.next_deadline())
         return plan
+
+    def _quiet(self, objects: ClusterObjects) -> bool:
+        """Nothing to do: the reader saw the same objects as for the last whole pass (whose writes,
+        if any, would have changed them), and no timeout of the binder's fell due since. Such a
+        pass makes no API request and plans nothing."""
+        version, deadline = self._last_read
+        return (objects.version is not None and objects.version == version
+                and (deadline is None or self.monotonic() < deadline))
 
     def _apply(self, view: ClusterView, plan: Plan, waiting: dict[str, Waiting]) -> None:
         applier = PassApplier(self.binder, self.status, view, waiting)

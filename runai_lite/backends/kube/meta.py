@@ -15,10 +15,14 @@ _EMPTY: Mapping[str, str] = {}
 
 
 class Meta:
-    __slots__ = ("_metadata",)
+    __slots__ = ("_obj",)
 
     def __init__(self, obj: Mapping[str, Any]):
-        self._metadata: Mapping[str, Any] = obj.get("metadata") or {}
+        self._obj = obj
+
+    @property
+    def _metadata(self) -> Mapping[str, Any]:
+        return self._obj.get("metadata") or _EMPTY
 
     @property
     def name(self) -> str:
@@ -73,5 +77,7 @@ class Meta:
 
 
 def set_annotations(obj: dict[str, Any], values: Mapping[str, Any]) -> None:
-    """Mirror annotations just written to the API onto the local copy of the object."""
-    obj.setdefault("metadata", {}).setdefault("annotations", {}).update(values)
+    """Mirror annotations just written to the API onto the local copy of the object. Copies
+    `metadata` rather than changing it: the object may be a shallow copy of a cached one."""
+    meta = obj.get("metadata") or {}
+    obj["metadata"] = {**meta, "annotations": {**(meta.get("annotations") or {}), **values}}

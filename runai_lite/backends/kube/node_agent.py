@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ...agent import ReconcileResult, reconcile
 from ...gpu.driver import DriverError, GpuDriver
 from . import conventions as k
+from .cache import WATCH_SECONDS, Backoff
 from .meta import Meta
 from .rest import ApiError, core
 
@@ -49,9 +50,12 @@ class NodeAgent:
         self.api = api
         self.node = node
         self.driver = driver
+        self.watched = WatchedNode(api, node)
 
-    def reconcile_once(self) -> ReconcileResult:
-        node = self.api.get(core("nodes", name=self.node))
+    def reconcile_once(self, node: dict[str, Any] | None = None) -> ReconcileResult:
+        """One pass over `node` (the node object as last seen; read from the API when not given)."""
+        if node is None:
+            node = self.api.get(core("nodes", name=self.node))
         annotations = Meta(node).annotations
         inventory = inventory_report(self.driver)
         mig_gpus = [g["index"] for g in inventory if g["mig_capable"] and g["mig_enabled"]]
@@ -77,33 +81,76 @@ class NodeAgent:
         report = {k.GPU_INVENTORY: json.dumps(inventory, sort_keys=True, separators=(",", ":")),
                   k.MIG_ACTUAL: k.encode_layout(actual, errors=errors, waiting=busy)}
         if any(annotations.get(key) != value for key, value in report.items()):
-            self.api.merge_patch(core("nodes", name=self.node), {"metadata": {"annotations": report}})
+            written = self.api.merge_patch(core("nodes", name=self.node), {"metadata": {"annotations": report}})
+            self.watched.saw(written)
         return result
 
     def run(self, stop: threading.Event, interval_seconds: float = 2.0) -> None:
-        """Reconcile on every change of the node and every `interval_seconds`."""
+        """Reconcile on every change of the node and every `interval_seconds` (the driver's side
+        changes unannounced: a partition in use becomes free), from the node object its own
+        watch keeps: a pass that finds nothing to change makes no API request."""
         wake = threading.Event()
-        threading.Thread(target=self._watch, args=(wake, stop), daemon=True, name="watch node").start()
+        threading.Thread(target=self.watched.run, args=(wake, stop), daemon=True, name="watch node").start()
         while not stop.is_set():
             try:
-                self.reconcile_once()
+                self.reconcile_once(self.watched.latest())
             except Exception:  # a failed pass is retried from the node's fresh state
                 log.exception("agent pass failed")
             wake.wait(timeout=interval_seconds)
             wake.clear()
 
-    def _watch(self, wake: threading.Event, stop: threading.Event) -> None:
+
+class WatchedNode:
+    """One node object, kept by a list-then-watch on `metadata.name` (RBAC allows the agent
+    nothing wider), and by what the agent's own patches return; the newest resourceVersion wins."""
+
+    def __init__(self, api: KubeApi, node: str):
+        self.api = api
+        self.node = node
+        self._latest: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+
+    def latest(self) -> dict[str, Any] | None:
+        """The node as last seen; None before the first list (the pass then reads it)."""
+        with self._lock:
+            return self._latest
+
+    def saw(self, node: dict[str, Any]) -> None:
+        with self._lock:
+            if self._latest is None or _newer(node, self._latest):
+                self._latest = node
+
+    def run(self, wake: threading.Event, stop: threading.Event) -> None:
         selector = f"metadata.name={self.node}"
+        backoff = Backoff()
         while not stop.is_set():
             try:
-                _, version = self.api.list_with_version(core("nodes"), field_selector=selector)
-                for _change in self.api.watch(core("nodes"), version, timeout_seconds=60, field_selector=selector):
-                    wake.set()
+                items, version = self.api.list_with_version(core("nodes"), field_selector=selector)
+                for item in items:
+                    self.saw(item)
+                wake.set()
+                while not stop.is_set():
+                    for event in self.api.watch(core("nodes"), version, timeout_seconds=WATCH_SECONDS,
+                                                field_selector=selector):
+                        kind, obj = event.get("type"), event.get("object") or {}
+                        if kind == "ERROR":
+                            raise ApiError(int(obj.get("code") or 410), "Expired", str(obj.get("message")))
+                        version = Meta(obj).resource_version or version
+                        backoff.reset()
+                        if kind in ("ADDED", "MODIFIED"):
+                            self.saw(obj)
+                            wake.set()
                     if stop.is_set():
                         return
-            except Exception as error:
+            except Exception as error:  # a 410 lists again at once; anything else after a backoff
                 log.debug("node watch ended: %s", error)
-                stop.wait(2.0)
+                if not (isinstance(error, ApiError) and error.status == 410):
+                    stop.wait(backoff.next())
+
+
+def _newer(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    va, vb = Meta(a).resource_version or "", Meta(b).resource_version or ""
+    return int(va) > int(vb) if va.isdigit() and vb.isdigit() else va != vb
 
 
 def visible_gpu_uuids(visible_devices: str | None) -> list[str]:

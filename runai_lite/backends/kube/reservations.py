@@ -56,6 +56,7 @@ class ReservationLedger:
         if reported and expected and reported != expected:
             return f"was given GPU {reported}, not {expected} that its running fractions use"
         if reported or not meta.uid:
+            self._first_seen.pop(meta.uid or "", None)
             return None
         first = self._first_seen.setdefault(meta.uid, self.monotonic())
         if self.monotonic() - first >= TIMEOUT_SECONDS:
@@ -75,6 +76,14 @@ class ReservationLedger:
     def resting(self) -> set[GpuKey]:
         now = self.monotonic()
         return {key for key, backoff in self._backoff.items() if backoff.until > now}
+
+    def next_deadline(self) -> float | None:
+        """The next moment a pass decides differently with no object changed: a reservation pod's
+        timeout or a GPU's rest running out (None: no such moment)."""
+        now = self.monotonic()
+        moments = [first + TIMEOUT_SECONDS for first in self._first_seen.values()]
+        moments += [backoff.until for backoff in self._backoff.values() if backoff.until > now]
+        return min(moments, default=None)
 
     def forget_except(self, uids: Iterable[str]) -> None:
         """Drop the timeouts of reservation pods that are gone."""
