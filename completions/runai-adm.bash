@@ -7,7 +7,7 @@ _runai_adm() {
         [[ "${COMP_WORDS[i]}" == "--" ]] && return 0
         [[ "${COMP_WORDS[i]}" == -p || "${COMP_WORDS[i]}" == --project ]] && project=(-p "${COMP_WORDS[i+1]}")
         case "$path ${COMP_WORDS[i]}" in
-            "runai-adm completion"|"runai-adm install"|"runai-adm local"|"runai-adm local init"|"runai-adm local install-service"|"runai-adm local repair"|"runai-adm local start"|"runai-adm local status"|"runai-adm local stop"|"runai-adm project"|"runai-adm project create"|"runai-adm project delete"|"runai-adm project list"|"runai-adm remove"|"runai-adm remove node-role"|"runai-adm set"|"runai-adm set node-role") path="$path ${COMP_WORDS[i]}" ;;
+            "runai-adm completion"|"runai-adm install"|"runai-adm local"|"runai-adm local init"|"runai-adm local install-service"|"runai-adm local repair"|"runai-adm local start"|"runai-adm local status"|"runai-adm local stop"|"runai-adm project"|"runai-adm project create"|"runai-adm project delete"|"runai-adm project list"|"runai-adm remove"|"runai-adm remove node-role"|"runai-adm remove node-type"|"runai-adm set"|"runai-adm set node-role"|"runai-adm set node-type") path="$path ${COMP_WORDS[i]}" ;;
         esac
     done
     case "$path|$prev" in
@@ -15,6 +15,8 @@ _runai_adm() {
         "runai-adm local init|--simulate") COMPREPLY=(); return ;;
         "runai-adm local init|--enforcement") COMPREPLY=(); return ;;
         "runai-adm local init|--grace-seconds") COMPREPLY=(); return ;;
+        "runai-adm local init|--node-cpus") COMPREPLY=(); return ;;
+        "runai-adm local init|--node-memory") COMPREPLY=(); return ;;
         "runai-adm local install-service|--simulate") COMPREPLY=(); return ;;
         "runai-adm local install-service|--enforcement") COMPREPLY=(); return ;;
         "runai-adm local status|--output"|"runai-adm local status|-o") COMPREPLY=($(compgen -W "table json yaml" -- "$cur")); return ;;
@@ -26,7 +28,7 @@ _runai_adm() {
         "runai-adm completion") subs=""; opts="--help"; names="" ;;
         "runai-adm install") subs=""; opts="--print --set --help"; names="" ;;
         "runai-adm local") subs="init install-service repair start status stop"; opts="--help"; names="" ;;
-        "runai-adm local init") subs=""; opts="--simulate --enforcement --grace-seconds --system --help"; names="" ;;
+        "runai-adm local init") subs=""; opts="--simulate --enforcement --grace-seconds --node-cpus --node-memory --system --help"; names="" ;;
         "runai-adm local install-service") subs=""; opts="--print --simulate --enforcement --help"; names="" ;;
         "runai-adm local repair") subs=""; opts="--system --help"; names="" ;;
         "runai-adm local start") subs=""; opts="--system --help"; names="" ;;
@@ -36,10 +38,12 @@ _runai_adm() {
         "runai-adm project create") subs=""; opts="--deserved-gpus --help"; names="" ;;
         "runai-adm project delete") subs=""; opts="--help"; names="projects" ;;
         "runai-adm project list") subs=""; opts="--output -o --help"; names="" ;;
-        "runai-adm remove") subs="node-role"; opts="--help"; names="" ;;
+        "runai-adm remove") subs="node-role node-type"; opts="--help"; names="" ;;
         "runai-adm remove node-role") subs=""; opts="--dynamic-mig-enabled --help"; names="" ;;
-        "runai-adm set") subs="node-role"; opts="--help"; names="" ;;
+        "runai-adm remove node-type") subs=""; opts="--help"; names="" ;;
+        "runai-adm set") subs="node-role node-type"; opts="--help"; names="" ;;
         "runai-adm set node-role") subs=""; opts="--dynamic-mig-enabled --help"; names="" ;;
+        "runai-adm set node-type") subs=""; opts="--help"; names="" ;;
     esac
     if [[ "$cur" == -* ]]; then
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))

@@ -3,7 +3,7 @@ function __runai_adm_path
     set -l path runai-adm
     for word in (commandline -opc)[2..-1]
         test "$word" = "--"; and break
-        contains -- "$path $word" "runai-adm completion" "runai-adm install" "runai-adm local" "runai-adm local init" "runai-adm local install-service" "runai-adm local repair" "runai-adm local start" "runai-adm local status" "runai-adm local stop" "runai-adm project" "runai-adm project create" "runai-adm project delete" "runai-adm project list" "runai-adm remove" "runai-adm remove node-role" "runai-adm set" "runai-adm set node-role"; and set path "$path $word"
+        contains -- "$path $word" "runai-adm completion" "runai-adm install" "runai-adm local" "runai-adm local init" "runai-adm local install-service" "runai-adm local repair" "runai-adm local start" "runai-adm local status" "runai-adm local stop" "runai-adm project" "runai-adm project create" "runai-adm project delete" "runai-adm project list" "runai-adm remove" "runai-adm remove node-role" "runai-adm remove node-type" "runai-adm set" "runai-adm set node-role" "runai-adm set node-type"; and set path "$path $word"
     end
     echo $path
 end
@@ -35,6 +35,8 @@ complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local"' -l help -
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local init"' -l simulate -r -d 'MODEL:COUNT[,MODEL:COUNT...], e.g. A100-SXM4-40GB:1 or H100-SXM5-80GB:2,T4:4.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local init"' -l enforcement -r -d 'How fraction memory limits are enforced: auto, hami-core, mps, framework or none.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local init"' -l grace-seconds -r -d 'How long a stopped job gets between SIGTERM and SIGKILL.'
+complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local init"' -l node-cpus -r -d 'CPU cores the scheduler may hand out here (default: this machine'\''s).'
+complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local init"' -l node-memory -r -d 'Host memory the scheduler may hand out here, e.g. 64Gi (default: this machine'\''s).'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local init"' -l system -d 'The machine-wide daemon shared by every user (run as root; state in /var/lib/runai-lite, socket in /run/runai-lite).'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local init"' -l help -d 'Show help and exit.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local install-service"' -l print -d 'Print the unit instead of writing it.'
@@ -61,10 +63,14 @@ complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm project delete"' 
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm project list"' -l output -s o -x -a 'table json yaml' -d 'Output format.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm project list"' -l help -d 'Show help and exit.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm remove"' -a 'node-role' -d 'Take a role from a node (refused while MIG jobs run on it).'
+complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm remove"' -a 'node-type' -d 'Take a node'\''s type away (jobs already running there keep running).'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm remove"' -l help -d 'Show help and exit.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm remove node-role"' -l dynamic-mig-enabled -d 'The dynamic-MIG role: runai-lite creates and deletes MIG partitions on the node'\''s GPUs on demand.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm remove node-role"' -l help -d 'Show help and exit.'
+complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm remove node-type"' -l help -d 'Show help and exit.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm set"' -a 'node-role' -d 'Give a node a role.'
+complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm set"' -a 'node-type' -d 'Give a node Run:ai'\''s node type (node label run.ai/type): jobs submitted with --node-type TYPE run only on nodes of that type.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm set"' -l help -d 'Show help and exit.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm set node-role"' -l dynamic-mig-enabled -d 'The dynamic-MIG role: runai-lite creates and deletes MIG partitions on the node'\''s GPUs on demand.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm set node-role"' -l help -d 'Show help and exit.'
+complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm set node-type"' -l help -d 'Show help and exit.'

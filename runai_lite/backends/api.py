@@ -225,3 +225,8 @@ class Backend(Protocol):
         """Mark a node's GPUs dynamic-MIG (or unmark), refusing with a hint when MIG mode is off or
         when unmarking would strand running MIG jobs."""
         ...
+
+    def set_node_type(self, node: str, node_type: str | None) -> None:
+        """Give a node Run:ai's node type (`run.ai/type`, what `runai submit --node-type` selects), or
+        take it away with None."""
+        ...

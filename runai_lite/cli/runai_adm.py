@@ -46,6 +46,28 @@ def remove_node_role(ctx: typer.Context, node: NodeArg, dynamic_mig: DynamicMigO
     _role(ctx, dynamic_mig, node, False)
 
 
+@set_app.command("node-type", help="Give a node Run:ai's node type (node label run.ai/type): jobs submitted with "
+                  "[bold]--node-type TYPE[/bold] run only on nodes of that type."
+                  + example("runai-adm set node-type node-1 dgx"))
+def set_node_type(ctx: typer.Context, node: NodeArg,
+                  node_type: Annotated[str, typer.Argument(metavar="TYPE", help="The type, a label value: dgx, "
+                                                           "a100-pool.")]) -> None:
+    from ..model import label_value_problem
+
+    problem = label_value_problem(node_type) or ("it is empty" if not node_type else None)
+    if problem:
+        raise UserError(f"invalid node type {node_type!r}: {problem}", f"e.g. runai-adm set node-type {node} dgx")
+    session(ctx).backend.set_node_type(node, node_type)
+    typer.echo(f"Node {node} now has node type {node_type}")
+
+
+@remove_app.command("node-type", help="Take a node's type away (jobs already running there keep running)."
+                    + example("runai-adm remove node-type node-1"))
+def remove_node_type(ctx: typer.Context, node: NodeArg) -> None:
+    session(ctx).backend.set_node_type(node, None)
+    typer.echo(f"Node {node} no longer has a node type")
+
+
 # --------------------------------------------------------------------------------------------
 # projects
 
@@ -116,12 +138,19 @@ def local_init(
                                              "auto, hami-core, mps, framework or none.")] = "auto",
     grace_seconds: Annotated[float | None, typer.Option("--grace-seconds", help="How long a stopped job gets "
                                                         "between SIGTERM and SIGKILL.")] = None,
+    node_cpus: Annotated[str | None, typer.Option("--node-cpus", metavar="CORES", help="CPU cores the scheduler may "
+                                                  "hand out here (default: this machine's).")] = None,
+    node_memory: Annotated[str | None, typer.Option("--node-memory", metavar="SIZE", help="Host memory the scheduler "
+                                                    "may hand out here, e.g. 64Gi (default: this machine's).")] = None,
     system: SystemOpt = False,
 ) -> None:
     from ..backends.local.control import local_init as init
+    from .submit_flags import parse_cpu, parse_memory
 
+    capacity = (parse_cpu("--node-cpus", node_cpus) if node_cpus is not None else None,
+                parse_memory("--node-memory", node_memory) if node_memory is not None else None)
     typer.echo(_status_text(init(simulate=simulate, enforcement=enforcement, grace_seconds=grace_seconds,
-                                 system=system)))
+                                 system=system, capacity=capacity)))
 
 
 @local_app.command("start", help="Start the embedded controller daemon (commands also start a personal one "

@@ -74,6 +74,25 @@ def check_snapshot(snapshot: Snapshot) -> list[str]:
     for (node, index, start), users in sorted(instance_users.items()):
         if len(users) > 1:
             problems.append(f"MIG instance at slice {start} of {node} GPU {index} is used by {', '.join(users)}")
+    return problems + _check_host(snapshot)
+
+
+def _check_host(snapshot: Snapshot) -> list[str]:
+    """The CPU and memory requests of the jobs holding a node's resources fit its capacity."""
+    cpu: dict[str, int] = {}
+    memory: dict[str, int] = {}
+    for job in snapshot.jobs:
+        if job.status.holds_resources and job.allocation is not None:
+            node = job.allocation.node
+            cpu[node] = cpu.get(node, 0) + job.cpu_milli
+            memory[node] = memory.get(node, 0) + job.memory_mib
+    problems = []
+    for node in snapshot.nodes:
+        if node.cpu_milli is not None and cpu.get(node.name, 0) > node.cpu_milli:
+            problems.append(f"CPU requests on {node.name} sum to {cpu[node.name]}m (more than {node.cpu_milli}m)")
+        if node.memory_mib is not None and memory.get(node.name, 0) > node.memory_mib:
+            problems.append(f"memory requests on {node.name} sum to {memory[node.name]}Mi "
+                            f"(more than {node.memory_mib}Mi)")
     return problems
 
 

@@ -23,6 +23,20 @@ def waiting_reason(session: Session, stopping: list[str]) -> str:
     return f"waiting for preempted job{plural} {', '.join(names)} to stop"
 
 
+def _host_room(nodes: list, job: Job) -> str:
+    """No node has the CPU or memory the job asks for free: say which, and the most free there is."""
+    wanted, most = [], []
+    if job.cpu_milli and any(n.cpu_free is not None and n.cpu_free < job.cpu_milli for n in nodes):
+        best = max((n for n in nodes if n.cpu_free is not None), key=lambda n: (n.cpu_free, n.name))
+        wanted.append(f"{job.cpu_milli / 1000:g} CPU cores")
+        most.append(f"{max(best.cpu_free, 0) / 1000:g} cores on {best.name}")
+    if job.memory_mib and any(n.memory_free is not None and n.memory_free < job.memory_mib for n in nodes):
+        best = max((n for n in nodes if n.memory_free is not None), key=lambda n: (n.memory_free, n.name))
+        wanted.append(f"{format_mib(job.memory_mib)} of host memory")
+        most.append(f"{format_mib(max(best.memory_free, 0))} on {best.name}")
+    return f"no schedulable node has {' and '.join(wanted)} free (most free: {', '.join(most)})"
+
+
 def capacity_reason(session: Session, job: Job) -> str:
     """No room for the job anywhere, even by preempting what it may preempt."""
     nodes = [n for n in session.state.nodes.values() if n.schedulable]
@@ -33,9 +47,7 @@ def capacity_reason(session: Session, job: Job) -> str:
         return "no node passes the job's node filters"
     request = job.request
     if not any(n.host_fits(job.cpu_milli, job.memory_mib) for n in nodes):
-        wanted = [f"{job.cpu_milli / 1000:g} CPU cores"] if job.cpu_milli else []
-        wanted += [f"{format_mib(job.memory_mib)} of host memory"] if job.memory_mib else []
-        return f"no schedulable node has {' and '.join(wanted)} free"
+        return _host_room(nodes, job)
     if request is None:
         return "no schedulable node can run it"  # host room exists, so only a node filter could be in the way
     allowed = {canonical_model_name(m) for m in job.gpu_models}

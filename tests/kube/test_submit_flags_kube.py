@@ -101,9 +101,14 @@ def test_node_type_is_a_node_selector_on_run_ai_type(world: World):
     world.settle()
     job = world.backend.get_job("team-a", "typed")
     assert job.status is JobStatus.PENDING and "nodeSelector" in (job.pending_reason or "")
-    world.kube.add_node("dgx-1", labels={k.NODE_TYPE_LABEL: "dgx"})
+    world.backend.set_node_type("plain", "dgx")  # `runai-adm set node-type plain dgx`
+    assert world.kube.get("nodes", "plain")["metadata"]["labels"][k.NODE_TYPE_LABEL] == "dgx"
     world.settle()
-    assert world.live_pod("team-a", "typed")["spec"]["nodeName"] == "dgx-1"
+    assert world.live_pod("team-a", "typed")["spec"]["nodeName"] == "plain"
+    world.backend.set_node_type("plain", None)
+    assert k.NODE_TYPE_LABEL not in world.kube.get("nodes", "plain")["metadata"]["labels"]
+    with pytest.raises(UserError, match="node elsewhere was not found"):
+        world.backend.set_node_type("elsewhere", "dgx")
     assert world.kube.get("jobs", "typed", NAMESPACE)["spec"]["template"]["spec"]["nodeSelector"] == {
         k.NODE_TYPE_LABEL: "dgx"}
 

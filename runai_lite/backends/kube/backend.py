@@ -295,6 +295,11 @@ class KubeBackend:
         _check_mig_mode(obj)
         self.api.merge_patch(path, {"metadata": {"labels": {k.DYNAMIC_MIG_LABEL: "true", k.MIG_ENABLED_LABEL: "true"}}})
 
+    def set_node_type(self, node: str, node_type: str | None) -> None:
+        if self.api.get_or_none(core("nodes", name=node)) is None:
+            raise NotFoundError(f"node {node} was not found", "run `runai list nodes` to see the cluster's nodes")
+        self.api.merge_patch(core("nodes", name=node), {"metadata": {"labels": {k.NODE_TYPE_LABEL: node_type}}})
+
     # -- reading -------------------------------------------------------------------------------
 
     def _view(self) -> ClusterView:

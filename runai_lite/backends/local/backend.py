@@ -128,6 +128,10 @@ class LocalBackend:
         self._daemon()
         self._service.set_dynamic_mig(node, enabled)
 
+    def set_node_type(self, node: str, node_type: str | None) -> None:
+        self._daemon()
+        self._service.set_node_type(node, node_type)
+
 
 def _submit_context(spec: JobSpec) -> SubmitContext:
     """This process's directory, umask and environment: what the job runs with. A variable whose

@@ -12,6 +12,7 @@ from the holder of its lock and reports it stopped only once nothing holds that 
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import signal
@@ -239,17 +240,19 @@ def _signal(pid: int, signum: int) -> None:
 
 def local_init(home: Path | str | None = None, simulate: str | None = None, enforcement: str = "auto",
                grace_seconds: float | None = None, hami_core_path: str | None = None,
-               system: bool = False) -> DaemonStatus:
+               system: bool = False, capacity: tuple[int | None, int | None] = (None, None)) -> DaemonStatus:
     """Declare how the embedded node runs (`configure`), then (re)start the daemon with it."""
-    configure(home, simulate, enforcement, grace_seconds, hami_core_path, system)
+    configure(home, simulate, enforcement, grace_seconds, hami_core_path, system, capacity)
     daemon_stop(home, system=system)
     return daemon_start(home, system=system)
 
 
 def configure(home: Path | str | None = None, simulate: str | None = None, enforcement: str = "auto",
-              grace_seconds: float | None = None, hami_core_path: str | None = None, system: bool = False) -> None:
+              grace_seconds: float | None = None, hami_core_path: str | None = None, system: bool = False,
+              capacity: tuple[int | None, int | None] = (None, None)) -> None:
     """Declare how the embedded node runs: a simulated inventory (or NVML when None), the memory
-    enforcement setting and the stop grace period. A running daemon uses them once restarted.
+    enforcement setting, the stop grace period and the CPU (millicores) and memory (MiB) the
+    scheduler may hand out (None: the machine's own). A running daemon uses them once restarted.
 
     Bad input raises `UserError` before anything changes."""
     from ...enforcement import choose_mechanism, parse_setting, probe_node
@@ -285,6 +288,8 @@ def configure(home: Path | str | None = None, simulate: str | None = None, enfor
                 store.set_config(conn, "grace_seconds", grace_seconds)
             if store.config("node") is None:
                 store.set_config(conn, "node", socket.gethostname())
+            node = store.node_row(store.config("node"), conn)
+            store.set_node_row(conn, dataclasses.replace(node, cpu_milli=capacity[0], memory_mib=capacity[1]))
             store.set_config(conn, "initialised_at", time.time())
     finally:
         store.close()

@@ -29,8 +29,7 @@ def check_embedded(spec: JobSpec, runtime: str) -> None:
                         "drop --service-type; reach the port with `runai port-forward`")
     pending_work = [flag for flag, given in (("--cpu-limit", spec.cpu_limit_milli and runtime == PROCESS),
                                              ("--memory-limit", spec.memory_limit_mib and runtime == PROCESS),
-                                             ("--ttl-after-finish", spec.ttl_after_finish_s is not None),
-                                             ("--node-type", spec.node_type is not None)) if given]
+                                             ("--ttl-after-finish", spec.ttl_after_finish_s is not None)) if given]
     if pending_work:
         raise UserError(f"{', '.join(pending_work)}: not yet supported by the embedded mode", "drop it, or use Kubernetes")
     if spec.completions > 1 or spec.parallelism > 1:

@@ -16,6 +16,7 @@ it runs inside one, in personal mode the client makes sure one runs.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import time
@@ -46,7 +47,8 @@ FOLLOW_POLL_SECONDS = 0.2
 # The service's operations a client may call (over the socket, in system mode), and which of them
 # answer with a stream of lines.
 OPERATIONS = frozenset({"submit", "list_jobs", "get_job", "delete_jobs", "logs", "exec_target", "list_projects",
-                        "create_project", "delete_project", "list_nodes", "set_dynamic_mig", "events"})
+                        "create_project", "delete_project", "list_nodes", "set_dynamic_mig", "set_node_type",
+                        "events"})
 STREAMING = frozenset({"logs"})
 
 
@@ -349,6 +351,16 @@ class LocalService:
                 self._check_can_disable(conn, node, capable)
             for gpu in capable:
                 self.store.set_dynamic_mig(conn, node, gpu.gpu_index, enabled)
+        wake(self.home)
+
+    def set_node_type(self, node: str, node_type: str | None) -> None:
+        self._require_admin("set node types")
+        known = self.store.config("node")
+        if node != known:
+            raise NotFoundError(f"node {node} was not found", f"the embedded node is {known} (runai list nodes)")
+        with self.store.write() as conn:
+            row = self.store.node_row(node, conn)
+            self.store.set_node_row(conn, dataclasses.replace(row, node_type=node_type))
         wake(self.home)
 
     def _check_can_enable(self, conn, node: str, capable) -> None:

@@ -9,26 +9,46 @@ creates is there. The daemon starts jobs only once what they were promised is re
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from ...model import Gpu, Job, JobStatus, MigInstance, Node, Project, Snapshot
 from .store import GpuRow, JobRow, PartitionRow, PartitionState, ProjectRow
 
 
-def scheduled_jobs(rows: Iterable[JobRow]) -> list[Job]:
-    """Pending jobs to place, and jobs that hold what they were given (bound or running)."""
+@dataclass(frozen=True)
+class NodeHost:
+    """The embedded node beyond its GPUs: CPU and memory to hand out (None: not scheduled) and its
+    node type (Run:ai's `run.ai/type`; None: none)."""
+
+    cpu_milli: int | None = None
+    memory_mib: int | None = None
+    node_type: str | None = None
+
+
+def scheduled_jobs(rows: Iterable[JobRow], host: NodeHost = NodeHost()) -> list[Job]:
+    """Pending jobs to place, and jobs that hold what they were given (bound or running). A job
+    asking for a node type the node does not have may run on no node."""
     jobs = []
     for row in rows:
         if row.stopping:
             continue
         holds = row.status == JobStatus.RUNNING or row.bound
         spec = row.job_spec
+        wrong_type = spec.node_type is not None and spec.node_type != host.node_type
         jobs.append(Job(
             id=row.id, name=row.name, project=row.project, type=row.job_type, request=spec.request,
             status=JobStatus.RUNNING if holds else JobStatus.PENDING, submitted_at=row.submitted_at,
             started_at=row.started_at, allocation=row.alloc if holds else None, cpu_milli=spec.cpu_milli,
-            memory_mib=spec.memory_mib,
+            memory_mib=spec.memory_mib, eligible_nodes=() if wrong_type and not holds else None,
         ))
     return jobs
+
+
+def node_type_reason(node: str, host: NodeHost, wanted: str) -> str:
+    """Why a job asking for node type `wanted` waits here, and how an administrator would change it."""
+    has = f"has type {host.node_type}" if host.node_type else "has no type"
+    return (f"no node has node type {wanted} (run.ai/type): node {node} {has}; an administrator gives it one "
+            f"with `runai-adm set node-type {node} {wanted}`")
 
 
 def mig_holders(jobs: Iterable[Job]) -> dict[tuple[int, int], str]:
@@ -42,8 +62,9 @@ def mig_holders(jobs: Iterable[Job]) -> dict[tuple[int, int], str]:
 
 
 def build_snapshot(node: str, gpus: Sequence[GpuRow], layout: Sequence[PartitionRow],
-                   rows: Sequence[JobRow], projects: Sequence[ProjectRow], policy: str = "default") -> Snapshot:
-    jobs = scheduled_jobs(rows)
+                   rows: Sequence[JobRow], projects: Sequence[ProjectRow], policy: str = "default",
+                   host: NodeHost = NodeHost()) -> Snapshot:
+    jobs = scheduled_jobs(rows, host)
     holders = mig_holders(jobs)
     instances: dict[int, list[MigInstance]] = {}
     for part in layout:
@@ -58,7 +79,7 @@ def build_snapshot(node: str, gpus: Sequence[GpuRow], layout: Sequence[Partition
         for g in gpus
     )
     return Snapshot(
-        nodes=(Node(name=node, gpus=node_gpus),),
+        nodes=(Node(name=node, gpus=node_gpus, cpu_milli=host.cpu_milli, memory_mib=host.memory_mib),),
         jobs=tuple(jobs),
         projects=tuple(Project(name=p.name, deserved_gpus=p.deserved_gpus) for p in projects),
         policy=policy,

@@ -104,6 +104,16 @@ MIGRATIONS: list[str] = [
     """,
     # 1 → 2: who submitted each job and from where (a `Submitter` as JSON); NULL for older jobs.
     "ALTER TABLE jobs ADD COLUMN submitter TEXT",
+    # 2 → 3: what an administrator says about a node beyond its GPUs: the CPU and memory the
+    # scheduler may hand out (NULL: what the machine has) and its Run:ai node type (`run.ai/type`).
+    """
+    CREATE TABLE nodes (
+        name TEXT PRIMARY KEY,
+        cpu_milli INTEGER,
+        memory_mib INTEGER,
+        node_type TEXT
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -213,6 +223,16 @@ class JobRow:
 
 
 _JOB_COLUMNS = ", ".join(f.name for f in fields(JobRow))
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    """One row of `nodes` (a node without a row has none of these set)."""
+
+    name: str
+    cpu_milli: int | None = None  # None: the machine's own
+    memory_mib: int | None = None
+    node_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -621,6 +641,19 @@ class Store:
                                                                                   PartitionState.STATIC)
         conn.execute("UPDATE mig_layout SET state = ? WHERE node = ? AND gpu_index = ? AND state IN (?, ?)",
                      (new, node, index, old, new))
+
+    def node_row(self, node: str, conn: sqlite3.Connection | None = None) -> NodeRow:
+        run = lambda: (conn or self.conn).execute(  # noqa: E731
+            "SELECT name, cpu_milli, memory_mib, node_type FROM nodes WHERE name = ?", (node,)).fetchone()
+        row = run() if conn is not None else self._retrying(run)
+        return NodeRow(*row) if row else NodeRow(node)
+
+    @staticmethod
+    def set_node_row(conn: sqlite3.Connection, row: NodeRow) -> None:
+        conn.execute("INSERT INTO nodes (name, cpu_milli, memory_mib, node_type) VALUES (?, ?, ?, ?) "
+                     "ON CONFLICT(name) DO UPDATE SET cpu_milli = excluded.cpu_milli, "
+                     "memory_mib = excluded.memory_mib, node_type = excluded.node_type",
+                     (row.name, row.cpu_milli, row.memory_mib, row.node_type))
 
     def mig_layout(self, node: str, conn: sqlite3.Connection | None = None) -> list[PartitionRow]:
         run = lambda: [PartitionRow.from_row(r) for r in (conn or self.conn).execute(  # noqa: E731

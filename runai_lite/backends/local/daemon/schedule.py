@@ -6,7 +6,9 @@ from ....model import JobStatus, Snapshot
 from ....scheduler import plan as schedule_plan
 from ..crashpoints import crash_point
 from ..intents import record_plan
-from ..snapshot import build_snapshot
+from .. import machine
+from ..snapshot import NodeHost, build_snapshot, node_type_reason
+from ..store import NodeRow
 from .context import DaemonContext
 
 
@@ -15,19 +17,30 @@ class Scheduler:
         self.ctx = ctx
 
     def snapshot(self) -> Snapshot:
+        return self._read()[0]
+
+    def _read(self) -> tuple[Snapshot, NodeHost, dict[str, str]]:
+        """The snapshot, the node's host facts and the node type each job asks for."""
         store = self.ctx.store
         with store.read() as conn:
             rows = store.active_jobs(conn)
             gpus = store.gpus(self.ctx.node, conn)
             layout = store.mig_layout(self.ctx.node, conn)
             projects = store.projects(conn)
-        return build_snapshot(self.ctx.node, gpus, layout, rows, projects)
+            declared = store.node_row(self.ctx.node, conn)
+        host = node_host(declared)
+        wanted = {r.id: r.job_spec.node_type for r in rows if r.job_spec.node_type is not None}
+        return build_snapshot(self.ctx.node, gpus, layout, rows, projects, host=host), host, wanted
 
     def __call__(self, now: float) -> bool:
-        snapshot = self.snapshot()
+        snapshot, host, node_types = self._read()
         if not any(job.status == JobStatus.PENDING for job in snapshot.jobs):
             return False
         plan = schedule_plan(snapshot)
+        if node_types:  # the scheduler only knows the job may run nowhere; say it is the node type
+            plan = plan.model_copy(update={"pending": tuple(
+                (job, node_type_reason(self.ctx.node, host, node_types[job]) if node_types.get(job, host.node_type)
+                 != host.node_type else why) for job, why in plan.pending)})
         if self.ctx.foreign_gpus:  # say why the machine seems to have fewer GPUs than it has
             owned = "; ".join(self.ctx.foreign_gpus.values())
             plan = plan.model_copy(update={"pending": tuple((job, f"{why} ({owned})") for job, why in plan.pending)})
@@ -38,3 +51,10 @@ class Scheduler:
         if applied:
             crash_point("plan-recorded")
         return applied > 0
+
+
+def node_host(declared: NodeRow) -> NodeHost:
+    """The node's capacity as declared, else as the machine has it; its declared type."""
+    return NodeHost(cpu_milli=declared.cpu_milli if declared.cpu_milli is not None else machine.cpu_milli(),
+                    memory_mib=declared.memory_mib if declared.memory_mib is not None else machine.memory_mib(),
+                    node_type=declared.node_type)
