@@ -64,7 +64,7 @@ def submit(world: World, name: str, gpu: str) -> None:
 def caught_up(world: World) -> bool:
     """The cache shows what the API server has (the cluster's own parts wrote behind its back)."""
     def versions(objects) -> set[str]:
-        return {o["metadata"]["resourceVersion"] for kind in ("nodes", "pods", "jobs", "allocations")
+        return {o["metadata"]["resourceVersion"] for kind in ("nodes", "namespaces", "pods", "jobs", "allocations")
                 for o in getattr(objects, kind)}
     return versions(world.cache.read_objects()) == versions(ListingReader(world.api).read_objects())
 
@@ -73,11 +73,18 @@ def controller_requests(world: World) -> list:
     return [r for r in world.kube.requests if r.user == CONTROLLER_USER]
 
 
-def settle(world: World) -> None:
-    world.settle()
-    eventually(lambda: caught_up(world))
-    world.controller.reconcile_once()  # a whole pass over the last changes, which writes nothing new
-    eventually(lambda: caught_up(world))
+def settle(world: World, limit: int = 10) -> None:
+    """Until a whole pass over a caught-up cache writes nothing. `world.settle()` alone is not
+    enough: its steps' passes may have read a cache that lagged, so the next pass can still bind."""
+    for _ in range(limit):
+        world.settle()
+        eventually(lambda: caught_up(world))
+        before = world.kube.resource_version
+        world.controller.reconcile_once()
+        eventually(lambda: caught_up(world))
+        if world.kube.resource_version == before:
+            return
+    raise AssertionError(f"the controller kept writing after {limit} settled passes")
 
 
 def test_an_idle_pass_makes_no_request_and_plans_nothing(world: World):
