@@ -7,7 +7,7 @@ _runai_adm() {
         [[ "${COMP_WORDS[i]}" == "--" ]] && return 0
         [[ "${COMP_WORDS[i]}" == -p || "${COMP_WORDS[i]}" == --project ]] && project=(-p "${COMP_WORDS[i+1]}")
         case "$path ${COMP_WORDS[i]}" in
-            "runai-adm completion"|"runai-adm install"|"runai-adm local"|"runai-adm local init"|"runai-adm local install-service"|"runai-adm local repair"|"runai-adm local start"|"runai-adm local status"|"runai-adm local stop"|"runai-adm project"|"runai-adm project create"|"runai-adm project delete"|"runai-adm project list"|"runai-adm remove"|"runai-adm remove node-role"|"runai-adm remove node-type"|"runai-adm set"|"runai-adm set node-role"|"runai-adm set node-type") path="$path ${COMP_WORDS[i]}" ;;
+            "runai-adm completion"|"runai-adm install"|"runai-adm local"|"runai-adm local init"|"runai-adm local install-service"|"runai-adm local metrics"|"runai-adm local repair"|"runai-adm local start"|"runai-adm local status"|"runai-adm local stop"|"runai-adm project"|"runai-adm project create"|"runai-adm project delete"|"runai-adm project list"|"runai-adm remove"|"runai-adm remove node-role"|"runai-adm remove node-type"|"runai-adm set"|"runai-adm set node-role"|"runai-adm set node-type") path="$path ${COMP_WORDS[i]}" ;;
         esac
     done
     case "$path|$prev" in
@@ -17,6 +17,7 @@ _runai_adm() {
         "runai-adm local init|--grace-seconds") COMPREPLY=(); return ;;
         "runai-adm local init|--node-cpus") COMPREPLY=(); return ;;
         "runai-adm local init|--node-memory") COMPREPLY=(); return ;;
+        "runai-adm local init|--metrics-address") COMPREPLY=(); return ;;
         "runai-adm local install-service|--simulate") COMPREPLY=(); return ;;
         "runai-adm local install-service|--enforcement") COMPREPLY=(); return ;;
         "runai-adm local status|--output"|"runai-adm local status|-o") COMPREPLY=($(compgen -W "table json yaml" -- "$cur")); return ;;
@@ -27,9 +28,10 @@ _runai_adm() {
         "runai-adm") subs="completion install local project remove set"; opts="--help"; names="" ;;
         "runai-adm completion") subs=""; opts="--help"; names="" ;;
         "runai-adm install") subs=""; opts="--print --set --help"; names="" ;;
-        "runai-adm local") subs="init install-service repair start status stop"; opts="--help"; names="" ;;
-        "runai-adm local init") subs=""; opts="--simulate --enforcement --grace-seconds --node-cpus --node-memory --system --help"; names="" ;;
+        "runai-adm local") subs="init install-service metrics repair start status stop"; opts="--help"; names="" ;;
+        "runai-adm local init") subs=""; opts="--simulate --enforcement --grace-seconds --node-cpus --node-memory --metrics-address --system --help"; names="" ;;
         "runai-adm local install-service") subs=""; opts="--print --simulate --enforcement --help"; names="" ;;
+        "runai-adm local metrics") subs=""; opts="--system --help"; names="" ;;
         "runai-adm local repair") subs=""; opts="--system --help"; names="" ;;
         "runai-adm local start") subs=""; opts="--system --help"; names="" ;;
         "runai-adm local status") subs=""; opts="--output -o --system --help"; names="" ;;

@@ -3,7 +3,7 @@ function __runai_adm_path
     set -l path runai-adm
     for word in (commandline -opc)[2..-1]
         test "$word" = "--"; and break
-        contains -- "$path $word" "runai-adm completion" "runai-adm install" "runai-adm local" "runai-adm local init" "runai-adm local install-service" "runai-adm local repair" "runai-adm local start" "runai-adm local status" "runai-adm local stop" "runai-adm project" "runai-adm project create" "runai-adm project delete" "runai-adm project list" "runai-adm remove" "runai-adm remove node-role" "runai-adm remove node-type" "runai-adm set" "runai-adm set node-role" "runai-adm set node-type"; and set path "$path $word"
+        contains -- "$path $word" "runai-adm completion" "runai-adm install" "runai-adm local" "runai-adm local init" "runai-adm local install-service" "runai-adm local metrics" "runai-adm local repair" "runai-adm local start" "runai-adm local status" "runai-adm local stop" "runai-adm project" "runai-adm project create" "runai-adm project delete" "runai-adm project list" "runai-adm remove" "runai-adm remove node-role" "runai-adm remove node-type" "runai-adm set" "runai-adm set node-role" "runai-adm set node-type"; and set path "$path $word"
     end
     echo $path
 end
@@ -27,6 +27,7 @@ complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm install"' -l set 
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm install"' -l help -d 'Show help and exit.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local"' -a 'init' -d 'Set up the embedded controller and (re)start it: a simulated GPU inventory (for machines without GPUs, or to try things out), or the machine'\''s real GPUs through NVML when --simulate is left out. With --system (as root), the machine-wide daemon every user'\''s `runai` talks to.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local"' -a 'install-service' -d 'Install the machine-wide daemon as a systemd service (as root), or print the unit with --print.'
+complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local"' -a 'metrics' -d 'Print the embedded controller'\''s Prometheus metrics: GPUs allocated and their capacity, MIG instances, pending jobs by reason, preemptions, MIG operations, scheduling pass times.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local"' -a 'repair' -d 'Rebuild a damaged state database: the daemon is stopped, the damaged files are kept as a backup, and every row that can still be read goes into a fresh database.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local"' -a 'start' -d 'Start the embedded controller daemon (commands also start a personal one when needed).'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local"' -a 'status' -d 'Show whether the embedded controller runs, and with which GPUs.'
@@ -37,12 +38,15 @@ complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local init"' -l e
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local init"' -l grace-seconds -r -d 'How long a stopped job gets between SIGTERM and SIGKILL.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local init"' -l node-cpus -r -d 'CPU cores the scheduler may hand out here (default: this machine'\''s).'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local init"' -l node-memory -r -d 'Host memory the scheduler may hand out here, e.g. 64Gi (default: this machine'\''s).'
+complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local init"' -l metrics-address -r -d 'Also serve the daemon'\''s metrics (and /healthz, /readyz) over HTTP here, e.g. 127.0.0.1:9400; '\'''\'' stops serving them. Default: as before (none).'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local init"' -l system -d 'The machine-wide daemon shared by every user (run as root; state in /var/lib/runai-lite, socket in /run/runai-lite).'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local init"' -l help -d 'Show help and exit.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local install-service"' -l print -d 'Print the unit instead of writing it.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local install-service"' -l simulate -r -d 'A simulated inventory for the service (default: the machine'\''s GPUs through NVML).'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local install-service"' -l enforcement -r -d 'How fraction memory limits are enforced: auto, hami-core, mps, framework or none.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local install-service"' -l help -d 'Show help and exit.'
+complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local metrics"' -l system -d 'The machine-wide daemon shared by every user (run as root; state in /var/lib/runai-lite, socket in /run/runai-lite).'
+complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local metrics"' -l help -d 'Show help and exit.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local repair"' -l system -d 'The machine-wide daemon shared by every user (run as root; state in /var/lib/runai-lite, socket in /run/runai-lite).'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local repair"' -l help -d 'Show help and exit.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local start"' -l system -d 'The machine-wide daemon shared by every user (run as root; state in /var/lib/runai-lite, socket in /run/runai-lite).'

@@ -142,6 +142,9 @@ def local_init(
                                                   "hand out here (default: this machine's).")] = None,
     node_memory: Annotated[str | None, typer.Option("--node-memory", metavar="SIZE", help="Host memory the scheduler "
                                                     "may hand out here, e.g. 64Gi (default: this machine's).")] = None,
+    metrics_address: Annotated[str | None, typer.Option("--metrics-address", metavar="[HOST:]PORT", help=(
+        "Also serve the daemon's metrics (and /healthz, /readyz) over HTTP here, e.g. 127.0.0.1:9400; "
+        "'' stops serving them. Default: as before (none)."))] = None,
     system: SystemOpt = False,
 ) -> None:
     from ..backends.local.control import local_init as init
@@ -150,7 +153,7 @@ def local_init(
     capacity = (parse_cpu("--node-cpus", node_cpus) if node_cpus is not None else None,
                 parse_memory("--node-memory", node_memory) if node_memory is not None else None)
     typer.echo(_status_text(init(simulate=simulate, enforcement=enforcement, grace_seconds=grace_seconds,
-                                 system=system, capacity=capacity)))
+                                 system=system, capacity=capacity, metrics_address=metrics_address)))
 
 
 @local_app.command("start", help="Start the embedded controller daemon (commands also start a personal one "
@@ -180,6 +183,16 @@ def local_status(output: Annotated[DataOutput, typer.Option("--output", "-o", he
         emit_data(status.to_json(), output.value)
         return
     typer.echo(_status_text(status))
+
+
+@local_app.command("metrics", help=(
+    "Print the embedded controller's Prometheus metrics: GPUs allocated and their capacity, MIG instances, "
+    "pending jobs by reason, preemptions, MIG operations, scheduling pass times."
+    + example("runai-adm local metrics | grep runai_lite_gpus_allocated")))
+def local_metrics(system: SystemOpt = False) -> None:
+    from ..backends.local.control import daemon_metrics
+
+    typer.echo(daemon_metrics(system=system), nl=False)
 
 
 @local_app.command("repair", help=(

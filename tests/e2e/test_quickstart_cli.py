@@ -3,10 +3,13 @@ daemon, SQLite, job processes and a simulated A100-SXM4-40GB in a temporary RUNA
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from runai_lite.gpu.catalog import default_catalog
 from tests.e2e.cli_harness import Cli, cli  # noqa: F401 - the fixture
+from tests.metrics.scrape import get, samples, value
 
 IMAGE = "gcr.io/run-ai-demo/quickstart-cuda"
 TRAINING = ("mig1", "mig2", "mig3")
@@ -24,9 +27,16 @@ def _instances(cli: Cli) -> list[dict]:
     return gpu["mig_instances"]
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.mark.e2e
 def test_dynamic_mig_quickstart(cli: Cli):
-    cli.adm("local", "init", "--simulate", "A100-SXM4-40GB:1")
+    port = _free_port()
+    cli.adm("local", "init", "--simulate", "A100-SXM4-40GB:1", "--metrics-address", f"127.0.0.1:{port}")
     cli.adm("project", "create", "team-a", "--deserved-gpus", "2")
     assert "Project team-a has been set as default project" in cli.runai("config", "project", "team-a").stdout
     (node,) = cli.nodes()
@@ -54,6 +64,22 @@ def test_dynamic_mig_quickstart(cli: Cli):
     assert listed.startswith("Showing jobs for project team-a")
     assert all(f"{n} " in listed for n in TRAINING) and listed.count("Running") == 3
 
+    # The daemon's metrics show the three partitions and what they hold, the same in the file
+    # `local metrics` prints and over HTTP.
+    metrics = samples(cli.adm("local", "metrics").stdout)
+    assert value(metrics, "runai_lite_gpu_capacity", mode="dynamic-mig") == 1
+    assert metrics["runai_lite_mig_instances"] == {
+        frozenset({("node", node["name"]), ("profile", p), ("state", "used")}): n for p, n in (("1g.10gb", 1), ("2g.10gb", 2))}
+    assert value(metrics, "runai_lite_allocations", kind="mig") == 3
+    assert value(metrics, "runai_lite_gpus_allocated", kind="mig") == pytest.approx(sum(
+        jobs[n]["allocation"]["share"] for n in TRAINING))
+    assert value(metrics, "runai_lite_mig_operations_total", operation="create") == 3
+    assert value(metrics, "runai_lite_scheduling_pass_duration_seconds_count") >= 1
+    status, served = get(f"http://127.0.0.1:{port}/metrics")
+    assert status == 200 and samples(served)["runai_lite_mig_instances"] == metrics["runai_lite_mig_instances"]
+    assert get(f"http://127.0.0.1:{port}/healthz") == (200, "ok\n")
+    assert get(f"http://127.0.0.1:{port}/readyz") == (200, "ok\n")
+
     # An interactive job wanting 20GB preempts exactly one training job, whose partition goes.
     before = {n: jobs[n]["allocation"] for n in TRAINING}
     cli.runai("submit", "mig1-int", "-i", IMAGE, "--interactive", "--gpu-memory", "20G", "--", "sleep", "600")
@@ -73,6 +99,10 @@ def test_dynamic_mig_quickstart(cli: Cli):
     old = before[victim]["mig_placement"]
     assert new["start"] <= old["start"] < new["start"] + new["size"]  # the victim's slices were needed
     assert any(m["profile"] == "3g.20gb" and m["job"] == "team-a/mig1-int" for m in instances)
+    metrics = samples(cli.adm("local", "metrics").stdout)
+    assert value(metrics, "runai_lite_preemptions_total", project="team-a") == 1
+    assert value(metrics, "runai_lite_mig_operations_total", operation="destroy") >= 1
+    assert value(metrics, "runai_lite_pending_jobs") == 1
 
     # Deleting the interactive job lets the preempted job run again.
     cli.runai("delete", "job", "mig1-int")

@@ -143,6 +143,18 @@ def daemon_status(home: Path | str | None = None, system: bool = False) -> Daemo
     )
 
 
+def daemon_metrics(home: Path | str | None = None, system: bool = False) -> str:
+    """The daemon's metrics in Prometheus' text format, as it last wrote them (it rewrites them in
+    every cycle that changed them); the daemon is started first when none runs."""
+    home_dir, socket_path = home_of(home, system)
+    ensure_daemon(home_dir, socket_path=socket_path)
+    try:
+        return home_dir.metrics.read_text()
+    except FileNotFoundError:
+        raise OperationalError("the runai-lite daemon has written no metrics yet",
+                               f"try again in a moment; see {home_dir.daemon_log}") from None
+
+
 def daemon_start(home: Path | str | None = None, timeout: float = START_TIMEOUT_SECONDS,
                  system: bool = False) -> DaemonStatus:
     """Start the daemon in the background unless one runs; return once it serves the home."""
@@ -240,19 +252,22 @@ def _signal(pid: int, signum: int) -> None:
 
 def local_init(home: Path | str | None = None, simulate: str | None = None, enforcement: str = "auto",
                grace_seconds: float | None = None, hami_core_path: str | None = None,
-               system: bool = False, capacity: tuple[int | None, int | None] = (None, None)) -> DaemonStatus:
+               system: bool = False, capacity: tuple[int | None, int | None] = (None, None),
+               metrics_address: str | None = None) -> DaemonStatus:
     """Declare how the embedded node runs (`configure`), then (re)start the daemon with it."""
-    configure(home, simulate, enforcement, grace_seconds, hami_core_path, system, capacity)
+    configure(home, simulate, enforcement, grace_seconds, hami_core_path, system, capacity, metrics_address)
     daemon_stop(home, system=system)
     return daemon_start(home, system=system)
 
 
 def configure(home: Path | str | None = None, simulate: str | None = None, enforcement: str = "auto",
               grace_seconds: float | None = None, hami_core_path: str | None = None, system: bool = False,
-              capacity: tuple[int | None, int | None] = (None, None)) -> None:
+              capacity: tuple[int | None, int | None] = (None, None), metrics_address: str | None = None) -> None:
     """Declare how the embedded node runs: a simulated inventory (or NVML when None), the memory
-    enforcement setting, the stop grace period and the CPU (millicores) and memory (MiB) the
-    scheduler may hand out (None: the machine's own). A running daemon uses them once restarted.
+    enforcement setting, the stop grace period, the CPU (millicores) and memory (MiB) the
+    scheduler may hand out (None: the machine's own), and where the daemon serves its metrics
+    (`HOST:PORT`; an empty string stops serving them, None keeps the setting). A running daemon
+    uses them once restarted.
 
     Bad input raises `UserError` before anything changes."""
     from ...enforcement import choose_mechanism, parse_setting, probe_node
@@ -264,6 +279,10 @@ def configure(home: Path | str | None = None, simulate: str | None = None, enfor
     if grace_seconds is not None and not 0 < grace_seconds <= 3600:
         raise UserError(f"invalid grace period {grace_seconds:g} s", "give a number of seconds above 0, at most 3600")
     canonical = parse_inventory(simulate).spec() if simulate is not None else None
+    if metrics_address:
+        from ...metrics.endpoint import parse_address
+
+        parse_address(metrics_address)
     home_dir, _ = home_of(home, system)
     store = Store(home_dir.db)
     try:
@@ -286,6 +305,8 @@ def configure(home: Path | str | None = None, simulate: str | None = None, enfor
                 store.set_config(conn, "hami_core_path", hami_core_path)
             if grace_seconds is not None:
                 store.set_config(conn, "grace_seconds", grace_seconds)
+            if metrics_address is not None:
+                store.set_config(conn, "metrics_address", metrics_address.strip() or None)
             if store.config("node") is None:
                 store.set_config(conn, "node", socket.gethostname())
             node = store.node_row(store.config("node"), conn)

@@ -106,6 +106,11 @@ class Home:
         return self.root / "wake.fifo"
 
     @property
+    def metrics(self) -> Path:
+        """The daemon's metrics in Prometheus' text format, rewritten whenever they change."""
+        return self.root / "metrics.prom"
+
+    @property
     def simulated_state(self) -> Path:
         return self.root / "simulated-gpus.json"
 

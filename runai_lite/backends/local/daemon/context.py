@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from ....enforcement import Mechanism
 from ....gpu.driver import GpuDriver
+from ....metrics import Metrics
 from ..gpu_ownership import GpuLocks
 from ..paths import Home
 from ..store import Store
@@ -25,4 +26,5 @@ class DaemonContext:
     mechanism: Mechanism
     hami_core_path: str
     gpu_locks: GpuLocks | None = None  # held when the driver drives real GPUs
+    metrics: Metrics = field(default_factory=Metrics)  # fed by the units, written out by `metrics.py`
     foreign_gpus: dict[str, str] = field(default_factory=dict)  # GPU UUID -> why another daemon has it

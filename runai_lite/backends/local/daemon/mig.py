@@ -71,6 +71,7 @@ class MigRealiser:
             return False
         result = reconcile(ctx.driver, desired)
         crash_point("mig-reconciled")
+        ctx.metrics.observe_mig(result)
         changed = False
         for gpu in result.gpus:
             changed |= self._record_layout(gpu, work.get(gpu.gpu_index, []), now)

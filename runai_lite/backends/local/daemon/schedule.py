@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from ....model import JobStatus, Snapshot
 from ....scheduler import plan as schedule_plan
 from ..crashpoints import crash_point
@@ -33,8 +35,10 @@ class Scheduler:
         return build_snapshot(self.ctx.node, gpus, layout, rows, projects, host=host), host, wanted
 
     def __call__(self, now: float) -> bool:
+        started = time.perf_counter()
         snapshot, host, node_types = self._read()
         if not any(job.status == JobStatus.PENDING for job in snapshot.jobs):
+            self.ctx.metrics.observe_no_pending()
             return False
         plan = schedule_plan(snapshot)
         if node_types:  # the scheduler only knows the job may run nowhere; say it is the node type
@@ -48,6 +52,7 @@ class Scheduler:
             return False
         with self.ctx.store.write() as conn:
             applied = record_plan(self.ctx.store, conn, plan, self.ctx.node, now)
+        self.ctx.metrics.observe_plan(snapshot, plan, time.perf_counter() - started)
         if applied:
             crash_point("plan-recorded")
         return applied > 0

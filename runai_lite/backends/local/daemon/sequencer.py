@@ -25,6 +25,7 @@ from .audit import Auditor
 from .context import DaemonContext
 from .launch import Launcher
 from .logs import LogKeeper
+from .metrics import MetricsPublisher
 from .mig import MigRealiser
 from .publish import publish_gpus
 from .schedule import Scheduler
@@ -62,6 +63,7 @@ class Daemon:
         self.start_bound = Launcher(self.ctx)
         self.keep_logs = LogKeeper(self.ctx)
         self.audit = Auditor(self.ctx)
+        self.publish_metrics = MetricsPublisher(self.ctx, self.schedule.snapshot)
         self.stopping = False
         self._seen_version: int | None = None
         self._last_plan = 0.0
@@ -110,6 +112,7 @@ class Daemon:
         changed |= self.start_bound(now)
         changed |= self.keep_logs(now)
         changed |= self.audit(now)
+        self.publish_metrics(now, changed)
         return changed
 
     def _reclaim_gpus(self, now: float) -> bool:
@@ -122,6 +125,7 @@ class Daemon:
         return before != self.ctx.foreign_gpus
 
     def close(self) -> None:
+        self.publish_metrics.close()
         self.ctx.tracker.close()
         if self.ctx.gpu_locks is not None:
             self.ctx.gpu_locks.release()

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ....metrics.endpoint import parse_address
 from ..checks import CHECK_ENV
 from ..joblog import LogCap
 
@@ -35,6 +36,7 @@ class DaemonSettings:
     log_retention_seconds: float = 3600.0  # a deleted job's record and log are removed this long after
     consistency_seconds: float = 30.0  # how often the daemon audits itself (and acts) outside tests
     check_invariants: bool = False  # audit after every cycle and report every finding (tests, harnesses)
+    metrics_address: tuple[str, int] | None = None  # serve /metrics, /healthz, /readyz here (local init --metrics-address)
 
     @property
     def log_cap(self) -> LogCap:
@@ -47,6 +49,8 @@ class DaemonSettings:
         for key, name in CONFIG_KEYS.items():
             if config.get(key) is not None:
                 values[name] = int(config[key]) if types[name] in ("int", int) else float(config[key])
+        if config.get("metrics_address"):
+            values["metrics_address"] = parse_address(config["metrics_address"])
         settings = cls(**values, check_invariants=environ.get(CHECK_ENV) == "1")
         settings.log_cap  # noqa: B018 - a head that does not fit the cap is refused at start
         return settings
