@@ -24,7 +24,6 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from dataclasses import dataclass, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -43,9 +42,10 @@ from benchmarks.openb_trace import (  # noqa: E402
     read_published,
     replicate,
 )
+from benchmarks.openb_mixes import MIX_NAMES, mix  # noqa: E402
+from benchmarks.openb_replay import PATHS, job_of  # noqa: E402
 from runai_lite.model import MILLI  # noqa: E402
-from runai_lite.scheduler.placement import Demand, make_policy  # noqa: E402
-from runai_lite.scheduler.placement.fragmentation import typical_workload  # noqa: E402
+from runai_lite.scheduler.placement import Demand, typical_workload  # noqa: E402
 
 REPORT_POINTS = (90, 95, 100, 110, 120, 130)
 PAPER_POLICIES = ("random", "dotprod", "gpu-clustering", "gpu-packing", "best-fit", "fgd")
@@ -101,27 +101,24 @@ def simulator_names(nodes: list[TraceNode], rng: random.Random) -> list[TraceNod
     return [replace(n, name=f"{p:04d}-{n.name}") for n, p in zip(ordered, prefix)]
 
 
-def replay(policy_name: str, nodes: list[TraceNode], pods: list[TracePod], seed: int) -> Run:
-    cluster = cluster_of(simulator_names(nodes, random.Random(seed)))
+def replay(policy_name: str, nodes: list[TraceNode], pods: list[TracePod], seed: int, *, path: str = "policy",
+           cycle: int = 0, oracle_workload: bool = False) -> Run:
+    named = simulator_names(nodes, random.Random(seed))
     gpus = sum(n.gpus for n in nodes)
-    workload = typical_workload([p.demand for p in pods])
-    policy = make_policy(policy_name, workload=workload, seed=seed)
     sequence = arrival_sequence(pods, gpus * MILLI, seed)
-    arrived = np.zeros(len(sequence))
-    used = np.zeros(len(sequence))
-    total_arrived = total_used = 0
-    # One CPU-time reading around the whole loop: a clock read per pod costs as much as a decision.
-    start = time.process_time()
-    for i, demand in enumerate(sequence):
-        choice = policy.choose(cluster, demand)
-        milli = demand.share_milli if demand.is_fraction else demand.gpus * MILLI
-        total_arrived += milli
-        if choice is not None:
-            cluster.assign(choice, demand)
-            total_used += milli
-        arrived[i], used[i] = total_arrived, total_used
-    decision = time.process_time() - start
-    return Run(allocation_curve(arrived, used, gpus), len(sequence), decision)
+    jobs = [job_of(i, demand) for i, demand in enumerate(sequence)]
+    runner = PATHS[path](named, policy_name, seed)
+    options = {"cycle": cycle} if cycle else {}
+    if oracle_workload:
+        options["workload"] = typical_workload([p.demand for p in pods])
+    result = runner.run(jobs, **options)
+    arrived = np.cumsum([_gpu_milli(d) for d in sequence])
+    used = np.cumsum([_gpu_milli(d) if placed is not None else 0 for d, placed in zip(sequence, result.placements)])
+    return Run(allocation_curve(arrived, used, gpus), len(sequence), result.decision_seconds)
+
+
+def _gpu_milli(demand: Demand) -> int:
+    return demand.share_milli if demand.is_fraction else demand.gpus * MILLI
 
 
 def summarise(runs: list[Run]) -> dict:
@@ -144,9 +141,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pods", type=Path, default=DEFAULT_PODS, help="pod list CSV (at least the first five columns)")
     parser.add_argument("--policy", default="default,fgd", help="comma-separated policy names, or 'all'")
     parser.add_argument("--seeds", default="42", help="comma-separated seeds (the paper: 42..51)")
+    parser.add_argument("--mix", default="default",
+                        help="a workload mix derived from the pod list (benchmarks/openb_mixes.py): " + ", ".join(MIX_NAMES))
     parser.add_argument("--node-count", type=int, default=0, help="replicate the node list to this many nodes")
+    parser.add_argument("--path", choices=sorted(PATHS), default="policy",
+                        help="policy: the policy alone on SharedGpus' cluster; plan: scheduler.plan() cycles")
+    parser.add_argument("--cycle", type=int, default=0,
+                        help="arrivals per scheduling cycle (default: 1 for --path policy, 100 for --path plan)")
+    parser.add_argument("--oracle-workload", action="store_true",
+                        help="the FGD artifact's typical pods from the whole trace instead of the mix learnt online")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     args = parser.parse_args(argv)
+    if args.mix not in MIX_NAMES:
+        parser.error(f"unknown mix {args.mix!r}; known: {', '.join(MIX_NAMES)}")
     for path in (args.nodes, args.pods):
         if not path.exists():
             parser.error(f"{path} does not exist; pass --nodes/--pods (the openb trace is not in this repository)")
@@ -158,17 +165,19 @@ def main(argv: list[str] | None = None) -> int:
     names = list(PAPER_POLICIES) + ["default"] if args.policy == "all" else [p for p in args.policy.split(",") if p]
     seeds = [int(s) for s in args.seeds.split(",") if s]
     nodes = read_nodes(args.nodes)
+    pods = mix(args.mix, read_pods(args.pods), nodes)
     if args.node_count:
         nodes = replicate(nodes, args.node_count)
-    pods = read_pods(args.pods)
-    published = read_published() if args.pods.resolve() == DEFAULT_PODS.resolve() and not args.node_count else {}
+    published = (read_published() if args.pods.resolve() == DEFAULT_PODS.resolve() and not args.node_count
+                 and args.mix == "default" else {})
     results = {}
     for name in names:
-        results[name] = summarise([replay(name, nodes, pods, seed) for seed in seeds])
+        results[name] = summarise([replay(name, nodes, pods, seed, path=args.path, cycle=args.cycle,
+                                          oracle_workload=args.oracle_workload) for seed in seeds])
         if not args.json:
             print(f"  {name}: done ({len(seeds)} seeds)", file=sys.stderr)
     if args.json:
-        print(json.dumps({"nodes": len(nodes), "gpus": sum(n.gpus for n in nodes), "seeds": seeds,
+        print(json.dumps({"mix": args.mix, "path": args.path, "nodes": len(nodes), "gpus": sum(n.gpus for n in nodes), "seeds": seeds,
                           "policies": results, "published": published}))
     else:
         print_table(results, published, len(nodes), seeds)

@@ -14,7 +14,9 @@ from runai_lite.model import MILLI
 from runai_lite.scheduler.placement import Demand, FractionCluster
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_TRACE_DIR = REPO.parent / "shared" / "traces" / "openb"
+# `shared/traces/openb/` beside the checkout or beside one of its parents (a worktree's).
+DEFAULT_TRACE_DIR = next((d / "shared" / "traces" / "openb" for d in REPO.parents
+                          if (d / "shared" / "traces" / "openb").is_dir()), REPO.parent / "shared" / "traces" / "openb")
 DEFAULT_NODES = DEFAULT_TRACE_DIR / "openb_node_list_gpu_node.csv"
 DEFAULT_PODS = DEFAULT_TRACE_DIR / "openb_pod_list_default.csv"
 PUBLISHED = DEFAULT_TRACE_DIR / "fgd_expected_results" / "summary_alloc_by_arrival.csv"

@@ -8,13 +8,13 @@ on every slot of the node.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from ..model import MILLI, Allocation, AllocationKind, Job, RequestKind
 from ..units import MiB
-from .placement import Choice, Demand, FractionCluster
+from .ordering import submission_key
+from .placement import Choice, Demand, FractionCluster, typical_workload
 from .state import ClusterState, GpuState, NodeState, canonical_model_name
 
 
@@ -41,18 +41,21 @@ def demand_of(job: Job) -> Demand | None:
     return None
 
 
+def learning_horizon(seen: int) -> int:
+    """How many of the earliest jobs the typical workload is learnt from: the largest power of two
+    not above `seen`. The mix then changes only when the jobs seen double, so a policy (and its
+    score caches) built for one mix serves every cycle until then, while the mix still follows
+    what the cluster has been given."""
+    return 1 << (seen.bit_length() - 1) if seen else 0
+
+
 def workload_of(jobs: Sequence[Job]) -> list[tuple[Demand, float]]:
-    """The typical demand mix: every live job's GPU demand, weighted by how often it occurs."""
-    counts: Counter[Demand] = Counter()
-    for job in jobs:
-        if job.status.terminal:
-            continue
-        demand = demand_of(job)
-        if demand is not None and (demand.gpus or demand.is_fraction):
-            counts[Demand(gpus=demand.gpus, share_milli=demand.share_milli,
-                          gpu_memory_mib=demand.gpu_memory_mib)] += 1
-    total = sum(counts.values())
-    return [(d, n / total) for d, n in sorted(counts.items(), key=lambda kv: (-kv[1], repr(kv[0])))]
+    """The typical demand mix, learnt from what the cluster has seen: FGD's "typical pods" (the
+    most frequent demands covering 95% of the jobs, CPU included, CPU-only work counted) among the
+    earliest `learning_horizon` jobs of the snapshot, finished ones included. Only jobs already
+    submitted are in a snapshot, so nothing is learnt from the future."""
+    earliest = sorted(jobs, key=submission_key)[: learning_horizon(len(jobs))]
+    return typical_workload([d for d in map(demand_of, earliest) if d is not None])
 
 
 class SharedGpus:
