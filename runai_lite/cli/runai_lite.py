@@ -45,6 +45,24 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
+MetricsPortOption = Annotated[int, typer.Option("--metrics-port", min=0, max=65535, help=(
+    "Serve /metrics, /healthz and /readyz on this port (0: not at all)."))]
+
+
+def _serve(api, port: int, stale_after: float):
+    """The program's metrics (counting `api`'s requests) and the probes' heartbeat, served on
+    `port`; the Metrics to feed and the heartbeat's `beat`."""
+    from ..metrics import Metrics
+    from ..metrics.endpoint import Endpoint, Heartbeat
+
+    metrics = Metrics()
+    api.on_request = metrics.observe_api_request
+    heartbeat = Heartbeat(stale_after)
+    if port:
+        Endpoint(metrics.exposition, heartbeat.alive, heartbeat.ready, port=port).start()
+    return metrics, heartbeat.beat
+
+
 def _logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -57,6 +75,7 @@ def controller(
     namespace: Annotated[str, typer.Option(help="Namespace of the Lease.")] = "runai-lite",
     resync: Annotated[float, typer.Option(help="Seconds between passes when nothing changes.", min=0.1)] = 5.0,
     identity: Annotated[str | None, typer.Option(help="Lease holder name (default: $POD_NAME).")] = None,
+    metrics_port: MetricsPortOption = 0,
     kubeconfig: KubeconfigOption = None,
     context: ContextOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
@@ -66,7 +85,9 @@ def controller(
     _logging(verbose)
     api = _api(kubeconfig, context)
     who = identity or os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
-    Controller(api, image).run(_stop_on_signals(), who, namespace, resync)
+    # a pass at 1,000 nodes takes seconds; a loop silent for several resyncs and a minute is stuck
+    metrics, beat = _serve(api, metrics_port, stale_after=max(60.0, 6 * resync))
+    Controller(api, image, metrics=metrics).run(_stop_on_signals(), who, namespace, resync, beat=beat)
 
 
 @app.command(help="Run the MIG node agent: realise the node's desired MIG layout and report the actual one.")
@@ -77,6 +98,7 @@ def agent(
                                                 "(with --driver simulated).")] = "",
     state_dir: Annotated[str, typer.Option(help="Where the simulated driver keeps its GPUs.")] = "/tmp/runai-lite-agent",
     interval: Annotated[float, typer.Option(help="Seconds between passes when nothing changes.", min=0.1)] = 2.0,
+    metrics_port: MetricsPortOption = 0,
     kubeconfig: KubeconfigOption = None,
     context: ContextOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
@@ -87,7 +109,10 @@ def agent(
     name = node or os.environ.get("NODE_NAME")
     if not name:
         raise typer.BadParameter("give --node or set NODE_NAME (the DaemonSet sets it from spec.nodeName)")
-    NodeAgent(_api(kubeconfig, context), name, _driver(driver, simulate, state_dir)).run(_stop_on_signals(), interval)
+    api = _api(kubeconfig, context)
+    metrics, beat = _serve(api, metrics_port, stale_after=max(60.0, 6 * interval))
+    NodeAgent(api, name, _driver(driver, simulate, state_dir), metrics=metrics).run(_stop_on_signals(), interval,
+                                                                                    beat=beat)
 
 
 def _driver(kind: str, simulate: str, state_dir: str):

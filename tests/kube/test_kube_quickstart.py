@@ -11,6 +11,8 @@ from runai_lite.backends.kube.controller import Controller
 from runai_lite.gpu.requests import request_from_flags
 from runai_lite.model import JobSpec, JobStatus, JobType
 
+from tests.metrics.scrape import samples, value
+
 from .world import IMAGE, World
 
 
@@ -89,6 +91,12 @@ def test_interactive_20g_job_preempts_exactly_one_training_job(world: World):
     assert jobs[victim].pending_reason
     described = world.backend.get_job("team-a", victim)
     assert "Preempted" in [e.kind for e in described.events]
+    # the controller's metrics: one preemption in team-a, the victim waiting, the new partition used
+    metrics = samples(world.controller.metrics.exposition().decode())
+    assert value(metrics, "runai_lite_preemptions_total", project="team-a") == 1
+    assert value(metrics, "runai_lite_pending_jobs") == 1
+    assert value(metrics, "runai_lite_mig_instances", profile="3g.20gb", state="used") == 1
+    assert value(metrics, "runai_lite_allocations", kind="mig") == 3
 
 
 def test_a_job_waits_for_its_partition_until_the_agent_reports_it(world: World):

@@ -33,7 +33,7 @@ class RecordingApi(KubeApi):
         super().__init__(api_client)
         self.seen: set[tuple[str, str, str, str | None]] = set()
 
-    def _call(self, method, path, query=None, body=None, content_type=None, timeout=None):
+    def _call(self, method, path, query=None, body=None, content_type=None, timeout=None, **named):
         match = PATH.match(path)
         assert match, path
         resource = match["resource"] + (f"/{match['sub']}" if match["sub"] else "")
@@ -42,7 +42,7 @@ class RecordingApi(KubeApi):
         else:
             verb = VERBS[method]
         self.seen.add((verb, match["group"] or "", resource, match["ns"]))
-        return super()._call(method, path, query, body, content_type, timeout)
+        return super()._call(method, path, query, body, content_type, timeout, **named)
 
 
 def allowed(account: str, account_namespace: str) -> list[tuple[str | None, dict]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from kubernetes import client as kclient
@@ -25,6 +25,7 @@ from ...errors import OperationalError, UserError
 from .rest import ApiError
 
 MERGE_PATCH = "application/merge-patch+json"
+VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
 def _api_error(error: ApiException) -> ApiError:
@@ -61,6 +62,9 @@ class KubeApi:
 
     def __init__(self, api_client: kclient.ApiClient):
         self.api_client = api_client
+        # Told the Kubernetes verb and HTTP status of each request (0: the API was unreachable);
+        # the programs count them in their metrics.
+        self.on_request: Callable[[str, int], None] | None = None
 
     @classmethod
     def from_kubeconfig(cls, context: str | None = None, kubeconfig: str | None = None) -> KubeApi:
@@ -75,7 +79,21 @@ class KubeApi:
         return self.api_client.configuration.host
 
     def _call(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,
-              content_type: str | None = None, timeout: float | None = None):
+              content_type: str | None = None, timeout: float | None = None, verb: str | None = None):
+        status = 0
+        try:
+            response = self._send(method, path, query, body, content_type, timeout)
+            status = response.status
+            return response
+        except ApiError as error:
+            status = error.status
+            raise
+        finally:
+            if self.on_request is not None:
+                self.on_request(verb or VERBS.get(method, method.lower()), status)
+
+    def _send(self, method: str, path: str, query: dict[str, Any] | None, body: Any, content_type: str | None,
+              timeout: float | None):
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
@@ -98,8 +116,8 @@ class KubeApi:
         return response
 
     def request(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,
-                content_type: str | None = None) -> dict[str, Any]:
-        response = self._call(method, path, query, body, content_type)
+                content_type: str | None = None, verb: str | None = None) -> dict[str, Any]:
+        response = self._call(method, path, query, body, content_type, verb=verb)
         data = response.read()
         return json.loads(data) if data else {}
 
@@ -130,7 +148,7 @@ class KubeApi:
         token = None
         while True:
             data = self.request("GET", path, {"labelSelector": label_selector, "fieldSelector": field_selector,
-                                              "limit": page_size, "continue": token})
+                                              "limit": page_size, "continue": token}, verb="list")
             items += data.get("items") or []
             meta = data.get("metadata") or {}
             token = meta.get("continue")
@@ -186,10 +204,10 @@ class KubeApi:
         code = response.returncode
         return int(code) if code is not None else 0
 
-    def stream_lines(self, path: str, query: dict[str, Any] | None = None, timeout: float | None = None
-                     ) -> Iterator[str]:
+    def stream_lines(self, path: str, query: dict[str, Any] | None = None, timeout: float | None = None,
+                     verb: str = "get") -> Iterator[str]:
         """The response body line by line, as it arrives (pod logs with `follow`)."""
-        response = self._call("GET", path, query, timeout=timeout)
+        response = self._call("GET", path, query, timeout=timeout, verb=verb)
         try:
             for line in iter_resp_lines(response.response):
                 yield line.decode() if isinstance(line, bytes) else line
@@ -202,6 +220,6 @@ class KubeApi:
         ends the stream."""
         query = {"watch": "true", "resourceVersion": resource_version, "timeoutSeconds": timeout_seconds,
                  "allowWatchBookmarks": "true", "labelSelector": label_selector, "fieldSelector": field_selector}
-        for line in self.stream_lines(path, query, timeout=timeout_seconds + 10):
+        for line in self.stream_lines(path, query, timeout=timeout_seconds + 10, verb="watch"):
             if line.strip():
                 yield json.loads(line)

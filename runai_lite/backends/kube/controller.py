@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ...errors import OperationalError
+from ...metrics import Metrics
 from ...model import Bind, CreateMig, DestroyMig, Plan, Preempt, Reserve, Snapshot
 from ...scheduler.applier import Outcome, Phase, apply
 from . import conventions as k
@@ -46,11 +47,14 @@ def default_planner() -> Planner:
 class Controller:
     def __init__(self, api: KubeApi, image: str, planner: Planner | None = None,
                  clock: Callable[[], float] = time.time, reader: ObjectReader | None = None,
-                 lease: LeaderLease | None = None, monotonic: Callable[[], float] = time.monotonic):
+                 lease: LeaderLease | None = None, monotonic: Callable[[], float] = time.monotonic,
+                 metrics: Metrics | None = None):
         """With a `lease`, every write is fenced by it (`reconcile_once` raises `LostLeadership`
         as soon as this replica may no longer write); without one, passes write unconditionally
-        (a single controller, or tests driving passes by hand)."""
+        (a single controller, or tests driving passes by hand). `metrics` is told what each pass
+        read and planned."""
         self.api = api
+        self.metrics = metrics or Metrics()
         self.planner = planner or default_planner()
         self.clock = clock
         self.reader = reader or ListingReader(api)
@@ -66,10 +70,12 @@ class Controller:
     # -- one pass ------------------------------------------------------------------------------
 
     def reconcile_once(self) -> Plan:
+        started = self.monotonic()
         objects = self.reader.read_objects()
         if self._quiet(objects):
             return self._last_plan
         view = build_view(objects)
+        self.metrics.observe_state(view.snapshot)
         self._new_batch()
         self.binder.forgive_admission_failures(view, objects.pods)
         if self.binder.check_reservations(view):
@@ -89,6 +95,8 @@ class Controller:
         self.binder.sync_reservations(view)
         self.binder.sync_records(view)
         self.status.report(view, plan, waiting)
+        self.metrics.observe_plan(view.snapshot, plan, self.monotonic() - started,
+                                  {job: wait.event_reason for job, wait in waiting.items()})
         self._last_plan, self._last_read = plan, (objects.version, self.binder.ledger.next_deadline())
         return plan
 
@@ -137,11 +145,11 @@ class Controller:
     # -- the loop ------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event, identity: str, namespace: str = k.SYSTEM_NAMESPACE,
-            resync_seconds: float = 5.0) -> None:
+            resync_seconds: float = 5.0, beat: Callable[[], None] = lambda: None) -> None:
         """Reconcile while holding the Lease, on every watched change and every `resync_seconds`,
         reading from a watch-fed cache. The Lease is kept by a thread of its own (client-go's
         elector), so that a long pass does not let it lapse; a pass stops at its next write once
-        leadership is lost."""
+        leadership is lost. `beat()` after each turn of the loop (the liveness probe's heartbeat)."""
         self.lease = self.lease or LeaderLease(self.api, namespace, k.LEASE_NAME, identity, clock=self.clock)
         lease = self.lease
         wake = threading.Event()
@@ -159,6 +167,7 @@ class Controller:
                     log.warning("stopped a pass: %s", lost)
                 except Exception:  # a pass that failed is retried from fresh objects on the next one
                     log.exception("reconcile pass failed")
+            beat()
             wake.wait(timeout=resync_seconds if lease.leading() else lease.retry_seconds)
             wake.clear()
         elector.join()

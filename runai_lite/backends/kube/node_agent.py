@@ -18,10 +18,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ...agent import ReconcileResult, reconcile
 from ...gpu.driver import DriverError, GpuDriver
+from ...metrics import Metrics
 from . import conventions as k
 from .cache import WATCH_SECONDS, Backoff
 from .meta import Meta
@@ -46,10 +48,11 @@ def desired_for_agent(desired: dict[int, list[dict[str, Any]]]) -> dict[int, lis
 
 
 class NodeAgent:
-    def __init__(self, api: KubeApi, node: str, driver: GpuDriver):
+    def __init__(self, api: KubeApi, node: str, driver: GpuDriver, metrics: Metrics | None = None):
         self.api = api
         self.node = node
         self.driver = driver
+        self.metrics = metrics or Metrics()
         self.watched = WatchedNode(api, node)
 
     def reconcile_once(self, node: dict[str, Any] | None = None) -> ReconcileResult:
@@ -64,6 +67,7 @@ class NodeAgent:
             wanted = desired_for_agent({i: items for i, items in desired.items() if i in mig_gpus})
             # GPUs the controller has not named yet are reported, not cleared.
             result = reconcile(self.driver, wanted)
+            self.metrics.observe_mig(result)
         else:  # no desired layout yet: report what exists, change nothing
             result = ReconcileResult()
         actual: dict[int, list[dict[str, Any]]] = {}
@@ -85,7 +89,8 @@ class NodeAgent:
             self.watched.saw(written)
         return result
 
-    def run(self, stop: threading.Event, interval_seconds: float = 2.0) -> None:
+    def run(self, stop: threading.Event, interval_seconds: float = 2.0, beat: Callable[[], None] = lambda: None
+            ) -> None:
         """Reconcile on every change of the node and every `interval_seconds` (the driver's side
         changes unannounced: a partition in use becomes free), from the node object its own
         watch keeps: a pass that finds nothing to change makes no API request."""
@@ -96,6 +101,7 @@ class NodeAgent:
                 self.reconcile_once(self.watched.latest())
             except Exception:  # a failed pass is retried from the node's fresh state
                 log.exception("agent pass failed")
+            beat()
             wake.wait(timeout=interval_seconds)
             wake.clear()
 
