@@ -40,7 +40,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as state_dir:
-        driver = SimulatedDriver(state_dir, f"A100-SXM4-40GB:{args.gpus}", faults="")
+        driver = SimulatedDriver(state_dir, f"A100-SXM4-40GB:{args.gpus}:mig-on", faults="")
         small = {g: [("1g.5gb", s) for s in range(7)] for g in range(args.gpus)}
         large = {g: [("3g.20gb", 0), ("3g.20gb", 4)] for g in range(args.gpus)}
         reconcile(driver, small)

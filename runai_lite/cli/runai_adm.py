@@ -132,8 +132,10 @@ def _status_text(status) -> str:
     "With --system (as root), the machine-wide daemon every user's `runai` talks to."
     + example("sudo runai-adm local init --system --simulate A100-SXM4-40GB:1")))
 def local_init(
-    simulate: Annotated[str | None, typer.Option("--simulate", help="MODEL:COUNT[,MODEL:COUNT...], e.g. "
-                                                 "A100-SXM4-40GB:1 or H100-SXM5-80GB:2,T4:4.")] = None,
+    simulate: Annotated[str | None, typer.Option("--simulate", metavar="MODEL:COUNT[,...]",
+                                                 help="e.g. A100-SXM4-40GB:1 or H100-SXM5-80GB:2,T4:4. A MIG-capable "
+                                                 "GPU starts with MIG mode off and is switched on when its node is made "
+                                                 "dynamic-MIG; add :mig-on (already on) or :mig-off (never switched).")] = None,
     enforcement: Annotated[str, typer.Option("--enforcement", help="How fraction memory limits are enforced: "
                                              "auto, hami-core, mps, framework or none.")] = "auto",
     grace_seconds: Annotated[float | None, typer.Option("--grace-seconds", help="How long a stopped job gets "

@@ -1,8 +1,14 @@
-"""Declared GPU inventories for the simulated driver: `MODEL:COUNT[:mig-off][,MODEL:COUNT...]`.
+"""Declared GPU inventories for the simulated driver: `MODEL:COUNT[:mig-on|:mig-off][,MODEL:COUNT...]`.
 
-`A100-SXM4-40GB:1` is one simulated A100 in MIG mode; `H100-SXM5-80GB:2,T4:4` is two H100s and
-four T4s; `A100-SXM4-40GB:1:mig-off` is an A100 whose MIG mode is off (for the refusals that
-depend on it). MIG-capable models start with MIG mode on unless `:mig-off` says otherwise.
+`A100-SXM4-40GB:1` is one simulated A100; `H100-SXM5-80GB:2,T4:4` is two H100s and four T4s. A
+MIG-capable GPU's MIG mode is one of three settings:
+
+- `on-demand` (no suffix): off, as a GPU comes from the factory, so it runs fractions and whole
+  GPUs; switched on when its node is made dynamic-MIG and off again when that role is removed,
+  as an administrator would with `nvidia-smi -mig 1|0`;
+- `on` (`:mig-on`): MIG mode on from the start (a GPU an administrator partitioned by hand);
+- `off` (`:mig-off`): off, and runai-lite may not switch it (like a real GPU, where the switch
+  needs a GPU reset): for trying the refusals that depend on it.
 """
 
 from __future__ import annotations
@@ -15,21 +21,23 @@ from .catalog import Catalog, GpuModel, default_catalog
 
 MAX_GPUS = 1024  # a simulated inventory larger than this is a typo, not a machine
 _COUNT = re.compile(r"^[0-9]{1,4}$")  # at most 4 digits: never int() of a huge string
-_MIG_FLAGS = {"mig-off": False, "mig-on": True}
-EXAMPLE = "A100-SXM4-40GB:1 or H100-SXM5-80GB:2,T4:4 (add :mig-off to declare MIG mode off)"
+ON_DEMAND, ON, OFF = "on-demand", "on", "off"
+_MIG_FLAGS = {"mig-off": OFF, "mig-on": ON}
+EXAMPLE = "A100-SXM4-40GB:1 or H100-SXM5-80GB:2,T4:4 (add :mig-on or :mig-off to fix a GPU's MIG mode)"
 
 
 @dataclass(frozen=True, slots=True)
 class InventoryItem:
-    """`count` GPUs of one model, all with the same MIG mode."""
+    """`count` GPUs of one model, all with the same MIG setting (`ON_DEMAND`, `ON` or `OFF`; `OFF`
+    for a model without MIG)."""
 
     model: GpuModel
     count: int
-    mig_enabled: bool
+    mig: str
 
     def spec(self) -> str:
         text = f"{self.model.name}:{self.count}"
-        return text if self.mig_enabled or not self.model.mig_capable else text + ":mig-off"
+        return text if self.mig == ON_DEMAND or not self.model.mig_capable else f"{text}:mig-{self.mig}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +46,12 @@ class DeclaredGpu:
 
     index: int
     model: GpuModel
-    mig_enabled: bool
+    mig: str  # ON_DEMAND, ON or OFF
+
+    @property
+    def mig_enabled(self) -> bool:
+        """MIG mode when declared: on only when `:mig-on` says so."""
+        return self.mig == ON
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +67,12 @@ class Inventory:
         declared: list[DeclaredGpu] = []
         for item in self.items:
             for _ in range(item.count):
-                declared.append(DeclaredGpu(len(declared), item.model, item.mig_enabled))
+                declared.append(DeclaredGpu(len(declared), item.model, item.mig))
         return declared
 
 
 def parse_inventory(text: str, catalog: Catalog | None = None) -> Inventory:
-    """Parse `MODEL:COUNT[:mig-off|:mig-on][,...]`; a `UserError` saying what is wrong otherwise."""
+    """Parse `MODEL:COUNT[:mig-on|:mig-off][,...]`; a `UserError` saying what is wrong otherwise."""
     catalog = catalog or default_catalog()
     if not text or not text.strip():
         raise UserError("the simulated GPU inventory is empty", f"declare one, e.g. {EXAMPLE}")
@@ -84,12 +97,12 @@ def _parse_item(part: str, catalog: Catalog) -> InventoryItem:
         raise UserError(
             f"the GPU count in {part!r} must be a whole number from 1 to {MAX_GPUS}", f"e.g. {model.name}:1"
         )
-    mig_enabled = model.mig_capable
+    mig = ON_DEMAND if model.mig_capable else OFF
     if len(fields) == 3:
         flag = fields[2].lower()
         if flag not in _MIG_FLAGS:
             raise UserError(f"unknown option {fields[2]!r} in {part!r}", f"the option can be mig-off or mig-on, e.g. {model.name}:1:mig-off")
         if not model.mig_capable:
             raise UserError(f"{model.name} does not support MIG, so {fields[2]!r} does not apply", f"write {model.name}:{fields[1]}")
-        mig_enabled = _MIG_FLAGS[flag]
-    return InventoryItem(model, int(fields[1]), mig_enabled)
+        mig = _MIG_FLAGS[flag]
+    return InventoryItem(model, int(fields[1]), mig)

@@ -34,7 +34,7 @@ from ..errors import OperationalError, UserError
 from .catalog import Catalog, GpuModel, MigProfile, default_catalog
 from .driver import DriverError, GpuDevice, MigDevice, MigMode
 from .faults import FAULTS_ENV, FaultRule, parse_faults
-from .inventory import Inventory, parse_inventory
+from .inventory import ON_DEMAND, Inventory, parse_inventory
 from .mig_layout import Placed, can_place, compute_used, occupied_mask
 
 STATE_FILE = "simulated-gpus.json"
@@ -63,6 +63,7 @@ class _Gpu(BaseModel):
     index: int
     model: str
     mig_enabled: bool
+    mig_setting: str = ON_DEMAND  # inventory.ON_DEMAND, ON or OFF: who may switch MIG mode
     instances: list[_Instance] = Field(default_factory=list)
 
 
@@ -130,12 +131,10 @@ class SimulatedDriver:
         inventory = parse_inventory(inventory_spec, self._catalog)
         with self._locked_state(create=True) as holder:
             state = holder[0] or _State(inventory_id=uuidlib.uuid4().hex, inventory="", gpus=[])
-            kept = {(g.index, g.model, g.mig_enabled): g.instances for g in state.gpus}
+            kept = {(g.index, g.model, g.mig_setting): g for g in state.gpus}
             state.gpus = [
-                _Gpu(
-                    index=d.index, model=d.model.name, mig_enabled=d.mig_enabled,
-                    instances=kept.get((d.index, d.model.name, d.mig_enabled), []),
-                )
+                kept.get((d.index, d.model.name, d.mig))
+                or _Gpu(index=d.index, model=d.model.name, mig_enabled=d.mig_enabled, mig_setting=d.mig)
                 for d in inventory.gpus()
             ]
             state.inventory = inventory.spec()
@@ -246,9 +245,15 @@ class SimulatedDriver:
     def faults(self) -> str:
         return self._read().faults
 
+    def mig_mode_on_demand(self, gpu_index: int) -> bool:
+        """Whether the GPU was declared without `:mig-on`/`:mig-off`: its MIG mode follows its
+        node's dynamic-MIG role (whoever sets the role switches it with `set_mig_mode`)."""
+        gpu = self._gpu(self._read(), gpu_index)
+        return gpu.mig_setting == ON_DEMAND and self._catalog.get(gpu.model).mig_capable
+
     def set_mig_mode(self, gpu_index: int, enabled: bool) -> None:
-        """Turn a simulated GPU's MIG mode on or off (refused while instances exist, as NVML
-        refuses with In Use)."""
+        """Turn a simulated GPU's MIG mode on or off, as `nvidia-smi -mig 1|0` followed by a reset
+        does (refused while instances exist, as NVML refuses with In Use)."""
         with self._locked_state() as holder:
             gpu = self._gpu(holder[0], gpu_index)
             self._require_mig_capable(gpu)
@@ -262,11 +267,10 @@ class SimulatedDriver:
     def _check_creatable(self, gpu: _Gpu, profile: str, start: int) -> tuple[GpuModel, MigProfile]:
         self._require_mig_capable(gpu)
         if not gpu.mig_enabled:
-            raise DriverError(
-                "mig-disabled",
-                f"MIG mode is off on simulated GPU {gpu.index} ({gpu.model})",
-                f"declare it without ':mig-off' (runai-adm local init --simulate {gpu.model}:1)",
-            )
+            hint = ("make its node dynamic-MIG (runai-adm set node-role --dynamic-mig-enabled NODE), which "
+                    "switches MIG mode on" if gpu.mig_setting == ON_DEMAND
+                    else f"declare it without ':mig-off' (runai-adm local init --simulate {gpu.model}:1)")
+            raise DriverError("mig-disabled", f"MIG mode is off on simulated GPU {gpu.index} ({gpu.model})", hint)
         model = self._catalog.get(gpu.model)
         try:
             wanted = model.profile(profile)

@@ -15,7 +15,7 @@ from runai_lite.gpu.simulated import SimulatedDriver
 
 @pytest.fixture
 def driver(tmp_path):
-    return SimulatedDriver(tmp_path, "A100-SXM4-40GB:2", faults="")
+    return SimulatedDriver(tmp_path, "A100-SXM4-40GB:2:mig-on", faults="")
 
 
 def layout(result, gpu=0):
@@ -100,7 +100,7 @@ def test_gpus_may_be_named_by_uuid(driver):
 
 
 def test_a_failure_on_one_gpu_does_not_stop_the_others(tmp_path):
-    driver = SimulatedDriver(tmp_path, "A100-SXM4-40GB:1:mig-off,A100-SXM4-40GB:1", faults="")
+    driver = SimulatedDriver(tmp_path, "A100-SXM4-40GB:1:mig-off,A100-SXM4-40GB:1:mig-on", faults="")
     result = reconcile(driver, {0: [("1g.5gb", 0)], 1: [("1g.5gb", 0)], 9: []})
     assert [(e.action, e.code) for e in result.gpu(0).errors] == [("create", "mig-disabled")]
     assert not result.gpu(0).errors[0].retryable
@@ -143,7 +143,7 @@ def layouts(draw):
 @settings(max_examples=40)  # each example re-partitions a GPU through the state file
 @given(before=layouts(), after=layouts())
 def test_any_valid_layout_reaches_any_other(tmp_path_factory, before, after):
-    driver = SimulatedDriver(tmp_path_factory.mktemp("gpu"), "A100-SXM4-40GB:1", faults="")
+    driver = SimulatedDriver(tmp_path_factory.mktemp("gpu"), "A100-SXM4-40GB:1:mig-on", faults="")
     assert reconcile(driver, {0: before}).ok
     result = reconcile(driver, {0: after})
     assert result.ok

@@ -1,4 +1,4 @@
-"""Parsing declared simulated inventories: MODEL:COUNT[:mig-off][,...]."""
+"""Parsing declared simulated inventories: MODEL:COUNT[:mig-on|:mig-off][,...]."""
 
 import pytest
 
@@ -11,13 +11,14 @@ def test_one_model_indexes_gpus_in_order():
     gpus = inventory.gpus()
     assert [g.index for g in gpus] == [0, 1]
     assert {g.model.name for g in gpus} == {"A100-SXM4-40GB"}
-    assert all(g.mig_enabled for g in gpus)
+    assert all(g.mig == "on-demand" and not g.mig_enabled for g in gpus)  # off, as from the factory
 
 
 def test_several_models_keep_declaration_order_and_plain_gpus_have_mig_off():
     gpus = parse_inventory("H100-SXM5-80GB:2, T4:4").gpus()
     assert [g.model.name for g in gpus] == ["H100-SXM5-80GB"] * 2 + ["T4"] * 4
-    assert [g.mig_enabled for g in gpus] == [True, True, False, False, False, False]
+    assert [g.mig for g in gpus] == ["on-demand"] * 2 + ["off"] * 4
+    assert not any(g.mig_enabled for g in gpus)
 
 
 def test_aliases_resolve_to_catalog_names_and_spec_is_canonical():
@@ -26,10 +27,14 @@ def test_aliases_resolve_to_catalog_names_and_spec_is_canonical():
     assert parse_inventory(inventory.spec()) == inventory
 
 
-def test_mig_off_is_declared_and_round_trips():
-    inventory = parse_inventory("A100-SXM4-40GB:1:mig-off")
-    assert inventory.gpus()[0].mig_enabled is False
-    assert inventory.spec() == "A100-SXM4-40GB:1:mig-off"
+@pytest.mark.parametrize(("text", "mig", "enabled"), [("A100-SXM4-40GB:1:mig-off", "off", False),
+                                                      ("A100-SXM4-40GB:1:mig-on", "on", True),
+                                                      ("A100-SXM4-40GB:1", "on-demand", False)])
+def test_mig_settings_are_declared_and_round_trip(text, mig, enabled):
+    inventory = parse_inventory(text)
+    assert (inventory.gpus()[0].mig, inventory.gpus()[0].mig_enabled) == (mig, enabled)
+    assert inventory.spec() == text
+    assert parse_inventory(inventory.spec()) == inventory
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from runai_lite.gpu.simulated import FAULTS_FILE, STATE_FILE, SimulatedDriver
 
 @pytest.fixture
 def a100(tmp_path):
-    return SimulatedDriver(tmp_path / "gpu", "A100-SXM4-40GB:1", faults="")
+    return SimulatedDriver(tmp_path / "gpu", "A100-SXM4-40GB:1:mig-on", faults="")
 
 
 def codes_of(call, *args):
@@ -28,7 +28,7 @@ def codes_of(call, *args):
 
 
 def test_gpus_are_reported_simulated_with_stable_uuids(tmp_path):
-    first = SimulatedDriver(tmp_path, "H100-SXM5-80GB:2,T4:1", faults="")
+    first = SimulatedDriver(tmp_path, "H100-SXM5-80GB:2:mig-on,T4:1", faults="")
     gpus = first.gpus()
     assert [(g.index, g.name, g.mig_capable, g.mig_enabled) for g in gpus] == [
         (0, "H100-SXM5-80GB", True, True), (1, "H100-SXM5-80GB", True, True), (2, "T4", False, False)
@@ -40,8 +40,8 @@ def test_gpus_are_reported_simulated_with_stable_uuids(tmp_path):
 
 
 def test_two_machines_get_different_uuids(tmp_path):
-    one = SimulatedDriver(tmp_path / "one", "A100-SXM4-40GB:1", faults="").gpus()[0].uuid
-    two = SimulatedDriver(tmp_path / "two", "A100-SXM4-40GB:1", faults="").gpus()[0].uuid
+    one = SimulatedDriver(tmp_path / "one", "A100-SXM4-40GB:1:mig-on", faults="").gpus()[0].uuid
+    two = SimulatedDriver(tmp_path / "two", "A100-SXM4-40GB:1:mig-on", faults="").gpus()[0].uuid
     assert one != two
 
 
@@ -70,14 +70,14 @@ def test_overlap_and_instance_cap_are_insufficient_resources_and_change_nothing(
 
 def test_compute_slices_are_a_limit(tmp_path):
     # A30: 4 compute and 4 memory slices; 2g.12gb at 0 and 2 use all compute
-    a30 = SimulatedDriver(tmp_path, "A30:1", faults="")
+    a30 = SimulatedDriver(tmp_path, "A30:1:mig-on", faults="")
     a30.create_mig(0, "2g.12gb", 0)
     a30.create_mig(0, "2g.12gb+me", 2)
     assert codes_of(a30.create_mig, 0, "1g.6gb", 1) == "insufficient-resources"
 
 
 def test_invalid_requests_say_what_would_be_right(tmp_path):
-    driver = SimulatedDriver(tmp_path, "A100-SXM4-40GB:1,T4:1,A100-SXM4-40GB:1:mig-off", faults="")
+    driver = SimulatedDriver(tmp_path, "A100-SXM4-40GB:1:mig-on,T4:1,A100-SXM4-40GB:1:mig-off", faults="")
     with pytest.raises(DriverError, match="valid starts: 0, 4") as caught:
         driver.create_mig(0, "3g.20gb", 2)
     assert caught.value.code == "not-supported" and not caught.value.retryable
@@ -106,7 +106,7 @@ def test_destroy_is_idempotent_and_a_recreated_instance_gets_a_new_uuid(a100):
 
 def test_state_survives_reopening_and_has_private_modes(tmp_path):
     state_dir = tmp_path / "home" / "gpu"
-    made = SimulatedDriver(state_dir, "A100-SXM4-40GB:1", faults="").create_mig(0, "1g.10gb", 6)
+    made = SimulatedDriver(state_dir, "A100-SXM4-40GB:1:mig-on", faults="").create_mig(0, "1g.10gb", 6)
     assert SimulatedDriver(state_dir, faults="").mig_instances(0) == [made]
     assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
     for name in os.listdir(state_dir):
@@ -114,11 +114,11 @@ def test_state_survives_reopening_and_has_private_modes(tmp_path):
 
 
 def test_redeclaring_keeps_instances_of_unchanged_gpus_only(tmp_path):
-    driver = SimulatedDriver(tmp_path, "A100-SXM4-40GB:2", faults="")
+    driver = SimulatedDriver(tmp_path, "A100-SXM4-40GB:2:mig-on", faults="")
     kept = driver.create_mig(0, "7g.40gb", 0)
     driver.create_mig(1, "7g.40gb", 0)
     uuids = [g.uuid for g in driver.gpus()]
-    driver.declare("A100-SXM4-40GB:1,H100-SXM5-80GB:1")
+    driver.declare("A100-SXM4-40GB:1:mig-on,H100-SXM5-80GB:1:mig-on")
     assert driver.mig_instances(0) == [kept]
     assert driver.mig_instances(1) == []
     assert driver.gpus()[0].uuid == uuids[0] and driver.gpus()[1].uuid != uuids[1]
@@ -195,7 +195,7 @@ def test_processes_on_a_whole_simulated_gpu(tmp_path):
 
 
 def test_stored_faults_fail_the_next_calls_of_any_process_and_change_nothing(tmp_path):
-    SimulatedDriver(tmp_path, "A100-SXM4-40GB:1", faults="").set_faults("create:insufficient-resources:x1,destroy:in-use:x1")
+    SimulatedDriver(tmp_path, "A100-SXM4-40GB:1:mig-on", faults="").set_faults("create:insufficient-resources:x1,destroy:in-use:x1")
     daemon = SimulatedDriver(tmp_path, faults="")  # another process's view of the same machine
     with pytest.raises(DriverError, match="simulated fault") as caught:
         daemon.create_mig(0, "1g.5gb", 0)
@@ -210,7 +210,7 @@ def test_stored_faults_fail_the_next_calls_of_any_process_and_change_nothing(tmp
 
 @pytest.mark.parametrize("code", ["insufficient-resources", "in-use", "timeout", "unknown"])
 def test_process_faults_inject_each_nvml_error(tmp_path, code):
-    SimulatedDriver(tmp_path, "A100-SXM4-40GB:1", faults="")
+    SimulatedDriver(tmp_path, "A100-SXM4-40GB:1:mig-on", faults="")
     made = SimulatedDriver(tmp_path, faults="").create_mig(0, "1g.5gb", 0)
     faulty = SimulatedDriver(tmp_path, faults=f"any:{code}:1")
     assert codes_of(faulty.create_mig, 0, "1g.5gb", 1) == code
@@ -219,7 +219,7 @@ def test_process_faults_inject_each_nvml_error(tmp_path, code):
 
 
 def test_faults_come_from_the_environment(tmp_path, monkeypatch):
-    SimulatedDriver(tmp_path, "A100-SXM4-40GB:1", faults="")
+    SimulatedDriver(tmp_path, "A100-SXM4-40GB:1:mig-on", faults="")
     monkeypatch.setenv("RUNAI_LITE_SIM_FAULTS", "create:timeout:x2")
     driver = SimulatedDriver(tmp_path)
     assert codes_of(driver.create_mig, 0, "1g.5gb", 0) == "timeout"
@@ -250,7 +250,7 @@ def _create_everywhere(state_dir, profile, out):
 
 
 def test_concurrent_processes_never_double_book_or_lose_an_instance(tmp_path):
-    SimulatedDriver(tmp_path, "A100-SXM4-40GB:1", faults="")
+    SimulatedDriver(tmp_path, "A100-SXM4-40GB:1:mig-on", faults="")
     context = multiprocessing.get_context("fork")
     out = context.Queue()
     workers = [
@@ -292,7 +292,7 @@ def _churn(state_dir):
 
 
 def test_a_process_killed_mid_write_never_corrupts_the_state(tmp_path):
-    SimulatedDriver(tmp_path, "A100-SXM4-40GB:1", faults="")
+    SimulatedDriver(tmp_path, "A100-SXM4-40GB:1:mig-on", faults="")
     context = multiprocessing.get_context("fork")
     for _ in range(5):
         worker = context.Process(target=_churn, args=(tmp_path,))
@@ -310,7 +310,7 @@ def test_a_process_killed_mid_write_never_corrupts_the_state(tmp_path):
 
 
 def test_a_fault_file_in_the_state_dir_is_taken_in_once(tmp_path):
-    driver = SimulatedDriver(tmp_path, "A100-SXM4-40GB:1", faults="")
+    driver = SimulatedDriver(tmp_path, "A100-SXM4-40GB:1:mig-on", faults="")
     (tmp_path / FAULTS_FILE).write_text("create:in-use:x1\n")
     assert codes_of(driver.create_mig, 0, "1g.5gb", 0) == "in-use"
     assert not (tmp_path / FAULTS_FILE).exists()

@@ -173,7 +173,7 @@ def test_dynamic_mig_refusals(home: Path) -> None:
     with pytest.raises(NotFoundError, match="no-such-node"):
         backend.set_dynamic_mig("no-such-node", True)
     backend.delete_jobs("team-a", None)
-    local_init(home, simulate="A100-SXM4-40GB:1", grace_seconds=1)
+    local_init(home, simulate="A100-SXM4-40GB:1:mig-on", grace_seconds=1)
     backend.set_dynamic_mig(node, True)
     backend.submit(spec("on-mig", "sleep", "600", request=GpuRequest(mig_profile="1g.5gb")))
     wait_status(backend, "on-mig", "Running")

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ...agent import ReconcileResult, reconcile
 from ...gpu.driver import DriverError, GpuDriver
 from ...metrics import Metrics
+from ...gpu.simulated import SimulatedDriver
 from . import conventions as k
 from .cache import WATCH_SECONDS, Backoff
 from .meta import Meta
@@ -47,6 +48,15 @@ def desired_for_agent(desired: dict[int, list[dict[str, Any]]]) -> dict[int, lis
             for index, items in desired.items()}
 
 
+def _switch_on_demand_mig_on(driver: GpuDriver) -> None:
+    """The agent runs where the GPU operator put MIG mode on; a simulated GPU declared with MIG
+    mode on demand stands for such a GPU, so the agent switches it on as the MIG manager would."""
+    if isinstance(driver, SimulatedDriver):
+        for gpu in driver.gpus():
+            if driver.mig_mode_on_demand(gpu.index) and not gpu.mig_enabled:
+                driver.set_mig_mode(gpu.index, True)
+
+
 class NodeAgent:
     def __init__(self, api: KubeApi, node: str, driver: GpuDriver, metrics: Metrics | None = None):
         self.api = api
@@ -54,6 +64,7 @@ class NodeAgent:
         self.driver = driver
         self.metrics = metrics or Metrics()
         self.watched = WatchedNode(api, node)
+        _switch_on_demand_mig_on(driver)
 
     def reconcile_once(self, node: dict[str, Any] | None = None) -> ReconcileResult:
         """One pass over `node` (the node object as last seen; read from the API when not given)."""

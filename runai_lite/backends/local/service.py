@@ -35,6 +35,7 @@ from . import joblog
 from .control import wake
 from .flag_support import check_embedded, embedded_notes
 from .identity import Caller
+from .mig_mode import MigModeSwitch
 from .paths import Home
 from .runner import CONTAINER_RUNTIMES, PROCESS, RUNTIME_VARIABLE, container_name, probe_container_runtime
 from .store import JobRow, Store
@@ -336,20 +337,34 @@ class LocalService:
         return node_views(self.store)
 
     def set_dynamic_mig(self, node: str, enabled: bool) -> None:
+        """Give (or take) the dynamic-MIG role to the node's GPUs that can take it: those in MIG mode
+        and those whose MIG mode runai-lite may switch (`mig_mode.py`), which it switches. A GPU
+        whose MIG mode is off and stays off keeps serving fractions and whole GPUs beside them."""
         self._require_admin("set node roles")
         known = self.store.config("node")
         if node != known:
             raise NotFoundError(f"node {node} was not found", f"the embedded node is {known} (runai list nodes)")
+        switch = MigModeSwitch(self.home.root)
         with self.store.write() as conn:
             gpus = self.store.gpus(node, conn)
             capable = [g for g in gpus if g.mig_capable]
             if not capable:
                 raise UserError(f"no GPU on {node} supports MIG", "dynamic MIG needs A100, A30, H100 or H200 GPUs")
             if enabled:
-                self._check_can_enable(conn, node, capable)
+                chosen = self._check_can_enable(conn, node, capable, switch)
+                for gpu in chosen:
+                    if not gpu.mig_enabled:
+                        switch.switch_on(gpu.gpu_index)
+                        self.store.set_mig_enabled(conn, node, gpu.gpu_index, True)
             else:
-                self._check_can_disable(conn, node, capable)
-            for gpu in capable:
+                chosen = [g for g in capable if g.dynamic_mig]
+                self._check_can_disable(conn, node, chosen)
+                for gpu in chosen:
+                    if switch.on_demand(gpu.gpu_index) and gpu.mig_enabled:
+                        switch.switch_off(gpu.gpu_index)
+                        self.store.set_mig_enabled(conn, node, gpu.gpu_index, False)
+                        self.store.forget_partitions(conn, node, gpu.gpu_index)
+            for gpu in chosen:
                 self.store.set_dynamic_mig(conn, node, gpu.gpu_index, enabled)
         wake(self.home)
 
@@ -363,23 +378,27 @@ class LocalService:
             self.store.set_node_row(conn, dataclasses.replace(row, node_type=node_type))
         wake(self.home)
 
-    def _check_can_enable(self, conn, node: str, capable) -> None:
-        off = [g for g in capable if not g.mig_enabled]
-        if off:
-            indices = ", ".join(str(g.gpu_index) for g in off)
-            hint = ("declare it with MIG mode on: runai-adm local init --simulate MODEL:COUNT" if off[0].simulated
-                    else f"enable it as root: nvidia-smi -i {off[0].gpu_index} -mig 1 (then reset the GPU or reboot); "
+    def _check_can_enable(self, conn, node: str, capable, switch: MigModeSwitch) -> list:
+        """The GPUs that take the role; refused when none can, or when jobs hold them whole or in
+        fractions (a GPU in MIG mode cannot hold those)."""
+        chosen = [g for g in capable if g.mig_enabled or switch.on_demand(g.gpu_index)]
+        if not chosen:
+            indices = ", ".join(str(g.gpu_index) for g in capable)
+            hint = (f"declare it with MIG mode on demand: runai-adm local init --simulate {capable[0].model}:1"
+                    if capable[0].simulated
+                    else f"enable it as root: nvidia-smi -i {capable[0].gpu_index} -mig 1 (then reset the GPU or reboot); "
                     "runai-lite notices within 10 s")
             raise UserError(f"MIG mode is off on GPU {indices} of {node}", hint)
-        indices = {g.gpu_index for g in capable if not g.dynamic_mig}
+        indices = {g.gpu_index for g in chosen if not g.dynamic_mig}
         users = [r for r in self.store.active_jobs(conn) if r.alloc and r.alloc.kind != "mig"
                  and indices.intersection(r.alloc.gpu_indices)]
         if users:
             raise UserError(f"jobs hold whole GPUs or fractions on {node}: {', '.join(r.key for r in users)}",
                             "wait for them to finish or delete them, then mark the node again")
+        return chosen
 
-    def _check_can_disable(self, conn, node: str, capable) -> None:
-        indices = {g.gpu_index for g in capable}
+    def _check_can_disable(self, conn, node: str, dynamic) -> None:
+        indices = {g.gpu_index for g in dynamic}
         users = [r for r in self.store.active_jobs(conn) if r.alloc and r.alloc.kind == "mig"
                  and indices.intersection(r.alloc.gpu_indices)]
         if users:
