@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from ...agent import ReconcileResult, reconcile
 from ...gpu.driver import DriverError, GpuDriver
-from ...metrics import Metrics
 from ...gpu.simulated import SimulatedDriver
+from ...metrics import Metrics
 from . import conventions as k
 from .cache import WATCH_SECONDS, Backoff
 from .meta import Meta
