@@ -3,7 +3,8 @@
 Pure core: `grant(allocation, device_uuids, enforcement=..., mounts=...)` -> `DeviceGrant(env,
 devices, mounts, host_ipc)`. Adapters turn a grant into what one way of starting a job takes:
 `process_environment` (a process started directly), `container_flags` (`docker`/`podman run`:
-`--gpus device=…` or CDI `--device nvidia.com/gpu=UUID`, bind mounts), `pod_environment` (the data
+CDI `--device nvidia.com/gpu=UUID`, docker's `--gpus device=…`, or the variable alone for the
+toolkit's hook, as `container_delivery` chooses; bind mounts), `pod_environment` (the data
 of a Kubernetes pod's device ConfigMap). The embedded runner and the Kubernetes binder both call
 `grant`, so a job sees one environment for one allocation (tests/devices compares the two paths).
 
@@ -27,12 +28,14 @@ gets its devices from the device plugin (its `nvidia.com/gpu` limit), so `pod_en
 the visible-devices variables to it.
 """
 
-from .adapters import container_flags, pod_environment, process_environment
+from .adapters import ContainerDelivery, container_delivery, container_flags, pod_environment, process_environment
 from .grant import DeviceGrant, Mount, enforcement_mounts, grant
 
 __all__ = [
+    "ContainerDelivery",
     "DeviceGrant",
     "Mount",
+    "container_delivery",
     "container_flags",
     "enforcement_mounts",
     "grant",

@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
+from enum import StrEnum
 
 from .grant import VISIBLE_DEVICES, DeviceGrant
 
 CDI_KIND = "nvidia.com/gpu"  # the CDI device kind nvidia-ctk generates (`nvidia.com/gpu=UUID`)
+
+
+class ContainerDelivery(StrEnum):
+    """How a container is handed its GPUs, as the NVIDIA container toolkit expects them."""
+
+    CDI = "cdi"  # `--device nvidia.com/gpu=UUID`, named by a CDI spec (podman; docker 25 and later)
+    GPUS = "gpus"  # docker's `--gpus device=UUID`
+    ENV = "env"  # only `NVIDIA_VISIBLE_DEVICES`, which the toolkit's OCI hook reads (podman without CDI)
+
+
+def container_delivery(runtime: str, devices: tuple[str, ...], *, real_gpus: bool,
+                       cdi_names: Set[str]) -> ContainerDelivery:
+    """CDI when a spec names every device of the grant (a MIG partition made after the spec was
+    generated is not in it); otherwise docker's `--gpus` for real GPUs, and the variable alone for
+    podman, which has no `--gpus`, and for simulated GPUs, which have no device to pass."""
+    if not devices:
+        return ContainerDelivery.ENV
+    if set(devices) <= cdi_names:
+        return ContainerDelivery.CDI
+    if real_gpus and runtime == "docker":
+        return ContainerDelivery.GPUS
+    return ContainerDelivery.ENV
 
 
 def process_environment(grant: DeviceGrant, base: Mapping[str, str]) -> dict[str, str]:
@@ -14,17 +37,15 @@ def process_environment(grant: DeviceGrant, base: Mapping[str, str]) -> dict[str
     return grant.environment(base)
 
 
-def container_flags(grant: DeviceGrant, *, real_gpus: bool, cdi: bool = False) -> list[str]:
-    """`docker run` / `podman run` options for the grant's devices and mounts (the environment is
-    passed with `-e` like the job's own). Real GPUs go by `--gpus device=UUID,…` (NVIDIA's
-    container toolkit) or, with `cdi`, by CDI names; a simulated GPU has no device to pass."""
+def container_flags(grant: DeviceGrant, delivery: ContainerDelivery) -> list[str]:
+    """`docker run` / `podman run` options for the grant's devices and mounts (the environment,
+    `NVIDIA_VISIBLE_DEVICES` included, is passed with `-e` like the job's own)."""
     flags: list[str] = []
-    if grant.devices and real_gpus:
-        if cdi:
-            for uuid in grant.devices:
-                flags += ["--device", f"{CDI_KIND}={uuid}"]
-        else:
-            flags += ["--gpus", f"device={','.join(grant.devices)}"]
+    if grant.devices and delivery is ContainerDelivery.CDI:
+        for uuid in grant.devices:
+            flags += ["--device", f"{CDI_KIND}={uuid}"]
+    elif grant.devices and delivery is ContainerDelivery.GPUS:
+        flags += ["--gpus", f"device={','.join(grant.devices)}"]
     for mount in grant.mounts:
         flags += ["-v", f"{mount.source}:{mount.target}" + (":ro" if mount.read_only else "")]
     if grant.host_ipc:

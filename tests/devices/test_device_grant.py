@@ -11,7 +11,14 @@ import pytest
 
 from runai_lite.backends.kube.enforcement import pod_enforcement
 from runai_lite.backends.local.runner import CONTAINER_PATHS, container_mounts, device_grant, launch_environment
-from runai_lite.devices import container_flags, grant, pod_environment, process_environment
+from runai_lite.devices import (
+    ContainerDelivery,
+    container_delivery,
+    container_flags,
+    grant,
+    pod_environment,
+    process_environment,
+)
 from runai_lite.enforcement import Mechanism, for_allocation
 from runai_lite.model import Allocation, JobSpec
 
@@ -93,13 +100,28 @@ def test_container_flags_pass_devices_by_gpus_or_cdi_and_mount_the_enforcement_f
     half = ALLOCATIONS["half GPU"]
     mps = for_allocation(half, Mechanism.MPS, **CONTAINER_PATHS)
     granted = grant(half, enforcement=mps, mounts=container_mounts(mps, "/usr/lib/libvgpu.so"))
-    flags = container_flags(granted, real_gpus=True)
+    flags = container_flags(granted, ContainerDelivery.GPUS)
     assert flags[:2] == ["--gpus", "device=GPU-b"] and flags[-2:] == ["--ipc", "host"]
     assert "/tmp/nvidia-mps:/tmp/nvidia-mps" in flags  # the pipe directory, writable
     assert any(f.endswith(f":{CONTAINER_PATHS['hook_dir']}:ro") for f in flags)
-    cdi = container_flags(grant(ALLOCATIONS["two GPUs"]), real_gpus=True, cdi=True)
+    cdi = container_flags(grant(ALLOCATIONS["two GPUs"]), ContainerDelivery.CDI)
     assert cdi == ["--device", "nvidia.com/gpu=GPU-a", "--device", "nvidia.com/gpu=GPU-b"]
-    assert container_flags(grant(ALLOCATIONS["two GPUs"]), real_gpus=False) == []
+    assert container_flags(grant(ALLOCATIONS["two GPUs"]), ContainerDelivery.ENV) == []
+
+
+@pytest.mark.parametrize(("runtime", "real_gpus", "cdi_names", "expected"), [
+    ("podman", True, {"GPU-a", "GPU-b", "GPU-c"}, ContainerDelivery.CDI),  # a spec names every device
+    ("docker", True, {"GPU-a", "GPU-b"}, ContainerDelivery.CDI),
+    ("podman", False, {"GPU-a", "GPU-b"}, ContainerDelivery.CDI),  # a simulated GPU an admin wrote a spec for
+    ("docker", True, {"GPU-a"}, ContainerDelivery.GPUS),  # one device missing: not CDI
+    ("podman", True, {"GPU-a"}, ContainerDelivery.ENV),  # podman has no --gpus: the toolkit's hook
+    ("podman", True, set(), ContainerDelivery.ENV),
+    ("docker", False, set(), ContainerDelivery.ENV),  # simulated: nothing to pass
+])
+def test_a_container_gets_its_gpus_by_cdi_where_a_spec_names_them(runtime, real_gpus, cdi_names, expected) -> None:
+    devices = grant(ALLOCATIONS["two GPUs"]).devices
+    assert container_delivery(runtime, devices, real_gpus=real_gpus, cdi_names=cdi_names) is expected
+    assert container_delivery(runtime, (), real_gpus=real_gpus, cdi_names=cdi_names) is ContainerDelivery.ENV
 
 
 def test_the_grant_wins_over_the_job_s_own_variables_and_keeps_its_python_path() -> None:

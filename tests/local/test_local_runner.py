@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from runai_lite.backends.local.container_host import ContainerHost
 from runai_lite.backends.local.runner import (
     CONTAINER_PATHS,
     container_argv,
@@ -11,7 +12,7 @@ from runai_lite.backends.local.runner import (
     launch_environment,
     log_tail,
 )
-from runai_lite.devices import container_flags, grant
+from runai_lite.devices import ContainerDelivery, container_flags, grant
 from runai_lite.enforcement import for_allocation
 from runai_lite.model import Allocation, JobSpec
 
@@ -47,15 +48,19 @@ def test_container_command_passes_the_device_env_and_the_enforcement_files() -> 
     enforcement = for_allocation(alloc, "framework", **CONTAINER_PATHS)
     granted = grant(alloc, enforcement=enforcement, mounts=container_mounts(enforcement, "/usr/local/vgpu/libvgpu.so"))
     env = launch_environment(_spec(working_dir="/w"), "jid", granted)
-    argv = container_argv("docker", "jid", _spec(working_dir="/w"), env, container_flags(granted, real_gpus=True))
+    argv = container_argv(ContainerHost("docker"), "jid", _spec(working_dir="/w"), env,
+                          container_flags(granted, ContainerDelivery.GPUS))
     assert argv[:2] == ["docker", "run"] and argv[-3:] == ["img:1", "python", "train.py"]
     assert ["--gpus", f"device={GPU}"] == argv[argv.index("--gpus"):argv.index("--gpus") + 2]
     assert f"NVIDIA_VISIBLE_DEVICES={GPU}" in argv and f"PYTHONPATH={CONTAINER_PATHS['hook_dir']}" in argv
     assert any(a.endswith(f":{CONTAINER_PATHS['hook_dir']}:ro") for a in argv)
     assert argv[argv.index("-w") + 1] == "/w"
-    simulated = container_argv("podman", "jid", _spec(replace_entrypoint=True), {},
-                               container_flags(granted, real_gpus=False))
-    assert "--gpus" not in simulated  # a simulated GPU has no device to pass
+    podman = ContainerHost("podman", ("--runtime", "runc"), ("--ulimit", "nofile=8:8"))
+    simulated = container_argv(podman, "jid", _spec(replace_entrypoint=True), {},
+                               container_flags(granted, ContainerDelivery.ENV))
+    assert "--gpus" not in simulated and "--device" not in simulated  # the variable alone
+    assert simulated[:4] == ["podman", "--runtime", "runc", "run"]  # the machine's options before `run`
+    assert simulated[simulated.index("--ulimit") + 1] == "nofile=8:8"
     assert simulated[-4:] == ["--entrypoint", "python", "img:1", "train.py"]  # --command replaces the entrypoint
 
 

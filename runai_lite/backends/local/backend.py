@@ -96,7 +96,7 @@ class LocalBackend:
             command, env, cwd = argv, {**os.environ, **target.env}, target.cwd
         else:
             flags = [*(["-i"] if stdin else []), *(["-t"] if tty else [])]
-            command, env, cwd = [target.runtime, "exec", *flags, target.container, *argv], None, None
+            command, env, cwd = [*target.runtime_command, "exec", *flags, target.container, *argv], None, None
         try:
             return run_attached(command, env=env, cwd=cwd, stdin=stdin, tty=tty)
         except FileNotFoundError:

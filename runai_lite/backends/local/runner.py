@@ -14,6 +14,7 @@ from pathlib import Path
 from ...devices import DeviceGrant, Mount, enforcement_mounts, grant, process_environment
 from ...enforcement import HOOK_DIR, JobEnforcement, Mechanism, for_allocation
 from ...model import Allocation, JobSpec
+from .container_host import ContainerHost
 
 PROCESS = "process"  # the runtime name for "run the command directly"
 CONTAINER_RUNTIMES = ("docker", "podman")
@@ -71,11 +72,12 @@ def container_mounts(enforcement: JobEnforcement | None, hami_core_path: str) ->
                               hami_core_library=hami_core_path, hami_core_target=CONTAINER_PATHS["hami_core_library"])
 
 
-def container_argv(runtime: str, job_id: str, spec: JobSpec, env: Mapping[str, str],
+def container_argv(host: ContainerHost, job_id: str, spec: JobSpec, env: Mapping[str, str],
                    extra: Sequence[str] = (), large_shm_mib: int = 0) -> list[str]:
-    """`docker run` for a job; `extra` are the options of its device grant (`devices.container_flags`);
-    `large_shm_mib` the size of /dev/shm a `--large-shm` job gets."""
-    argv = [runtime, "run", "--rm", "--name", container_name(job_id), "--init"]
+    """`docker run` for a job, with the options this machine's runtime needs (`host`); `extra` are
+    the options of its device grant (`devices.container_flags`); `large_shm_mib` the size of
+    /dev/shm a `--large-shm` job gets."""
+    argv = host.command("run", "--rm", "--name", container_name(job_id), "--init", *host.run_options)
     for key, value in env.items():
         argv += ["-e", f"{key}={value}"]
     argv += extra
@@ -121,9 +123,9 @@ def log_tail(path: Path, size: int = 64 * 1024) -> str:
         return ""
 
 
-def stop_container(runtime: str, job_id: str, grace_seconds: float) -> None:
+def stop_container(host: ContainerHost, job_id: str, grace_seconds: float) -> None:
     """Ask the runtime to stop the container too: killing the `docker run` client alone would
     leave the container running. Fire and forget; the shim records the end."""
-    subprocess.Popen([runtime, "stop", "--time", str(max(1, round(grace_seconds))), container_name(job_id)],
+    subprocess.Popen(host.command("stop", "--time", str(max(1, round(grace_seconds))), container_name(job_id)),
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                      start_new_session=True)

@@ -34,6 +34,7 @@ from . import events as ev
 from . import joblog
 from .control import wake
 from .flag_support import check_embedded, embedded_notes
+from .container_host import ContainerHost, container_host_key
 from .identity import Caller
 from .mig_mode import MigModeSwitch
 from .paths import Home
@@ -98,6 +99,7 @@ class ExecTarget(BaseModel):
     container: str
     env: dict[str, str]
     cwd: str | None
+    runtime_command: list[str] = []  # the runtime with the options the daemon started the container with
 
 
 class LocalService:
@@ -296,8 +298,10 @@ class LocalService:
         if row.status != JobStatus.RUNNING:
             raise UserError(f"job {name} is {row.status}, not Running", "exec runs commands in a running job only")
         env = {**(row.submitter.env if row.submitter else {}), **row.env()}
+        host = self.store.config(container_host_key(row.runtime)) if row.runtime != PROCESS else None
+        command = ContainerHost.from_json(host).command() if host else [row.runtime]
         return ExecTarget(runtime=row.runtime, container=container_name(row.id), env=env,
-                          cwd=row.job_spec.working_dir)
+                          cwd=row.job_spec.working_dir, runtime_command=command)
 
     # ------------------------------------------------------------------------------ projects
 

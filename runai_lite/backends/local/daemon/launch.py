@@ -15,12 +15,14 @@ import os
 import traceback
 from collections.abc import Mapping
 
-from ....devices import container_flags
+from ....devices import container_delivery, container_flags
 from ....gpu.driver import DriverError
 from ....model import Allocation, Submitter
 from .. import events as ev
+from .. import machine
+from ..container_host import cdi_gpus
 from ..crashpoints import crash_point
-from ..runner import PROCESS, container_argv, device_grant, launch_environment
+from ..runner import PROCESS, container_argv, device_grant, large_shm_mib, launch_environment
 from ..store import JobRow, PartitionRow, PartitionState
 from ..tracking.devices import JobDevices, job_devices
 from ..tracking.protocol import RunAs
@@ -84,8 +86,11 @@ class Launcher:
         base: Mapping[str, str] = submitter.env if submitter is not None else os.environ
         env = launch_environment(spec, row.id, granted, base=base)
         if in_container:
-            argv = container_argv(row.runtime, row.id, spec, overlay,
-                                  extra=container_flags(granted, real_gpus=not ctx.driver.simulated))
+            delivery = container_delivery(row.runtime, granted.devices, real_gpus=not ctx.driver.simulated,
+                                          cdi_names=cdi_gpus() if granted.devices else frozenset())
+            argv = container_argv(ctx.container_host(row.runtime), row.id, spec, overlay,
+                                  extra=container_flags(granted, delivery),
+                                  large_shm_mib=large_shm_mib(spec, machine.memory_mib() or 0) if spec.large_shm else 0)
             cwd = None
         else:
             argv, cwd = list(spec.command), spec.working_dir or (submitter.cwd if submitter is not None else None)

@@ -33,10 +33,16 @@ def held_by_stopping_jobs(store: Store) -> set[tuple[int, int | None]]:
     return held
 
 
+# A container's runtime SIGKILLs it after the grace period itself; the attempt's own processes (the
+# runtime's client and monitor) are killed only if they are still there well after that.
+CONTAINER_GRACE_FACTOR = 2
+
+
 class Supervisor:
     def __init__(self, ctx: DaemonContext):
         self.ctx = ctx
         self.drained: set[tuple[str, int]] = set()  # attempts whose leftovers were killed (said once)
+        self.draining_since: dict[tuple[str, int], float] = {}  # container attempts whose client ended
 
     def __call__(self, now: float) -> bool:
         """True when a job changed."""
@@ -63,15 +69,20 @@ class Supervisor:
                 store.update_job(conn, row.id, pid=pid)
         if pid is None or not row.stopping:
             return False
+        in_container = row.runtime != PROCESS
         if row.stop_sent_at is None:
-            tracker.signal(row.id, row.attempts, signal.SIGTERM)
+            # A container is stopped by its runtime alone (stop signal, SIGKILL after the grace, then
+            # its removal): SIGTERM to the attempt would reach the runtime's monitor too, and the
+            # container would be left half removed.
+            if in_container:
+                stop_container(self.ctx.container_host(row.runtime), row.id, grace)
+            else:
+                tracker.signal(row.id, row.attempts, signal.SIGTERM)
             crash_point("stop-signalled")
-            if row.runtime != PROCESS:
-                stop_container(row.runtime, row.id, grace)
             with store.write() as conn:
                 store.update_job(conn, row.id, stop_sent_at=now)
             return True
-        if row.kill_sent_at is None and now - row.stop_sent_at >= grace:
+        if row.kill_sent_at is None and now - row.stop_sent_at >= grace * (CONTAINER_GRACE_FACTOR if in_container else 1):
             tracker.kill(row.id, row.attempts)
             with store.write() as conn:
                 store.update_job(conn, row.id, kill_sent_at=now)
@@ -81,9 +92,15 @@ class Supervisor:
         return False
 
     def _drain(self, row: JobRow, code: int | None, now: float) -> bool:
-        """The main process ended with `code`; kill what it left behind, say so once."""
-        leftovers = self.ctx.tracker.kill(row.id, row.attempts)
+        """The main process ended with `code`; kill what it left behind, say so once. A container's
+        client ends before the runtime's monitor (conmon) has removed the container: that gets the
+        grace period to finish on its own."""
         key = (row.id, row.attempts)
+        if row.runtime != PROCESS and key not in self.drained:
+            since = self.draining_since.setdefault(key, now)
+            if now - since < self.ctx.settings.grace_seconds:
+                return False
+        leftovers = self.ctx.tracker.kill(row.id, row.attempts)
         if not leftovers or key in self.drained:
             return False
         self.drained.add(key)
@@ -165,6 +182,7 @@ class Supervisor:
     def _forget(self, row: JobRow) -> None:
         self.ctx.tracker.forget(row.id, row.attempts)
         self.drained.discard((row.id, row.attempts))
+        self.draining_since.pop((row.id, row.attempts), None)
         alloc = row.alloc
         unregister = getattr(self.ctx.driver, "unregister_process", None)
         if unregister is not None and alloc is not None:

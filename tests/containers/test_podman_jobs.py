@@ -1,0 +1,133 @@
+"""Jobs in real podman containers through the real `runai` CLI and daemon: the image, bind mounts,
+working directory, variables and published ports a job asks for; `runai exec`/`bash`/`attach`
+inside its container; the container stopped and removed when the job is deleted or preempted (and
+its GPU freed); GPUs handed over as the NVIDIA container toolkit expects, by CDI where a spec names
+them and by `NVIDIA_VISIBLE_DEVICES` otherwise."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_exec_terminal import in_terminal
+from tests.containers.conftest import ContainerCli, container_exists, gpu_uuids, wait_gone, write_cdi_spec
+from tests.e2e.cli_harness import WAIT_SECONDS
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_job_runs_in_its_image_with_its_mount_working_directory_and_variables(containers: ContainerCli,
+                                                                                 tmp_path: Path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "in.txt").write_text("from the host\n")
+    script = "cat /data/in.txt > /data/out.txt && echo copied by $GREETING >> /data/out.txt && pwd && cat index.html"
+    containers.runai("submit", "files", "-i", containers.image, "-v", f"{shared}:/data", "--working-dir", "/www",
+                     "-e", "GREETING=busybox", "--", "sh", "-c", script)
+    job = containers.wait_status("files", "Succeeded", "Failed")
+    logs = containers.runai("logs", "files").stdout
+    assert job["status"] == "Succeeded", logs
+    assert (shared / "out.txt").read_text() == "from the host\ncopied by busybox\n"
+    assert logs == "/www\nserved from a runai-lite container\n"  # the image's own directory and file
+    containers.delete("files")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_published_port_is_reachable_and_delete_removes_the_container(containers: ContainerCli):
+    port = _free_port()
+    containers.runai("submit", "web", "-i", containers.image, "--port", f"{port}:8080", "--",
+                     "httpd", "-f", "-p", "8080", "-h", "/www")
+    containers.wait_status("web", "Running")
+    job_id = containers.job_id("web")
+    assert container_exists(job_id)
+    deadline, page = time.monotonic() + WAIT_SECONDS, None
+    while page is None:
+        try:
+            page = urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=5).read()
+        except (urllib.error.URLError, ConnectionError):
+            assert time.monotonic() < deadline, "the published port never answered"
+            time.sleep(0.2)
+    assert page == b"served from a runai-lite container\n"
+    containers.delete("web")
+    wait_gone(job_id)
+
+
+def test_exec_bash_and_attach_reach_into_the_container(containers: ContainerCli):
+    containers.runai("submit", "box", "-i", containers.image, "-e", "GREETING=hi", "--", "sleep", "600")
+    containers.runai("submit", "talk", "-i", containers.image, "--backoff-limit", "0", "--",
+                     "sh", "-c", "echo first; sleep 1; echo second; exit 3")
+    try:
+        containers.wait_status("box", "Running")
+        assert containers.runai("exec", "box", "--", "cat", "/www/index.html").stdout == \
+            "served from a runai-lite container\n"
+        script = 'test -t 0 && test -t 1 && echo "terminal $GREETING"; read word; echo "got $word"; exit 5'
+        code, shown = in_terminal(containers, "exec", "box", "-it", "--", "sh", "-c", script, typed=b"typed\n")
+        assert code == 5 and "terminal hi" in shown and "got typed" in shown, shown
+        code, shown = in_terminal(containers, "bash", "box", typed=b'echo "in $RUNAI_JOB_NAME at $(pwd)"; exit 4\n')
+        assert code == 4 and "in box at /" in shown, shown
+        attached = containers.runai("attach", "talk", check=False)
+        assert attached.returncode == 3, attached.stderr
+        assert attached.stdout == "first\nsecond\n"
+    finally:
+        containers.delete("box", "talk")
+
+
+def test_delete_and_preemption_stop_the_container_and_free_the_gpu(containers: ContainerCli):
+    containers.runai("submit", "train", "-p", "team-b", "-i", containers.image, "--gpu", "2", "--", "sleep", "600")
+    try:
+        containers.wait_status("train", "Running")
+        trained = containers.job_id("train", "team-b")
+        containers.runai("submit", "build", "-i", containers.image, "--gpu", "1", "--interactive", "--",
+                         "sleep", "600")
+        containers.wait_status("build", "Running")  # only once the preempted job's container stopped
+        jobs = containers.jobs()
+        assert jobs["train"]["status"] == "Pending", jobs["train"]
+        assert not container_exists(trained)  # stopped and removed, not left running beside the new job
+        built = containers.job_id("build")
+        containers.delete("build")
+        wait_gone(built)
+        restarted = containers.wait_status("train", "Running")  # requeued, not lost: its GPUs are free again
+        assert restarted["attempts"] == 2
+        rerun = containers.job_id("train", "team-b")
+        containers.delete("train", project="team-b")
+        wait_gone(rerun)
+        gpus = [gpu for node in containers.nodes() for gpu in node["gpus"]]
+        assert all(gpu["whole_job"] is None and not gpu["fractions"] for gpu in gpus), gpus
+    finally:
+        containers.delete("build")
+        containers.delete("train", project="team-b")
+
+
+def test_gpus_reach_the_container_by_cdi_where_a_spec_names_them_else_by_the_variable(containers: ContainerCli):
+    if containers.cdi_specs is None:
+        pytest.skip("no mount namespace for the test's CDI specs here (needs root and util-linux)")
+    first, second = gpu_uuids(containers)
+    write_cdi_spec(containers.cdi_specs, [first])  # the second GPU is in no spec
+    # CDI's variables are the container's process's own, so the job prints them (exec would not see them)
+    show = "echo visible=$NVIDIA_VISIBLE_DEVICES cdi=$CDI_GPU; ls /dev/nvidia0 2>/dev/null || echo no-device"
+    for name in ("g1", "g2"):
+        containers.runai("submit", name, "-i", containers.image, "--gpu", "1", "--", "sh", "-c", f"{show}; sleep 600")
+    try:
+        seen = {}
+        for name in ("g1", "g2"):
+            containers.wait_status(name, "Running")
+            deadline = time.monotonic() + WAIT_SECONDS
+            while len(seen.get(name, ())) < 3 and time.monotonic() < deadline:
+                seen[name] = containers.runai("logs", name).stdout.split()
+        assert sorted(seen.values()) == sorted([
+            [f"visible={first}", f"cdi={first}", "/dev/nvidia0"],  # --device nvidia.com/gpu=UUID, applied by podman
+            [f"visible={second}", "cdi=", "no-device"],  # the variable the toolkit's hook reads
+        ]), seen
+    finally:
+        (containers.cdi_specs / "runai-lite-test.json").unlink(missing_ok=True)
+        containers.delete("g1", "g2")
