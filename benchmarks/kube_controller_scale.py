@@ -137,7 +137,7 @@ def add_running_job(kube: Any, n: int, flags: dict[str, str], allocation: Alloca
 def populate(kube: Any, nodes: int, pods: int) -> None:
     from tests.kube.world import RESOURCES
 
-    for manifest in render_manifests():
+    for manifest in render_manifests(create_namespace=True):
         kube.create(RESOURCES[manifest["kind"]], manifest)
     for p in range(PROJECTS):
         kube.create_namespace(k.project_namespace(f"p{p}"), labels={k.QUEUE_LABEL: f"p{p}"})

@@ -12,6 +12,8 @@ _runai_adm() {
     done
     case "$path|$prev" in
         "runai-adm install|--set") COMPREPLY=(); return ;;
+        "runai-adm install|--namespace"|"runai-adm install|-n") COMPREPLY=(); return ;;
+        "runai-adm install|--name") COMPREPLY=(); return ;;
         "runai-adm local init|--simulate") COMPREPLY=(); return ;;
         "runai-adm local init|--enforcement") COMPREPLY=(); return ;;
         "runai-adm local init|--grace-seconds") COMPREPLY=(); return ;;
@@ -27,7 +29,7 @@ _runai_adm() {
     case "$path" in
         "runai-adm") subs="completion install local project remove set"; opts="--help"; names="" ;;
         "runai-adm completion") subs=""; opts="--help"; names="" ;;
-        "runai-adm install") subs=""; opts="--print --set --help"; names="" ;;
+        "runai-adm install") subs=""; opts="--print --set --namespace -n --name --help"; names="" ;;
         "runai-adm local") subs="init install-service metrics repair start status stop"; opts="--help"; names="" ;;
         "runai-adm local init") subs=""; opts="--simulate --enforcement --grace-seconds --node-cpus --node-memory --metrics-address --system --help"; names="" ;;
         "runai-adm local install-service") subs=""; opts="--print --simulate --enforcement --help"; names="" ;;

@@ -15,7 +15,7 @@ function __runai_adm_project
 end
 complete -c runai-adm -f
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm"' -a 'completion' -d 'Print the shell completion script for runai-adm (bash, zsh or fish).'
-complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm"' -a 'install' -d 'Print the Kubernetes manifests that install runai-lite (apply them with kubectl). --set takes the Helm chart'\''s values (namespace, image, controllerReplicas, agentDriver, agentSimulate, ...).'
+complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm"' -a 'install' -d 'Print the Kubernetes manifests that install runai-lite (apply them with kubectl), as the Helm chart in deploy/runai-lite renders them. --set takes the chart'\''s values (image.repository, image.tag, controller.replicas, agent.driver, metrics.port, ...; dotted paths, values read as YAML).'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm"' -a 'local' -d 'The embedded controller on this machine.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm"' -a 'project' -d 'Create, list and delete projects.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm"' -a 'remove' -d 'Remove a node role.'
@@ -23,7 +23,9 @@ complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm"' -a 'set' -d 'Se
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm"' -l help -d 'Show help and exit.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm completion"' -l help -d 'Show help and exit.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm install"' -l print -d 'Print the manifests as YAML.'
-complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm install"' -l set -r -d 'KEY=VALUE (repeatable).'
+complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm install"' -l set -r -d 'A chart value (repeatable).'
+complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm install"' -l namespace -s n -r -d 'The namespace to install into (created first).'
+complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm install"' -l name -r -d 'The release name that objects are named after, as `helm install RELEASE`.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm install"' -l help -d 'Show help and exit.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local"' -a 'init' -d 'Set up the embedded controller and (re)start it: a simulated GPU inventory (for machines without GPUs, or to try things out), or the machine'\''s real GPUs through NVML when --simulate is left out. With --system (as root), the machine-wide daemon every user'\''s `runai` talks to.'
 complete -c runai-adm -n 'test (__runai_adm_path) = "runai-adm local"' -a 'install-service' -d 'Install the machine-wide daemon as a systemd service (as root), or print the unit with --print.'

@@ -232,33 +232,57 @@ def local_install_service(
 # Kubernetes
 
 
-@app.command("install", help="Print the Kubernetes manifests that install runai-lite (apply them with kubectl). "
-             "[bold]--set[/bold] takes the Helm chart's values (namespace, image, controllerReplicas, agentDriver, "
-             "agentSimulate, ...)." + example("runai-adm install --print --set image=registry.local/runai-lite:0.1.0 "
+@app.command("install", help="Print the Kubernetes manifests that install runai-lite (apply them with kubectl), "
+             "as the Helm chart in deploy/runai-lite renders them. [bold]--set[/bold] takes the chart's values "
+             "(image.repository, image.tag, controller.replicas, agent.driver, metrics.port, ...; dotted paths, "
+             "values read as YAML)." + example("runai-adm install --print -n runai-lite --set image.tag=0.1.0 "
                                                 "| kubectl apply -f -"))
 def install(print_: Annotated[bool, typer.Option("--print", help="Print the manifests as YAML.")] = False,
-            values: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE (repeatable).")] = None) -> None:
+            values: Annotated[list[str] | None, typer.Option("--set", metavar="PATH=VALUE",
+                                                             help="A chart value (repeatable).")] = None,
+            namespace: Annotated[str, typer.Option("--namespace", "-n", metavar="NAMESPACE",
+                                                   help="The namespace to install into (created first).")]
+            = "runai-lite",
+            name: Annotated[str, typer.Option("--name", metavar="RELEASE", help="The release name that objects "
+                                              "are named after, as `helm install RELEASE`.")] = "runai-lite") -> None:
     from pydantic import ValidationError
+
+    from ..model import dns1123_problem
 
     if not print_:
         raise UserError("runai-adm install only prints manifests", "runai-adm install --print | kubectl apply -f -")
-    settings = {}
+    for label, text in (("namespace", namespace), ("release name", name)):
+        problem = dns1123_problem(text)
+        if problem:
+            raise UserError(f"invalid {label} {text!r}: {problem}", "use lower-case letters, digits and '-'")
+    import yaml
+
+    settings: dict = {}
     for pair in values or ():
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UserError(f"invalid --set {pair!r}", "use --set KEY=VALUE, e.g. --set namespace=runai-lite")
-        settings[key] = value
+        path, sep, value = pair.partition("=")
+        keys = path.split(".")
+        if not sep or not all(keys):
+            raise UserError(f"invalid --set {pair!r}", "use --set PATH=VALUE, e.g. --set image.tag=0.1.0")
+        where = settings
+        for key in keys[:-1]:
+            where = where.setdefault(key, {})
+            if not isinstance(where, dict):
+                raise UserError(f"invalid --set {pair!r}: {key} is set to a value already", "set each path once")
+        try:
+            where[keys[-1]] = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError:
+            where[keys[-1]] = value
     from ..backends.kube import install_manifests_yaml
-    from ..backends.kube.install import InstallValues
+    from ..backends.kube.install import InstallValues, Release
 
     try:
-        chosen = InstallValues(**settings)
+        chosen = InstallValues.merged(settings)
     except ValidationError as exc:
         problem = exc.errors()[0]
-        where = ".".join(str(p) for p in problem["loc"])
-        raise UserError(f"invalid --set {where}: {problem['msg']}",
-                        "valid keys: " + ", ".join(InstallValues.model_fields)) from None
-    typer.echo(install_manifests_yaml(chosen), nl=False)
+        where_text = ".".join(str(p) for p in problem["loc"])
+        raise UserError(f"invalid --set {where_text}: {problem['msg']}",
+                        "the values are those of deploy/runai-lite/values.yaml") from None
+    typer.echo(install_manifests_yaml(chosen, Release(name=name, namespace=namespace)), nl=False)
 
 
 @app.command(help="Print the shell completion script for runai-adm (bash, zsh or fish)."

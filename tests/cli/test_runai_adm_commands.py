@@ -76,19 +76,32 @@ def test_local_init_rejects_bad_input_before_touching_anything(tmp_path):
 
 
 def test_install_print_renders_the_manifests_with_values():
-    result = runner.invoke(app, ["install", "--print", "--set", "namespace=gpu-system"])
+    result = runner.invoke(app, ["install", "--print", "-n", "gpu-system", "--name", "gpu", "--set",
+                                 "controller.replicas=2", "--set", "controller.resources.requests.cpu=1",
+                                 "--set", "image.tag=dev"])
     assert result.exit_code == 0, result.output
     documents = [d for d in yaml.safe_load_all(result.stdout) if d]
     kinds = {d["kind"] for d in documents}
     assert {"Namespace", "Deployment", "DaemonSet", "ClusterRole"} <= kinds
-    assert any(d["kind"] == "Namespace" and d["metadata"]["name"] == "gpu-system" for d in documents)
+    assert documents[0]["kind"] == "Namespace" and documents[0]["metadata"]["name"] == "gpu-system"
+    [deployment] = [d for d in documents if d["kind"] == "Deployment"]
+    assert deployment["metadata"]["name"] == "gpu-runai-lite-controller"
+    assert deployment["metadata"]["namespace"] == "gpu-system" and deployment["spec"]["replicas"] == 2
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "ghcr.io/runai-lite/runai-lite:dev"
+    # a --set inside a map keeps the rest of the map, as Helm merges values
+    assert container["resources"] == {"requests": {"cpu": 1, "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
 
 
 def test_install_mistakes():
     assert runner.invoke(app, ["install"]).exit_code == 2
-    result = runner.invoke(app, ["install", "--print", "--set", "bogus=1"])
-    assert result.exit_code == 2 and "valid keys" in result.stderr
-    assert runner.invoke(app, ["install", "--print", "--set", "novalue"]).exit_code == 2
+    for values, says in ((["--set", "bogus=1"], "invalid --set bogus"),
+                         (["--set", "controller.replicas=zero"], "invalid --set controller.replicas"),
+                         (["--set", "agent.driver=cuda"], "invalid --set agent.driver"),
+                         (["--set", "novalue"], "use --set PATH=VALUE"), (["--set", "a..b=1"], "use --set PATH=VALUE"),
+                         (["-n", "Not_A_Namespace"], "invalid namespace")):
+        result = runner.invoke(app, ["install", "--print", *values])
+        assert result.exit_code == 2 and says in result.stderr and "Traceback" not in result.output, values
 
 
 def test_local_status_on_a_fresh_home_says_stopped(tmp_path):

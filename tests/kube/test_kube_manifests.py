@@ -1,10 +1,7 @@
-"""Install manifests and job objects: valid against the Kubernetes OpenAPI schemas, the Helm chart
+"""Install manifests and job objects: valid against the Kubernetes OpenAPI schemas (the chart: test_kube_chart.py)
 equal to the Python renderer, and RBAC that grants no more than the components need."""
 
 from __future__ import annotations
-
-import re
-from pathlib import Path
 
 import kubernetes_validate
 import pytest
@@ -12,29 +9,42 @@ import yaml
 
 from runai_lite.backends.kube import conventions as k
 from runai_lite.backends.kube import install_manifests_yaml, render_manifests
-from runai_lite.backends.kube.install import InstallValues, chart_files
+from runai_lite.backends.kube.install import Release
 from runai_lite.backends.kube.manifests import device_configmap, event, job_manifest, reservation_pod
 from runai_lite.gpu.requests import request_from_flags
 from runai_lite.model import JobSpec, JobType
 
-K8S_VERSION = "1.31.0"
-CHART = Path(__file__).resolve().parents[2] / "deploy" / "runai-lite"
+K8S_VERSION = "1.32.0"
+# Kinds of CustomResourceDefinitions the schemas do not hold (the Prometheus Operator's).
+NOT_IN_THE_SCHEMAS = {"ServiceMonitor"}
+CUSTOM = {"agent": {"driver": "simulated", "simulate": "A100-SXM4-40GB:1", "tolerations": [],
+                    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchExpressions": [
+                            {"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]}]}]}}}},
+          "controller": {"replicas": 2, "nodeSelector": {"kubernetes.io/os": "linux"},
+                         "tolerations": [{"key": "infra", "operator": "Exists", "effect": "NoSchedule"}],
+                         "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}},
+          "image": {"repository": "registry.local/runai-lite", "tag": "dev", "pullPolicy": "Always"},
+          "imagePullSecrets": [{"name": "regcred"}], "runtimeClassName": "nvidia",
+          "metrics": {"port": 9100, "serviceMonitor": {"enabled": True, "interval": "15s",
+                                                         "labels": {"release": "prometheus"}}},
+          "reservationNamespace": {"create": False}}
 
 
 def validate(obj: dict) -> None:
     kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
 
 
-@pytest.mark.parametrize("values", [{}, {"agentDriver": "simulated", "agentSimulate": "A100-SXM4-40GB:1",
-                                         "controllerReplicas": 2, "namespace": "gpu-system"}])
-def test_every_install_manifest_is_valid_kubernetes(values):
-    manifests = render_manifests(values)
+@pytest.mark.parametrize(("values", "release"), [({}, Release()), (CUSTOM, Release(name="gpu", namespace="gpu-system"))])
+def test_every_install_manifest_is_valid_kubernetes(values, release):
+    manifests = render_manifests(values, release, create_namespace=True)
     for manifest in manifests:
-        validate(manifest)
+        if manifest["kind"] not in NOT_IN_THE_SCHEMAS:
+            validate(manifest)
     kinds = [m["kind"] for m in manifests]
     assert {"Deployment", "DaemonSet", "PriorityClass", "ServiceAccount", "ClusterRole", "Role",
             "Namespace"} <= set(kinds)
-    assert list(yaml.safe_load_all(install_manifests_yaml(values))) == manifests
+    assert list(yaml.safe_load_all(install_manifests_yaml(values, release))) == manifests
 
 
 def test_priority_classes_are_runai_s():
@@ -71,41 +81,6 @@ def test_a_job_ignores_disruptions_and_names_our_scheduler_queue_and_class():
     assert template["metadata"]["annotations"][k.GPU_MEMORY] == "9537"  # 10GB in MiB, rounded up
     assert template["metadata"]["annotations"][k.GPU_MEMORY_BYTES] == str(10**10)
     assert template["spec"]["containers"][0]["envFrom"] == [{"configMapRef": {"name": "mig1-runai-gpu"}}]
-
-
-# -- the Helm chart ----------------------------------------------------------------------------
-
-
-def helm_template(values: dict) -> list[dict]:
-    """What `helm template` gives for the chart's templates, which use only `.Values.x` and `| quote`."""
-
-    def fill(match: re.Match[str]) -> str:
-        value = values[match[1]]
-        if match[2]:
-            return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-        return str(value).lower() if isinstance(value, bool) else str(value)
-
-    documents = []
-    for path in sorted((CHART / "templates").glob("*.yaml")):
-        text = re.sub(r"\{\{ \.Values\.(\w+)( \| quote)? \}\}", fill, path.read_text())
-        assert "{{" not in text, f"{path.name} uses template features this test does not render"
-        documents.append(yaml.safe_load(text))
-    return documents
-
-
-def test_the_committed_chart_is_the_one_the_renderer_generates():
-    for name, text in chart_files().items():
-        assert (CHART / name).read_text() == text, f"deploy/runai-lite/{name} is stale: regenerate the chart"
-    assert {p.name for p in (CHART / "templates").glob("*")} == {
-        Path(n).name for n in chart_files() if n.startswith("templates/")}
-
-
-def test_the_chart_with_its_default_values_renders_the_same_manifests():
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
-    assert values == InstallValues().model_dump()
-    assert helm_template(values) == render_manifests()
-    custom = {**values, "image": "registry.local/runai-lite:dev", "controllerReplicas": 2, "agentPrivileged": False}
-    assert helm_template(custom) == render_manifests(custom)
 
 
 # -- RBAC ----------------------------------------------------------------------------------------

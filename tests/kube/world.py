@@ -38,7 +38,7 @@ class World:
         # The controller acts as its ServiceAccount: the rendered RBAC and admission policies apply to it.
         self.controller_api = KubeApi(emulator.api_client(service_account=f"{k.SYSTEM_NAMESPACE}/{CONTROLLER}"))
         self.reservation_api = self.api  # what the reservation pods talk through
-        for manifest in render_manifests():
+        for manifest in render_manifests(create_namespace=True):
             emulator.create(RESOURCES[manifest["kind"]], manifest)
         self.backend = KubeBackend(api=self.api)
         self.controller = Controller(self.controller_api, IMAGE)

@@ -112,7 +112,7 @@ def test_the_dynamic_mig_quickstart_through_real_processes(tmp_path):
     kubectl = ("kubectl", "--kubeconfig", str(kubeconfig))
     runai, runai_adm, runai_lite = str(BIN / "runai"), str(BIN / "runai-adm"), str(BIN / "runai-lite")
     try:
-        manifests = procs.run(runai_adm, "install", "--print", "--set", "image=runai-lite:test")
+        manifests = procs.run(runai_adm, "install", "--print", "--set", "image.repository=runai-lite", "--set", "image.tag=test")
         procs.run(*kubectl, "apply", "--validate=false", "-f", "-", stdin=manifests)
         procs.start("controller", runai_lite, "controller", "--kubeconfig", str(kubeconfig), "--image",
                     "runai-lite:test", "--resync", "0.5")

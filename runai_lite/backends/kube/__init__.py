@@ -12,18 +12,19 @@ from typing import Any
 from .backend import KubeBackend
 
 
-def render_manifests(values: Any = None) -> list[dict[str, Any]]:
+def render_manifests(values: Any = None, release: Any = None, create_namespace: bool = False) -> list[dict[str, Any]]:
     """The install manifests as objects (see `install.render_manifests`)."""
     from .install import render_manifests as render
 
-    return render(values)
+    return render(values, release, create_namespace)
 
 
-def install_manifests_yaml(values: Any = None) -> str:
-    """The install manifests as one YAML stream (`runai-adm install --print`)."""
+def install_manifests_yaml(values: Any = None, release: Any = None, create_namespace: bool = True) -> str:
+    """The install manifests as one YAML stream (`runai-adm install --print`): the release's
+    namespace first, as `helm install --create-namespace` would make it."""
     from .install import render_yaml
 
-    return render_yaml(values)
+    return render_yaml(values, release, create_namespace)
 
 
 __all__ = ["KubeBackend", "install_manifests_yaml", "render_manifests"]

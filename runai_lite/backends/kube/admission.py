@@ -61,8 +61,8 @@ def _map_of(obj: str, field: str) -> str:
     return f"{guard}has({obj}.metadata.{field}) ? {obj}.metadata.{field} : {{}}"
 
 
-def controller_username(namespace: str) -> str:
-    return f"system:serviceaccount:{namespace}:runai-lite-controller"
+def controller_username(namespace: str, account: str = "runai-lite-controller") -> str:
+    return f"system:serviceaccount:{namespace}:{account}"
 
 
 def _policy(name: str, rules: list[dict[str, Any]], variables: list[tuple[str, str]],
@@ -101,11 +101,12 @@ PRIORITY_MESSAGE = (f"runai-lite's priority classes follow the job type: label t
                     f"{k.PRIORITY_LABEL}=<class> with the class it names, or use priorityClassName: train")
 
 
-def admission_policies(namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
-    """The policies and their bindings, for a controller running in `namespace`."""
+def admission_policies(namespace: str, labels: dict[str, str], controller_account: str = "runai-lite-controller"
+                       ) -> list[dict[str, Any]]:
+    """The policies and their bindings, for a controller running in `namespace` as `controller_account`."""
     # The controller's ServiceAccount, and cluster administrators (who could remove the policies
     # anyway, and may run the controller out of cluster with their own kubeconfig).
-    trusted = ("trusted", f"request.userInfo.username == '{controller_username(namespace)}' || "
+    trusted = ("trusted", f"request.userInfo.username == '{controller_username(namespace, controller_account)}' || "
                           f"'{ADMINISTRATORS}' in request.userInfo.groups")
     pods = [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"], "operations": ["CREATE", "UPDATE"]}]
     state = _policy(

@@ -1,9 +1,15 @@
 """The manifests that install runai-lite on a cluster, rendered in Python (`runai-adm install --print`).
 
-The Helm chart under `deploy/runai-lite/` is generated from this renderer
-(`python -m runai_lite.backends.kube.install --write-chart deploy/runai-lite`), and a test checks
-that the chart's templates, filled with its default values, give exactly these manifests. So the
-two install paths cannot drift, and tests need no `helm`.
+The Helm chart under `deploy/runai-lite/` is generated from this renderer (`chart.py`:
+`python -m runai_lite.backends.kube.chart deploy/runai-lite`): the chart's templates are these
+manifests rendered with a placeholder for every value, each replaced by its Helm expression. Tests
+check that the committed chart is the generated one and that Helm itself renders it, for several
+sets of values, into exactly what `render_manifests` gives. So the two install paths cannot drift.
+
+Names follow the Helm release (`Release`): objects are named after the release's full name
+(`<release>` when it contains `runai-lite`, else `<release>-runai-lite`, as `helm create` does),
+namespaced objects go into the release's namespace (created by `helm install --create-namespace`
+or `runai-adm install --print`, never by the chart), and every object carries the standard labels.
 
 RBAC is the least the components need (nothing touches Secrets):
 - controller, cluster-wide: read, create, patch and delete Allocation objects (`allocations.py`),
@@ -19,108 +25,288 @@ RBAC is the least the components need (nothing touches Secrets):
 
 from __future__ import annotations
 
-import argparse
 import re
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...model import JobType
 from . import allocations
-from .admission import admission_policies
 from . import conventions as k
+from .admission import admission_policies
 
 VERSION = "0.1.0"
 CHART_NAME = "runai-lite"
 
 
-class InstallValues(BaseModel):
-    """What an install can change. The Helm chart's values.yaml has the same keys."""
-
+class _Values(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+
+class ImageValues(_Values):
+    repository: str = Field(default="ghcr.io/runai-lite/runai-lite", min_length=1)
+    tag: str = Field(default="", description="default: the chart's appVersion")
+    pullPolicy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+
+
+class ControllerValues(_Values):
+    replicas: int = Field(default=1, ge=1, description="more than one: standbys behind the Lease")
+    resources: dict[str, Any] = Field(default_factory=lambda: {
+        "requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}})
+    nodeSelector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    affinity: dict[str, Any] = Field(default_factory=dict)
+    priorityClassName: str = "system-cluster-critical"
+
+
+class AgentValues(_Values):
+    driver: Literal["nvml", "simulated"] = "nvml"
+    simulate: str = Field(default="", description="simulated inventory for driver=simulated, e.g. A100-SXM4-40GB:1")
+    privileged: bool = True  # creating MIG instances needs the GPU's management capabilities
+    resources: dict[str, Any] = Field(default_factory=lambda: {
+        "requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}})
+    nodeSelector: dict[str, str] = Field(default_factory=lambda: {k.DYNAMIC_MIG_LABEL: "true"})
+    tolerations: list[dict[str, Any]] = Field(default_factory=lambda: [{"operator": "Exists"}])
+    affinity: dict[str, Any] = Field(default_factory=dict)
+    priorityClassName: str = "system-node-critical"
+
+
+class ServiceMonitorValues(_Values):
+    enabled: bool = Field(default=False, description="a Service per component and a Prometheus Operator ServiceMonitor")
+    interval: str = "30s"
+    labels: dict[str, str] = Field(default_factory=dict, description="what your Prometheus selects ServiceMonitors by")
+
+
+class MetricsValues(_Values):
+    port: int = Field(default=8080, ge=1, le=65535, description="/metrics, /healthz and /readyz of each component")
+    serviceMonitor: ServiceMonitorValues = ServiceMonitorValues()
+
+
+class ReservationNamespaceValues(_Values):
+    create: bool = Field(default=True, description=f"create {k.RESERVATION_NAMESPACE} (false: it exists already)")
+
+
+class InstallValues(_Values):
+    """What an install can change. The Helm chart's values.yaml is its defaults."""
+
+    nameOverride: str = ""
+    fullnameOverride: str = ""
+    image: ImageValues = ImageValues()
+    imagePullSecrets: list[dict[str, str]] = Field(default_factory=list, description="e.g. [{name: regcred}]")
+    runtimeClassName: str = Field(default="", description="the agent's RuntimeClass (e.g. nvidia), when the "
+                                  "NVIDIA runtime is not the nodes' default")
+    deviceDelivery: Literal["env", "cdi", "device-plugin"] = Field(
+        default="env", description="how jobs get their GPU or MIG device (docs/kubernetes.md)")
+    controller: ControllerValues = ControllerValues()
+    agent: AgentValues = AgentValues()
+    metrics: MetricsValues = MetricsValues()
+    reservationNamespace: ReservationNamespaceValues = ReservationNamespaceValues()
+
+
+    @classmethod
+    def merged(cls, overrides: dict[str, Any]) -> InstallValues:
+        """The defaults with `overrides` merged in as Helm merges `--set` and `-f` values: maps key by
+        key (so `controller.resources.requests` keeps the default limits), everything else replaced."""
+        return cls(**_merge(cls().model_dump(), overrides))
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        merged[key] = (_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict)
+                       else value)
+    return merged
+
+
+@dataclass(frozen=True)
+class Release:
+    """What Helm knows of an install besides its values."""
+
+    name: str = CHART_NAME
     namespace: str = k.SYSTEM_NAMESPACE
-    image: str = f"ghcr.io/runai-lite/runai-lite:{VERSION}"
-    imagePullPolicy: str = "IfNotPresent"
-    controllerReplicas: int = Field(default=1, ge=1, description="more than one: standbys behind the Lease")
-    agentDriver: str = Field(default="nvml", pattern="^(nvml|simulated)$")
-    agentSimulate: str = Field(default="", description="simulated inventory for agentDriver=simulated, e.g. A100-SXM4-40GB:1")
-    agentPrivileged: bool = True  # creating MIG instances needs the GPU's management capabilities
+    service: str = "runai-adm"  # `app.kubernetes.io/managed-by`; Helm writes "Helm"
 
 
-COMPONENT = "app.kubernetes.io/component"
-LABELS = {"app.kubernetes.io/name": "runai-lite", "app.kubernetes.io/part-of": "runai-lite"}
+def fullname(values: InstallValues, release: Release) -> str:
+    """The base of every object's name, as `helm create`'s `fullname` helper makes it."""
+    if values.fullnameOverride:
+        return values.fullnameOverride[:63].rstrip("-")
+    name = values.nameOverride or CHART_NAME
+    return (release.name if name in release.name else f"{release.name}-{name}")[:63].rstrip("-")
+
+
+def image(values: InstallValues) -> str:
+    return f"{values.image.repository}:{values.image.tag or VERSION}"
+
+
+# The component names with the default release, as the tests' service accounts know them.
 CONTROLLER = "runai-lite-controller"
 AGENT = "runai-lite-agent"
 RESERVATION = "runai-lite-reservation"
 ALLOCATION_READER = "runai-lite-allocation-reader"
+COMPONENT = "app.kubernetes.io/component"
 
 
-def _meta(name: str, namespace: str | None = None, component: str | None = None) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name, "labels": {**LABELS, **({COMPONENT: component} if component else {})}}
-    if namespace is not None:
-        meta["namespace"] = namespace
-    return meta
+def selector_labels(values: InstallValues, release: Release) -> dict[str, str]:
+    return {"app.kubernetes.io/name": values.nameOverride or CHART_NAME, "app.kubernetes.io/instance": release.name}
+
+
+def standard_labels(values: InstallValues, release: Release) -> dict[str, str]:
+    return {"helm.sh/chart": f"{CHART_NAME}-{VERSION}", **selector_labels(values, release),
+            "app.kubernetes.io/version": VERSION, "app.kubernetes.io/managed-by": release.service}
+
+
+class Placeholder(str):
+    """A value's stand-in while the chart's templates are generated (`chart.py`): `@@FORM:PATH@@`,
+    which the generator turns into a Helm expression. The renderer marks how it uses a value:
+    inside text (`text`), or only when set (`optional`)."""
+
+    def form(self, form: str) -> Placeholder:
+        return Placeholder(re.sub(r"^@@\w+:", f"@@{form}:", self))
+
+
+def _text(value: Any) -> str:
+    """`value` written into a string (an annotation, an argument)."""
+    return value.form("text") if isinstance(value, Placeholder) else str(value)
+
+
+def _optional(**fields: Any) -> dict[str, Any]:
+    """The fields that are set: an empty selector, list or name is left out, as the chart's
+    `{{- with }}` leaves it out."""
+    return {key: value.form("with") if isinstance(value, Placeholder) else value
+            for key, value in fields.items() if value}
+
+
+@dataclass(frozen=True)
+class _Install:
+    """One rendering: the values, the release, and the names and labels that follow from them."""
+
+    values: InstallValues
+    release: Release
+
+    @property
+    def name(self) -> str:
+        return fullname(self.values, self.release)
+
+    def labels(self) -> dict[str, str]:
+        return standard_labels(self.values, self.release)
+
+    def selector(self) -> dict[str, str]:
+        return selector_labels(self.values, self.release)
+
+    def extra_labels(self, labels: Any) -> dict[str, str]:
+        return dict(labels)
+
+    def meta(self, name: str, namespace: str | None = None, component: str | None = None,
+             labels: Any = None) -> dict[str, Any]:
+        meta: dict[str, Any] = {"name": name, "labels": {
+            **self.labels(), **({COMPONENT: component} if component else {}),
+            **(self.extra_labels(labels) if labels else {})}}
+        if namespace is not None:
+            meta["namespace"] = namespace
+        return meta
 
 
 def _rule(groups: list[str], resources: list[str], verbs: list[str]) -> dict[str, Any]:
     return {"apiGroups": groups, "resources": resources, "verbs": verbs}
 
 
-def _binding(kind: str, name: str, role_kind: str, account: str, account_namespace: str,
+def _binding(i: _Install, kind: str, name: str, role_kind: str, account: str, account_namespace: str,
              namespace: str | None = None) -> dict[str, Any]:
-    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": _meta(name, namespace),
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": i.meta(name, namespace),
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": name},
             "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": account_namespace}]}
 
 
-def _account(name: str, namespace: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, namespace),
+def _account(i: _Install, name: str, namespace: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": i.meta(name, namespace),
             "automountServiceAccountToken": True}
 
 
 HARDENED = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
             "runAsUser": 65532, "capabilities": {"drop": ["ALL"]}}
+PORT_NAME = "metrics"
 
 
 def _downward(*names: tuple[str, str]) -> list[dict[str, Any]]:
     return [{"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}} for name, path in names]
 
 
-def _workload(kind: str, name: str, namespace: str, component: str, priority_class: str,
+def _probed(i: _Install, container: dict[str, Any]) -> dict[str, Any]:
+    """The container's metrics port and the probes on it (`runai-lite ... --metrics-port`)."""
+    return {**container,
+            "ports": [{"name": PORT_NAME, "containerPort": i.values.metrics.port, "protocol": "TCP"}],
+            "livenessProbe": {"httpGet": {"path": "/healthz", "port": PORT_NAME}, "initialDelaySeconds": 10,
+                              "periodSeconds": 20, "failureThreshold": 3},
+            "readinessProbe": {"httpGet": {"path": "/readyz", "port": PORT_NAME}, "periodSeconds": 10}}
+
+
+def _workload(i: _Install, kind: str, name: str, component: str, placement: ControllerValues | AgentValues,
               container: dict[str, Any], **pod_spec: Any) -> dict[str, Any]:
     """A Deployment or DaemonSet running one container as the ServiceAccount of the same name."""
-    labels = {**LABELS, COMPONENT: component}
+    selector = {**i.selector(), COMPONENT: component}
     return {
-        "apiVersion": "apps/v1", "kind": kind, "metadata": _meta(name, namespace, component),
+        "apiVersion": "apps/v1", "kind": kind, "metadata": i.meta(name, i.release.namespace, component),
         "spec": {
-            "selector": {"matchLabels": labels},
+            "selector": {"matchLabels": selector},
             "template": {
-                "metadata": {"labels": labels},
-                "spec": {"serviceAccountName": name, "priorityClassName": priority_class, **pod_spec,
-                         "containers": [container]},
+                "metadata": {"labels": {**i.labels(), COMPONENT: component},
+                             "annotations": {"prometheus.io/scrape": "true",
+                                             "prometheus.io/port": _text(i.values.metrics.port)}},
+                "spec": {"serviceAccountName": name, "priorityClassName": placement.priorityClassName,
+                         **_optional(imagePullSecrets=i.values.imagePullSecrets), **pod_spec,
+                         **_optional(nodeSelector=placement.nodeSelector, tolerations=placement.tolerations,
+                                     affinity=placement.affinity),
+                         "containers": [_probed(i, container)]},
             },
         },
     }
 
 
-def render_manifests(values: InstallValues | dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Every object of an install, in the order `kubectl apply` should create them."""
-    v = values if isinstance(values, InstallValues) else InstallValues(**(values or {}))
-    ns = v.namespace
-    namespaces = [{"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(name)}
-                  for name in (ns, k.RESERVATION_NAMESPACE)]
+def _metrics_objects(i: _Install, components: dict[str, str]) -> list[dict[str, Any]]:
+    """A headless Service per component (its pods' metrics port) and the ServiceMonitor over them."""
+    services = [{"apiVersion": "v1", "kind": "Service",
+                 "metadata": i.meta(f"{name}-metrics", i.release.namespace, component),
+                 "spec": {"clusterIP": "None",
+                          "selector": {**i.selector(), COMPONENT: component},
+                          "ports": [{"name": PORT_NAME, "port": i.values.metrics.port, "targetPort": PORT_NAME,
+                                     "protocol": "TCP"}]}}
+                for component, name in components.items()]
+    monitor = i.values.metrics.serviceMonitor
+    service_monitor = {
+        "apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+        "metadata": i.meta(i.name, i.release.namespace, labels=monitor.labels),
+        "spec": {"selector": {"matchLabels": i.selector()},
+                 "namespaceSelector": {"matchNames": [i.release.namespace]},
+                 "endpoints": [{"port": PORT_NAME, "path": "/metrics", "interval": monitor.interval}]}}
+    return [*services, service_monitor]
+
+
+# Objects rendered only when a value says so: the object's kind and name suffix -> the value's path.
+CONDITIONS = {"Namespace": "reservationNamespace.create", "Service": "metrics.serviceMonitor.enabled",
+              "ServiceMonitor": "metrics.serviceMonitor.enabled"}
+
+
+def objects(i: _Install) -> list[tuple[str | None, dict[str, Any]]]:
+    """Every object of an install with the value path that must be true for it to be rendered
+    (None: always), in the order `kubectl apply` should create them."""
+    v, release = i.values, i.release
+    ns, n = release.namespace, i.name
+    controller_name, agent_name, reservation_name = f"{n}-controller", f"{n}-agent", f"{n}-reservation"
+    reader_name = f"{n}-allocation-reader"
+    namespaces = [{"apiVersion": "v1", "kind": "Namespace", "metadata": i.meta(k.RESERVATION_NAMESPACE)}]
     priority_classes = [
-        {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": _meta(t.priority_class),
+        {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": i.meta(t.priority_class),
          "value": t.priority, "globalDefault": False, "preemptionPolicy": "Never",
          "description": f"runai-lite {t.display} jobs (priority {t.priority})"}
         for t in JobType]
-    accounts = [_account(CONTROLLER, ns), _account(AGENT, ns), _account(RESERVATION, k.RESERVATION_NAMESPACE)]
+    accounts = [_account(i, controller_name, ns), _account(i, agent_name, ns),
+                _account(i, reservation_name, k.RESERVATION_NAMESPACE)]
     rbac_api = "rbac.authorization.k8s.io/v1"
     roles = [
-        {"apiVersion": rbac_api, "kind": "ClusterRole", "metadata": _meta(CONTROLLER), "rules": [
+        {"apiVersion": rbac_api, "kind": "ClusterRole", "metadata": i.meta(controller_name), "rules": [
             _rule([""], ["pods"], ["get", "list", "watch", "patch"]),
             _rule([""], ["pods/binding", "pods/eviction"], ["create"]),
             _rule([""], ["nodes"], ["get", "list", "watch", "patch"]),
@@ -135,49 +321,77 @@ def render_manifests(values: InstallValues | dict[str, Any] | None = None) -> li
             _rule([""], ["persistentvolumes"], ["list"]),
             _rule(["storage.k8s.io"], ["storageclasses"], ["list"]),
         ]},
-        _binding("ClusterRoleBinding", CONTROLLER, "ClusterRole", CONTROLLER, ns),
+        _binding(i, "ClusterRoleBinding", controller_name, "ClusterRole", controller_name, ns),
         # Users may read Allocations where they may read pods (aggregated into `view`, hence `edit`
         # and `admin`); no role but the controller's may write them.
         {"apiVersion": rbac_api, "kind": "ClusterRole",
-         "metadata": {**_meta(ALLOCATION_READER), "labels": {**_meta(ALLOCATION_READER)["labels"],
-                                                             "rbac.authorization.k8s.io/aggregate-to-view": "true"}},
+         "metadata": i.meta(reader_name, labels={"rbac.authorization.k8s.io/aggregate-to-view": "true"}),
          "rules": [_rule([allocations.GROUP], [allocations.PLURAL], ["get", "list", "watch"])]},
-        {"apiVersion": rbac_api, "kind": "Role", "metadata": _meta(CONTROLLER, k.RESERVATION_NAMESPACE), "rules": [
+        {"apiVersion": rbac_api, "kind": "Role", "metadata": i.meta(controller_name, k.RESERVATION_NAMESPACE), "rules": [
             _rule([""], ["pods"], ["create", "delete"]),
         ]},
-        _binding("RoleBinding", CONTROLLER, "Role", CONTROLLER, ns, k.RESERVATION_NAMESPACE),
-        {"apiVersion": rbac_api, "kind": "Role", "metadata": _meta(CONTROLLER, ns), "rules": [
+        _binding(i, "RoleBinding", controller_name, "Role", controller_name, ns, k.RESERVATION_NAMESPACE),
+        {"apiVersion": rbac_api, "kind": "Role", "metadata": i.meta(controller_name, ns), "rules": [
             _rule(["coordination.k8s.io"], ["leases"], ["get", "create", "update"]),
         ]},
-        _binding("RoleBinding", CONTROLLER, "Role", CONTROLLER, ns, ns),
-        {"apiVersion": rbac_api, "kind": "ClusterRole", "metadata": _meta(AGENT), "rules": [
+        _binding(i, "RoleBinding", controller_name, "Role", controller_name, ns, ns),
+        {"apiVersion": rbac_api, "kind": "ClusterRole", "metadata": i.meta(agent_name), "rules": [
             _rule([""], ["nodes"], ["get", "list", "watch", "patch"]),
         ]},
-        _binding("ClusterRoleBinding", AGENT, "ClusterRole", AGENT, ns),
-        {"apiVersion": rbac_api, "kind": "Role", "metadata": _meta(RESERVATION, k.RESERVATION_NAMESPACE), "rules": [
+        _binding(i, "ClusterRoleBinding", agent_name, "ClusterRole", agent_name, ns),
+        {"apiVersion": rbac_api, "kind": "Role", "metadata": i.meta(reservation_name, k.RESERVATION_NAMESPACE),
+         "rules": [
             _rule([""], ["pods"], ["patch"]),  # its own UUID annotation
         ]},
-        _binding("RoleBinding", RESERVATION, "Role", RESERVATION, k.RESERVATION_NAMESPACE, k.RESERVATION_NAMESPACE),
+        _binding(i, "RoleBinding", reservation_name, "Role", reservation_name, k.RESERVATION_NAMESPACE,
+                 k.RESERVATION_NAMESPACE),
     ]
-    controller = _workload("Deployment", CONTROLLER, ns, "controller", "system-cluster-critical", {
-        "name": "controller", "image": v.image, "imagePullPolicy": v.imagePullPolicy,
-        "command": ["runai-lite", "controller", "--image", v.image, "--namespace", ns],
-        "env": _downward(("POD_NAME", "metadata.name")),
-        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+    the_image = image(v)
+    controller = _workload(i, "Deployment", controller_name, "controller", v.controller, {
+        "name": "controller", "image": the_image, "imagePullPolicy": v.image.pullPolicy,
+        "command": ["runai-lite", "controller", "--image", the_image, "--namespace", ns,
+                    f"--metrics-port={_text(v.metrics.port)}"],
+        "env": [*_downward(("POD_NAME", "metadata.name")),
+                {"name": "RUNAI_LITE_DEVICE_DELIVERY", "value": v.deviceDelivery}],
+        "resources": v.controller.resources,
         "securityContext": HARDENED,
     })
-    controller["spec"] = {"replicas": v.controllerReplicas, **controller["spec"]}
-    agent = _workload("DaemonSet", AGENT, ns, "agent", "system-node-critical", {
-        "name": "agent", "image": v.image, "imagePullPolicy": v.imagePullPolicy,
-        "command": ["runai-lite", "agent", "--driver", v.agentDriver, "--simulate", v.agentSimulate],
+    controller["spec"] = {"replicas": v.controller.replicas, **controller["spec"]}
+    agent = _workload(i, "DaemonSet", agent_name, "agent", v.agent, {
+        "name": "agent", "image": the_image, "imagePullPolicy": v.image.pullPolicy,
+        "command": ["runai-lite", "agent", "--driver", v.agent.driver, "--simulate", v.agent.simulate,
+                    f"--metrics-port={_text(v.metrics.port)}"],
         "env": [*_downward(("NODE_NAME", "spec.nodeName")),
                 {"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"},
                 {"name": "NVIDIA_MIG_CONFIG_DEVICES", "value": "all"}],
-        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-        "securityContext": {"privileged": v.agentPrivileged, "runAsUser": 0},  # NVML MIG calls need root
-    }, nodeSelector={k.DYNAMIC_MIG_LABEL: "true"}, tolerations=[{"operator": "Exists"}])
-    policies = admission_policies(ns, dict(LABELS))  # admissionregistration.k8s.io/v1: Kubernetes 1.30 or later
-    return [allocations.crd(), *namespaces, *priority_classes, *accounts, *roles, *policies, controller, agent]
+        "resources": v.agent.resources,
+        "securityContext": {"privileged": v.agent.privileged, "runAsUser": 0},  # NVML MIG calls need root
+    }, **_optional(runtimeClassName=v.runtimeClassName))
+    # admissionregistration.k8s.io/v1: Kubernetes 1.30 or later
+    policies = admission_policies(ns, i.labels(), controller_account=controller_name)
+    metrics = _metrics_objects(i, {"controller": controller_name, "agent": agent_name})
+    listed = [allocations.crd(), *namespaces, *priority_classes, *accounts, *roles, *policies, controller, agent,
+              *metrics]
+    return [(CONDITIONS.get(m["kind"]), m) for m in listed]
+
+
+def _holds(values: InstallValues, path: str | None) -> bool:
+    value: Any = values
+    for part in (path.split(".") if path else ()):
+        value = getattr(value, part)
+    return bool(value)
+
+
+def render_manifests(values: InstallValues | dict[str, Any] | None = None, release: Release | None = None,
+                     create_namespace: bool = False) -> list[dict[str, Any]]:
+    """Every object of an install, in the order `kubectl apply` should create them; with
+    `create_namespace`, the release's namespace first (as `helm install --create-namespace`)."""
+    v = values if isinstance(values, InstallValues) else InstallValues.merged(values or {})
+    r = release or Release()
+    chosen = [m for path, m in objects(_Install(v, r)) if _holds(v, path)]
+    if create_namespace:
+        chosen.insert(0, {"apiVersion": "v1", "kind": "Namespace", "metadata": _Install(v, r).meta(r.namespace)})
+    return chosen
 
 
 class _Dumper(yaml.SafeDumper):
@@ -188,6 +402,9 @@ class _Dumper(yaml.SafeDumper):
         return True
 
 
+_Dumper.add_representer(Placeholder, lambda dumper, value: dumper.represent_str(str(value)))
+
+
 def _dump(manifest: dict[str, Any]) -> str:
     return yaml.dump(manifest, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
 
@@ -196,73 +413,6 @@ def to_yaml(manifests: list[dict[str, Any]]) -> str:
     return "".join("---\n" + _dump(m) for m in manifests)
 
 
-def render_yaml(values: InstallValues | dict[str, Any] | None = None) -> str:
-    return to_yaml(render_manifests(values))
-
-
-# --------------------------------------------------------------------------------------------
-# The Helm chart, generated from the renderer
-
-
-_TOKEN = "@@{}@@"
-_TOKEN_RE = re.compile(r"'?@@(\w+)@@'?")
-
-
-def chart_templates() -> dict[str, str]:
-    """Template files of the chart: the manifests with each value replaced by its Helm expression."""
-    fields = InstallValues.model_fields
-    placeholders = InstallValues.model_construct(**{name: _TOKEN.format(name) for name in fields})
-    manifests = render_manifests(placeholders)
-
-    def helm(match: re.Match[str]) -> str:
-        name = match[1]
-        if isinstance(fields[name].default, str) and match[0].startswith("'"):
-            return f"{{{{ .Values.{name} | quote }}}}"
-        return f"{{{{ .Values.{name} }}}}"
-
-    files = {}
-    for index, (manifest, plain) in enumerate(zip(manifests, render_manifests(), strict=True)):
-        kind = manifest["kind"].lower()
-        name = plain["metadata"]["name"]
-        text = _dump(manifest)
-        files[f"templates/{index:02d}-{kind}-{name}.yaml"] = _TOKEN_RE.sub(helm, text)
-    return files
-
-
-def chart_files() -> dict[str, str]:
-    """Every file of `deploy/runai-lite/`."""
-    chart = {"apiVersion": "v2", "name": CHART_NAME, "version": VERSION, "appVersion": VERSION, "type": "application",
-             "description": "runai-lite on Kubernetes: GPU fractions, dynamic MIG, priorities and quotas"}
-    header = ("# Generated by `python -m runai_lite.backends.kube.install --write-chart deploy/runai-lite`;\n"
-              "# edit runai_lite/backends/kube/install.py instead.\n")
-    values = yaml.safe_dump(InstallValues().model_dump(), sort_keys=False)
-    return {"Chart.yaml": header + yaml.safe_dump(chart, sort_keys=False), "values.yaml": header + values,
-            **{name: header + text for name, text in chart_templates().items()}}
-
-
-def write_chart(directory: Path) -> list[Path]:
-    templates = directory / "templates"
-    templates.mkdir(parents=True, exist_ok=True)
-    for old in templates.glob("*.yaml"):
-        old.unlink()
-    written = []
-    for name, text in chart_files().items():
-        path = directory / name
-        path.write_text(text)
-        written.append(path)
-    return written
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Render runai-lite's install manifests or write its Helm chart.")
-    parser.add_argument("--write-chart", type=Path, help="write the Helm chart into this directory")
-    args = parser.parse_args(argv)
-    if args.write_chart:
-        for path in write_chart(args.write_chart):
-            print(path)
-    else:
-        print(render_yaml(), end="")
-
-
-if __name__ == "__main__":
-    main()
+def render_yaml(values: InstallValues | dict[str, Any] | None = None, release: Release | None = None,
+                create_namespace: bool = False) -> str:
+    return to_yaml(render_manifests(values, release, create_namespace))
