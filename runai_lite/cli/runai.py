@@ -52,6 +52,7 @@ _RESOURCES, _STORAGE, _NETWORK, _PLACEMENT, _LIFETIME = ("Host resources", "Stor
                                                          "Lifetime")
 # Events a backend records at submit about what it cannot give the job as asked; submit prints them.
 NOTE_EVENTS = ("ImageNotUsed", "NotApplicable")
+WARNING_EVENTS = ("NeverFits",)  # gpu.fit.NEVER_FITS_EVENT: no node of the cluster could hold the request
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,6 +214,8 @@ def submit(
     for event in job.events:
         if event.kind in NOTE_EVENTS:  # what the backend could not give this job as asked, said at once
             typer.echo(f"Note: {event.message}", err=True)
+        elif event.kind in WARNING_EVENTS:
+            typer.echo(f"Warning: {event.message}", err=True)
     if attach_:
         _attach(s, job.project, job.name)
 

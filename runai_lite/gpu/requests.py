@@ -85,12 +85,12 @@ def mig_candidates(request: GpuRequest, model: GpuModel) -> tuple[MigProfile, ..
         return tuple(p for p in model.profiles if p.name == request.mig_profile)
     if request.kind == RequestKind.MEMORY:
         assert request.memory_bytes is not None
-        fitting = [p for p in model.profiles if p.memory_mib * MiB >= request.memory_bytes and _plain(p)]
+        fitting = [p for p in model.profiles if p.memory_mib * MiB >= request.memory_bytes and is_plain_profile(p)]
         return tuple(sorted(fitting, key=lambda p: p.sort_key))
     return ()
 
 
-def _plain(profile: MigProfile) -> bool:
+def is_plain_profile(profile: MigProfile) -> bool:
     """`+me` and other variant profiles are given only to those who ask for them by name."""
     return "+" not in profile.name and "-me" not in profile.name
 

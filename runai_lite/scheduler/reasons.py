@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from ..gpu.requests import mig_candidates
-from ..model import MILLI, Job, JobType, RequestKind
+from ..gpu.requests import is_plain_profile, mig_candidates
+from ..model import MILLI, MIN_GPU_MEMORY_BYTES, GpuRequest, Job, RequestKind
 from ..units import MiB, format_bytes, format_mib
 from .quota import fmt_gpus
 from .session import Session
@@ -70,10 +70,10 @@ def capacity_reason(session: Session, job: Job) -> str:
     elif kind == RequestKind.MEMORY:
         text = _memory_room(session, shared, dynamic, job)
     elif kind == RequestKind.FRACTION:
-        text = _fraction_room(shared, request.fraction_milli)
+        text = _fraction_room(shared, dynamic, request.fraction_milli)
     else:
-        text = _whole_room(shared, request.gpus or 1)
-    return text + _preemption_note(session, job)
+        text = _whole_room(shared, dynamic, request.gpus or 1)
+    return text + _quota_note(session, job)
 
 
 def _static_mig_room(mig_gpus: list[GpuState], job: Job) -> str:
@@ -129,36 +129,78 @@ def _memory_room(session: Session, shared: list[GpuState], dynamic: list[GpuStat
     return "; ".join(parts)
 
 
-def _fraction_room(shared: list[GpuState], share: int) -> str:
-    if not shared:
-        return "no GPU can be shared by fractions (every GPU here is MIG-enabled)"
-    best = min(shared, key=lambda g: (-g.free_milli, g.node, g.index))
+def _fraction_room(shared: list[GpuState], dynamic: list[GpuState], share: int) -> str:
     wanted = fmt_gpus(Fraction(share, MILLI))
+    if not shared:
+        return f"no GPU here can be shared in fractions: every one is dynamic-MIG{_as_memory(dynamic, share)}"
+    best = min(shared, key=lambda g: (-g.free_milli, g.node, g.index))
     largest = fmt_gpus(Fraction(best.free_milli, MILLI))
-    return f"no GPU has {wanted} free (largest free share: {largest} on {best.label})"
+    return f"no GPU has {wanted} free (largest free share: {largest} on {best.label}){_as_memory(dynamic, share)}"
 
 
-def _whole_room(shared: list[GpuState], count: int) -> str:
-    per_node: dict[str, list[GpuState]] = {}
-    for gpu in shared:
-        per_node.setdefault(gpu.node, []).append(gpu)
-    if not per_node:
-        return "no GPU can be allocated whole (every GPU here is MIG-enabled)"
-    biggest = max(per_node, key=lambda n: (len(per_node[n]), n))
-    if len(per_node[biggest]) < count:
-        return f"no node has {count} GPUs that can be allocated whole (largest: {len(per_node[biggest])} on {biggest})"
-    free = {n: sum(1 for g in gs if g.free_milli == MILLI) for n, gs in per_node.items()}
-    most = max(sorted(free), key=lambda n: free[n])
+def _as_memory(dynamic: list[GpuState], share: int) -> str:
+    """The partition nearest a `--gpu f` share on a dynamic-MIG GPU: the largest holding no more
+    memory than the share would (the smallest, for a sliver), and the flags that ask for it."""
+    offering = [g for g in dynamic if g.dynamic and g.model is not None]
+    if not offering:
+        return ""
+    gpu = max(offering, key=lambda g: (g.memory_mib, g.node, g.index))
+    assert gpu.model is not None
+    memory = gpu.memory_mib * share // MILLI
+    plain = [p for p in gpu.model.profiles if is_plain_profile(p)]
+    within = [p for p in plain if p.memory_mib <= memory]
+    nearest = (max(within, key=lambda p: (p.memory_mib, -p.compute)) if within
+               else min(plain, key=lambda p: p.sort_key))
+    return (f"; dynamic-MIG GPUs take MIG requests, not --gpu: on {gpu.model_name} GPUs, --gpu-memory "
+            f"{format_mib(nearest.memory_mib)} or --mig-profile {nearest.name}")
+
+
+def _whole_room(shared: list[GpuState], dynamic: list[GpuState], count: int) -> str:
+    """Whole GPUs come only from ordinary GPUs; dynamic-MIG GPUs free for a MIG request are counted
+    apart, so the figures agree with `runai list nodes` (which counts every GPU nothing runs on)."""
     unit = "GPU" if count == 1 else "GPUs"
-    return f"no node has {count} free whole {unit} (most on one node: {free[most]} free on {most})"
+    ordinary: dict[str, list[GpuState]] = {}
+    for gpu in shared:
+        ordinary.setdefault(gpu.node, []).append(gpu)
+    mig_free: dict[str, int] = {}
+    for gpu in dynamic:
+        if gpu.dynamic:
+            mig_free[gpu.node] = mig_free.get(gpu.node, 0) + (not any(not i.idle for i in gpu.instances))
+    mig_note = _whole_on_mig(dynamic)
+
+    def besides(node: str) -> str:
+        return f", besides {mig_free[node]} free dynamic-MIG" if mig_free.get(node) else ""
+
+    if not ordinary:
+        counts = ", ".join(f"{free} free on {n}" for n, free in sorted(mig_free.items()))
+        return f"no GPU here can be given whole: every one is dynamic-MIG ({counts}){mig_note}"
+    biggest = max(ordinary, key=lambda n: (len(ordinary[n]), n))
+    if len(ordinary[biggest]) < count:
+        return (f"no node has {count} {unit} that can be given whole (most ordinary GPUs on one node: "
+                f"{len(ordinary[biggest])} on {biggest}{besides(biggest)}){mig_note}")
+    free = {n: sum(1 for g in gs if g.free_milli == MILLI) for n, gs in ordinary.items()}
+    most = max(sorted(free), key=lambda n: free[n])
+    return f"no node has {count} free whole {unit} (most on one node: {free[most]} free on {most}{besides(most)}){mig_note}"
 
 
-def _preemption_note(session: Session, job: Job) -> str:
+def _whole_on_mig(dynamic: list[GpuState]) -> str:
+    """What the dynamic-MIG GPUs could do for a whole-GPU job: its largest partition."""
+    offering = [g for g in dynamic if g.dynamic and g.model is not None]
+    if not offering:
+        return ""
+    gpu = max(offering, key=lambda g: (g.memory_mib, g.node, g.index))
+    assert gpu.model is not None
+    largest = max((p for p in gpu.model.profiles if is_plain_profile(p)), key=lambda p: p.sort_key)
+    return (f"; dynamic-MIG GPUs serve MIG requests only: for one whole {gpu.model_name}, "
+            f"ask for --mig-profile {largest.name} or --gpu-memory {format_mib(largest.memory_mib)}")
+
+
+def _quota_note(session: Session, job: Job) -> str:
+    """Said only when it changes what the job may take: a project at its quota takes spare GPUs only."""
     state = session.state
     if state.usage_of(job.project) >= state.deserved_of(job.project):
-        deserved = fmt_gpus(state.deserved_of(job.project))
-        return (f"; project {job.project} has used its deserved {deserved} GPUs, so it waits for spare GPUs "
-                "instead of reclaiming them from other projects")
-    if job.type is JobType.TRAIN:
-        return "; training jobs preempt no one, and reclaiming other projects' over-quota work would not make room"
-    return "; preempting lower-priority jobs or reclaiming over-quota work would not make enough room"
+        deserved = state.deserved_of(job.project)
+        unit = "GPU" if deserved == 1 else "GPUs"
+        return (f"; project {job.project} uses its {fmt_gpus(deserved)} deserved {unit}, so it waits for spare "
+                "GPUs instead of reclaiming them from other projects")
+    return ""

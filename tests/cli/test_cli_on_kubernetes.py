@@ -42,3 +42,19 @@ def test_the_cli_drives_a_cluster_chosen_by_context(kubeconfig):
 
     assert "The job 'frac' has been deleted" in ok(runai.app, "delete", "job", "frac")
     ok(runai.app, "config", "cluster", "local")
+
+
+def test_a_request_no_node_could_hold_is_accepted_with_a_warning(kubeconfig, kube_emulator, tmp_path):
+    from tests.kube.world import World
+
+    ok(runai.app, "config", "cluster", "emulator")
+    ok(runai_adm.app, "project", "create", "team-a", "--deserved-gpus", "1")
+    World(kube_emulator, tmp_path).add_gpu_node("t4-node", 1)
+    done = runner.invoke(runai.app, ["submit", "big", "-p", "team-a", "-i", "busybox", "--gpu", "2", "--", "true"])
+    assert done.exit_code == 0, done.output
+    assert done.stderr == ("Warning: --gpu 2 asks for more GPUs than any node has: t4-node has 1; it stays pending "
+                           "until such a node joins (ask for --gpu 1 or fewer)\n")
+    assert [j["name"] for j in json.loads(ok(runai.app, "list", "-p", "team-a", "-o", "json"))] == ["big"]
+    fits = runner.invoke(runai.app, ["submit", "cpu", "-p", "team-a", "-i", "busybox", "--", "true"])
+    assert fits.exit_code == 0 and fits.stderr == ""
+    ok(runai.app, "config", "cluster", "local")

@@ -1,4 +1,5 @@
-"""A simulated GPU that nobody put in MIG mode, through the real CLI and daemon: it runs fractions
+"""A simulated GPU that nobody put in MIG mode, through the real CLI and daemon: requests it could
+never hold are refused at submit; it runs fractions
 and whole GPUs; making its node dynamic-MIG switches MIG mode on (refused while fractions hold
 it), removing the role switches it off again once no partition is in use; a GPU declared
 `:mig-off` stays an ordinary GPU beside a dynamic-MIG one of the same model."""
@@ -25,6 +26,17 @@ def test_mig_mode_follows_the_dynamic_mig_role(cli: Cli):
     cli.adm("project", "create", "team-a", "--deserved-gpus", "1")
     cli.runai("config", "project", "team-a")
     assert [(g["mig_enabled"], g["dynamic_mig"]) for g in _gpus(cli)] == [(False, False)]
+
+    # What no GPU here could ever hold is refused at once, naming the largest it could, and not stored.
+    for flags, message in ((["--gpu", "2"], "--gpu 2 asks for more GPUs than any node has: "),
+                           (["--gpu-memory", "100G"], "--gpu-memory 100GB is more than any GPU here holds: the "
+                                                      "largest, A100-SXM4-40GB on "),
+                           (["--mig-profile", "1g.20gb"], "no GPU here offers MIG profile 1g.20gb (the largest here "
+                                                          "is 7g.40gb)")):
+        refused = cli.runai("submit", "never", "-i", "busybox", *flags, "--", "true", check=False)
+        assert refused.returncode == 2 and refused.stderr.startswith(f"Error: {message}"), refused.stderr
+        assert "Hint: " in refused.stderr and "Traceback" not in refused.stderr
+    assert cli.jobs() == {}
 
     cli.runai("submit", "f1", "-i", "busybox", "--gpu", "0.5", "--", "sleep", "600")
     jobs = cli.wait_for("f1 Running", _status("f1", "Running"))

@@ -112,8 +112,8 @@ def test_delete_stops_the_process_group_and_frees_the_name(backend: LocalBackend
     trap = tmp_path / "trapped"
     backend.submit(spec("one", "sh", "-c",
                         f"trap 'touch {trap}; exit 0' TERM; echo ready; while true; do sleep 0.05; done"))
-    backend.submit(spec("two", "sleep", "600"))
-    backend.submit(spec("three", "sleep", "600", request=GpuRequest(gpus=2)))  # never fits: stays Pending
+    backend.submit(spec("two", "sleep", "600", request=GpuRequest(gpus=1)))
+    backend.submit(spec("three", "sleep", "600", request=GpuRequest(gpus=1)))  # two holds the GPU: stays Pending
     wait_for(lambda: _log(backend, "one") == ["ready"], what="the trap to be set")
     wait_status(backend, "two", "Running")
     pid = wait_for(lambda: backend.store.live_job("team-a", "two").pid, what="the pid of two")
@@ -147,6 +147,8 @@ def test_submit_refuses_what_cannot_run(backend: LocalBackend) -> None:
         backend.submit(spec("x", "true", project="team-z"))
     with pytest.raises(UserError, match="not a directory"):
         backend.submit(spec("x", "true", working_dir="/no/such/dir"))
+    with pytest.raises(UserError, match="more GPUs than any node has"):
+        backend.submit(spec("x", "true", request=GpuRequest(gpus=2)))
     backend.submit(spec("dup", "sleep", "600"))
     with pytest.raises(UserError, match="already exists"):
         backend.submit(spec("dup", "true"))
@@ -160,11 +162,11 @@ def test_projects_report_usage_and_refuse_deletion_while_jobs_are_active(backend
         backend.create_project("Team_A", 1)
     backend.create_project("team-b", 0.5)
     backend.submit(spec("half", "sleep", "600", request=GpuRequest(fraction=0.5)))
-    backend.submit(spec("too-big", "sleep", "600", request=GpuRequest(gpus=4)))
+    backend.submit(spec("whole", "sleep", "600", request=GpuRequest(gpus=1)))
     wait_status(backend, "half", "Running")
     team_a = {p.name: p for p in backend.list_projects()}["team-a"]
     assert (team_a.allocated_gpus, team_a.running, team_a.pending) == (0.5, 1, 1)
-    assert backend.get_job("team-a", "too-big").pending_reason
+    assert backend.get_job("team-a", "whole").pending_reason
     with pytest.raises(UserError, match="active job"):
         backend.delete_project("team-a")
     backend.delete_project("team-b")

@@ -222,7 +222,7 @@ SCENARIOS = [
                  running(job("b1", project="team-b", gpu="1"), on_gpus("node-1", 2)),
                  job("b2", project="team-b", gpu="1", at=3)], {"team-a": 1, "team-b": 1}),
         expect={"preempt": [], "bind": []},
-        pending={"b2": "project team-b has used its deserved 1 GPUs"},
+        pending={"b2": "project team-b uses its 1 deserved GPU, so it waits for spare GPUs"},
     ),
     Scenario(
         "higher priority first: the interactive job submitted later gets the only free GPU",
@@ -244,7 +244,7 @@ SCENARIOS = [
         cluster([node("node-1", gpu(0))], [job("extra", type="preemptible", gpu="0.25", at=1),
                                            job("owed", project="team-b", gpu="1", at=2)], {"team-a": 0, "team-b": 1}),
         expect={"bind": ["owed node-1/0"], "preempt": []},
-        pending={"extra": "project team-a has used its deserved 0 GPUs"},
+        pending={"extra": "project team-a uses its 0 deserved GPUs"},
     ),
     Scenario(
         "then submission time within a project",
@@ -335,6 +335,30 @@ SCENARIOS = [
                  job("t4b", gpu="1", at=3, gpu_models=("T4",))], {"team-a": 4}),
         expect={"bind": ["t4 node-2/0", "v node-1/0"]},
         pending={"t4b": "no node has 1 free whole GPU (most on one node: 0 free on node-2)"},
+    ),
+    Scenario(
+        "whole GPUs on 4 dynamic-MIG A100-80GB (one busy) + 2 busy T4s: the reason counts the free MIG GPUs as "
+        "`runai list nodes` does, and says how to get a whole A100 there",
+        cluster([node("vm", *(gpu(i, "A100-SXM4-80GB", mig=True) for i in range(4)), gpu(4, "T4"), gpu(5, "T4"))],
+                [running(job("m", mig_profile="1g.10gb"), on_mig("vm", 0, "1g.10gb", 0, "A100-SXM4-80GB")),
+                 running(job("t1", gpu="1"), on_gpus("vm", 4)), running(job("t2", gpu="1"), on_gpus("vm", 5)),
+                 job("two", gpu="2", at=1)], {"team-a": 8}),
+        pending={"two": "no node has 2 free whole GPUs (most on one node: 0 free on vm, besides 3 free dynamic-MIG); "
+                        "dynamic-MIG GPUs serve MIG requests only: for one whole A100-SXM4-80GB, ask for "
+                        "--mig-profile 7g.80gb or --gpu-memory 78.75GiB"},
+    ),
+    Scenario(
+        "--gpu 1 on a dynamic-MIG-only node suggests the MIG profile of a whole GPU",
+        cluster([A100_NODE], [job("w", gpu="1")]),
+        pending={"w": "no GPU here can be given whole: every one is dynamic-MIG (1 free on node-1); dynamic-MIG GPUs "
+                      "serve MIG requests only: for one whole A100-SXM4-40GB, ask for --mig-profile 7g.40gb or "
+                      "--gpu-memory"},
+    ),
+    Scenario(
+        "--gpu 0.5 on a dynamic-MIG-only node suggests the --gpu-memory that gets a partition",
+        cluster([A100_NODE], [job("f", gpu="0.5")]),
+        pending={"f": "no GPU here can be shared in fractions: every one is dynamic-MIG; dynamic-MIG GPUs take MIG "
+                      "requests, not --gpu: on A100-SXM4-40GB GPUs, --gpu-memory 19.5GiB or --mig-profile 3g.20gb"},
     ),
     Scenario(
         "unschedulable nodes get nothing new",

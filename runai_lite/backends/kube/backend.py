@@ -12,15 +12,17 @@ import getpass
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ...errors import NotFoundError, UserError
+from ...gpu.fit import NEVER_FITS_EVENT, never_fits
 from ...model import JobSpec, JobStatus, JobType
 from ..api import Event, FractionView, GpuView, JobInfo, JobOptions, MigInstanceView, NodeView, ProjectInfo
 from . import conventions as k
 from .cache import ListingReader
-from .cluster import ClusterView, build_view, gpu_inventory, is_finished, product_model
+from .cluster import ClusterView, build_view, gpu_inventory, is_finished, node_gpu_models, product_model
 from .enforcement import node_enforcement
 from .manifests import (InvalidRequest, job_manifest, job_options, job_service, new_claims, owner_reference,
                         pod_request)
@@ -81,7 +83,20 @@ class KubeBackend:
         service = job_service(spec, namespace, owner)
         if service is not None:
             self.api.create(core("services", namespace), service)
-        return self._job_info(created, [], {}, events=())
+        return self._job_info(created, [], {}, events=self._never_fits_warning(spec))
+
+    def _never_fits_warning(self, spec: JobSpec) -> tuple[Event, ...]:
+        """Nodes come and go on a cluster, so a request no node could hold today is accepted, with
+        a warning the CLI shows."""
+        try:
+            nodes = {Meta(n).name: node_gpu_models(n) for n in self.api.list(core("nodes"))}
+        except ApiError:  # a researcher who may not list nodes gets no warning, and the job is in
+            return ()
+        refusal = never_fits(spec.request, nodes)
+        if refusal is None:
+            return ()
+        return (Event(time=time.time(), kind=NEVER_FITS_EVENT,
+                      message=f"{refusal.message}; it stays pending until such a node joins ({refusal.hint})"),)
 
     def list_jobs(self, project: str | None) -> list[JobInfo]:
         namespace = self._project_namespace(project) if project else None

@@ -301,6 +301,11 @@ def _slices(model: GpuModel | None, profile: str) -> int:
     return found.memory_slices if found is not None else 1
 
 
+def node_gpu_models(node: dict[str, Any]) -> list[tuple[str, int]]:
+    """(model name, memory MiB) of every GPU the node has, whoever holds it."""
+    return [(model, memory) for _, _, model, memory, _, _ in _gpus_of(node, 0, False)]
+
+
 def _gpus_of(node: dict[str, Any], foreign_gpus: int, mig_label: bool
              ) -> list[tuple[int, str, str, int, bool, bool]]:
     """(index, uuid, model name, memory MiB, MIG mode, simulated) per GPU runai-lite may use.

@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ...errors import NotFoundError, UserError
+from ...gpu.fit import never_fits
 from ...model import JobSpec, JobStatus, dns1123_problem, text_problem
 from ..api import Event, JobInfo, NodeView, ProjectInfo
 from . import events as ev
@@ -173,6 +174,7 @@ class LocalService:
             raise NotFoundError(f"project {spec.project} was not found",
                                 f"create it: runai-adm project create {spec.project} --deserved-gpus 1 "
                                 "(`runai list projects` shows the existing ones)")
+        self._check_could_ever_fit(spec)
         submitter = self.caller.submitter(context.env, context.cwd, context.umask)
         runtime = self._runtime()
         check_embedded(spec, runtime)
@@ -190,6 +192,17 @@ class LocalService:
                 self.store.add_event(conn, row.id, ev.NOT_APPLICABLE, note, now)
         wake(self.home)
         return row.to_info(self.store.events(row.id), self._simulated())
+
+    def _check_could_ever_fit(self, spec: JobSpec) -> None:
+        """Refuse what no GPU of this machine could ever hold, whatever else runs (before the daemon
+        has published its GPUs nothing is known, and nothing is refused)."""
+        node = self.store.config("node")
+        gpus = self.store.gpus(node) if node else []
+        if not gpus:
+            return
+        refusal = never_fits(spec.request, {node: [(g.model, g.memory_mib) for g in gpus]})
+        if refusal is not None:
+            raise UserError(refusal.message, refusal.hint)
 
     def list_jobs(self, project: str | None) -> list[JobInfo]:
         simulated = self._simulated()
