@@ -42,6 +42,7 @@ from benchmarks.openb_trace import (  # noqa: E402
     read_published,
     replicate,
 )
+from benchmarks.openb_bound import bound_curve  # noqa: E402
 from benchmarks.openb_mixes import MIX_NAMES, mix  # noqa: E402
 from benchmarks.openb_replay import PATHS, job_of  # noqa: E402
 from runai_lite.model import MILLI  # noqa: E402
@@ -135,6 +136,11 @@ def summarise(runs: list[Run]) -> dict:
     }
 
 
+def summarise_bound(curves: list[dict[int, float]]) -> dict:
+    alloc = {p: round(float(np.mean([c[p] for c in curves])), 3) for p in REPORT_POINTS}
+    return {"alloc_pct": alloc, "unalloc_pct_at_100": round(100 - alloc[100], 3), "pods_per_s": None, "seeds": len(curves)}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=Path, default=DEFAULT_NODES, help="node list CSV (sn,cpu_milli,memory_mib,gpu,model)")
@@ -150,6 +156,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="arrivals per scheduling cycle (default: 1 for --path policy, 100 for --path plan)")
     parser.add_argument("--oracle-workload", action="store_true",
                         help="the FGD artifact's typical pods from the whole trace instead of the mix learnt online")
+    parser.add_argument("--bound", action="store_true",
+                        help="also the LP bound on the best possible allocation (benchmarks/openb_bound.py; needs SciPy)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     args = parser.parse_args(argv)
     if args.mix not in MIX_NAMES:
@@ -176,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
                                           oracle_workload=args.oracle_workload) for seed in seeds])
         if not args.json:
             print(f"  {name}: done ({len(seeds)} seeds)", file=sys.stderr)
+    if args.bound:
+        results["bound"] = summarise_bound([bound_curve(nodes, arrival_sequence(pods, sum(n.gpus for n in nodes) * MILLI, seed),
+                                                        REPORT_POINTS) for seed in seeds])
     if args.json:
         print(json.dumps({"mix": args.mix, "path": args.path, "nodes": len(nodes), "gpus": sum(n.gpus for n in nodes), "seeds": seeds,
                           "policies": results, "published": published}))

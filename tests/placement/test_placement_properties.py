@@ -110,3 +110,17 @@ def test_vectorised_fragment_matches_the_definition(c, workload, cpu_limited):
                 c.assign(Choice(node, gpus), demand)
                 assert math.isclose(predicted, naive_fragment(c, node, workload, cpu_limited), rel_tol=1e-9, abs_tol=1e-6)
                 c.release(Choice(node, gpus), demand)
+
+
+@settings(max_examples=40)
+@given(clusters(), st.lists(demands, min_size=1, max_size=12), st.sampled_from([n for n in POLICY_NAMES if n != "random"]))
+def test_a_warm_policy_chooses_what_a_fresh_one_would(c, sequence, name):
+    """Demands differing only in host memory or allowed models share one score cache, filtered
+    at each choice: the cache must never change a choice."""
+    workload = [(Demand(share_milli=500, gpu_models=("A",)), 1.0), (Demand(share_milli=500), 1.0), (Demand(gpus=1), 2.0)]
+    warm = make_policy(name, workload=workload)
+    for demand in sequence:
+        choice = warm.choose(c, demand)
+        assert choice == make_policy(name, workload=workload).choose(c, demand)
+        if choice is not None:
+            c.assign(choice, demand)

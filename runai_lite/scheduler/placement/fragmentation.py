@@ -36,7 +36,12 @@ MEASURES = ("fgd", "cpu-limited")
 
 
 class FragmentModel:
-    """The typical workload: demands with their arrival weights (normalised to sum to 1)."""
+    """The typical workload: demands with their arrival weights (normalised to sum to 1).
+
+    Typical demands that differ only in the GPU models they allow are kept as one row whose weight
+    on a node is the summed weight of those allowed there (a demand that may not use a node counts
+    all its idle share as fragment, exactly what the row's missing weight does): model-constrained
+    workloads then cost no more to score than unconstrained ones."""
 
     def __init__(self, workload: Sequence[tuple[Demand, float]], *, measures: Sequence[str] = ("fgd",)):
         unknown = set(measures) - set(MEASURES)
@@ -47,8 +52,14 @@ class FragmentModel:
         if total <= 0:
             raise ValueError("a fragmentation model needs a workload with positive weights")
         self.cpu_weight = sum(weight for demand, weight in workload if not demand.needs_gpu) / total
-        self.demands = [demand for demand, _ in workload if demand.needs_gpu]
-        self.weights = np.array([w for d, w in workload if d.needs_gpu], dtype=np.float64) / total
+        rows: dict[Demand, list[tuple[tuple[str, ...], float]]] = {}
+        for demand, weight in workload:
+            if demand.needs_gpu:
+                rows.setdefault(replace(demand, gpu_models=(), memory_mib=0, slots=None), []).append(
+                    (demand.gpu_models, weight / total))
+        self.demands = list(rows)
+        self.variants = list(rows.values())  # per row: (allowed models, weight) of the demands in it
+        self.weights = np.array([sum(w for _, w in variants) for variants in self.variants], dtype=np.float64)
 
     def table(self, cluster: FractionCluster) -> FragmentTable:
         return FragmentTable(self, cluster)
@@ -70,9 +81,12 @@ class FragmentTable:
         self.gpus = np.array([max(d.gpus, 1) for d in demands], dtype=np.int64)[:, None]
         self.per_job = self.need * self.gpus  # share one job of m takes on the node, in total
         self.cpu_need = np.array([d.cpu_milli for d in demands], dtype=np.float64)[:, None]
-        self.allowed = np.array([cluster.models_allowed(every, d.gpu_models) for d in demands],
-                                dtype=bool).reshape(count, len(every))
-        self.weights = model.weights[:, None]
+        self.cpu_need_at_least_1 = np.maximum(self.cpu_need, 1)
+        # Per (row, node): the weight of the row's demands allowed on the node's GPU model.
+        self.allowed_weight = np.zeros((count, len(every)))
+        for row, variants in enumerate(model.variants):
+            for models, weight in variants:
+                self.allowed_weight[row] += weight * cluster.models_allowed(every, models)
         n = len(every)
         self.small_idle = np.zeros((count, n))  # idle share on GPUs too small for m
         self.big_enough = np.zeros((count, n), dtype=np.int64)  # GPUs with share >= m's need
@@ -81,19 +95,23 @@ class FragmentTable:
         self.seen = np.full(n, -1, dtype=np.int64)
 
     def _combine(self, small_idle, big_enough, idle, cpu, nodes, extra_axis: bool) -> np.ndarray:
-        """F[measure, ...] from its parts; arrays carry a trailing option axis when `extra_axis`."""
+        """F[measure, ...] from its parts; arrays carry a trailing option axis when `extra_axis`.
+
+        F = sum_m p_m F_m with F_m = idle where m cannot use the node, so F = idle - sum_m p_m *
+        (idle share m can use): only the demands allowed on the node (their weight) subtract."""
         shape = (slice(None), slice(None), None) if extra_axis else (slice(None), slice(None))
-        usable = (self.allowed[:, nodes][shape] & (cpu[None] >= self.cpu_need[shape])
-                  & (big_enough >= self.gpus[shape]))
+        usable = (cpu[None] >= self.cpu_need[shape]) & (big_enough >= self.gpus[shape])
+        weight = np.where(usable, self.allowed_weight[:, nodes][shape], 0.0)
+        usable_idle = idle[None] - small_idle  # idle share on GPUs big enough for each demand
+        total = "gk,gk->k" if not extra_axis else "gkj,gkj->kj"
         out = np.empty((len(self.model.measures), *np.broadcast_shapes(idle.shape, small_idle.shape[1:])))
         for row, measure in enumerate(self.model.measures):
             if measure == "fgd":
-                per_demand = np.where(usable, small_idle, idle[None])
+                used = usable_idle
             else:
-                jobs_by_cpu = np.floor(cpu[None] / np.maximum(self.cpu_need[shape], 1))
-                used_by_m = np.minimum(idle[None] - small_idle, jobs_by_cpu * self.per_job[:, nodes][shape])
-                per_demand = np.where(usable, idle[None] - used_by_m, idle[None])
-            out[row] = self.model.cpu_weight * idle + np.tensordot(self.weights[:, 0], per_demand, axes=1)
+                jobs_by_cpu = np.floor(cpu[None] / self.cpu_need_at_least_1[shape])
+                used = np.minimum(usable_idle, jobs_by_cpu * self.per_job[:, nodes][shape])
+            out[row] = idle - np.einsum(total, weight, np.broadcast_to(used, weight.shape))
         return out
 
     def refresh(self, nodes: np.ndarray) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
@@ -194,15 +195,28 @@ class _ScoreCache:
 
 
 class ScoredPolicy:
-    """Best score wins; ties go to the smallest node name. Scores are cached per (cluster, demand)
-    and recomputed only for nodes changed since."""
+    """Best score wins; ties go to the smallest node name. Scores are cached per (cluster, scored
+    demand) and recomputed only for nodes changed since.
+
+    A node's score does not depend on the demand's host memory, allowed GPU models or allowed
+    nodes: they only say whether the node may be used. So demands differing in them share one
+    cache (`scored`), and those filters are applied to the cached scores at each choice, as
+    whole-array masks; otherwise every memory size and model list would keep its own cache,
+    stale on most nodes whenever it comes up."""
 
     def __init__(self, name: str, scorer: Scorer):
         self.name = name
         self._scorer = scorer
         self._caches: weakref.WeakKeyDictionary[FractionCluster, dict[Demand, _ScoreCache]] = weakref.WeakKeyDictionary()
+        self._model_masks: weakref.WeakKeyDictionary[FractionCluster, dict[tuple[str, ...], np.ndarray]] = (
+            weakref.WeakKeyDictionary())
+
+    @staticmethod
+    def scored(demand: Demand) -> Demand:
+        return replace(demand, memory_mib=0, gpu_models=(), slots=None)
 
     def scores(self, cluster: FractionCluster, demand: Demand) -> _ScoreCache:
+        """The cached scores of `demand` as scored (see `scored`), brought up to date."""
         per_demand = self._caches.setdefault(cluster, {})
         cache = per_demand.get(demand)
         if cache is None:
@@ -213,14 +227,33 @@ class ScoredPolicy:
             cache.seen[stale] = cluster.node_version[stale]
         return cache
 
+    def _usable(self, cluster: FractionCluster, demand: Demand) -> np.ndarray | None:
+        """Nodes the filters left out of the scores allow (None: all of them)."""
+        mask = None
+        if demand.memory_mib:
+            mask = cluster.memory >= demand.memory_mib
+        if demand.gpu_models and demand.needs_gpu:
+            masks = self._model_masks.setdefault(cluster, {})
+            models = masks.get(demand.gpu_models)
+            if models is None:
+                models = masks[demand.gpu_models] = cluster.models_allowed(np.arange(len(cluster)), demand.gpu_models)
+            mask = models if mask is None else mask & models
+        if demand.slots is not None:
+            slots = np.zeros(len(cluster), dtype=bool)
+            slots[np.fromiter(demand.slots, dtype=np.int64, count=len(demand.slots))] = True
+            mask = slots if mask is None else mask & slots
+        return mask
+
     def choose(self, cluster: FractionCluster, demand: Demand) -> Choice | None:
         if not len(cluster):
             return None
-        cache = self.scores(cluster, demand)
-        best = cache.score.max()
+        cache = self.scores(cluster, self.scored(demand))
+        usable = self._usable(cluster, demand)
+        score = cache.score if usable is None else np.where(usable, cache.score, -np.inf)
+        best = score.max()
         if best == -np.inf:
             return None
-        ties = np.flatnonzero(cache.score == best)
+        ties = np.flatnonzero(score == best)
         node = int(ties[np.argmin(cluster.name_rank[ties])]) if ties.size > 1 else int(ties[0])
         return Choice(node, _gpus_for(cluster, node, demand, int(cache.gpu[node])))
 
