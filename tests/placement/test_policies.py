@@ -138,11 +138,25 @@ def test_default_keeps_untouched_nodes_whole_where_fgd_ties_go_by_name():
 
 
 def test_default_breaks_fgd_ties_towards_gpus_that_cpu_would_strand():
-    # Typical work: one GPU with 8 CPUs. Node n2 has CPU for two such jobs beside four idle GPUs
-    # (two GPUs stranded), n1 for five. FGD scores a 0.5 share with 4 CPUs alike on both and goes
-    # by name (n1); the CPU-limited tie-break puts it where GPUs would otherwise be stranded.
+    # Typical work: one GPU with 8 CPUs. Both nodes run a job on one GPU. Node n2 has CPU for two
+    # such jobs beside three idle GPUs (one GPU stranded), n1 for five. FGD scores a 0.5 share
+    # with 4 CPUs alike on both and goes by name (n1); the CPU-limited tie-break puts it where a
+    # GPU would otherwise be stranded.
     workload = [(Demand(gpus=1, cpu_milli=8000), 1.0)]
     c = cluster(("n2", [1000] * 4), ("n1", [1000] * 4), cpu=[20000, 40000])
+    for node in (0, 1):
+        c.assign(Choice(node, (3,)), Demand(gpus=1))
     demand = Demand(share_milli=500, cpu_milli=4000)
     assert make_policy("fgd", workload=workload).choose(c, demand).node == 1
     assert make_policy("default", workload=workload).choose(c, demand).node == 0
+
+
+def test_default_breaks_into_untouched_nodes_in_fgds_order_not_the_roomiest():
+    # The same choice on untouched nodes: the CPU-limited measure would send the share to n2 here
+    # too, but between untouched nodes it goes by name as FGD does, so work that must break into
+    # a node lands on the same few nodes rather than on the ones with the most CPU (the only ones
+    # the largest jobs fit).
+    workload = [(Demand(gpus=1, cpu_milli=8000), 1.0)]
+    c = cluster(("n2", [1000] * 4), ("n1", [1000] * 4), cpu=[20000, 40000])
+    demand = Demand(share_milli=500, cpu_milli=4000)
+    assert make_policy("default", workload=workload).choose(c, demand).node == 1

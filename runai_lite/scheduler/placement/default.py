@@ -3,12 +3,13 @@
 FGD (Weng et al., ATC '23) scores a placement by how much it lowers the node's GPU fragment with
 respect to the typical workload, as an integer (100 * sigmoid), so many options tie. Its measure
 counts a node's big-enough GPUs as usable by a typical job as soon as *one* such job fits the node's
-free CPU; on the openb trace much of what stays unallocated is GPU share stranded beside exhausted
-CPU. The default policy ranks by FGD's score first and breaks its ties by the same score computed
-with the CPU-limited measure (a typical job can use only as much idle share as the jobs like it
-that the free CPU can still start), then by the smallest node name. Between the two, GPU work
-prefers nodes already running GPU work: without that, the CPU-aware tie-break breaks into idle
-nodes that 8-GPU jobs need.
+free CPU; much of what stays unallocated is GPU share stranded beside exhausted CPU. The default
+policy ranks by FGD's score first, then GPU work prefers nodes already running GPU work (keeping
+untouched nodes whole for jobs that need all their GPUs), then, among nodes in use, the same
+score computed with the CPU-limited measure (a typical job can use only as much idle share as the
+jobs like it that the free CPU can still start), then the smallest node name. Among untouched
+nodes the CPU-limited measure is not consulted: it prefers the nodes with the most free CPU, which
+are the only ones the largest jobs fit; FGD's own order packs breaking-in work onto the same few.
 
 Measurements, and the variants tried and dropped, are in docs/benchmarks.md.
 """

@@ -164,11 +164,17 @@ class FragmentScorer:
 
     @staticmethod
     def _rank(delta: np.ndarray, in_use: np.ndarray | None) -> np.ndarray:
-        """Lexicographic: each measure's FGD score (an integer in [0, 100]) in turn, with the
-        in-use flag after the first when given."""
+        """Lexicographic: each measure's FGD score (an integer in [0, 100]) in turn. With the
+        in-use flag: it comes after the first measure, and the later measures rank only nodes in
+        use; among untouched nodes FGD's own order (by name) decides, which packs breaking-in
+        work onto the same few nodes instead of steering it to the roomiest ones (the later
+        measure prefers nodes with the most free CPU: the only ones the largest jobs fit)."""
         score = np.zeros(delta.shape[1:])
         for row, measure_delta in enumerate(delta):
-            score = score * 101 + _sigmoid_score(measure_delta)
+            part = _sigmoid_score(measure_delta)
+            if row > 0 and in_use is not None:
+                part = part * in_use
+            score = score * 101 + part
             if row == 0 and in_use is not None:
                 score = score * 2 + in_use
         return score
