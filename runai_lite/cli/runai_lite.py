@@ -76,18 +76,31 @@ def controller(
     resync: Annotated[float, typer.Option(help="Seconds between passes when nothing changes.", min=0.1)] = 5.0,
     identity: Annotated[str | None, typer.Option(help="Lease holder name (default: $POD_NAME).")] = None,
     metrics_port: MetricsPortOption = 0,
+    device_delivery: Annotated[str, typer.Option(
+        envvar="RUNAI_LITE_DEVICE_DELIVERY",
+        help="How fractions and MIG devices reach pods: env, cdi or device-plugin (a node's "
+             "runai-lite/device-delivery label overrides it).")] = "env",
+    runtime_class: Annotated[str, typer.Option(
+        envvar="RUNAI_LITE_RUNTIME_CLASS", help="RuntimeClass of the reservation pods (empty: the node's default).")] = "",
     kubeconfig: KubeconfigOption = None,
     context: ContextOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     from ..backends.kube.controller import Controller
+    from ..devices import DeliveryMode
 
+    try:
+        delivery = DeliveryMode(device_delivery)
+    except ValueError:
+        raise typer.BadParameter(f"{device_delivery!r} is not a delivery mode; use one of "
+                                 f"{', '.join(m.value for m in DeliveryMode)}", param_hint="--device-delivery") from None
     _logging(verbose)
     api = _api(kubeconfig, context)
     who = identity or os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
     # a pass at 1,000 nodes takes seconds; a loop silent for several resyncs and a minute is stuck
     metrics, beat = _serve(api, metrics_port, stale_after=max(60.0, 6 * resync))
-    Controller(api, image, metrics=metrics).run(_stop_on_signals(), who, namespace, resync, beat=beat)
+    Controller(api, image, metrics=metrics, delivery=delivery, runtime_class=runtime_class or None).run(
+        _stop_on_signals(), who, namespace, resync, beat=beat)
 
 
 @app.command(help="Run the MIG node agent: realise the node's desired MIG layout and report the actual one.")
@@ -99,6 +112,9 @@ def agent(
     state_dir: Annotated[str, typer.Option(help="Where the simulated driver keeps its GPUs.")] = "/tmp/runai-lite-agent",
     interval: Annotated[float, typer.Option(help="Seconds between passes when nothing changes.", min=0.1)] = 2.0,
     metrics_port: MetricsPortOption = 0,
+    operator_namespace: Annotated[str, typer.Option(
+        help="Namespace of the GPU Operator, whose device plugin and feature discovery pods on this node "
+             "are restarted after a MIG change.")] = "gpu-operator",
     kubeconfig: KubeconfigOption = None,
     context: ContextOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
@@ -111,8 +127,8 @@ def agent(
         raise typer.BadParameter("give --node or set NODE_NAME (the DaemonSet sets it from spec.nodeName)")
     api = _api(kubeconfig, context)
     metrics, beat = _serve(api, metrics_port, stale_after=max(60.0, 6 * interval))
-    NodeAgent(api, name, _driver(driver, simulate, state_dir), metrics=metrics).run(_stop_on_signals(), interval,
-                                                                                    beat=beat)
+    NodeAgent(api, name, _driver(driver, simulate, state_dir), metrics=metrics,
+              operator_namespace=operator_namespace).run(_stop_on_signals(), interval, beat=beat)
 
 
 def _driver(kind: str, simulate: str, state_dir: str):

@@ -25,14 +25,21 @@ Counts are written as numbers are (`0.5`, `2`); the memory fractions with three 
 Run:ai writes them. A fraction then gets the variables of its node's memory enforcement
 (`enforcement.JobEnforcement`), which win over the job's own. On Kubernetes a pod of whole GPUs
 gets its devices from the device plugin (its `nvidia.com/gpu` limit), so `pod_environment` leaves
-the visible-devices variables to it.
+the visible-devices variables to it. How the devices reach a pod on a given node (ConfigMap
+variables, a CDI annotation, or the device plugin) is `delivery.pod_delivery`, by `DeliveryMode`.
 """
 
 from .adapters import ContainerDelivery, container_delivery, container_flags, pod_environment, process_environment
+from .delivery import CDI_ANNOTATION, DeliveryMode, PodDelivery, cdi_device_names, pod_delivery
 from .grant import DeviceGrant, Mount, enforcement_mounts, grant
 
 __all__ = [
+    "CDI_ANNOTATION",
     "ContainerDelivery",
+    "DeliveryMode",
+    "PodDelivery",
+    "cdi_device_names",
+    "pod_delivery",
     "DeviceGrant",
     "Mount",
     "container_delivery",

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Set
 from enum import StrEnum
 
-from .grant import VISIBLE_DEVICES, DeviceGrant
-
-CDI_KIND = "nvidia.com/gpu"  # the CDI device kind nvidia-ctk generates (`nvidia.com/gpu=UUID`)
+from .delivery import DeliveryMode, cdi_device_names, pod_delivery
+from .grant import DeviceGrant
 
 
 class ContainerDelivery(StrEnum):
@@ -42,8 +41,8 @@ def container_flags(grant: DeviceGrant, delivery: ContainerDelivery) -> list[str
     `NVIDIA_VISIBLE_DEVICES` included, is passed with `-e` like the job's own)."""
     flags: list[str] = []
     if grant.devices and delivery is ContainerDelivery.CDI:
-        for uuid in grant.devices:
-            flags += ["--device", f"{CDI_KIND}={uuid}"]
+        for name in cdi_device_names(grant.devices):
+            flags += ["--device", name]
     elif grant.devices and delivery is ContainerDelivery.GPUS:
         flags += ["--gpus", f"device={','.join(grant.devices)}"]
     for mount in grant.mounts:
@@ -54,8 +53,6 @@ def container_flags(grant: DeviceGrant, delivery: ContainerDelivery) -> list[str
 
 
 def pod_environment(grant: DeviceGrant) -> dict[str, str]:
-    """The data of a pod's device ConfigMap (read with `envFrom`). A pod of whole GPUs requests
-    them as `nvidia.com/gpu`, and the device plugin sets its visible devices."""
-    if grant.whole_gpus:
-        return {key: value for key, value in grant.env.items() if key not in VISIBLE_DEVICES}
-    return dict(grant.env)
+    """The data of a pod's device ConfigMap (read with `envFrom`) in the `env` delivery mode. A pod
+    of whole GPUs requests them as `nvidia.com/gpu`, and the device plugin sets its visible devices."""
+    return pod_delivery(grant, DeliveryMode.ENV).env

@@ -2,8 +2,11 @@
 
 The runai-lite parts are the product code (`Controller`, `NodeAgent` with the simulated GPU driver,
 `report_reserved_gpu`, `KubeBackend`), all talking HTTP through the real `kubernetes` client. The
-stand-ins are the emulator's Job controller and kubelet, and a device plugin that hands each
-reservation pod a GPU UUID; `settle()` runs them all until nothing changes.
+stand-ins are the emulator's Job controller and kubelet, a device plugin that hands each
+reservation pod a GPU UUID, and the GPU Operator's device plugin pods of the MIG nodes, which
+(re)register when they start: the node then offers the `nvidia.com/mig-<profile>` devices that
+exist and its CDI spec lists them (as the NVIDIA device plugin's mixed strategy and a regenerated
+CDI spec do); `settle()` runs them all until nothing changes.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from runai_lite.backends.kube import conventions as k
 from runai_lite.backends.kube.client import KubeApi
 from runai_lite.backends.kube.controller import Controller
 from runai_lite.backends.kube.install import CONTROLLER
-from runai_lite.backends.kube.node_agent import NodeAgent, report_reserved_gpu, visible_gpu_uuids
+from runai_lite.backends.kube.node_agent import OPERATOR_NAMESPACE, NodeAgent, report_reserved_gpu, visible_gpu_uuids
+from runai_lite.devices import cdi_device_names
 from runai_lite.gpu.simulated import SimulatedDriver
 from tests.kube_emulator import KubeEmulator
 
 IMAGE = "runai-lite:test"
+PLUGIN_LABEL = "app=nvidia-device-plugin-daemonset"
 RESOURCES = {"Namespace": "namespaces", "PriorityClass": "priorityclasses", "ServiceAccount": "serviceaccounts",
              "ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings", "Role": "roles",
              "RoleBinding": "rolebindings", "Deployment": "deployments", "DaemonSet": "daemonsets",
@@ -38,6 +43,8 @@ class World:
         # The controller acts as its ServiceAccount: the rendered RBAC and admission policies apply to it.
         self.controller_api = KubeApi(emulator.api_client(service_account=f"{k.SYSTEM_NAMESPACE}/{CONTROLLER}"))
         self.reservation_api = self.api  # what the reservation pods talk through
+        emulator.create_namespace(OPERATOR_NAMESPACE)
+        self.plugin_starts: dict[str, int] = {}  # node -> times its device plugin pod started
         for manifest in render_manifests(create_namespace=True):
             emulator.create(RESOURCES[manifest["kind"]], manifest)
         self.backend = KubeBackend(api=self.api)
@@ -54,6 +61,7 @@ class World:
         driver = SimulatedDriver(self.tmp_path / f"gpus-{name}", inventory)
         self.drivers[name] = driver
         self.agents[name] = NodeAgent(self.api, name, driver)
+        self.gpu_operator()
         self.agents[name].reconcile_once()
         return driver
 
@@ -61,6 +69,8 @@ class World:
         """A node as the NVIDIA device plugin and GPU feature discovery show it."""
         self.kube.add_node(name, labels={k.GPU_PRODUCT_LABEL: product, k.GPU_MEMORY_LABEL: str(memory_mib)},
                            capacity={k.GPU_RESOURCE: str(count)})
+        # what the reservation pods report (`device_plugin`), in the node's CDI spec
+        self.kube.kubelet.cdi.set_devices(name, cdi_device_names([f"GPU-{name}-{i}" for i in range(count)]))
 
     # -- the cluster's own parts -----------------------------------------------------------------
 
@@ -73,6 +83,44 @@ class World:
                 report_reserved_gpu(self.reservation_api, k.RESERVATION_NAMESPACE, pod["metadata"]["name"],
                                     visible_gpu_uuids(uuid))
 
+    def gpu_operator(self) -> None:
+        """The device plugin DaemonSet on each MIG node: a pod deleted (by the agent, after a MIG
+        change) is made again, and when it starts the plugin registers what exists now."""
+        live = {p["spec"].get("nodeName") for p in self.kube.objects("pods", OPERATOR_NAMESPACE,
+                                                                      label_selector=PLUGIN_LABEL)
+                if not p["metadata"].get("deletionTimestamp")}
+        for node, driver in self.drivers.items():
+            if node in live:
+                continue
+            starts = self.plugin_starts[node] = self.plugin_starts.get(node, 0) + 1
+            self.kube.create("pods", {
+                "metadata": {"name": f"nvidia-device-plugin-daemonset-{node}-{starts}", "namespace": OPERATOR_NAMESPACE,
+                             "labels": {PLUGIN_LABEL.split("=")[0]: PLUGIN_LABEL.split("=")[1]}},
+                "spec": {"nodeName": node, "containers": [{"name": "nvidia-device-plugin", "image": "nvidia/k8s-device-plugin"}]}},
+                OPERATOR_NAMESPACE)
+            self.register_device_plugin(node, driver)
+
+    def register_device_plugin(self, node: str, driver: SimulatedDriver) -> None:
+        gpus = driver.gpus()
+        mig = {gpu.index: driver.mig_instances(gpu.index) for gpu in gpus if gpu.mig_enabled}
+        by_resource: dict[str, list[str]] = {}
+        for devices in mig.values():
+            for device in devices:
+                by_resource.setdefault(k.mig_resource(device.profile), []).append(device.uuid)
+
+        def advertise(n: dict[str, Any]) -> None:
+            for field in ("capacity", "allocatable"):
+                values = n["status"][field]
+                for resource in [r for r in values if r.startswith(k.RUNAI_MIG_PREFIX)]:
+                    del values[resource]
+                values.update({resource: str(len(ids)) for resource, ids in by_resource.items()})
+
+        self.kube.mutate("nodes", node, advertise)
+        for resource, ids in by_resource.items():
+            self.kube.kubelet.device_plugin.set_devices(node, resource, ids)
+        uuids = [g.uuid for g in gpus] + [d.uuid for devices in mig.values() for d in devices]
+        self.kube.kubelet.cdi.set_devices(node, cdi_device_names(uuids))
+
     def processes(self) -> None:
         """A started MIG pod is a process on its MIG device until its pod is gone."""
         live = {f"{p['metadata']['namespace']}/{p['metadata']['name']}": p for p in self.kube.objects("pods")}
@@ -84,20 +132,31 @@ class World:
             node = pod["spec"].get("nodeName")
             if ref in self.running or node not in self.drivers or pod["status"].get("phase") != "Running":
                 continue
-            jobs = [r["name"] for r in pod["metadata"].get("ownerReferences") or [] if r.get("kind") == "Job"]
-            name = k.pod_configmap(pod["metadata"]["name"], jobs[0] if jobs else None)
-            configmap = self.kube.get("configmaps", name, pod["metadata"]["namespace"])
-            uuid = ((configmap or {}).get("data") or {}).get("NVIDIA_VISIBLE_DEVICES")
+            uuid = self.device_of(pod)
             if uuid:
                 # the simulated driver counts live processes only: this test process stands in for the job's
                 self.drivers[node].register_process(uuid, os.getpid())
                 self.running[ref] = (node, uuid)
+
+    def device_of(self, pod: dict[str, Any]) -> str | None:
+        """The device a started pod's container sees, however it was delivered: its ConfigMap's
+        variable, the CDI devices the runtime injected, or what the device plugin gave it."""
+        meta = pod["metadata"]
+        jobs = [r["name"] for r in meta.get("ownerReferences") or [] if r.get("kind") == "Job"]
+        configmap = self.kube.get("configmaps", k.pod_configmap(meta["name"], jobs[0] if jobs else None),
+                                  meta["namespace"])
+        named = ((configmap or {}).get("data") or {}).get("NVIDIA_VISIBLE_DEVICES")
+        injected = [name.partition("=")[2] for name in self.kube.kubelet.cdi_devices_of(meta["namespace"], meta["name"])]
+        plugin = [d for resource, ids in self.kube.kubelet.devices_of(meta["namespace"], meta["name"]).items()
+                  if resource.startswith(k.RUNAI_MIG_PREFIX) for d in ids]
+        return named or ",".join(injected) or ",".join(plugin) or None
 
     def step(self) -> None:
         self.kube.job_controller.sync()
         self.controller.reconcile_once()
         for agent in self.agents.values():
             agent.reconcile_once()
+        self.gpu_operator()
         self.device_plugin()
         self.kube.kubelet.sync()
         self.processes()

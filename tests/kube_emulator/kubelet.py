@@ -23,11 +23,19 @@ ephemeral storage against allocatable minus what the node's admitted, unfinished
 ones included) request (`OutOfcpu`, `OutOfmemory`, `OutOfpods`, …); then `nodeSelector` and required
 node affinity (`NodeAffinity`); then untolerated `NoExecute` taints (`TaintToleration`). An extended
 resource the node does not list is ignored, as a kubelet does after `removeMissingExtendedResources`.
+
+Then the container runtime creates the containers. A pod annotation `cdi.k8s.io/<key>` names CDI
+devices (`vendor/class=name`, comma-separated) for the runtime to inject, as containerd does with
+`pod_annotations = ["cdi.k8s.io/*"]` and CRI-O does: each must be in the node's CDI specs
+(`cdi.set_devices(node, names)`, what `nvidia-ctk cdi generate` wrote there), else the pod stays
+`Pending` with its containers waiting in `CreateContainerError` (`unresolvable CDI devices …`),
+holding its admitted devices, and the next sync tries again.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -152,6 +160,36 @@ class DevicePlugin:
         return {r: list(ids) for r, ids in self.assigned.get(uid, {}).items()}
 
 
+CDI_ANNOTATION_PREFIX = "cdi.k8s.io/"
+_CDI_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?/[a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?=[a-zA-Z0-9_.:-]+$")
+
+
+class CdiRegistry:
+    """The CDI specs of each node (the devices their container runtime can inject)."""
+
+    def __init__(self) -> None:
+        self.devices: dict[str, set[str]] = {}
+
+    def set_devices(self, node: str, names: list[str]) -> None:
+        self.devices[node] = set(names)
+
+    def requested(self, pod: Obj) -> list[str]:
+        annotations = pod["metadata"].get("annotations") or {}
+        return [name.strip() for key, value in sorted(annotations.items()) if key.startswith(CDI_ANNOTATION_PREFIX)
+                for name in str(value).split(",") if name.strip()]
+
+    def unresolvable(self, node: str, pod: Obj) -> str | None:
+        """The runtime's error for a pod whose CDI devices it cannot inject, or None."""
+        names = self.requested(pod)
+        invalid = [n for n in names if not _CDI_NAME.match(n)]
+        if invalid:
+            return f"failed to parse CDI device names {invalid}: not of the form vendor/class=name"
+        missing = [n for n in names if n not in self.devices.get(node, set())]
+        if missing:
+            return f"failed to inject CDI devices: unresolvable CDI devices {', '.join(missing)}"
+        return None
+
+
 class Kubelet:
     """Moves bound pods through their life as the kubelet on their node would (see the module doc).
 
@@ -161,6 +199,8 @@ class Kubelet:
         self.emulator = emulator
         self.admission = admission
         self.device_plugin = DevicePlugin()
+        self.cdi = CdiRegistry()
+        self.injected: dict[str, list[str]] = {}  # pod uid -> CDI devices its containers were given
         self.programs: dict[tuple[str, ...], Program] = {}
         self.program_errors: list[str] = []
         self._sigterm: dict[tuple[str, str], int | None] = {}
@@ -201,15 +241,32 @@ class Kubelet:
         if not node_name:
             raise ValueError(f"pod {namespace}/{name} is not bound to a node; a kubelet cannot run it")
         node = self.emulator.get("nodes", node_name)
-        if self.admission and node is not None:
+        uid = pod["metadata"]["uid"]
+        if self.admission and node is not None and uid not in self._admitted:
             try:
                 self.admit(pod, node, used)
             except Rejected as rejected:
                 return self._reject(pod, rejected)
-        self._admitted.add(pod["metadata"]["uid"])
+        self._admitted.add(uid)
+        problem = self.cdi.unresolvable(node_name, pod)
+        if problem is not None:
+            return self._wait_in_create(pod, problem)
+        self.injected[uid] = self.cdi.requested(pod)
         started = self._run(pod)
         self._start_program(started)
         return started
+
+    def _wait_in_create(self, pod: Obj, message: str) -> Obj:
+        def waiting(p: Obj) -> None:
+            p["status"]["containerStatuses"] = [
+                {"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": False, "restartCount": 0,
+                 "started": False, "state": {"waiting": {"reason": "CreateContainerError", "message": message}}}
+                for c in (p.get("spec") or {}).get("containers") or []]
+        return self.emulator.mutate("pods", pod["metadata"]["name"], waiting, pod["metadata"]["namespace"])
+
+    def cdi_devices_of(self, namespace: str, name: str) -> list[str]:
+        """The CDI devices the container runtime injected into a pod's containers."""
+        return list(self.injected.get(self._pod(namespace, name)["metadata"]["uid"], []))
 
     def _reject(self, pod: Obj, rejected: Rejected) -> Obj:
         def fail(p: Obj) -> None:
@@ -362,6 +419,7 @@ class Kubelet:
                 self.device_plugin.release(uid)
         self._admitted &= set(live)
         self._ran &= set(live)
+        self.injected = {uid: names for uid, names in self.injected.items() if uid in live}
         nodes = {n["metadata"]["name"]: n for n in self.emulator.objects("nodes")}
         changed += self._collect_orphans(pods)
         changed += self._evict_for_taints(nodes)

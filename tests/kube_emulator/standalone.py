@@ -95,6 +95,7 @@ def serve(kubeconfig: Path, nodes: list[tuple[str, Any, int]], context: str, int
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     with KubeEmulator() as kube:
+        kube.create_namespace("gpu-operator")  # where a GPU cluster runs the GPU Operator (the install binds a Role there)
         for name, model, count in nodes:
             add_gpu_node(kube, name, model, count)
         play_runai_lite(kube)

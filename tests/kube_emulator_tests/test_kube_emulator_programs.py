@@ -11,6 +11,7 @@ from tests.kube_emulator.standalone import install
 
 
 def test_a_reservation_pod_reports_the_uuid_of_the_gpu_it_was_given(kube_emulator):
+    kube_emulator.create_namespace("gpu-operator")  # the install binds the agent a Role there
     install(kube_emulator, render_manifests(create_namespace=True))
     play_runai_lite(kube_emulator)
     kube_emulator.add_node("n1", devices={k.GPU_RESOURCE: ["GPU-first", "GPU-second"]})
@@ -28,6 +29,7 @@ def test_a_reservation_pod_reports_the_uuid_of_the_gpu_it_was_given(kube_emulato
 
 
 def test_a_reservation_pod_on_a_full_node_is_rejected_and_reports_nothing(kube_emulator):
+    kube_emulator.create_namespace("gpu-operator")  # the install binds the agent a Role there
     install(kube_emulator, render_manifests(create_namespace=True))
     play_runai_lite(kube_emulator)
     kube_emulator.add_node("n1", devices={k.GPU_RESOURCE: ["GPU-only"]})

@@ -26,11 +26,12 @@ from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from ...devices import grant, pod_environment
+from ...devices import CDI_ANNOTATION, DeliveryMode, grant, pod_delivery
 from ...model import Allocation, CreateMig, DestroyMig, Preempt
 from . import conventions as k
 from . import allocations
 from .cluster import ClusterView, is_finished, is_ours
+from .delivery import node_delivery, plugin_delivers, plugin_not_ready
 from .enforcement import pod_enforcement
 from .manifests import device_configmap, is_device_configmap_of, reservation_pod
 from .meta import Meta, set_annotations
@@ -47,9 +48,14 @@ log = logging.getLogger("runai_lite.controller")
 
 class Binder:
     def __init__(self, api: KubeApi, image: str, status: StatusWriter,
-                 monotonic: Callable[[], float] = time.monotonic):
+                 monotonic: Callable[[], float] = time.monotonic, delivery: DeliveryMode = DeliveryMode.ENV,
+                 runtime_class: str | None = None):
+        """`delivery`: the cluster's device delivery mode (a node's label may override it);
+        `runtime_class`: the RuntimeClass of the reservation pods."""
         self.api = api
         self.image = image
+        self.delivery = delivery
+        self.runtime_class = runtime_class
         self.status = status
         self.ledger = ReservationLedger(monotonic)
 
@@ -155,7 +161,7 @@ class Binder:
     def reserve(self, view: ClusterView, node: str, gpu_index: int, expected_uuid: str | None = None) -> None:
         if (node, gpu_index) in view.reservations:
             return
-        body = reservation_pod(node, gpu_index, self.image)
+        body = reservation_pod(node, gpu_index, self.image, runtime_class=self.runtime_class)
         if expected_uuid:  # made again for fractions that run: it must get their GPU
             body["metadata"]["annotations"][EXPECTED_UUID] = expected_uuid
         self.api.create_if_absent(core("pods", k.RESERVATION_NAMESPACE), body)
@@ -299,7 +305,13 @@ class Binder:
         if resolved != allocation:
             self.resolve(view, pod, resolved)
         node = view.nodes.get(allocation.node)
-        env = pod_environment(grant(resolved, uuids, enforcement=pod_enforcement(resolved, node)))
+        by_plugin = plugin_delivers(pod, resolved)
+        if by_plugin and node is not None and (not_ready := plugin_not_ready(
+                node, resolved, view.actual.get(allocation.node, {}).get(allocation.gpu_indices[0], []))):
+            return not_ready
+        delivery = pod_delivery(grant(resolved, uuids, enforcement=pod_enforcement(resolved, node)),
+                                node_delivery(node, self.delivery), plugin_delivers=by_plugin)
+        env = delivery.env
         owner = view.owner_job(pod)
         owner_ref = _owner_ref(owner or pod)
         name = k.pod_configmap(meta.name, Meta(owner).name if owner else None)
@@ -318,6 +330,7 @@ class Binder:
             # VolumeBinding does the same); the kubelet waits for it before starting the pod.
             self.api.merge_patch(core("persistentvolumeclaims", meta.namespace, Meta(claim).name),
                                  {"metadata": {"annotations": {SELECTED_NODE: allocation.node}}})
+        self._annotate_devices(pod, delivery.annotations)
         binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": meta.name},
                    "target": {"apiVersion": "v1", "kind": "Node", "name": allocation.node}}
         try:
@@ -329,6 +342,15 @@ class Binder:
         pod["spec"] = {**pod["spec"], "nodeName": allocation.node}  # (a copy: the pod may be the cache's)
         self.status.record(view, pod, "Bound", f"bound to {resolved.describe()}")
         return None
+
+    def _annotate_devices(self, pod: dict[str, Any], annotations: dict[str, str]) -> None:
+        """Set (or clear) the pod's CDI annotation before it is bound: the kubelet reads the pod once."""
+        wanted = {CDI_ANNOTATION: annotations.get(CDI_ANNOTATION)}
+        if Meta(pod).annotation(CDI_ANNOTATION) == wanted[CDI_ANNOTATION]:
+            return
+        meta = Meta(pod)
+        pod["metadata"] = self.api.merge_patch(core("pods", meta.namespace, meta.name),
+                                               {"metadata": {"annotations": wanted}})["metadata"]
 
     def _device_uuids(self, view: ClusterView, allocation: Allocation) -> tuple[list[str], str | None]:
         node = allocation.node

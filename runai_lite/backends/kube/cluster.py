@@ -24,7 +24,7 @@ from ...model import Allocation, Gpu, Job, JobStatus, MigInstance, Node, Project
 from ...units import MiB
 from . import allocations
 from . import conventions as k
-from .manifests import InvalidRequest, pod_job_type, pod_request, whole_gpus
+from .manifests import InvalidRequest, mig_limits, pod_job_type, pod_request, whole_gpus
 from .meta import Meta
 from .predicates import (Filtered, NodeUsage, Resources, Volumes, allocatable, filter_nodes, node_facts,
                          pod_requests, shape, usage_by_node)
@@ -105,7 +105,7 @@ def build_view(objects: ClusterObjects) -> ClusterView:
                        actual={}, projects_by_namespace=projects_by_namespace, volumes=objects.volumes)
 
     recorded = _recorded_allocations(view, objects)
-    foreign_gpus: dict[str, int] = {}
+    foreign: dict[str, ForeignDevices] = {}
     jobs: list[Job] = []
     for pod in objects.pods:
         meta = Meta(pod)
@@ -135,10 +135,10 @@ def build_view(objects: ClusterObjects) -> ClusterView:
         else:
             node = (pod.get("spec") or {}).get("nodeName")
             if node and not is_finished(pod):
-                foreign_gpus[node] = foreign_gpus.get(node, 0) + whole_gpus(pod)
+                foreign.setdefault(node, ForeignDevices()).add(pod)
 
     jobs, usage = _filter_pending(view, jobs, objects)
-    nodes = [_node_of(n, view, foreign_gpus.get(Meta(n).name, 0), jobs, usage.get(Meta(n).name))
+    nodes = [_node_of(n, view, foreign.get(Meta(n).name, ForeignDevices()), jobs, usage.get(Meta(n).name))
              for n in objects.nodes]
     names = set(projects_by_namespace.values()) | {j.project for j in jobs}
     deserved = {projects_by_namespace[Meta(ns).name]: k.parse_deserved(Meta(ns).annotation(k.DESERVED_GPUS))
@@ -249,7 +249,48 @@ def gpu_inventory(node: dict[str, Any]) -> list[dict[str, Any]]:
         return []
 
 
-def _node_of(node: dict[str, Any], view: ClusterView, foreign_gpus: int, jobs: list[Job],
+@dataclass
+class ForeignDevices:
+    """What other schedulers' pods on a node took from the device plugin: whole GPUs, and MIG
+    devices by profile (with the pods that hold them)."""
+
+    gpus: int = 0
+    mig: dict[str, list[str]] = field(default_factory=dict)  # profile -> "namespace/pod", one per device
+
+    def add(self, pod: dict[str, Any]) -> None:
+        self.gpus += whole_gpus(pod)
+        ref = k.job_id(Meta(pod).namespace or "", Meta(pod).name)
+        for profile, count in mig_limits(pod).items():
+            self.mig.setdefault(profile, []).extend([ref] * count)
+
+
+def _mark_foreign_mig(gpus: list[Gpu], foreign: dict[str, list[str]]) -> list[Gpu]:
+    """The device plugin handed each foreign MIG request one device of its profile, which one only the
+    node knows: as many idle instances of that profile (lowest GPU, then slice, first) are taken as
+    used by those pods, so the scheduler neither gives nor destroys them (the agent's in-use check
+    protects the one really in use)."""
+    holders = {profile: list(pods) for profile, pods in foreign.items()}
+    out = []
+    for gpu in gpus:
+        instances = []
+        for inst in gpu.mig_instances:
+            if inst.job is None and holders.get(inst.profile):
+                inst = inst.model_copy(update={"job": holders[inst.profile].pop(0)})
+            instances.append(inst)
+        out.append(gpu.model_copy(update={"mig_instances": tuple(instances)}))
+    return out
+
+
+def _without_foreign_gpus(gpus: list[Gpu], count: int, held: set[int]) -> list[Gpu]:
+    """Leave out `count` GPUs the device plugin gave other schedulers' pods: it hands out only GPUs not
+    in MIG mode, and none a pod of ours holds; which ones it chose only the node knows, so the
+    highest indices of the others go."""
+    candidates = sorted((g.index for g in gpus if not g.mig_enabled and g.index not in held), reverse=True)
+    drop = set(candidates[:count])
+    return [g for g in gpus if g.index not in drop]
+
+
+def _node_of(node: dict[str, Any], view: ClusterView, foreign: ForeignDevices, jobs: list[Job],
              used: NodeUsage | None) -> Node:
     name = Meta(node).name
     labels = Meta(node).labels
@@ -270,7 +311,7 @@ def _node_of(node: dict[str, Any], view: ClusterView, foreign_gpus: int, jobs: l
     users = {(a.gpu_indices[0], a.mig_start, a.mig_profile): j.id for j in jobs
              if (a := j.allocation) is not None and a.kind == "mig" and a.node == name and a.gpu_indices}
     gpus = []
-    for index, uuid, model_name, memory, mig_enabled, simulated in _gpus_of(node, foreign_gpus, mig_label):
+    for index, uuid, model_name, memory, mig_enabled, simulated in _gpus_of(node, mig_label):
         model = default_catalog().find(model_name)
         instances = tuple(
             MigInstance(profile=item["profile"], start=item["start"], size=_slices(model, item["profile"]),
@@ -281,6 +322,9 @@ def _node_of(node: dict[str, Any], view: ClusterView, foreign_gpus: int, jobs: l
                         model=model.name if model else model_name, memory_mib=memory,
                         dynamic_mig=dynamic and bool(model and model.mig_capable),
                         mig_enabled=mig_enabled, simulated=simulated, mig_instances=instances))
+    held = {i for j in jobs if (a := j.allocation) is not None and a.node == name for i in a.gpu_indices}
+    held |= {i for (where, i) in view.reservations if where == name}
+    gpus = _mark_foreign_mig(_without_foreign_gpus(gpus, foreign.gpus, held), foreign.mig)
     ready = any(c.get("type") == "Ready" and c.get("status") == "True"
                 for c in (node.get("status") or {}).get("conditions") or [])
     no_conditions = not (node.get("status") or {}).get("conditions")
@@ -303,18 +347,16 @@ def _slices(model: GpuModel | None, profile: str) -> int:
 
 def node_gpu_models(node: dict[str, Any]) -> list[tuple[str, int]]:
     """(model name, memory MiB) of every GPU the node has, whoever holds it."""
-    return [(model, memory) for _, _, model, memory, _, _ in _gpus_of(node, 0, False)]
+    return [(model, memory) for _, _, model, memory, _, _ in _gpus_of(node, False)]
 
 
-def _gpus_of(node: dict[str, Any], foreign_gpus: int, mig_label: bool
-             ) -> list[tuple[int, str, str, int, bool, bool]]:
+def _gpus_of(node: dict[str, Any], mig_label: bool) -> list[tuple[int, str, str, int, bool, bool]]:
     """(index, uuid, model name, memory MiB, MIG mode, simulated) per GPU runai-lite may use.
 
     From the agent's inventory when there is one (real UUIDs); otherwise from the device plugin's
     `nvidia.com/gpu` capacity and GPU feature discovery's product and memory labels. There the
     UUIDs are stand-ins (`<node>-gpu-<i>`): the real one of a shared GPU is what its reservation
-    pod reports, and whole GPUs get theirs from the device plugin. GPUs that other schedulers'
-    pods hold are left out (the highest indices).
+    pod reports, and whole GPUs get theirs from the device plugin.
     """
     name = Meta(node).name
     inventory = gpu_inventory(node)
@@ -324,7 +366,6 @@ def _gpus_of(node: dict[str, Any], foreign_gpus: int, mig_label: bool
                 for g in sorted(inventory, key=lambda g: int(g["index"]))]
     status = node.get("status") or {}
     count = int(k.parse_quantity((status.get("allocatable") or status.get("capacity") or {}).get(k.GPU_RESOURCE)))
-    count = max(0, count - foreign_gpus)
     product = Meta(node).label(k.GPU_PRODUCT_LABEL) or "unknown"
     model = product_model(product)
     memory = int(k.parse_quantity(Meta(node).label(k.GPU_MEMORY_LABEL))) or (model.memory_mib if model else 1)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ...devices import DeliveryMode
 from ...errors import OperationalError
 from ...metrics import Metrics
 from ...model import Bind, CreateMig, DestroyMig, Plan, Preempt, Reserve, Snapshot
@@ -48,7 +49,8 @@ class Controller:
     def __init__(self, api: KubeApi, image: str, planner: Planner | None = None,
                  clock: Callable[[], float] = time.time, reader: ObjectReader | None = None,
                  lease: LeaderLease | None = None, monotonic: Callable[[], float] = time.monotonic,
-                 metrics: Metrics | None = None):
+                 metrics: Metrics | None = None, delivery: DeliveryMode = DeliveryMode.ENV,
+                 runtime_class: str | None = None):
         """With a `lease`, every write is fenced by it (`reconcile_once` raises `LostLeadership`
         as soon as this replica may no longer write); without one, passes write unconditionally
         (a single controller, or tests driving passes by hand). `metrics` is told what each pass
@@ -62,7 +64,7 @@ class Controller:
         self._batch_fenced = False
         self.writes = FencedApi(api, self._before_write)
         self.status = StatusWriter(self.writes, clock)
-        self.binder = Binder(self.writes, image, self.status, monotonic)
+        self.binder = Binder(self.writes, image, self.status, monotonic, delivery, runtime_class)
         self.monotonic = monotonic
         self._last_plan: Plan = Plan()
         self._last_read: tuple[object, float | None] = (None, None)  # the reader's version, the binder's next timeout

@@ -65,6 +65,11 @@ GPU_RESOURCE = "nvidia.com/gpu"
 PRIORITY_CLASSES = {t.priority_class: t for t in JobType}
 
 
+def mig_resource(profile: str) -> str:
+    """The NVIDIA device plugin's resource for a MIG profile under the mixed strategy."""
+    return RUNAI_MIG_PREFIX + profile
+
+
 def project_namespace(project: str) -> str:
     return PROJECT_PREFIX + project
 

@@ -19,7 +19,9 @@ RBAC is the least the components need (nothing touches Secrets):
   storage classes and set a WaitForFirstConsumer claim's selected node;
 - controller, in `runai-reservation`: create and delete the reservation pods;
 - controller, in its own namespace: the Lease;
-- agent: read and patch nodes (its GPU inventory and MIG layout annotations);
+- agent: read and patch nodes (its GPU inventory and MIG layout annotations); in the GPU
+  Operator's namespace, list and delete pods (its node's device plugin and feature discovery,
+  restarted after a MIG change);
 - reservation pods, in `runai-reservation`: patch pods (their own UUID annotation).
 """
 
@@ -71,6 +73,8 @@ class AgentValues(_Values):
     tolerations: list[dict[str, Any]] = Field(default_factory=lambda: [{"operator": "Exists"}])
     affinity: dict[str, Any] = Field(default_factory=dict)
     priorityClassName: str = "system-node-critical"
+    gpuOperatorNamespace: str = Field(default="gpu-operator", description="where the agent restarts its node's "
+                                      "device plugin and feature discovery pods after a MIG change (must exist)")
 
 
 class ServiceMonitorValues(_Values):
@@ -95,7 +99,7 @@ class InstallValues(_Values):
     fullnameOverride: str = ""
     image: ImageValues = ImageValues()
     imagePullSecrets: list[dict[str, str]] = Field(default_factory=list, description="e.g. [{name: regcred}]")
-    runtimeClassName: str = Field(default="", description="the agent's RuntimeClass (e.g. nvidia), when the "
+    runtimeClassName: str = Field(default="", description="the agent's and reservation pods' RuntimeClass (e.g. nvidia), when the "
                                   "NVIDIA runtime is not the nodes' default")
     deviceDelivery: Literal["env", "cdi", "device-plugin"] = Field(
         default="env", description="how jobs get their GPU or MIG device (docs/kubernetes.md)")
@@ -339,6 +343,10 @@ def objects(i: _Install) -> list[tuple[str | None, dict[str, Any]]]:
             _rule([""], ["nodes"], ["get", "list", "watch", "patch"]),
         ]},
         _binding(i, "ClusterRoleBinding", agent_name, "ClusterRole", agent_name, ns),
+        # after a MIG change: restart the device plugin and feature discovery pods of its node
+        {"apiVersion": rbac_api, "kind": "Role", "metadata": i.meta(agent_name, v.agent.gpuOperatorNamespace),
+         "rules": [_rule([""], ["pods"], ["list", "delete"])]},
+        _binding(i, "RoleBinding", agent_name, "Role", agent_name, ns, v.agent.gpuOperatorNamespace),
         {"apiVersion": rbac_api, "kind": "Role", "metadata": i.meta(reservation_name, k.RESERVATION_NAMESPACE),
          "rules": [
             _rule([""], ["pods"], ["patch"]),  # its own UUID annotation
@@ -352,7 +360,8 @@ def objects(i: _Install) -> list[tuple[str | None, dict[str, Any]]]:
         "command": ["runai-lite", "controller", "--image", the_image, "--namespace", ns,
                     f"--metrics-port={_text(v.metrics.port)}"],
         "env": [*_downward(("POD_NAME", "metadata.name")),
-                {"name": "RUNAI_LITE_DEVICE_DELIVERY", "value": v.deviceDelivery}],
+                {"name": "RUNAI_LITE_DEVICE_DELIVERY", "value": v.deviceDelivery},
+                {"name": "RUNAI_LITE_RUNTIME_CLASS", "value": v.runtimeClassName}],
         "resources": v.controller.resources,
         "securityContext": HARDENED,
     })
@@ -360,7 +369,8 @@ def objects(i: _Install) -> list[tuple[str | None, dict[str, Any]]]:
     agent = _workload(i, "DaemonSet", agent_name, "agent", v.agent, {
         "name": "agent", "image": the_image, "imagePullPolicy": v.image.pullPolicy,
         "command": ["runai-lite", "agent", "--driver", v.agent.driver, "--simulate", v.agent.simulate,
-                    f"--metrics-port={_text(v.metrics.port)}"],
+                    f"--metrics-port={_text(v.metrics.port)}",
+                    f"--operator-namespace={_text(v.agent.gpuOperatorNamespace)}"],
         "env": [*_downward(("NODE_NAME", "spec.nodeName")),
                 {"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"},
                 {"name": "NVIDIA_MIG_CONFIG_DEVICES", "value": "all"}],

@@ -260,6 +260,10 @@ def pod_request(pod: dict[str, Any]) -> GpuRequest | None:
         profiles |= {key.removeprefix(k.RUNAI_MIG_PREFIX) for key, value in annotations.items()
                      if key.startswith(k.RUNAI_MIG_PREFIX) and value == "1"
                      and MIG_PROFILE_PATTERN.match(key.removeprefix(k.RUNAI_MIG_PREFIX))}
+        limits = mig_limits(pod)
+        if any(count > 1 for count in limits.values()):
+            raise InvalidRequest("asks the device plugin for more than one MIG device; a pod gets one MIG instance")
+        profiles |= set(limits)
         if len(profiles) > 1:
             raise InvalidRequest(f"asks for several MIG profiles: {', '.join(sorted(profiles))}")
         found.extend(GpuRequest(mig_profile=p) for p in profiles)
@@ -283,6 +287,19 @@ def whole_gpus(pod: dict[str, Any]) -> int:
         limits = (container.get("resources") or {}).get("limits") or {}
         total += int(k.parse_quantity(limits.get(k.GPU_RESOURCE)))
     return total
+
+
+def mig_limits(pod: dict[str, Any]) -> dict[str, int]:
+    """The `nvidia.com/mig-<profile>` limits of a pod's containers (the device plugin's mixed
+    strategy), by profile."""
+    found: dict[str, int] = {}
+    for container in pod.get("spec", {}).get("containers") or []:
+        for key, value in ((container.get("resources") or {}).get("limits") or {}).items():
+            profile = key.removeprefix(k.RUNAI_MIG_PREFIX)
+            count = int(k.parse_quantity(value))
+            if key.startswith(k.RUNAI_MIG_PREFIX) and count > 0 and MIG_PROFILE_PATTERN.match(profile):
+                found[profile] = found.get(profile, 0) + count
+    return found
 
 
 def pod_job_type(pod: dict[str, Any], job: dict[str, Any] | None = None) -> JobType:
@@ -337,15 +354,16 @@ def is_device_configmap_of(configmap: dict[str, Any], owner: dict[str, str] | No
             and any(ref.get("uid") == owner["uid"] for ref in meta.owner_references))
 
 
-def reservation_pod(node: str, gpu_index: int, image: str, service_account: str = "runai-lite-reservation"
-                    ) -> dict[str, Any]:
+def reservation_pod(node: str, gpu_index: int, image: str, service_account: str = "runai-lite-reservation",
+                    runtime_class: str | None = None) -> dict[str, Any]:
     """The pod that holds a shared GPU for its fractions, so that other schedulers see it taken.
 
     It requests `nvidia.com/gpu: 1`, is pinned with `nodeName` (no scheduler involved), and runs
     `runai-lite reservation`, which writes the UUID the device plugin gave it into its own
-    `run.ai/reserve_for_gpu_index` annotation.
+    `run.ai/reserve_for_gpu_index` annotation. `runtime_class`: the RuntimeClass whose handler
+    gives containers their GPUs (`nvidia`, where that is not the node's default runtime).
     """
-    return {
+    pod = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
@@ -380,6 +398,9 @@ def reservation_pod(node: str, gpu_index: int, image: str, service_account: str 
             }],
         },
     }
+    if runtime_class:
+        pod["spec"]["runtimeClassName"] = runtime_class
+    return pod
 
 
 def event(obj: dict[str, Any], reason: str, message: str, now: str, warning: bool = False) -> dict[str, Any]:

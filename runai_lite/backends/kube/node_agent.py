@@ -10,6 +10,12 @@ and writes back:
 - `runai-lite/mig-actual`: the instances that exist (with their MIG UUIDs) and the errors of the
   pass, which the controller shows as the reason a job waits.
 
+After a pass that created or destroyed an instance it restarts the GPU Operator's pods on its node
+that read the MIG layout only when they start (the device plugin, which then offers the new
+`nvidia.com/mig-<profile>` devices, and GPU feature discovery), as NVIDIA's MIG manager does: it
+deletes the pods with those labels in the operator's namespace on this node, and their DaemonSets
+make them again. A restart that fails is tried again on the next pass.
+
 Also the tiny program of the reservation pods (`runai-lite reservation`).
 """
 
@@ -57,14 +63,25 @@ def _switch_on_demand_mig_on(driver: GpuDriver) -> None:
                 driver.set_mig_mode(gpu.index, True)
 
 
+OPERATOR_NAMESPACE = "gpu-operator"
+# The GPU Operator's labels on the pods that must start again after a MIG change.
+REFRESHED_PODS = ("app=nvidia-device-plugin-daemonset", "app=gpu-feature-discovery")
+
+
 class NodeAgent:
-    def __init__(self, api: KubeApi, node: str, driver: GpuDriver, metrics: Metrics | None = None):
+    def __init__(self, api: KubeApi, node: str, driver: GpuDriver, metrics: Metrics | None = None, *,
+                 operator_namespace: str = OPERATOR_NAMESPACE, refreshed_pods: tuple[str, ...] = REFRESHED_PODS):
+        """`operator_namespace` and `refreshed_pods` (label selectors): the pods restarted on this node
+        after a MIG change; an empty `refreshed_pods` restarts none."""
         self.api = api
         self.node = node
         self.driver = driver
         self.metrics = metrics or Metrics()
         self.watched = WatchedNode(api, node)
         _switch_on_demand_mig_on(driver)
+        self.operator_namespace = operator_namespace
+        self.refreshed_pods = refreshed_pods
+        self._refresh_due = False
 
     def reconcile_once(self, node: dict[str, Any] | None = None) -> ReconcileResult:
         """One pass over `node` (the node object as last seen; read from the API when not given)."""
@@ -98,7 +115,28 @@ class NodeAgent:
         if any(annotations.get(key) != value for key, value in report.items()):
             written = self.api.merge_patch(core("nodes", name=self.node), {"metadata": {"annotations": report}})
             self.watched.saw(written)
+        if any(g.created or g.destroyed for g in result.gpus):
+            self._refresh_due = True
+        if self._refresh_due:
+            self._refresh_due = not self.restart_gpu_operator_pods()
         return result
+
+    def restart_gpu_operator_pods(self) -> bool:
+        """Delete this node's device plugin and feature discovery pods (their DaemonSets make them
+        again, and they read the new MIG layout when they start); True when none is left to delete."""
+        done = True
+        for selector in self.refreshed_pods:
+            try:
+                pods = self.api.list(core("pods", self.operator_namespace), label_selector=selector,
+                                     field_selector=f"spec.nodeName={self.node}")
+                for pod in pods:
+                    if not Meta(pod).deleting:
+                        self.api.delete(core("pods", self.operator_namespace, Meta(pod).name))
+                        log.info("restarted %s/%s after a MIG change", self.operator_namespace, Meta(pod).name)
+            except ApiError as error:
+                log.warning("cannot restart the pods %s on %s after a MIG change: %s", selector, self.node, error)
+                done = False
+        return done
 
     def run(self, stop: threading.Event, interval_seconds: float = 2.0, beat: Callable[[], None] = lambda: None
             ) -> None:
