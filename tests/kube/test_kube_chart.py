@@ -115,7 +115,9 @@ def test_the_chart_follows_helm_s_conventions(values, release):
         assert all(label in meta["labels"] for label in STANDARD_LABELS), meta
         assert meta["labels"]["app.kubernetes.io/instance"] == release.name
         if "namespace" in meta:
-            assert meta["namespace"] in (release.namespace, k.RESERVATION_NAMESPACE), meta
+            # and the agent's Role where it restarts the GPU Operator's pods of its node
+            assert meta["namespace"] in (release.namespace, k.RESERVATION_NAMESPACE,
+                                         InstallValues.merged(values).agent.gpuOperatorNamespace), meta
         if manifest["kind"] in ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding",
                                 "Deployment", "DaemonSet", "Service", "ServiceMonitor"):
             assert meta["name"].startswith(name), meta["name"]
