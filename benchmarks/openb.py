@@ -48,7 +48,7 @@ from benchmarks.openb_replay import PATHS, job_of  # noqa: E402
 from runai_lite.model import MILLI  # noqa: E402
 from runai_lite.scheduler.placement import Demand, typical_workload  # noqa: E402
 
-REPORT_POINTS = (90, 95, 100, 110, 120, 130)
+REPORT_POINTS = (85, 90, 95, 100, 110, 120, 130)
 PAPER_POLICIES = ("random", "dotprod", "gpu-clustering", "gpu-packing", "best-fit", "fgd")
 TUNE_RATIO = 1.3
 

@@ -56,7 +56,7 @@ def test_openb_replays_a_small_trace_and_prints_the_json_shape(tmp_path, five_co
                      "--policy", "default,fgd,best-fit,random", "--seeds", "1,2")
     assert set(out["policies"]) == {"default", "fgd", "best-fit", "random"}
     for result in out["policies"].values():
-        assert set(result["alloc_pct"]) == {"90", "95", "100", "110", "120", "130"}
+        assert set(result["alloc_pct"]) == {"85", "90", "95", "100", "110", "120", "130"}
         assert all(0 <= v <= 100 for v in result["alloc_pct"].values())
         assert result["unalloc_pct_at_100"] == pytest.approx(100 - result["alloc_pct"]["100"], abs=1e-6)
         assert result["pods_per_s"] > 0

@@ -83,3 +83,83 @@ def test_victim_count_is_the_brute_force_minimum(block: int) -> None:
             assert bound == ["new"], context
             assert len(victims) == minimum, context
         assert check_plan(snapshot, result) == [], context
+
+
+def random_cluster_scenario(rng: random.Random):
+    """Two or three dynamic-MIG GPUs of one model over one or two nodes, two projects in quota,
+    up to eight running jobs per GPU; the newcomer may preempt only its own project's
+    lower-priority work."""
+    model = default_catalog().get(rng.choice(MODELS))
+    gpus_per_node = [rng.randint(1, 2) for _ in range(rng.randint(1, 2))]
+    jobs: list[Job] = []
+    nodes = []
+    by_gpu: dict[tuple[str, int], list[Job]] = {}
+    for n, count in enumerate(gpus_per_node):
+        name = f"node-{n}"
+        built = []
+        for g in range(count):
+            layout: list[Placed] = []
+            for _ in range(rng.randint(3, 10)):
+                profile = rng.choice(model.profiles)
+                starts = free_starts(model, layout, profile)
+                if starts:
+                    layout.append(Placed(rng.choice(starts), profile.name))
+            idle = []
+            for k, placed in enumerate(sorted(layout)):
+                if rng.random() < 0.15:
+                    idle.append((placed.profile, placed.start))
+                    continue
+                job = Job(id=f"r{n}{g}{k}", name=f"r{n}{g}{k}", project=rng.choice(("team-a", "team-b")),
+                          type=rng.choice(TYPES), request=GpuRequest(mig_profile=placed.profile),
+                          status=JobStatus.RUNNING, submitted_at=k, started_at=rng.randint(0, 50),
+                          allocation=on_mig(name, g, placed.profile, placed.start, model.name))
+                jobs.append(job)
+                by_gpu.setdefault((name, g), []).append(job)
+            built.append(gpu(g, model.name, mig=True, idle=tuple(idle)))
+        nodes.append(node(name, *built))
+    # Large profiles most often: they are the ones that need several victims.
+    wanted = rng.choice(sorted((p for p in model.profiles if "+" not in p.name), key=lambda p: p.memory_mib)[-3:])
+    request = (GpuRequest(mig_profile=wanted.name) if rng.random() < 0.5
+               else GpuRequest(memory_bytes=int(wanted.memory_mib * MiB * rng.uniform(0.6, 1.0))))
+    newcomer = Job(id="new", name="new", project="team-a", request=request, submitted_at=100,
+                   type=rng.choice((JobType.INTERACTIVE, JobType.INTERACTIVE_PREEMPTIBLE)))
+    snapshot = cluster(nodes, [*jobs, newcomer], {"team-a": 100, "team-b": 100})
+    return model, snapshot, by_gpu, newcomer
+
+
+def fewest_victims_anywhere(model: GpuModel, by_gpu: dict[tuple[str, int], list[Job]], newcomer: Job,
+                            gpus: list[tuple[str, int]]) -> int | None:
+    """The brute-force minimum over the GPUs: the newcomer runs on one of them."""
+    found = []
+    for where in gpus:
+        jobs = by_gpu.get(where, [])
+        own = [j for j in jobs if j.project == newcomer.project]
+        others = [j for j in jobs if j.project != newcomer.project]
+        minimum = fewest_victims(model, [*own, *(j.model_copy(update={"type": JobType.INTERACTIVE}) for j in others)],
+                                 newcomer)
+        if minimum is not None:
+            found.append(minimum)
+    return min(found, default=None)
+
+
+@pytest.mark.parametrize("block", range(4))
+def test_victim_count_is_the_minimum_over_gpus_projects_and_up_to_eight_victims(block: int) -> None:
+    rng = random.Random(1000 + block)
+    largest = 0
+    for case in range(60):
+        model, snapshot, by_gpu, newcomer = random_cluster_scenario(rng)
+        result = plan(snapshot)
+        victims = [a.job for a in result.actions if isinstance(a, Preempt)]
+        bound = [a.job for a in result.actions if isinstance(a, Bind)]
+        gpus = [(n.name, g.index) for n in snapshot.nodes for g in n.gpus]
+        minimum = fewest_victims_anywhere(model, by_gpu, newcomer, gpus)
+        context = f"block {block} case {case}: wanted {newcomer.request}"
+        if minimum is None:
+            assert bound == [] and victims == [], context
+        else:
+            assert bound == ["new"], context
+            assert len(victims) == minimum, context
+            assert {j.project for j in snapshot.jobs if j.id in victims} <= {"team-a"}, context
+            largest = max(largest, minimum)
+        assert check_plan(snapshot, result) == [], context
+    assert largest >= 2  # the blocks do exercise multi-victim choices
