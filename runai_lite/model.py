@@ -151,15 +151,15 @@ class GpuRequest(_Frozen):
         return min(MILLI - 1, max(1, -int(-self.fraction * MILLI // 1)))
 
     def describe(self) -> str:
-        """As the researcher typed it: `2`, `0.25`, `10GB`, `2g.10gb`."""
+        """As the researcher typed it: `2`, `0.25`, `10GB`, `500Mi`, `2g.10gb`."""
         if self.gpus is not None:
             return str(self.gpus)
         if self.fraction is not None:
             return f"{self.fraction:g}"
         if self.memory_bytes is not None:
-            from .units import format_bytes
+            from .units import format_size_as_typed
 
-            return format_bytes(self.memory_bytes)
+            return format_size_as_typed(self.memory_bytes)
         return str(self.mig_profile)
 
 

@@ -62,6 +62,14 @@ def format_bytes(value: int) -> str:
     return f"{value}B"
 
 
+def format_size_as_typed(value: int) -> str:
+    """A size a researcher typed, in the units they most likely typed it in: binary (`500Mi`,
+    `10Gi`) when it is whole MiB and not whole decimal megabytes, else decimal (`10GB`)."""
+    if value % MiB == 0 and value % 10**6 != 0:
+        return f"{value // GiB}Gi" if value % GiB == 0 else f"{value // MiB}Mi"
+    return format_bytes(value)
+
+
 def format_mib(mib: int) -> str:
     """Display MiB the way nvidia-smi does for small values, GiB for large ones."""
     if mib >= 1024:

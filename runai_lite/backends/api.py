@@ -7,6 +7,7 @@ included) on the embedded default and on Kubernetes.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -19,6 +20,13 @@ class _Record(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
+def rfc3339(seconds: float | None) -> str | None:
+    """A time for scripts: RFC 3339 in UTC, to the millisecond (`2026-12-03T07:31:38.123Z`)."""
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 class Event(_Record):
     """Something that happened to a job: Submitted, Bound, Started, Preempted, Requeued,
     PartitionCreated, PartitionDestroyed, Exited, Retrying, Pending, Deleted."""
@@ -26,6 +34,9 @@ class Event(_Record):
     time: float
     kind: str
     message: str
+
+    def to_json(self) -> dict:
+        return {"time": rfc3339(self.time), "kind": self.kind, "message": self.message}
 
 
 class JobOptions(_Record):
@@ -80,14 +91,26 @@ class JobInfo(_Record):
     simulated: bool = False
     events: tuple[Event, ...] = ()
     options: JobOptions = JobOptions()
+    ran_on: str | None = None  # the node of its last attempt, once the job has ended
 
     @property
     def node(self) -> str | None:
-        return self.allocation.node if self.allocation else None
+        """Where it runs, or where it last ran once it ended (None while it waits)."""
+        return self.allocation.node if self.allocation else self.ran_on
 
     @property
     def gpus_requested(self) -> str:
+        """The request as typed (`0.5`, `2`, `10GB`, `500Mi`, `2g.10gb`; `0` for none)."""
         return self.request.describe() if self.request else "0"
+
+    @property
+    def gpus_requested_count(self) -> float | None:
+        """GPUs asked for as a number (whole or a fraction), None when asked by memory or profile."""
+        if self.request is None:
+            return 0
+        if self.request.gpus is not None:
+            return self.request.gpus
+        return self.request.fraction
 
     @property
     def gpus_allocated(self) -> float:
@@ -105,10 +128,13 @@ class JobInfo(_Record):
             "image": self.image,
             "user": self.user,
             "command": list(self.command),
-            "submitted_at": self.submitted_at,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "gpus_requested": self.gpus_requested,
+            "submitted_at": rfc3339(self.submitted_at),
+            "started_at": rfc3339(self.started_at),
+            "finished_at": rfc3339(self.finished_at),
+            "requested": self.gpus_requested,
+            "gpus_requested": self.gpus_requested_count,
+            "gpu_memory_requested_bytes": self.request.memory_bytes if self.request else None,
+            "mig_profile_requested": self.request.mig_profile if self.request else None,
             "gpus_allocated": self.gpus_allocated,
             "allocation": self.allocation.to_json() if self.allocation else None,
             "pending_reason": self.pending_reason,
@@ -171,8 +197,7 @@ class NodeView(_Record):
     notes: tuple[str, ...] = ()  # why GPUs of the node are not shown (another daemon owns them)
 
     def to_json(self) -> dict:
-        shown = {"name": self.name, "gpus": [g.to_json() for g in self.gpus]}
-        return {**shown, "notes": list(self.notes)} if self.notes else shown
+        return {"name": self.name, "gpus": [g.to_json() for g in self.gpus], "notes": list(self.notes)}
 
 
 class ProjectInfo(_Record):

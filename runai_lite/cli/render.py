@@ -158,7 +158,7 @@ def events_table(events: Iterable[Event], now: float) -> TextTable:
 
 def describe_json(job: JobInfo) -> dict:
     return {**job.to_json(), "options": job.options.to_json(),
-            "events": [e.model_dump() for e in sorted(job.events, key=lambda e: e.time)]}
+            "events": [e.to_json() for e in sorted(job.events, key=lambda e: e.time)]}
 
 
 def projects_table(projects: list[ProjectInfo], default: str | None) -> TextTable:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..model import GpuRequest, RequestKind
-from ..units import MiB, format_bytes, format_mib
+from ..units import MiB, format_bytes, format_mib, format_size_as_typed
 from .catalog import Catalog, default_catalog
 
 
@@ -59,7 +59,7 @@ def _memory(wanted: int, gpus: list[tuple[str, str, int]]) -> NeverFits | None:
     node, model, memory = max(gpus, key=lambda g: (g[2], g[0], g[1]))
     if memory * MiB >= wanted:
         return None
-    return NeverFits(f"--gpu-memory {format_bytes(wanted)} is more than any GPU here holds: the largest, "
+    return NeverFits(f"--gpu-memory {format_size_as_typed(wanted)} is more than any GPU here holds: the largest, "
                      f"{model} on {node}, has {format_bytes(memory * MiB)} ({format_mib(memory)})",
                      f"ask for --gpu-memory {format_mib(memory)} or less, or --gpu 1 for the whole GPU")
 

@@ -110,7 +110,7 @@ def _most_mig_room(gpus: list[GpuState]) -> str:
 
 def _memory_room(session: Session, shared: list[GpuState], dynamic: list[GpuState], job: Job) -> str:
     assert job.request is not None and job.request.memory_bytes is not None
-    size = format_bytes(job.request.memory_bytes)
+    size = job.request.describe()  # as it was asked: 10GB, 500Mi
     demand = demand_of(job)
     assert demand is not None
     holding = [g for g in shared if session.shared.share_on(g, demand) <= MILLI]

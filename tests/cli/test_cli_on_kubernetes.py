@@ -33,7 +33,7 @@ def test_the_cli_drives_a_cluster_chosen_by_context(kubeconfig):
 
     (job,) = json.loads(ok(runai.app, "list", "-o", "json"))
     assert (job["name"], job["project"], job["type"], job["status"]) == ("frac", "team-a", "Train", "Pending")
-    assert job["gpus_requested"] == "0.5" and job["allocation"] is None
+    assert job["gpus_requested"] == 0.5 and job["requested"] == "0.5" and job["allocation"] is None
     assert "frac" in ok(runai.app, "list")
     assert json.loads(ok(runai_adm.app, "project", "list", "-o", "json"))[0]["name"] == "team-a"
 

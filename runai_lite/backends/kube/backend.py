@@ -366,6 +366,7 @@ class KubeBackend:
             backoff_limit=int(job["spec"].get("backoffLimit") or 0),
             enforcement=enforcement,
             memory_limit_mib=memory_limit,
+            ran_on=((last.get("spec") or {}).get("nodeName") if last is not None and job_status.terminal else None),
             simulated=any(g.get("simulated") for g in gpu_inventory(node)) if node else False,
             events=events,
         )

@@ -191,7 +191,7 @@ class LocalService:
             for note in embedded_notes(spec, runtime):
                 self.store.add_event(conn, row.id, ev.NOT_APPLICABLE, note, now)
         wake(self.home)
-        return row.to_info(self.store.events(row.id), self._simulated())
+        return row.to_info(self.store.events(row.id), self._simulated(), self.store.config("node"))
 
     def _check_could_ever_fit(self, spec: JobSpec) -> None:
         """Refuse what no GPU of this machine could ever hold, whatever else runs (before the daemon
@@ -206,11 +206,12 @@ class LocalService:
 
     def list_jobs(self, project: str | None) -> list[JobInfo]:
         simulated = self._simulated()
-        return [row.to_info(simulated=simulated) for row in self.store.live_jobs(project)]
+        node = self.store.config("node")
+        return [row.to_info(simulated=simulated, node=node) for row in self.store.live_jobs(project)]
 
     def get_job(self, project: str, name: str) -> JobInfo:
         row = self._row(project, name)
-        return row.to_info(self.store.events(row.id), self._simulated())
+        return row.to_info(self.store.events(row.id), self._simulated(), self.store.config("node"))
 
     def events(self, project: str, name: str) -> tuple[Event, ...]:
         return self.store.events(self._row(project, name).id)

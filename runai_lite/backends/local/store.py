@@ -203,10 +203,11 @@ class JobRow:
     def env(self) -> dict[str, str]:
         return json.loads(self.job_env) if self.job_env else {}
 
-    def to_info(self, events: tuple[Event, ...] = (), simulated: bool = False) -> JobInfo:
+    def to_info(self, events: tuple[Event, ...] = (), simulated: bool = False, node: str | None = None) -> JobInfo:
         """What commands show. A job shows an allocation (and its enforcement) only while its
         process holds it, and a start time only once it runs or ran: a bound job about to start,
-        or one requeued after a preemption, is Pending with neither."""
+        or one requeued after a preemption, is Pending with neither. A job that ran and ended
+        keeps `node` (the embedded machine's one node) as where it ran."""
         spec = self.job_spec
         holding = self.status in (JobStatus.RUNNING, JobStatus.PREEMPTED)
         pending = self.status == JobStatus.PENDING
@@ -219,6 +220,7 @@ class JobRow:
             enforcement=self.enforcement if holding or self.job_status.terminal else None,
             memory_limit_mib=self.memory_limit_mib if holding or self.job_status.terminal else None,
             simulated=simulated and holding, events=events, options=JobOptions.of(spec),
+            ran_on=node if self.job_status.terminal and self.started_at is not None else None,
         )
 
 
