@@ -82,6 +82,10 @@ def controller(
              "runai-lite/device-delivery label overrides it).")] = "env",
     runtime_class: Annotated[str, typer.Option(
         envvar="RUNAI_LITE_RUNTIME_CLASS", help="RuntimeClass of the reservation pods (empty: the node's default).")] = "",
+    install_name: Annotated[str, typer.Option(help=(
+        "What the install's objects are named after (the chart passes the release's full name): its "
+        "PriorityClasses NAME-train, NAME-interactive-preemptible, NAME-build, and NAME-reservation, "
+        "the reservation pods' ServiceAccount."))] = "runai-lite",
     kubeconfig: KubeconfigOption = None,
     context: ContextOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
@@ -99,8 +103,9 @@ def controller(
     who = identity or os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
     # a pass at 1,000 nodes takes seconds; a loop silent for several resyncs and a minute is stuck
     metrics, beat = _serve(api, metrics_port, stale_after=max(60.0, 6 * resync))
-    Controller(api, image, metrics=metrics, delivery=delivery, runtime_class=runtime_class or None).run(
-        _stop_on_signals(), who, namespace, resync, beat=beat)
+    controller = Controller(api, image, metrics=metrics, delivery=delivery, runtime_class=runtime_class or None,
+                            install_name=install_name)
+    controller.run(_stop_on_signals(), who, namespace, resync, beat=beat)
 
 
 @app.command(help="Run the MIG node agent: realise the node's desired MIG layout and report the actual one.")

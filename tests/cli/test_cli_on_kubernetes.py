@@ -25,7 +25,12 @@ def ok(app, *args: str) -> str:
     return result.stdout
 
 
-def test_the_cli_drives_a_cluster_chosen_by_context(kubeconfig):
+def test_the_cli_drives_a_cluster_chosen_by_context(kubeconfig, kube_emulator):
+    from runai_lite.backends.kube import render_manifests
+    from tests.kube.world import RESOURCES
+
+    for manifest in render_manifests(create_namespace=True):  # runai-lite installed, no controller running
+        kube_emulator.create(RESOURCES[manifest["kind"]], manifest)
     assert "Kubernetes context emulator" in ok(runai.app, "config", "cluster", "emulator")
     ok(runai_adm.app, "project", "create", "team-a", "--deserved-gpus", "1")
     ok(runai.app, "config", "project", "team-a")

@@ -92,11 +92,13 @@ def test_a_tenant_creates_pods_with_a_gpu_request_but_not_with_the_controllers_a
 
 @pytest.mark.parametrize("labels, priority, refused", [
     ({}, None, False),
-    ({}, "train", False),
-    ({}, "build", True),  # a hand-written training pod claiming the interactive class
-    ({k.PRIORITY_LABEL: "train"}, "build", True),
-    ({k.PRIORITY_LABEL: "build"}, "build", False),
-    ({k.PRIORITY_LABEL: "interactive-preemptible"}, "interactive-preemptible", False),
+    ({}, "runai-lite-train", False),
+    ({}, "runai-lite-build", True),  # a hand-written training pod claiming the interactive class
+    ({k.PRIORITY_LABEL: "train"}, "runai-lite-build", True),
+    ({k.PRIORITY_LABEL: "build"}, "runai-lite-build", False),
+    ({k.PRIORITY_LABEL: "interactive-preemptible"}, "runai-lite-interactive-preemptible", False),
+    ({k.PRIORITY_LABEL: "nonsense"}, "runai-lite-build", True),
+    ({k.PRIORITY_LABEL: "build"}, "build", False),  # another product's class of that name: not ours to judge
     ({}, "system-cluster-critical", False),  # not a runai-lite class: not ours to judge
 ])
 def test_a_runai_priority_class_must_match_the_job_type_label(labels, priority, refused):
@@ -107,7 +109,7 @@ def test_a_runai_priority_class_must_match_the_job_type_label(labels, priority, 
 
 
 def test_the_controller_may_create_reservation_pods_with_the_build_class():
-    assert refusals("runai-lite-pod-priority", "CREATE", pod(priority="build"), user=CONTROLLER) == []
+    assert refusals("runai-lite-pod-priority", "CREATE", pod(priority="runai-lite-build"), user=CONTROLLER) == []
 
 
 def test_every_policy_is_bound_to_deny():

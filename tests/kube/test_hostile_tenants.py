@@ -168,9 +168,9 @@ def test_a_configmap_of_the_derived_name_that_is_not_runai_lites_is_left_alone(w
 def test_a_hand_written_training_pod_claiming_the_build_class_is_refused(world: World):
     alice = tenant_api(world)
     assert "runai-lite-pod-priority" in refused_by_admission(lambda: alice.create(
-        core("pods", TEAM_B), hand_written_pod("vip", {k.GPU_FRACTION: "0.5"}, priorityClassName="build")))
+        core("pods", TEAM_B), hand_written_pod("vip", {k.GPU_FRACTION: "0.5"}, priorityClassName="runai-lite-build")))
     alice.create(core("pods", TEAM_B), hand_written_pod("vip", {k.GPU_FRACTION: "0.5"}))
-    without_admission(world, "vip", lambda pod: pod["spec"].update(priorityClassName="build", priority=100))
+    without_admission(world, "vip", lambda pod: pod["spec"].update(priorityClassName="runai-lite-build", priority=100))
     world.settle()
 
     pod = world.kube.get("pods", "vip", TEAM_B)

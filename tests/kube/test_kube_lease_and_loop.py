@@ -168,17 +168,23 @@ def labelled(pod: dict, job_type: str) -> dict:
 
 
 def test_job_type_comes_from_the_runai_label_and_the_priority_class_must_follow_it():
-    assert pod_job_type(labelled(pod({}, priority="build"), "build")) is JobType.INTERACTIVE
-    assert pod_job_type(labelled(pod({}, priority="interactive-preemptible"), "interactive-preemptible")) \
+    assert pod_job_type(labelled(pod({}, priority="runai-lite-build"), "build")) is JobType.INTERACTIVE
+    assert pod_job_type(labelled(pod({}, priority="runai-lite-interactive-preemptible"), "interactive-preemptible")) \
         is JobType.INTERACTIVE_PREEMPTIBLE
     assert pod_job_type(pod({})) is JobType.TRAIN
-    assert pod_job_type(pod({}, priority="train")) is JobType.TRAIN
+    assert pod_job_type(pod({}, priority="runai-lite-train")) is JobType.TRAIN
     job = labelled({"metadata": {"name": "j"}}, "build")
-    assert pod_job_type(pod({}, priority="build"), job) is JobType.INTERACTIVE  # the Job's label counts
+    assert pod_job_type(pod({}, priority="runai-lite-build"), job) is JobType.INTERACTIVE  # the Job's label counts
+    # another install's classes: the controller is told its own release's names
+    gpu = k.PriorityClassNames(prefix="gpu-runai-lite-")
+    assert pod_job_type(labelled(pod({}, priority="gpu-runai-lite-build"), "build"), classes=gpu) is JobType.INTERACTIVE
+    with pytest.raises(InvalidRequest, match="runs with priorityClassName gpu-runai-lite-build"):
+        pod_job_type(labelled(pod({}, priority="runai-lite-build"), "build"), classes=gpu)
 
 
 @pytest.mark.parametrize("label, priority", [
-    (None, "build"), ("train", "build"), ("build", None), ("build", "train"), ("nonsense", "train"),
+    (None, "runai-lite-build"), ("train", "runai-lite-build"), ("build", None), ("build", "runai-lite-train"),
+    ("nonsense", "runai-lite-train"), ("build", "build"),  # Run:ai's own class name is not this install's
 ])
 def test_a_priority_class_that_does_not_match_the_job_type_is_refused(label, priority):
     claimed = pod({}, priority=priority)

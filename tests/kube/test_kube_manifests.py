@@ -47,9 +47,15 @@ def test_every_install_manifest_is_valid_kubernetes(values, release):
     assert list(yaml.safe_load_all(install_manifests_yaml(values, release))) == manifests
 
 
-def test_priority_classes_are_runai_s():
-    classes = {m["metadata"]["name"]: m["value"] for m in render_manifests() if m["kind"] == "PriorityClass"}
-    assert classes == {"train": 50, "interactive-preemptible": 75, "build": 100}
+@pytest.mark.parametrize(("release", "prefix"), [(Release(), "runai-lite-"), (Release(name="gpu"), "gpu-runai-lite-")])
+def test_priority_classes_are_runai_s_named_after_the_release(release, prefix):
+    classes = [m for m in render_manifests(release=release) if m["kind"] == "PriorityClass"]
+    assert {m["metadata"]["name"]: m["value"] for m in classes} == {
+        f"{prefix}train": 50, f"{prefix}interactive-preemptible": 75, f"{prefix}build": 100}
+    # the CLI finds them by their label; the controller is told the install's name
+    assert k.PriorityClassNames.from_classes(classes) == k.PriorityClassNames(prefix)
+    [controller] = [m for m in render_manifests(release=release) if m["kind"] == "Deployment"]
+    assert f"--install-name={prefix[:-1]}" in controller["spec"]["template"]["spec"]["containers"][0]["command"]
 
 
 def test_job_and_controller_objects_are_valid_kubernetes():
@@ -76,7 +82,7 @@ def test_a_job_ignores_disruptions_and_names_our_scheduler_queue_and_class():
     assert job["spec"]["podFailurePolicy"]["rules"] == [
         {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]
     assert template["spec"]["schedulerName"] == "runai-lite-scheduler"
-    assert template["spec"]["priorityClassName"] == "build"
+    assert template["spec"]["priorityClassName"] == "runai-lite-build"
     assert template["metadata"]["labels"][k.QUEUE_LABEL] == "team-a"
     assert template["metadata"]["annotations"][k.GPU_MEMORY] == "9537"  # 10GB in MiB, rounded up
     assert template["metadata"]["annotations"][k.GPU_MEMORY_BYTES] == str(10**10)
@@ -110,6 +116,12 @@ def test_rbac_grants_only_what_each_component_needs():
     assert rules_of("runai-lite-agent", "ClusterRole") == {("", "nodes", v) for v in ("get", "list", "watch", "patch")}
     assert rules_of("runai-lite-reservation", "Role", k.RESERVATION_NAMESPACE) == {("", "pods", "patch")}
     bindings = {(m["kind"], m["metadata"]["name"]): m for m in manifests if m["kind"] in ("RoleBinding", "ClusterRoleBinding")}
+    # every authenticated user may read the install's PriorityClasses (their names and values), nothing more
+    readers = bindings.pop(("ClusterRoleBinding", "runai-lite-priorityclass-reader"))
+    assert readers["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
+                                    "name": "system:authenticated"}]
+    assert rules_of("runai-lite-priorityclass-reader", "ClusterRole") == {
+        ("scheduling.k8s.io", "priorityclasses", v) for v in ("get", "list")}
     for (kind, name), binding in bindings.items():
         assert binding["subjects"][0]["name"] == name and binding["roleRef"]["name"] == name
     accounts = {m["metadata"]["name"] for m in manifests if m["kind"] == "ServiceAccount"}

@@ -19,7 +19,7 @@ from runai_lite.backends.kube import KubeBackend, render_manifests
 from runai_lite.backends.kube import conventions as k
 from runai_lite.backends.kube.client import KubeApi
 from runai_lite.backends.kube.controller import Controller
-from runai_lite.backends.kube.install import CONTROLLER
+from runai_lite.backends.kube.install import InstallValues, Release, fullname
 from runai_lite.backends.kube.node_agent import OPERATOR_NAMESPACE, NodeAgent, report_reserved_gpu, visible_gpu_uuids
 from runai_lite.devices import cdi_device_names
 from runai_lite.gpu.simulated import SimulatedDriver
@@ -36,19 +36,21 @@ RESOURCES = {"Namespace": "namespaces", "PriorityClass": "priorityclasses", "Ser
 
 
 class World:
-    def __init__(self, emulator: KubeEmulator, tmp_path: Path):
+    def __init__(self, emulator: KubeEmulator, tmp_path: Path, release: Release = Release()):
+        """runai-lite installed as `release` (objects named after it, in its namespace)."""
         self.kube = emulator
         self.tmp_path = tmp_path
         self.api = KubeApi(emulator.api_client())  # a cluster administrator's
+        name = fullname(InstallValues(), release)
         # The controller acts as its ServiceAccount: the rendered RBAC and admission policies apply to it.
-        self.controller_api = KubeApi(emulator.api_client(service_account=f"{k.SYSTEM_NAMESPACE}/{CONTROLLER}"))
+        self.controller_api = KubeApi(emulator.api_client(service_account=f"{release.namespace}/{name}-controller"))
         self.reservation_api = self.api  # what the reservation pods talk through
         emulator.create_namespace(OPERATOR_NAMESPACE)
         self.plugin_starts: dict[str, int] = {}  # node -> times its device plugin pod started
-        for manifest in render_manifests(create_namespace=True):
+        for manifest in render_manifests(release=release, create_namespace=True):
             emulator.create(RESOURCES[manifest["kind"]], manifest)
         self.backend = KubeBackend(api=self.api)
-        self.controller = Controller(self.controller_api, IMAGE)
+        self.controller = Controller(self.controller_api, IMAGE, install_name=name)
         self.agents: dict[str, NodeAgent] = {}
         self.drivers: dict[str, SimulatedDriver] = {}
         self.running: dict[str, tuple[str, str]] = {}  # pod "ns/name" -> (node, MIG UUID) registered as a process

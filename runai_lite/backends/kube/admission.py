@@ -26,7 +26,6 @@ from .manifests import FRACTION_DEVICES
 
 API_VERSION = "admissionregistration.k8s.io/v1"
 ADMINISTRATORS = "system:masters"
-RUNAI_CLASSES = tuple(k.PRIORITY_CLASSES)
 
 # Set when the pod is created (by `runai submit`'s template or a YAML), never changed after.
 REQUEST_ANNOTATIONS = (k.GPU_FRACTION, k.GPU_MEMORY, FRACTION_DEVICES)
@@ -89,25 +88,31 @@ def _binding(policy: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _priority_rule(spec: str, meta: str) -> str:
+def _priority_rule(spec: str, meta: str, classes: k.PriorityClassNames) -> str:
     labels = f"{meta}.labels"
-    declared = (f"has({meta}) && has({labels}) && '{k.PRIORITY_LABEL}' in {labels} "
-                f"? {labels}['{k.PRIORITY_LABEL}'] : 'train'")
+    declared = (f"(has({meta}) && has({labels}) && '{k.PRIORITY_LABEL}' in {labels} "
+                f"? {labels}['{k.PRIORITY_LABEL}'] : 'train')")
+    by_type = "{" + ", ".join(f"'{t.priority_class}': '{classes.of(t)}'" for t in k.PRIORITY_CLASSES.values()) + "}"
     return (f"variables.trusted || !has({spec}.priorityClassName) || "
-            f"!({spec}.priorityClassName in {_cel_list(RUNAI_CLASSES)}) || {spec}.priorityClassName == ({declared})")
+            f"!({spec}.priorityClassName in {_cel_list(classes.names)}) || "
+            f"({declared} in {by_type} && {spec}.priorityClassName == {by_type}[{declared}])")
 
 
-PRIORITY_MESSAGE = (f"runai-lite's priority classes follow the job type: label the pod (or the Job's template) "
-                    f"{k.PRIORITY_LABEL}=<class> with the class it names, or use priorityClassName: train")
+def _priority_message(classes: k.PriorityClassNames) -> str:
+    return (f"runai-lite's priority classes follow the job type: label the pod (or the Job's template) "
+            f"{k.PRIORITY_LABEL}=<job type> for the class it names ({k.PRIORITY_LABEL}=build for "
+            f"{classes.of(k.PRIORITY_CLASSES['build'])}), or use priorityClassName: "
+            f"{classes.of(k.PRIORITY_CLASSES['train'])}")
 
 
-def admission_policies(namespace: str, labels: dict[str, str], controller_account: str = "runai-lite-controller"
-                       ) -> list[dict[str, Any]]:
+def admission_policies(namespace: str, labels: dict[str, str], controller_account: str = "runai-lite-controller",
+                       classes: k.PriorityClassNames | None = None) -> list[dict[str, Any]]:
     """The policies and their bindings, for a controller running in `namespace` as `controller_account`."""
     # The controller's ServiceAccount, and cluster administrators (who could remove the policies
     # anyway, and may run the controller out of cluster with their own kubeconfig).
     trusted = ("trusted", f"request.userInfo.username == '{controller_username(namespace, controller_account)}' || "
                           f"'{ADMINISTRATORS}' in request.userInfo.groups")
+    classes = classes or k.PriorityClassNames()
     pods = [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"], "operations": ["CREATE", "UPDATE"]}]
     state = _policy(
         "runai-lite-pod-state", pods,
@@ -130,12 +135,13 @@ def admission_policies(namespace: str, labels: dict[str, str], controller_accoun
     pod_priority = _policy(
         "runai-lite-pod-priority",
         [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"], "operations": ["CREATE"]}],
-        [trusted], [(_priority_rule("object.spec", "object.metadata"), PRIORITY_MESSAGE)], labels)
+        [trusted], [(_priority_rule("object.spec", "object.metadata", classes), _priority_message(classes))], labels)
     job_priority = _policy(
         "runai-lite-job-priority",
         [{"apiGroups": ["batch"], "apiVersions": ["v1"], "resources": ["jobs"], "operations": ["CREATE", "UPDATE"]}],
         [trusted],
-        [(_priority_rule("object.spec.template.spec", "object.spec.template.metadata"), PRIORITY_MESSAGE)],
+        [(_priority_rule("object.spec.template.spec", "object.spec.template.metadata", classes),
+          _priority_message(classes))],
         labels)
     policies = [state, pod_priority, job_priority]
     return [*policies, *(_binding(p) for p in policies)]

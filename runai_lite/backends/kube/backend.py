@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ...errors import NotFoundError, UserError
+from ...errors import NotFoundError, OperationalError, UserError
 from ...gpu.fit import NEVER_FITS_EVENT, never_fits
 from ...model import JobSpec, JobStatus, JobType
 from ..api import Event, FractionView, GpuView, JobInfo, JobOptions, MigInstanceView, NodeView, ProjectInfo
@@ -45,6 +45,7 @@ class KubeBackend:
         self.context = context
         self.kubeconfig = kubeconfig
         self._api = api
+        self._priority_classes: k.PriorityClassNames | None = None
 
     @property
     def api(self) -> KubeApi:
@@ -57,6 +58,25 @@ class KubeBackend:
     def current_user(self) -> str:
         return getpass.getuser()
 
+    @property
+    def priority_classes(self) -> k.PriorityClassNames:
+        """The install's PriorityClass names, learnt from the classes (labelled with their job
+        type; the chart lets every authenticated user read them)."""
+        if self._priority_classes is None:
+            try:
+                found = k.PriorityClassNames.from_classes(self.api.list(
+                    group("scheduling.k8s.io/v1", "priorityclasses"), label_selector=k.PRIORITY_CLASS_LABEL))
+            except ApiError as error:
+                if error.status != 403:
+                    raise
+                found = k.PriorityClassNames()  # may not look: an install by the default release is assumed
+            if found is None:
+                raise OperationalError(
+                    f"runai-lite is not installed on this cluster (no PriorityClass labelled {k.PRIORITY_CLASS_LABEL})",
+                    "install it: helm install runai-lite deploy/runai-lite -n runai-lite --create-namespace")
+            self._priority_classes = found
+        return self._priority_classes
+
     # -- jobs ----------------------------------------------------------------------------------
 
     def submit(self, spec: JobSpec) -> JobInfo:
@@ -65,7 +85,7 @@ class KubeBackend:
                             "drop it: runai-lite sets it to the GPU or MIG partition the job is given")
         _check_for_kubernetes(spec)
         self._project_namespace(spec.project)
-        manifest = job_manifest(spec)
+        manifest = job_manifest(spec, self.priority_classes)
         namespace = manifest["metadata"]["namespace"]
         try:
             created = self.api.create(group("batch/v1", "jobs", namespace), manifest)
@@ -318,7 +338,7 @@ class KubeBackend:
     # -- reading -------------------------------------------------------------------------------
 
     def _view(self) -> ClusterView:
-        return build_view(ListingReader(self.api, allocations_required=False).read_objects())
+        return build_view(ListingReader(self.api, allocations_required=False).read_objects(), self.priority_classes)
 
     def _job_info(self, job: dict[str, Any], pods: list[dict[str, Any]], nodes: dict[str, dict[str, Any]],
                   events: tuple[Event, ...]) -> JobInfo:

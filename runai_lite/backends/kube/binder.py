@@ -58,6 +58,9 @@ class Binder:
         self.runtime_class = runtime_class
         self.status = status
         self.ledger = ReservationLedger(monotonic)
+        # what the reservation pods run as: the install's ServiceAccount and interactive class
+        self.reservation_account = "runai-lite-reservation"
+        self.priority_classes = k.PriorityClassNames()
 
     # -- evictions -------------------------------------------------------------------------------
 
@@ -161,7 +164,8 @@ class Binder:
     def reserve(self, view: ClusterView, node: str, gpu_index: int, expected_uuid: str | None = None) -> None:
         if (node, gpu_index) in view.reservations:
             return
-        body = reservation_pod(node, gpu_index, self.image, runtime_class=self.runtime_class)
+        body = reservation_pod(node, gpu_index, self.image, self.reservation_account, self.priority_classes,
+                               runtime_class=self.runtime_class)
         if expected_uuid:  # made again for fractions that run: it must get their GPU
             body["metadata"]["annotations"][EXPECTED_UUID] = expected_uuid
         self.api.create_if_absent(core("pods", k.RESERVATION_NAMESPACE), body)

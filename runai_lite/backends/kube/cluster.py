@@ -62,6 +62,7 @@ class ClusterView:
     allocations: dict[str, Allocation] = field(default_factory=dict)  # job id -> what its Allocation object records
     allocation_objects: dict[str, dict[str, Any]] = field(default_factory=dict)  # job id -> its Allocation object
     stale_allocations: list[dict[str, Any]] = field(default_factory=list)  # objects no live pod of ours stands behind
+    priority_classes: k.PriorityClassNames = field(default_factory=k.PriorityClassNames)
 
     def reserved_uuid(self, node: str, gpu_index: int) -> str | None:
         pod = self.reservations.get((node, gpu_index))
@@ -94,15 +95,17 @@ def is_ours(pod: dict[str, Any]) -> bool:
     return (pod.get("spec") or {}).get("schedulerName") == k.SCHEDULER_NAME
 
 
-def build_view(objects: ClusterObjects) -> ClusterView:
-    """The scheduler's snapshot and the indexes the controller applies a plan with."""
+def build_view(objects: ClusterObjects, priority_classes: k.PriorityClassNames | None = None) -> ClusterView:
+    """The scheduler's snapshot and the indexes the controller applies a plan with; job types are
+    read against the install's `priority_classes`."""
     batch_jobs = {uid: job for job in objects.jobs if (uid := Meta(job).uid)}
     projects_by_namespace = {
         Meta(ns).name: Meta(ns).labels[k.QUEUE_LABEL] for ns in objects.namespaces if k.QUEUE_LABEL in Meta(ns).labels
     }
     view = ClusterView(snapshot=Snapshot(), pods={}, batch_jobs=batch_jobs,
                        nodes={Meta(n).name: n for n in objects.nodes}, reservations={}, desired={},
-                       actual={}, projects_by_namespace=projects_by_namespace, volumes=objects.volumes)
+                       actual={}, projects_by_namespace=projects_by_namespace, volumes=objects.volumes,
+                       priority_classes=priority_classes or k.PriorityClassNames())
 
     recorded = _recorded_allocations(view, objects)
     foreign: dict[str, ForeignDevices] = {}
@@ -214,7 +217,7 @@ def _job_of(pod: dict[str, Any], view: ClusterView) -> Job | None:
         return None
     owner = view.owner_job(pod)
     try:
-        job_type = pod_job_type(pod, owner)
+        job_type = pod_job_type(pod, owner, view.priority_classes)
     except InvalidRequest as error:
         view.invalid.append((pod, str(error)))
         return None

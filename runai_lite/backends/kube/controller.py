@@ -50,13 +50,15 @@ class Controller:
                  clock: Callable[[], float] = time.time, reader: ObjectReader | None = None,
                  lease: LeaderLease | None = None, monotonic: Callable[[], float] = time.monotonic,
                  metrics: Metrics | None = None, delivery: DeliveryMode = DeliveryMode.ENV,
-                 runtime_class: str | None = None):
+                 runtime_class: str | None = None, install_name: str = "runai-lite"):
         """With a `lease`, every write is fenced by it (`reconcile_once` raises `LostLeadership`
         as soon as this replica may no longer write); without one, passes write unconditionally
         (a single controller, or tests driving passes by hand). `metrics` is told what each pass
-        read and planned."""
+        read and planned. `install_name` is what the install's objects are named after (the Helm
+        release's full name): its PriorityClasses and the reservation pods' ServiceAccount."""
         self.api = api
         self.metrics = metrics or Metrics()
+        self.priority_classes = k.PriorityClassNames(prefix=f"{install_name}-")
         self.planner = planner or default_planner()
         self.clock = clock
         self.reader = reader or ListingReader(api)
@@ -65,6 +67,8 @@ class Controller:
         self.writes = FencedApi(api, self._before_write)
         self.status = StatusWriter(self.writes, clock)
         self.binder = Binder(self.writes, image, self.status, monotonic, delivery, runtime_class)
+        self.binder.reservation_account = f"{install_name}-reservation"
+        self.binder.priority_classes = self.priority_classes
         self.monotonic = monotonic
         self._last_plan: Plan = Plan()
         self._last_read: tuple[object, float | None] = (None, None)  # the reader's version, the binder's next timeout
@@ -76,12 +80,12 @@ class Controller:
         objects = self.reader.read_objects()
         if self._quiet(objects):
             return self._last_plan
-        view = build_view(objects)
+        view = build_view(objects, self.priority_classes)
         self.metrics.observe_state(view.snapshot)
         self._new_batch()
         self.binder.forgive_admission_failures(view, objects.pods)
         if self.binder.check_reservations(view):
-            view = build_view(self.reader.read_objects())  # the claims rolled back are pending again
+            view = build_view(self.reader.read_objects(), self.priority_classes)  # the rolled-back claims pend again
         view.snapshot = withhold(view.snapshot, self.binder.ledger.resting())
         waiting: dict[str, Waiting] = {}
         for job_id, pod in view.pods.items():

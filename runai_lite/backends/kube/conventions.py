@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,7 +63,42 @@ GPU_MEMORY_LABEL = "nvidia.com/gpu.memory"  # GPU feature discovery, MiB
 MIG_CAPABLE_LABEL = "nvidia.com/mig.capable"  # GPU feature discovery
 GPU_RESOURCE = "nvidia.com/gpu"
 
-PRIORITY_CLASSES = {t.priority_class: t for t in JobType}
+PRIORITY_CLASSES = {t.priority_class: t for t in JobType}  # the job type each `priorityClassName` label names
+PRIORITY_CLASS_LABEL = "runai-lite/job-type"  # on the PriorityClass objects: whose class each is
+
+
+@dataclass(frozen=True)
+class PriorityClassNames:
+    """The PriorityClass each job type runs with: the install's release name, then the Run:ai
+    class name (`runai-lite-train`, `runai-lite-build`, ...), so that two installs, or another
+    product's `train`, never share one. The controller is told the prefix (`--priority-class-prefix`),
+    the CLI finds it on the classes (`PRIORITY_CLASS_LABEL`)."""
+
+    prefix: str = "runai-lite-"
+
+    def of(self, job_type: JobType) -> str:
+        return self.prefix + job_type.priority_class
+
+    def job_type(self, name: str | None) -> JobType | None:
+        for job_type in JobType:
+            if name == self.of(job_type):
+                return job_type
+        return None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.of(t) for t in JobType)
+
+    @classmethod
+    def from_classes(cls, classes: list[dict[str, Any]]) -> PriorityClassNames | None:
+        """The names the PriorityClass objects labelled `PRIORITY_CLASS_LABEL` carry; None when
+        there are none (runai-lite is not installed)."""
+        for obj in classes:
+            name = (obj.get("metadata") or {}).get("name") or ""
+            declared = ((obj.get("metadata") or {}).get("labels") or {}).get(PRIORITY_CLASS_LABEL)
+            if declared in PRIORITY_CLASSES and name.endswith(declared):
+                return cls(prefix=name[: len(name) - len(declared)])
+        return None
 
 
 def mig_resource(profile: str) -> str:

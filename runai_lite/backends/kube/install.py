@@ -300,9 +300,12 @@ def objects(i: _Install) -> list[tuple[str | None, dict[str, Any]]]:
     ns, n = release.namespace, i.name
     controller_name, agent_name, reservation_name = f"{n}-controller", f"{n}-agent", f"{n}-reservation"
     reader_name = f"{n}-allocation-reader"
+    classes_reader = f"{n}-priorityclass-reader"
+    classes = k.PriorityClassNames(prefix=f"{n}-")
     namespaces = [{"apiVersion": "v1", "kind": "Namespace", "metadata": i.meta(k.RESERVATION_NAMESPACE)}]
     priority_classes = [
-        {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": i.meta(t.priority_class),
+        {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+         "metadata": i.meta(classes.of(t), labels={k.PRIORITY_CLASS_LABEL: t.priority_class}),
          "value": t.priority, "globalDefault": False, "preemptionPolicy": "Never",
          "description": f"runai-lite {t.display} jobs (priority {t.priority})"}
         for t in JobType]
@@ -331,6 +334,13 @@ def objects(i: _Install) -> list[tuple[str | None, dict[str, Any]]]:
         {"apiVersion": rbac_api, "kind": "ClusterRole",
          "metadata": i.meta(reader_name, labels={"rbac.authorization.k8s.io/aggregate-to-view": "true"}),
          "rules": [_rule([allocations.GROUP], [allocations.PLURAL], ["get", "list", "watch"])]},
+        # Everyone who may submit learns the install's class names from the classes themselves
+        # (`runai submit` names the job type's class); names and values of classes are no secret.
+        {"apiVersion": rbac_api, "kind": "ClusterRole", "metadata": i.meta(classes_reader),
+         "rules": [_rule(["scheduling.k8s.io"], ["priorityclasses"], ["get", "list"])]},
+        {"apiVersion": rbac_api, "kind": "ClusterRoleBinding", "metadata": i.meta(classes_reader),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": classes_reader},
+         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"}]},
         {"apiVersion": rbac_api, "kind": "Role", "metadata": i.meta(controller_name, k.RESERVATION_NAMESPACE), "rules": [
             _rule([""], ["pods"], ["create", "delete"]),
         ]},
@@ -358,7 +368,7 @@ def objects(i: _Install) -> list[tuple[str | None, dict[str, Any]]]:
     controller = _workload(i, "Deployment", controller_name, "controller", v.controller, {
         "name": "controller", "image": the_image, "imagePullPolicy": v.image.pullPolicy,
         "command": ["runai-lite", "controller", "--image", the_image, "--namespace", ns,
-                    f"--metrics-port={_text(v.metrics.port)}"],
+                    f"--metrics-port={_text(v.metrics.port)}", f"--install-name={n}"],
         "env": [*_downward(("POD_NAME", "metadata.name")),
                 {"name": "RUNAI_LITE_DEVICE_DELIVERY", "value": v.deviceDelivery},
                 {"name": "RUNAI_LITE_RUNTIME_CLASS", "value": v.runtimeClassName}],
@@ -378,7 +388,7 @@ def objects(i: _Install) -> list[tuple[str | None, dict[str, Any]]]:
         "securityContext": {"privileged": v.agent.privileged, "runAsUser": 0},  # NVML MIG calls need root
     }, **_optional(runtimeClassName=v.runtimeClassName))
     # admissionregistration.k8s.io/v1: Kubernetes 1.30 or later
-    policies = admission_policies(ns, i.labels(), controller_account=controller_name)
+    policies = admission_policies(ns, i.labels(), controller_account=controller_name, classes=classes)
     metrics = _metrics_objects(i, {"controller": controller_name, "agent": agent_name})
     listed = [allocations.crd(), *namespaces, *priority_classes, *accounts, *roles, *policies, controller, agent,
               *metrics]

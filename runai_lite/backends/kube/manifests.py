@@ -15,7 +15,7 @@ from . import conventions as k
 from .meta import Meta
 
 
-def job_manifest(spec: JobSpec) -> dict[str, Any]:
+def job_manifest(spec: JobSpec, classes: k.PriorityClassNames = k.PriorityClassNames()) -> dict[str, Any]:
     """The batch/v1 Job for a submitted job.
 
     One pod at a time (a requeued job gets a fresh pod), `restartPolicy: Never` as the
@@ -50,7 +50,7 @@ def job_manifest(spec: JobSpec) -> dict[str, Any]:
         container["ports"] = [{"containerPort": p.container_port, "protocol": "TCP"} for p in spec.ports]
     pod_spec: dict[str, Any] = {
         "schedulerName": k.SCHEDULER_NAME,
-        "priorityClassName": spec.type.priority_class,
+        "priorityClassName": classes.of(spec.type),
         "restartPolicy": "Never",
         "containers": [container],
     }
@@ -302,7 +302,8 @@ def mig_limits(pod: dict[str, Any]) -> dict[str, int]:
     return found
 
 
-def pod_job_type(pod: dict[str, Any], job: dict[str, Any] | None = None) -> JobType:
+def pod_job_type(pod: dict[str, Any], job: dict[str, Any] | None = None,
+                 classes: k.PriorityClassNames = k.PriorityClassNames()) -> JobType:
     """The job type a pod runs as, checked against the priority class it claims.
 
     The type is the Run:ai CLI's `priorityClassName` label of the pod's batch Job (`runai submit`
@@ -316,12 +317,12 @@ def pod_job_type(pod: dict[str, Any], job: dict[str, Any] | None = None) -> JobT
                              f"use one of {', '.join(k.PRIORITY_CLASSES)}")
     job_type = k.PRIORITY_CLASSES[declared] if declared else JobType.TRAIN
     claimed = (pod.get("spec") or {}).get("priorityClassName")
-    if claimed != job_type.priority_class and not (claimed is None and job_type is JobType.TRAIN):
+    if claimed != classes.of(job_type) and not (claimed is None and job_type is JobType.TRAIN):
         source = f"its Job {Meta(job).name}" if job else "the pod"
         raise InvalidRequest(
             f"priorityClassName {claimed or '(none)'} does not match the job type {job_type.value} "
             f"({source} is labelled {k.PRIORITY_LABEL}={declared or '(none)'}); a {job_type.value} job "
-            f"runs with priorityClassName {job_type.priority_class}")
+            f"runs with priorityClassName {classes.of(job_type)}")
     return job_type
 
 
@@ -355,6 +356,7 @@ def is_device_configmap_of(configmap: dict[str, Any], owner: dict[str, str] | No
 
 
 def reservation_pod(node: str, gpu_index: int, image: str, service_account: str = "runai-lite-reservation",
+                    classes: k.PriorityClassNames = k.PriorityClassNames(),
                     runtime_class: str | None = None) -> dict[str, Any]:
     """The pod that holds a shared GPU for its fractions, so that other schedulers see it taken.
 
@@ -369,7 +371,7 @@ def reservation_pod(node: str, gpu_index: int, image: str, service_account: str 
         "metadata": {
             "name": k.reservation_pod_name(node, gpu_index),
             "namespace": k.RESERVATION_NAMESPACE,
-            # `priorityClassName: build` as a label too: the class and its label go together (admission policy)
+            # the interactive (`build`) class, and its job-type label: the two go together (admission policy)
             "labels": {"app": k.RESERVATION_APP, k.GPU_GROUP_LABEL: k.gpu_group(node, gpu_index),
                        k.PRIORITY_LABEL: "build"},
             "annotations": {k.RESERVATION_NODE: node, k.RESERVATION_GPU: str(gpu_index),
@@ -378,7 +380,7 @@ def reservation_pod(node: str, gpu_index: int, image: str, service_account: str 
         "spec": {
             "nodeName": node,
             "serviceAccountName": service_account,
-            "priorityClassName": "build",
+            "priorityClassName": classes.of(JobType.INTERACTIVE),
             "restartPolicy": "Always",
             "terminationGracePeriodSeconds": 1,
             "tolerations": [{"key": k.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}],
