@@ -17,10 +17,11 @@ from ..model import MILLI, AllocationKind, Gpu, Plan, Preempt, Snapshot
 ALLOCATION_KINDS = {AllocationKind.GPU: "whole", AllocationKind.FRACTION: "fraction", AllocationKind.MIG: "mig"}
 
 # Why a job waits, reduced to a few values so that the `reason` label stays bounded. The first
-# rule whose words occur in the reason wins; the scheduler's wording is in scheduler/reasons.py.
+# rule whose words occur in the reason's first clause (what is missing; the clauses after a ';'
+# are advice) wins; the scheduler's wording is in scheduler/reasons.py.
 PENDING_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("waiting-for-preemption", ("waiting for preempted job",)),
-    ("quota", ("quota",)),
+    ("quota", ("quota", "deserved")),
     ("node-filter", ("node filter", "node type", "no schedulable node in")),
     ("host-resources", ("cpu core", "host memory")),
     ("mig", ("mig",)),
@@ -30,7 +31,7 @@ OTHER_CAPACITY = "gpu-capacity"
 
 def pending_category(reason: str) -> str:
     """The `reason` label of a pending job: a category of the scheduler's words."""
-    text = reason.lower()
+    text = reason.split(";", 1)[0].lower()
     for category, words in PENDING_CATEGORIES:
         if any(word in text for word in words):
             return category
