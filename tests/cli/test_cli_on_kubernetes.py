@@ -27,8 +27,10 @@ def ok(app, *args: str) -> str:
 
 def test_the_cli_drives_a_cluster_chosen_by_context(kubeconfig, kube_emulator):
     from runai_lite.backends.kube import render_manifests
+    from runai_lite.backends.kube.node_agent import OPERATOR_NAMESPACE
     from tests.kube.world import RESOURCES
 
+    kube_emulator.create_namespace(OPERATOR_NAMESPACE)  # the GPU Operator's, where the agent has a Role
     for manifest in render_manifests(create_namespace=True):  # runai-lite installed, no controller running
         kube_emulator.create(RESOURCES[manifest["kind"]], manifest)
     assert "Kubernetes context emulator" in ok(runai.app, "config", "cluster", "emulator")
