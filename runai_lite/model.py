@@ -11,11 +11,14 @@ import re
 from enum import StrEnum
 from typing import Annotated, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from .units import MiB, format_mib
 
 MILLI = 1000  # one whole GPU in share_milli
+# Validation context of records read back from the store, checked once when they were submitted:
+# what is there only to refuse bad input is not checked again on every read.
+STORED = "stored"
 MIN_GPU_MEMORY_BYTES = 100 * 10**6  # --gpu-memory below 100MB is a mistake, not a request
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -45,7 +48,7 @@ def text_problem(text: str) -> str | None:
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -372,7 +375,9 @@ class Submitter(_Frozen):
     env: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _startable(self) -> Submitter:
+    def _startable(self, info: ValidationInfo) -> Submitter:
+        if info.context and info.context.get(STORED):  # checked when it was submitted
+            return self
         for what, text in (("directory", self.cwd), *(("environment variable", f"{k}={v}") for k, v in self.env.items())):
             problem = text_problem(text)
             if problem:

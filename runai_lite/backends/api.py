@@ -17,7 +17,7 @@ from ..model import (MILLI, Allocation, GpuRequest, JobSpec, JobStatus, JobType,
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 def rfc3339(seconds: float | None) -> str | None:

@@ -298,7 +298,7 @@ def test_config_project_is_checked_and_stored_0600(tmp_path):
     result = runner.invoke(app, ["config", "project", "team-b"], obj=CliSession(backend=backend))
     assert result.exit_code == 0, result.output
     assert "Project team-b has been set as default project" in result.stdout
-    path = tmp_path / "home" / "cli.yaml"
+    path = tmp_path / "home" / "cli.json"
     assert load_config(path).project == "team-b"
     assert path.stat().st_mode & 0o777 == 0o600
     result = runner.invoke(app, ["config", "project", "nope"], obj=CliSession(backend=backend))
@@ -310,13 +310,25 @@ def test_config_cluster_local_and_unknown_context(tmp_path, monkeypatch):
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(yaml.safe_dump({"contexts": [{"name": "prod", "context": {}}]}))
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    path = tmp_path / "home" / "cli.yaml"
+    path = tmp_path / "home" / "cli.json"
     assert runner.invoke(app, ["config", "cluster", "prod"]).exit_code == 0
     assert load_config(path).cluster == "prod"
     result = runner.invoke(app, ["config", "cluster", "staging"])
     assert result.exit_code == 2 and "prod" in result.stderr
     assert runner.invoke(app, ["config", "cluster", "local"]).exit_code == 0
     assert load_config(path).is_local
+
+
+def test_a_cli_yaml_of_earlier_releases_becomes_cli_json(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    (home / "cli.yaml").write_text("cluster: prod\nproject: team-b\n")
+    assert load_config(home / "cli.json") == CliConfig(project="team-b", cluster="prod")
+    assert json.loads((home / "cli.json").read_text()) == {"cluster": "prod", "project": "team-b"}
+    assert (home / "cli.json").stat().st_mode & 0o777 == 0o600 and not (home / "cli.yaml").exists()
+    (home / "cli.json").write_text("{not json")
+    result = runner.invoke(app, ["list", "projects"])
+    assert result.exit_code == 2 and "cli.json are not valid JSON" in result.stderr
 
 
 def test_list_projects_marks_the_default():

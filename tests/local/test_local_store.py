@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import re
 import sqlite3
 import stat
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from runai_lite.backends.local.paths import Home
 from runai_lite.backends.local.store import MIGRATIONS, SCHEMA_VERSION, Store
 from runai_lite.errors import OperationalError, UserError
-from runai_lite.model import JobSpec, Submitter
+from runai_lite.model import JobSpec, JobStatus, Submitter
 
 
 def _spec(name: str, project: str = "team-a") -> JobSpec:
@@ -191,4 +192,22 @@ def test_only_the_store_speaks_sql_in_the_embedded_backend() -> None:
     package = Path(__file__).resolve().parents[2] / "runai_lite" / "backends" / "local"
     speaking = [str(p.relative_to(package)) for p in package.rglob("*.py")
                 if p.name != "store.py" and ".execute" in p.read_text()]
-    assert speaking == []
+    assert speaking == ["names.py"]  # TAB completion's names, read without loading the store
+    names = (package / "names.py").read_text()
+    assert "mode=ro" in names and re.findall(r'"(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP)\b', names) == ["SELECT"] * 2
+
+
+def test_completion_names_are_the_live_jobs_the_store_lists(tmp_path: Path) -> None:
+    from runai_lite.backends.local.names import job_names, project_names
+
+    store = Store(Home.at(tmp_path / "home").db)
+    assert job_names(tmp_path / "missing.db", "team-a") == [] and project_names(tmp_path / "missing.db") == []
+    with store.write() as conn:
+        Store.insert_project(conn, "team-b", 1, 0.0)
+        Store.insert_project(conn, "team-a", 1, 0.0)
+        rows = [store.insert_job(conn, _spec(name), "u", "process", float(number))
+                for number, name in enumerate(("one", "two", "three"))]
+        store.insert_job(conn, _spec("other", "team-b"), "u", "process", 9.0)
+        store.update_job(conn, rows[1].id, status=JobStatus.DELETED.value)
+    assert job_names(store.path, "team-a") == [row.name for row in store.live_jobs("team-a")] == ["one", "three"]
+    assert project_names(store.path) == [p.name for p in store.projects()] == ["team-a", "team-b"]

@@ -89,7 +89,7 @@ def test_state_directory_is_0700_and_every_file_in_it_0600_whatever_the_umask(ho
         backend.submit(spec("talker", "sh", "-c", "echo hello; echo oops >&2"))
         wait_status(backend, "talker", "Succeeded")
         assert list(backend.logs("team-a", "talker")) == ["hello", "oops"]
-        config = save_config(CliConfig(project="team-a"), tmp_path / "config" / "config.yaml")
+        config = save_config(CliConfig(project="team-a"), tmp_path / "config" / "cli.json")
     finally:
         os.umask(previous)
     modes = _modes(home)

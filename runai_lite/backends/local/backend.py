@@ -19,8 +19,6 @@ from pathlib import Path
 from ...errors import OperationalError, UserError
 from ...model import JobSpec, text_problem
 from ..api import Event, JobInfo, NodeView, ProjectInfo
-from ..terminal import run_attached
-from .client import ServiceClient
 from .control import ensure_daemon
 from .identity import current_umask, this_process
 from .paths import Home, system_socket
@@ -38,6 +36,8 @@ class LocalBackend:
         self.home: Home | None = None
         self.store: Store | None = None
         if socket_path is not None:
+            from .client import ServiceClient  # the machine-wide daemon's socket: pydantic adapters
+
             self._service = ServiceClient(socket_path)
         else:
             self.home = Home.at(home)
@@ -97,6 +97,8 @@ class LocalBackend:
         else:
             flags = [*(["-i"] if stdin else []), *(["-t"] if tty else [])]
             command, env, cwd = [*target.runtime_command, "exec", *flags, target.container, *argv], None, None
+        from ..terminal import run_attached
+
         try:
             return run_attached(command, env=env, cwd=cwd, stdin=stdin, tty=tty)
         except FileNotFoundError:

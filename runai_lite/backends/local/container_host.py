@@ -22,8 +22,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .tracking.choice import parse_mountinfo
-
 # Where the Container Device Interface specs are read (the CDI standard's two directories, which
 # podman and docker read, and where `nvidia-ctk cdi generate` and the GPU Operator write them).
 CDI_SPEC_DIRS = (Path("/etc/cdi"), Path("/var/run/cdi"))
@@ -112,6 +110,8 @@ def read_facts(runtime: str, timeout: float = 10.0) -> HostFacts:
             info = json.loads(done.stdout).get("host", {})
     except (OSError, subprocess.TimeoutExpired, ValueError):
         pass
+    from .tracking.choice import parse_mountinfo  # the daemon's, not the CLI's
+
     mounts = parse_mountinfo(_read("/proc/self/mountinfo"))
     return HostFacts(
         runtime=runtime,

@@ -23,7 +23,7 @@ import time
 import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -37,11 +37,13 @@ from .control import wake
 from .flag_support import check_embedded, embedded_notes
 from .container_host import ContainerHost, container_host_key
 from .identity import Caller
-from .mig_mode import MigModeSwitch
 from .paths import Home
 from .runner import CONTAINER_RUNTIMES, PROCESS, RUNTIME_VARIABLE, container_name, probe_container_runtime
 from .store import JobRow, Store
 from .views import node_views, project_infos
+
+if TYPE_CHECKING:
+    from .mig_mode import MigModeSwitch
 
 RUNTIME_PROBE_SECONDS = 300.0  # how long a `docker info` answer is trusted
 DELETE_WAIT_EXTRA_SECONDS = 5.0
@@ -362,6 +364,8 @@ class LocalService:
         known = self.store.config("node")
         if node != known:
             raise NotFoundError(f"node {node} was not found", f"the embedded node is {known} (runai list nodes)")
+        from .mig_mode import MigModeSwitch  # GPU drivers: only for changing node roles
+
         switch = MigModeSwitch(self.home.root)
         with self.store.write() as conn:
             gpus = self.store.gpus(node, conn)
@@ -396,7 +400,7 @@ class LocalService:
             self.store.set_node_row(conn, dataclasses.replace(row, node_type=node_type))
         wake(self.home)
 
-    def _check_can_enable(self, conn, node: str, capable, switch: MigModeSwitch) -> list:
+    def _check_can_enable(self, conn, node: str, capable, switch: "MigModeSwitch") -> list:
         """The GPUs that take the role; refused when none can, or when jobs hold them whole or in
         fractions (a GPU in MIG mode cannot hold those)."""
         chosen = [g for g in capable if g.mig_enabled or switch.on_demand(g.gpu_index)]

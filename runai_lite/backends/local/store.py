@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import OperationalError, UserError
-from ...model import Allocation, JobSpec, JobStatus, JobType, Submitter
+from ...model import STORED, Allocation, JobSpec, JobStatus, JobType, Submitter
 from ..api import Event, JobInfo, JobOptions
 from .paths import FILE_MODE, open_private, repair_command
 
@@ -167,7 +167,7 @@ class JobRow:
 
     def __post_init__(self) -> None:
         if isinstance(self.submitter, str):  # the column's JSON, as read from the database
-            object.__setattr__(self, "submitter", Submitter.model_validate_json(self.submitter))
+            object.__setattr__(self, "submitter", Submitter.model_validate_json(self.submitter, context={STORED: True}))
 
     @property
     def job_spec(self) -> JobSpec:

@@ -1,0 +1,117 @@
+"""What a `runai` command costs in CPU, beside the cost of a bare `python -c "import typer"`.
+
+One embedded home with a running daemon on a simulated T4 and 1,000 jobs in project `team-a` (one
+running, the rest pending). Each round runs every case once as a child process, in turn
+(interleaved, so a busy moment of the machine falls on all cases alike), and reads the child's own
+user+sys CPU time from `os.wait4`:
+
+- `import typer`: `python -c "import typer"`, the floor any Typer CLI stands on;
+- `--help`: `runai --help`;
+- `submit`: `runai submit` of a pending job to the running daemon (project `team-b`);
+- `list 1k`: `runai list -p team-a`, 1,000 rows;
+- `complete`: `runai completion-names jobs -p team-a`, what the shell completion scripts run on
+  TAB after `runai logs ` and the like.
+
+    python -m benchmarks.cli_startup --rounds 15
+
+prints, per case, the median and lowest CPU time, and the median beyond `import typer` as a share
+of it (the goal: at most 50%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+JOBS = 1000
+INVENTORY = "T4:1"
+
+
+def runai_command() -> list[str]:
+    """The `runai` console script of this interpreter's environment, as a user runs it."""
+    script = Path(sys.executable).parent / "runai"
+    if not script.exists():
+        sys.exit(f"no runai script beside {sys.executable}: pip install -e . first")
+    return [str(script)]
+
+
+def cases(runai: list[str]) -> dict[str, list[str]]:
+    return {
+        "import typer": [sys.executable, "-c", "import typer"],
+        "--help": [*runai, "--help"],
+        "submit": [*runai, "submit", "-p", "team-b", "-i", "busybox", "--gpu", "1", "--name-prefix", "bench",
+                   "--", "sleep", "1"],
+        f"list {JOBS // 1000}k": [*runai, "list", "-p", "team-a"],
+        "complete": [*runai, "completion-names", "jobs", "-p", "team-a"],
+    }
+
+
+def cpu_seconds(argv: list[str], env: dict[str, str]) -> float:
+    """The child's own user+sys CPU time; it must succeed."""
+    child = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    errors = child.stderr.read().decode() if child.stderr else ""
+    if child.returncode != 0:
+        sys.exit(f"{' '.join(argv)} exited {child.returncode}: {errors}")
+    return usage.ru_utime + usage.ru_stime
+
+
+def prepare(home: Path) -> None:
+    """A home with a daemon, projects team-a (1,000 jobs) and team-b, made in this process."""
+    os.environ["RUNAI_LITE_HOME"] = str(home)
+    from runai_lite.backends.local import LocalBackend, local_init
+    from runai_lite.model import GpuRequest, JobSpec
+
+    local_init(home, simulate=INVENTORY)
+    backend = LocalBackend()
+    backend.create_project("team-a", 1)
+    backend.create_project("team-b", 1)
+    for number in range(JOBS):
+        backend.submit(JobSpec(name=f"job-{number}", project="team-a", image="busybox",
+                               command=("sleep", "3600"), request=GpuRequest(gpus=1)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="runai-cli-startup-"))
+    env = {**os.environ, "RUNAI_LITE_HOME": str(home), "RUNAI_LITE_RUNTIME": "process"}
+    env.pop("KUBECONFIG", None)
+    runai = runai_command()
+    try:
+        prepare(home)
+        commands = cases(runai)
+        for argv in commands.values():  # warm the page cache and the daemon once
+            cpu_seconds(argv, env)
+        samples: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(args.rounds):
+            for name, argv in commands.items():
+                samples[name].append(cpu_seconds(argv, env))
+        typer_ms = statistics.median(samples["import typer"]) * 1000
+        print(f"CPU time (user+sys) of each command, {args.rounds} interleaved rounds, {JOBS} jobs in the listed "
+              f"project, {os.cpu_count()} CPUs")
+        print(f"{'case':<14}{'median ms':>11}{'lowest ms':>11}{'beyond typer':>14}{'share':>8}")
+        for name, values in samples.items():
+            median = statistics.median(values) * 1000
+            beyond = median - typer_ms
+            share = "" if name == "import typer" else f"{beyond / typer_ms:.0%}"
+            extra = "" if name == "import typer" else f"{beyond:+.0f} ms"
+            print(f"{name:<14}{median:>11.0f}{min(values) * 1000:>11.0f}{extra:>14}{share:>8}")
+    finally:
+        subprocess.run([*runai, "delete", "job", "--all", "-p", "team-b"], env=env, capture_output=True, check=False)
+        subprocess.run([str(Path(runai[0]).parent / "runai-adm"), "local", "stop"], env=env, capture_output=True,
+                       check=False)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
