@@ -34,7 +34,7 @@ _runai() {
         "runai submit|--environment"|"runai submit|-e") COMPREPLY=(); return ;;
         "runai submit|--working-dir") COMPREPLY=(); return ;;
         "runai submit|--backoff-limit") COMPREPLY=(); return ;;
-        "runai submit|--name-prefix"|"runai submit|--job-name-prefix") COMPREPLY=(); return ;;
+        "runai submit|--name-prefix") COMPREPLY=(); return ;;
         "runai submit|--cpu") COMPREPLY=(); return ;;
         "runai submit|--memory") COMPREPLY=(); return ;;
         "runai submit|--cpu-limit") COMPREPLY=(); return ;;
@@ -69,7 +69,7 @@ _runai() {
         "runai list nodes") subs=""; opts="--output -o --help"; names="" ;;
         "runai list projects") subs=""; opts="--output -o --help"; names="" ;;
         "runai logs") subs=""; opts="--project -p --follow -f --tail -t --help"; names="jobs" ;;
-        "runai submit") subs=""; opts="--image -i --gpu -g --gpu-memory --mig-profile --interactive --preemptible --project -p --environment -e --working-dir --backoff-limit --command --name-prefix --job-name-prefix --cpu --memory --cpu-limit --memory-limit --volume -v --pvc --large-shm --port --service-type -s --label -l --node-type --ttl-after-finish --completions --parallelism --attach --help"; names="" ;;
+        "runai submit") subs=""; opts="--image -i --gpu -g --gpu-memory --mig-profile --interactive --preemptible --project -p --environment -e --working-dir --backoff-limit --command --name-prefix --cpu --memory --cpu-limit --memory-limit --volume -v --pvc --large-shm --port --service-type -s --label -l --node-type --ttl-after-finish --completions --parallelism --attach --help"; names="" ;;
         "runai top") subs="node"; opts="--help"; names="" ;;
         "runai top node") subs=""; opts="--output -o --help"; names="" ;;
         "runai version") subs=""; opts="--help"; names="" ;;

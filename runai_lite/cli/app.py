@@ -18,6 +18,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from ..errors import RunaiLiteError
+from .help_format import UsageError, name_values, only_close_suggestions
 from .session import CliSession
 from .table import TextTable
 
@@ -48,13 +49,21 @@ CLOSED_PIPE_EXIT = 128 + 13  # 128 + SIGPIPE
 
 
 class RunaiGroup(TyperGroup):
-    """The root group: turns our errors into a message and an exit code."""
+    """The root group: turns our errors into a message and an exit code, names option values
+    readably in help, and suggests only close matches for a typo (`help_format.py`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        name_values(self)
 
     def invoke(self, ctx: Any) -> Any:
         try:
             result = super().invoke(ctx)
             sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
             return result
+        except UsageError as error:
+            only_close_suggestions(error)
+            raise
         except RunaiLiteError as error:
             print_error(error)
             raise typer.Exit(error.exit_code) from None
@@ -86,7 +95,7 @@ def example(command_line: str) -> str:
 
 def new_app(help_text: str, example_line: str, **kwargs: Any) -> typer.Typer:
     kwargs.setdefault("no_args_is_help", True)
-    return typer.Typer(help=help_text + example(example_line), add_completion=False,
+    return typer.Typer(help=help_text + example(example_line), add_completion=False, suggest_commands=False,
                        rich_markup_mode="rich", pretty_exceptions_enable=False, **kwargs)
 
 

@@ -105,8 +105,10 @@ def submit(
     backoff_limit: Annotated[int | None, typer.Option("--backoff-limit", min=0, max=100,
                                                       help="Retries of a failing training job (default 6).")] = None,
     command: Annotated[bool, typer.Option("--command", help="The words after -- replace the image's entrypoint.")] = False,
-    name_prefix: Annotated[str | None, typer.Option("--name-prefix", "--job-name-prefix",
-                                                    help="Generate the name as PREFIX-<n>.")] = None,
+    name_prefix: Annotated[str | None, typer.Option("--name-prefix", metavar="PREFIX",
+                                                    help="Generate the name as PREFIX-<n> (also "
+                                                         "--job-name-prefix).")] = None,
+    job_name_prefix: Annotated[str | None, typer.Option("--job-name-prefix", hidden=True)] = None,
     cpu: Annotated[str | None, typer.Option("--cpu", metavar="CORES", rich_help_panel=_RESOURCES,
                                             help="CPU cores to reserve (0.5, 2, 500m); scheduled.")] = None,
     memory: Annotated[str | None, typer.Option("--memory", metavar="SIZE", rich_help_panel=_RESOURCES,
@@ -189,6 +191,7 @@ def submit(
         raise UserError(f"--memory {memory} is above --memory-limit {memory_limit}", "a request can be at most its limit")
     if not image.strip():
         raise UserError("-i, --image must be set", "e.g. runai submit job1 -i gcr.io/run-ai-demo/quickstart-cuda")
+    name_prefix = name_prefix or job_name_prefix  # Run:ai's name for it, kept out of the help's width
     s = session(ctx)
     project = s.project(project)
     backend = s.backend

@@ -24,6 +24,11 @@ def fmt_gpus(value: Fraction | float) -> str:
     return f"{number:.2f}".rstrip("0").rstrip(".") if number != int(number) else str(int(number))
 
 
+def gpus_text(value: Fraction | float) -> str:
+    """`1 GPU`, `2 GPUs`, `0.5 GPUs`: a number of GPUs with its noun."""
+    return f"{fmt_gpus(value)} GPU" if value == 1 else f"{fmt_gpus(value)} GPUs"
+
+
 def interactive_room(state: ClusterState, job: Job) -> Fraction | None:
     """GPUs a non-preemptible job may still take in its project; None when the job is preemptible."""
     if job.type.preemptible:

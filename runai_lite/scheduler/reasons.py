@@ -11,7 +11,7 @@ from fractions import Fraction
 from ..gpu.requests import is_plain_profile, mig_candidates
 from ..model import MILLI, MIN_GPU_MEMORY_BYTES, GpuRequest, Job, RequestKind
 from ..units import MiB, format_bytes, format_mib
-from .quota import fmt_gpus
+from .quota import fmt_gpus, gpus_text
 from .session import Session
 from .shared_gpus import demand_of
 from .state import GpuState, canonical_model_name
@@ -199,8 +199,7 @@ def _quota_note(session: Session, job: Job) -> str:
     """Said only when it changes what the job may take: a project at its quota takes spare GPUs only."""
     state = session.state
     if state.usage_of(job.project) >= state.deserved_of(job.project):
-        deserved = state.deserved_of(job.project)
-        unit = "GPU" if deserved == 1 else "GPUs"
-        return (f"; project {job.project} uses its {fmt_gpus(deserved)} deserved {unit}, so it waits for spare "
+        return (f"; project {job.project} uses its {gpus_text(state.deserved_of(job.project))} deserved, so it "
+                "waits for spare "
                 "GPUs instead of reclaiming them from other projects")
     return ""

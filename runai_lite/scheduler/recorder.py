@@ -12,7 +12,7 @@ from fractions import Fraction
 
 from ..model import MILLI, Bind, CreateMig, DestroyMig, Job, Plan, Preempt, RequestKind, Reserve
 from ..units import format_bytes
-from .quota import fmt_gpus
+from .quota import fmt_gpus, gpus_text
 
 
 @dataclass
@@ -65,7 +65,7 @@ def preempt_reason(job: Job, victim: Job, where: str, victim_deserved: Fraction)
         return (f"preempted by {job.type.display.lower()} job {job.name} (priority {job.priority} > "
                 f"{victim.priority}), which needs its resources on {where}")
     return (f"reclaimed for job {job.name} of project {job.project}, which is within its quota; "
-            f"project {victim.project} is over its deserved {fmt_gpus(victim_deserved)} GPUs")
+            f"project {victim.project} is over its {gpus_text(victim_deserved)} deserved")
 
 
 def destroy_reason(job: Job, profile: str, owner: Job | None) -> str:

@@ -222,7 +222,7 @@ SCENARIOS = [
                  running(job("b1", project="team-b", gpu="1"), on_gpus("node-1", 2)),
                  job("b2", project="team-b", gpu="1", at=3)], {"team-a": 1, "team-b": 1}),
         expect={"preempt": [], "bind": []},
-        pending={"b2": "project team-b uses its 1 deserved GPU, so it waits for spare GPUs"},
+        pending={"b2": "project team-b uses its 1 GPU deserved, so it waits for spare GPUs"},
     ),
     Scenario(
         "higher priority first: the interactive job submitted later gets the only free GPU",
@@ -244,7 +244,7 @@ SCENARIOS = [
         cluster([node("node-1", gpu(0))], [job("extra", type="preemptible", gpu="0.25", at=1),
                                            job("owed", project="team-b", gpu="1", at=2)], {"team-a": 0, "team-b": 1}),
         expect={"bind": ["owed node-1/0"], "preempt": []},
-        pending={"extra": "project team-a uses its 0 deserved GPUs"},
+        pending={"extra": "project team-a uses its 0 GPUs deserved"},
     ),
     Scenario(
         "then submission time within a project",
