@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 import yaml
@@ -82,6 +82,7 @@ class GpuModel(BaseModel):
         return sorted(self.profiles, key=lambda p: p.sort_key)
 
 
+@lru_cache(maxsize=1024)
 def _normalise(name: str) -> str:
     name = name.strip()
     name = re.sub(r"^(NVIDIA|Tesla)\s+", "", name, flags=re.IGNORECASE)

@@ -1,6 +1,6 @@
 """Where the controller and the backend read the cluster from: the `ObjectReader` seam.
 
-`read_objects()` returns one consistent-enough `ClusterObjects` (KAI's data lister); `build_view`
+`read_objects()` returns one consistent-enough `ClusterObjects` (KAI's data lister); `ViewBuilder`
 turns it into the scheduler's snapshot without I/O. Two readers:
 
 - `ListingReader` lists every kind on each call: all a CLI command needs, and what tests driving

@@ -26,7 +26,7 @@ from ...scheduler.applier import Outcome, Phase, apply
 from . import conventions as k
 from .binder import Binder, Eviction
 from .cache import ListingReader, ObjectReader, WatchCache
-from .cluster import ClusterObjects, ClusterView, build_view
+from .cluster import ClusterObjects, ClusterView, ViewBuilder
 from .lease import FencedApi, LeaderLease, LostLeadership
 from .reservations import withhold
 from .status import StatusWriter, Waiting
@@ -70,6 +70,7 @@ class Controller:
         self.binder.reservation_account = f"{install_name}-reservation"
         self.binder.priority_classes = self.priority_classes
         self.monotonic = monotonic
+        self.views = ViewBuilder(self.priority_classes)  # derives again only the objects that changed since the last pass
         self._last_plan: Plan = Plan()
         self._last_read: tuple[object, float | None] = (None, None)  # the reader's version, the binder's next timeout
 
@@ -80,12 +81,12 @@ class Controller:
         objects = self.reader.read_objects()
         if self._quiet(objects):
             return self._last_plan
-        view = build_view(objects, self.priority_classes)
+        view = self.views.build(objects)
         self.metrics.observe_state(view.snapshot)
         self._new_batch()
         self.binder.forgive_admission_failures(view, objects.pods)
         if self.binder.check_reservations(view):
-            view = build_view(self.reader.read_objects(), self.priority_classes)  # the rolled-back claims pend again
+            view = self.views.build(self.reader.read_objects())  # the claims rolled back are pending again
         view.snapshot = withhold(view.snapshot, self.binder.ledger.resting())
         waiting: dict[str, Waiting] = {}
         for job_id, pod in view.pods.items():

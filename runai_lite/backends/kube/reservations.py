@@ -93,6 +93,8 @@ class ReservationLedger:
 
 def withhold(snapshot: Snapshot, gpus: set[GpuKey]) -> Snapshot:
     """The snapshot without the given GPUs, except those a job holds (they stay, to be accounted)."""
+    if not gpus:
+        return snapshot
     held = {(a.node, i) for job in snapshot.jobs if (a := job.allocation) is not None for i in a.gpu_indices}
     drop = gpus - held
     if not drop:
