@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from runai_lite.backends.local.container_host import container_host, read_facts
+from runai_lite.backends.local.store import JobRow, Store
 from tests.e2e.cli_harness import WAIT_SECONDS, Cli
 
 BUSYBOX = Path("/bin/busybox")
@@ -97,6 +98,7 @@ class ContainerCli(Cli):
         self.image = image
         self.cdi_specs = cdi_specs  # mounted on /run/cdi for the daemon, when it could be
         self.env["RUNAI_LITE_RUNTIME"] = "podman"
+        self._store: Store | None = None
 
     def start(self, *init_args: str) -> None:
         """`runai-adm local init`, which starts the daemon: in its own mount namespace when there is
@@ -111,12 +113,28 @@ class ContainerCli(Cli):
         done = subprocess.run(argv, env=self.env, cwd=self.home, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, f"local init failed:\n{done.stdout}\n{done.stderr}"
 
-    def job_id(self, name: str, project: str = "team-a") -> str:
-        return self.runai("exec", name, "-p", project, "--", "sh", "-c", "echo $RUNAI_JOB_UUID").stdout.strip()
+    def store(self) -> Store:
+        """The home's store, read in this process: waiting and looking up ids is the test's own
+        business, and a `runai list` per poll would cost a Python start-up each."""
+        if self._store is None:
+            self._store = Store(self.home / "state.db")
+        return self._store
 
-    def wait_status(self, name: str, *statuses: str) -> dict:
-        return self.wait_for(f"{name} {'/'.join(statuses)}",
-                             lambda jobs: jobs.get(name, {}).get("status") in statuses)[name]
+    def job_id(self, name: str, project: str = "team-a") -> str:
+        row = self.store().live_job(project, name)
+        assert row is not None, f"no job {project}/{name}"
+        return row.id
+
+    def wait_status(self, name: str, *statuses: str, project: str | None = None) -> JobRow:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            rows = [row for row in self.store().live_jobs(project) if row.name == name]
+            if rows and rows[0].status in statuses:
+                return rows[0]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"gave up waiting for {name} to be {'/'.join(statuses)}: "
+                                     f"{rows[0].status if rows else 'no such job'}\n{self.daemon_log()}")
+            time.sleep(0.1)
 
     def delete(self, *names: str, project: str = "team-a") -> None:
         """`runai delete job`, which returns once the jobs' processes are gone."""
@@ -125,6 +143,14 @@ class ContainerCli(Cli):
 
 def container_exists(job_id: str) -> bool:
     return subprocess.run(["podman", "container", "exists", f"runai-lite-{job_id}"], check=False).returncode == 0
+
+
+def wait_present(job_id: str) -> None:
+    """Until the job's container exists: a job is Running from the moment its `podman run` starts."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not container_exists(job_id):
+        assert time.monotonic() < deadline, f"container runai-lite-{job_id} never appeared"
+        time.sleep(0.1)
 
 
 def wait_gone(job_id: str) -> None:
@@ -166,6 +192,8 @@ def containers(podman_image, tmp_path_factory) -> Iterator[ContainerCli]:
         yield cli
     finally:
         cli.shut_down()
+        if cli._store is not None:
+            cli._store.close()
         if made_cdi_dir:
             try:
                 CDI_DIR.rmdir()

@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 
 from tests.cli.test_exec_terminal import in_terminal
-from tests.containers.conftest import ContainerCli, container_exists, gpu_uuids, wait_gone, write_cdi_spec
+from tests.containers.conftest import (
+    ContainerCli,
+    container_exists,
+    gpu_uuids,
+    wait_gone,
+    wait_present,
+    write_cdi_spec,
+)
 from tests.e2e.cli_harness import WAIT_SECONDS
 
 pytestmark = pytest.mark.e2e
@@ -31,7 +38,7 @@ def test_a_job_runs_in_its_image_with_its_mount_working_directory_and_variables(
                      "-e", "GREETING=busybox", "--", "sh", "-c", script)
     job = containers.wait_status("files", "Succeeded", "Failed")
     logs = containers.runai("logs", "files").stdout
-    assert job["status"] == "Succeeded", logs
+    assert job.status == "Succeeded", logs
     assert (shared / "out.txt").read_text() == "from the host\ncopied by busybox\n"
     assert logs == "/www\nserved from a runai-lite container\n"  # the image's own directory and file
     containers.delete("files")
@@ -49,7 +56,7 @@ def test_a_published_port_is_reachable_and_delete_removes_the_container(containe
                      "httpd", "-f", "-p", "8080", "-h", "/www")
     containers.wait_status("web", "Running")
     job_id = containers.job_id("web")
-    assert container_exists(job_id)
+    wait_present(job_id)
     deadline, page = time.monotonic() + WAIT_SECONDS, None
     while page is None:
         try:
@@ -85,20 +92,23 @@ def test_exec_bash_and_attach_reach_into_the_container(containers: ContainerCli)
 def test_delete_and_preemption_stop_the_container_and_free_the_gpu(containers: ContainerCli):
     containers.runai("submit", "train", "-p", "team-b", "-i", containers.image, "--gpu", "2", "--", "sleep", "600")
     try:
-        containers.wait_status("train", "Running")
+        containers.wait_status("train", "Running", project="team-b")
         trained = containers.job_id("train", "team-b")
+        wait_present(trained)
         containers.runai("submit", "build", "-i", containers.image, "--gpu", "1", "--interactive", "--",
                          "sleep", "600")
         containers.wait_status("build", "Running")  # only once the preempted job's container stopped
-        jobs = containers.jobs()
-        assert jobs["train"]["status"] == "Pending", jobs["train"]
+        train = containers.jobs()["train"]
+        assert train["status"] == "Pending", train
         assert not container_exists(trained)  # stopped and removed, not left running beside the new job
         built = containers.job_id("build")
+        wait_present(built)
         containers.delete("build")
         wait_gone(built)
-        restarted = containers.wait_status("train", "Running")  # requeued, not lost: its GPUs are free again
-        assert restarted["attempts"] == 2
+        restarted = containers.wait_status("train", "Running", project="team-b")  # requeued, not lost
+        assert restarted.attempts == 2
         rerun = containers.job_id("train", "team-b")
+        wait_present(rerun)
         containers.delete("train", project="team-b")
         wait_gone(rerun)
         gpus = [gpu for node in containers.nodes() for gpu in node["gpus"]]
