@@ -2,7 +2,8 @@
 
 A MIG GPU is a bar of its memory slices cut into its GPU instances (profile, job, or "idle"),
 with free slices marked, followed by a device table in the spirit of `nvidia-smi`'s "MIG devices".
-A fraction GPU is a bar of shares. Simulated GPUs say so in their heading.
+A fraction GPU is a bar of shares followed by a table of the jobs sharing it. Simulated GPUs say
+so in their heading.
 """
 
 from __future__ import annotations
@@ -58,20 +59,49 @@ def mig_segments(gpu: GpuView) -> list[Segment]:
 
 
 def share_segments(gpu: GpuView) -> list[Segment]:
-    """Fractions in proportion to their shares, then the free remainder; a whole-GPU job fills it."""
+    """Fractions in proportion to their shares, then the free remainder; a whole-GPU job fills it.
+
+    A cell too narrow for its job's name shows the job's number in `fraction_table` instead, and
+    its share or nothing below it: a label is never cut, so four or more small shares stay readable.
+    """
     if gpu.whole_job:
         return [Segment(BAR_WIDTH, "whole GPU", gpu.whole_job, "used")]
     segments = []
     used = 0
-    for fraction in sorted(gpu.fractions, key=lambda f: f.job):
-        width = max(2, round(fraction.share_milli * BAR_WIDTH / MILLI))
-        memory = gpu.memory_mib * fraction.share_milli // MILLI
-        segments.append(Segment(width, fraction.job, f"{fraction.share_milli / MILLI:g} · {memory} MiB", "used"))
+    for number, fraction in enumerate(_fractions(gpu), 1):
+        key = str(number)
+        width = max(len(key) + 1, round(fraction.share_milli * BAR_WIDTH / MILLI))
+        share = f"{fraction.share_milli / MILLI:g}"
+        detail = f"{share} · {_fraction_memory(gpu, fraction)} MiB"
+        segments.append(Segment(width, _fitting(width, fraction.job, key), _fitting(width, detail, share, ""), "used"))
         used += fraction.share_milli
     if used < MILLI:
         width = max(2, BAR_WIDTH - sum(s.width for s in segments))
-        segments.append(Segment(width, "free", f"{(MILLI - used) / MILLI:g}", "free"))
+        free = f"{(MILLI - used) / MILLI:g}"
+        segments.append(Segment(width, _fitting(width, "free", ""), _fitting(width, free, ""), "free"))
     return segments
+
+
+def _fractions(gpu: GpuView) -> list:
+    return sorted(gpu.fractions, key=lambda f: f.job)
+
+
+def _fraction_memory(gpu: GpuView, fraction) -> int:
+    return gpu.memory_mib * fraction.share_milli // MILLI
+
+
+def _fitting(width: int, *labels: str) -> str:
+    """The first label that fits a cell `width` wide (its border takes one character)."""
+    return next((label for label in labels if len(label) <= width - 1), labels[-1])
+
+
+def fraction_table(gpu: GpuView) -> TextTable:
+    """Who shares the GPU: the numbers of the bar's cells, each job's share and memory."""
+    table = TextTable(("GPU", "CELL", "SHARE", "MEMORY", "JOB"))
+    for number, fraction in enumerate(_fractions(gpu), 1):
+        table.add_row(str(gpu.index), str(number), f"{fraction.share_milli / MILLI:g}",
+                      f"{_fraction_memory(gpu, fraction)} MiB", fraction.job)
+    return table
 
 
 def _fit(text: str, width: int) -> str:
@@ -148,6 +178,8 @@ def gpu_view(gpu: GpuView) -> list[RenderableType]:
             parts.append(mig_device_table(gpu))
     else:
         parts += draw_bar(share_segments(gpu))
+        if gpu.fractions:
+            parts.append(fraction_table(gpu))
     return parts
 
 

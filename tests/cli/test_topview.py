@@ -5,7 +5,7 @@ from __future__ import annotations
 from runai_lite.backends.api import FractionView, GpuView, MigInstanceView
 from runai_lite.cli.render import age
 from runai_lite.model import slice_span
-from runai_lite.cli.topview import BAR_WIDTH, SLICE_WIDTH, draw_bar, mig_segments, share_segments
+from runai_lite.cli.topview import BAR_WIDTH, SLICE_WIDTH, draw_bar, gpu_view, mig_segments, share_segments
 
 
 def a100(*instances: MigInstanceView) -> GpuView:
@@ -38,6 +38,25 @@ def test_share_segments_fill_the_bar():
     assert sum(s.width for s in segments) == BAR_WIDTH
     whole = GpuView(index=2, uuid="GPU-z", model="T4", memory_mib=15360, whole_job="p/w")
     assert [(s.top, s.bottom, s.width) for s in share_segments(whole)] == [("whole GPU", "p/w", BAR_WIDTH)]
+
+
+def test_a_gpu_with_many_fractions_shows_every_share_uncut_and_a_table_of_its_jobs():
+    shares = {"team-a/train-long-name": 100, "team-a/b": 250, "team-b/eval": 125, "team-b/notebook-1": 50,
+              "team-c/x": 300, "team-c/y": 75}
+    gpu = GpuView(index=0, uuid="GPU-y", model="A100-SXM4-40GB", memory_mib=40536,
+                  fractions=tuple(FractionView(job=j, share_milli=m) for j, m in shares.items()))
+    lines = [line.plain for line in draw_bar(share_segments(gpu))]
+    assert len({len(line) for line in lines}) == 1 and "…" not in "".join(lines)
+    parts = gpu_view(gpu)
+    table = parts[-1].lines()
+    assert table[0].split() == ["GPU", "CELL", "SHARE", "MEMORY", "JOB"]
+    rows = {row.split()[-1]: row.split() for row in table[1:]}
+    assert set(rows) == set(shares)
+    for job, milli in shares.items():
+        number, share = rows[job][1], rows[job][2]
+        assert float(share) == milli / 1000
+        assert job in lines[1] or f"{number}" in lines[1]  # the cell shows the job, or its number in the table
+    assert rows["team-c/x"][3:5] == [str(40536 * 300 // 1000), "MiB"]
 
 
 def test_bar_lines_have_equal_width_and_long_labels_are_cut():
