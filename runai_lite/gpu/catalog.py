@@ -11,7 +11,6 @@ from fractions import Fraction
 from functools import cache, lru_cache
 from importlib import resources
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import UserError
@@ -125,7 +124,9 @@ def _profile_name_key(name: str) -> tuple[int, float, str]:
 
 
 def _load(text: str) -> list[GpuModel]:
-    data = yaml.safe_load(text)
+    import yaml  # only when the catalog is read: `runai submit --gpu 1` never needs it
+
+    data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 (a safe loader)
     models = []
     for raw in data["mig_models"]:
         models.append(GpuModel(**{**raw, "profiles": tuple(MigProfile(**p) for p in raw["profiles"])}))
