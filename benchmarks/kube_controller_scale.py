@@ -99,7 +99,8 @@ def add_node(kube: Any, i: int) -> None:
         actual = {g: [{"profile": MIG_PROFILE, "start": s, "size": 1, "uuid": f"MIG-{node}-{g}-{s}", "gi_id": s}
                       for s in range(MIG_SLICES)] for g in range(GPUS // 2)}
         annotations = {k.GPU_INVENTORY: json.dumps(inventory, sort_keys=True, separators=(",", ":")),
-                       k.MIG_DESIRED: k.encode_layout(desired), k.MIG_ACTUAL: k.encode_layout(actual, errors=[], waiting=[])}
+                       k.MIG_DESIRED: k.encode_layout(desired), k.MIG_ACTUAL: k.encode_layout(actual, errors=[], waiting=[]),
+                       k.REPORTED_BY: node}
     kube.add_node(node, labels=labels, annotations=annotations,
                   capacity={k.GPU_RESOURCE: str(GPUS), "cpu": "64", "memory": "512Gi", "pods": "110"})
 

@@ -35,7 +35,7 @@ def world(kube_emulator, tmp_path) -> World:
 
 
 def delivering(world: World, mode: DeliveryMode) -> None:
-    world.controller = Controller(world.controller_api, IMAGE, delivery=mode)
+    world.controller = Controller(world.controller_api, IMAGE, install_name=world.install_name, delivery=mode)
 
 
 def running(world: World, name: str) -> dict[str, Any]:

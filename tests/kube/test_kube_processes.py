@@ -60,9 +60,12 @@ def test_controller_and_agent_processes_run_a_mig_job(kube_emulator, tmp_path):
     world = World(kube_emulator, tmp_path)
     kube_emulator.add_node("gpu-node-1", labels={k.GPU_PRODUCT_LABEL: "NVIDIA-A100-SXM4-40GB"})
     # each as its own ServiceAccount, as installed: RBAC and the admission policies apply to them
+    # the agent with the token of a pod on its node, as the node restriction policy requires
     as_controller, as_agent = (str(kube_emulator.write_kubeconfig(tmp_path / f"{name}.kubeconfig",
-                                                                  service_account=f"{k.SYSTEM_NAMESPACE}/{account}"))
-                               for name, account in (("controller", CONTROLLER), ("agent", AGENT)))
+                                                                  service_account=f"{k.SYSTEM_NAMESPACE}/{account}",
+                                                                  node=node))
+                               for name, account, node in (("controller", CONTROLLER, None),
+                                                           ("agent", AGENT, "gpu-node-1")))
     logs = [tmp_path / "controller.log", tmp_path / "agent.log"]
     ports = free_port(), free_port()
     processes = [
@@ -91,6 +94,9 @@ def test_controller_and_agent_processes_run_a_mig_job(kube_emulator, tmp_path):
         wait_for("the controller's metrics to show the partition in use", lambda: value(
             scrape(ports[0]), "runai_lite_mig_instances", node="gpu-node-1", profile="1g.10gb", state="used") == 1,
             processes, logs)
+        # the pass that claims the partition planned from a snapshot where the job still waited
+        wait_for("a pass after the claim", lambda: value(scrape(ports[0]), "runai_lite_pending_jobs") == 0,
+                 processes, logs)
         controller = scrape(ports[0])
         assert value(controller, "runai_lite_allocations", node="gpu-node-1", kind="mig") == 1
         assert value(controller, "runai_lite_gpus_allocated", kind="mig") == pytest.approx(1 / 7, abs=0.001)

@@ -45,13 +45,15 @@ class RecordingApi(KubeApi):
         return super()._call(method, path, query, body, content_type, timeout, **named)
 
 
-def allowed(account: str, account_namespace: str) -> list[tuple[str | None, dict]]:
-    """(namespace the rule applies in, or None for cluster-wide; rule) for a ServiceAccount."""
+def allowed(account: str, account_namespace: str, project_bindings: list[dict] = ()) -> list[tuple[str | None, dict]]:
+    """(namespace the rule applies in, or None for cluster-wide; rule) for a ServiceAccount: what the
+    install grants, and the RoleBindings `runai-adm project create` made in project namespaces."""
     manifests = render_manifests()
     roles = {(m["kind"], m["metadata"].get("namespace"), m["metadata"]["name"]): m for m in manifests
              if m["kind"] in ("Role", "ClusterRole")}
     granted = []
-    for binding in (m for m in manifests if m["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+    bindings = [m for m in manifests if m["kind"] in ("RoleBinding", "ClusterRoleBinding")] + list(project_bindings)
+    for binding in bindings:
         if {"kind": "ServiceAccount", "name": account, "namespace": account_namespace} not in binding["subjects"]:
             continue
         scope = binding["metadata"].get("namespace")
@@ -67,8 +69,9 @@ def permits(granted: list[tuple[str | None, dict]], verb: str, group: str, resou
                and resource in rule["resources"] and verb in rule["verbs"] for scope, rule in granted)
 
 
-def unauthorised(api: RecordingApi, account: str) -> list:
-    granted = allowed(account, k.SYSTEM_NAMESPACE if account != RESERVATION else k.RESERVATION_NAMESPACE)
+def unauthorised(api: RecordingApi, account: str, project_bindings: list[dict] = ()) -> list:
+    granted = allowed(account, k.SYSTEM_NAMESPACE if account != RESERVATION else k.RESERVATION_NAMESPACE,
+                      project_bindings)
     return sorted(request for request in api.seen if not permits(granted, *request))
 
 
@@ -76,7 +79,8 @@ def test_every_request_of_the_quickstart_and_a_fraction_job_is_allowed(kube_emul
     world = World(kube_emulator, tmp_path)
     # each as its own ServiceAccount: the emulator enforces the rendered RBAC and admission policies too
     controller_api = RecordingApi(kube_emulator.api_client(service_account=f"{k.SYSTEM_NAMESPACE}/{CONTROLLER}"))
-    agent_api = RecordingApi(kube_emulator.api_client(service_account=f"{k.SYSTEM_NAMESPACE}/{AGENT}"))
+    agent_api = RecordingApi(kube_emulator.api_client(service_account=f"{k.SYSTEM_NAMESPACE}/{AGENT}",
+                                                      node="gpu-node-1"))
     world.reservation_api = RecordingApi(kube_emulator.api_client(
         service_account=f"{k.RESERVATION_NAMESPACE}/{RESERVATION}"))
     world.controller = Controller(controller_api, IMAGE)
@@ -102,7 +106,12 @@ def test_every_request_of_the_quickstart_and_a_fraction_job_is_allowed(kube_emul
     assert {"create", "patch", "delete", "list"} <= verbs  # the scenario exercised the controller
     assert ("create", "", "pods/eviction", "runai-team-a") in controller_api.seen
     assert ("delete", "", "pods", k.RESERVATION_NAMESPACE) in controller_api.seen
-    assert unauthorised(controller_api, CONTROLLER) == []
+    # device ConfigMaps only where the project's RoleBinding grants them
+    assert ("create", "", "configmaps", "runai-team-a") in controller_api.seen
+    assert unauthorised(controller_api, CONTROLLER) == [("create", "", "configmaps", "runai-team-a")]
+    project_bindings = world.kube.objects("rolebindings", "runai-team-a")
+    assert [b["roleRef"]["name"] for b in project_bindings] == ["runai-lite-device-configmaps"]
+    assert unauthorised(controller_api, CONTROLLER, project_bindings) == []
     assert unauthorised(agent_api, AGENT) == []
     assert world.reservation_api.seen and unauthorised(world.reservation_api, RESERVATION) == []
 

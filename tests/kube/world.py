@@ -44,6 +44,8 @@ class World:
         name = fullname(InstallValues(), release)
         # The controller acts as its ServiceAccount: the rendered RBAC and admission policies apply to it.
         self.controller_api = KubeApi(emulator.api_client(service_account=f"{release.namespace}/{name}-controller"))
+        self.agent_account = f"{release.namespace}/{name}-agent"
+        self.install_name = name
         self.reservation_api = self.api  # what the reservation pods talk through
         emulator.create_namespace(OPERATOR_NAMESPACE)
         self.plugin_starts: dict[str, int] = {}  # node -> times its device plugin pod started
@@ -62,10 +64,14 @@ class World:
         self.kube.add_node(name, labels={k.GPU_PRODUCT_LABEL: "NVIDIA-A100-SXM4-40GB"})
         driver = SimulatedDriver(self.tmp_path / f"gpus-{name}", inventory)
         self.drivers[name] = driver
-        self.agents[name] = NodeAgent(self.api, name, driver)
+        # as its ServiceAccount, with the token of a pod on its node (the node restriction applies)
+        self.agents[name] = NodeAgent(self.agent_api(name), name, driver)
         self.gpu_operator()
         self.agents[name].reconcile_once()
         return driver
+
+    def agent_api(self, node: str) -> KubeApi:
+        return KubeApi(self.kube.api_client(service_account=self.agent_account, node=node))
 
     def add_gpu_node(self, name: str, count: int, product: str = "Tesla-T4", memory_mib: int = 15360) -> None:
         """A node as the NVIDIA device plugin and GPU feature discovery show it."""

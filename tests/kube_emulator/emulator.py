@@ -126,32 +126,33 @@ class KubeEmulator:
         return f"http://127.0.0.1:{self._port}"
 
     @staticmethod
-    def _token(service_account: str | None) -> str:
+    def _token(service_account: str | None, node: str | None = None) -> str:
         if service_account is None:
             return ADMIN_TOKEN
         namespace, slash, name = service_account.partition("/")
         if not slash or not namespace or not name:
             raise ValueError(f"service_account must be NAMESPACE/NAME, not {service_account!r}")
-        return rbac.token_for(namespace, name)
+        return rbac.token_for(namespace, name, node)
 
-    def client_configuration(self, service_account: str | None = None) -> Any:
+    def client_configuration(self, service_account: str | None = None, node: str | None = None) -> Any:
         """A kubernetes.client.Configuration for the emulator: unrestricted, or acting as the service
-        account `NAMESPACE/NAME`, whose requests the stored RBAC objects authorize."""
+        account `NAMESPACE/NAME`, whose requests the stored RBAC objects authorize; with `node`, with
+        the token of a pod on that node (its name in `userInfo.extra`, which admission policies read)."""
         from kubernetes import client
 
         config = client.Configuration(host=self.url)
-        config.api_key = {"BearerToken": self._token(service_account)}
+        config.api_key = {"BearerToken": self._token(service_account, node)}
         config.api_key_prefix = {"BearerToken": "Bearer"}
         return config
 
-    def api_client(self, service_account: str | None = None) -> Any:
+    def api_client(self, service_account: str | None = None, node: str | None = None) -> Any:
         """A kubernetes.client.ApiClient talking to this emulator (see client_configuration)."""
         from kubernetes import client
 
-        return client.ApiClient(self.client_configuration(service_account))
+        return client.ApiClient(self.client_configuration(service_account, node))
 
     def kubeconfig(self, context: str = "emulator", namespace: str | None = None,
-                   service_account: str | None = None) -> Obj:
+                   service_account: str | None = None, node: str | None = None) -> Obj:
         ctx: Obj = {"cluster": context, "user": context}
         if namespace:
             ctx["namespace"] = namespace
@@ -159,19 +160,20 @@ class KubeEmulator:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": context, "cluster": {"server": self.url}}],
-            "users": [{"name": context, "user": {"token": self._token(service_account)}}],
+            "users": [{"name": context, "user": {"token": self._token(service_account, node)}}],
             "contexts": [{"name": context, "context": ctx}],
             "current-context": context,
         }
 
     def write_kubeconfig(self, path: str | os.PathLike[str], context: str = "emulator",
-                         namespace: str | None = None, service_account: str | None = None) -> Path:
+                         namespace: str | None = None, service_account: str | None = None,
+                         node: str | None = None) -> Path:
         """Write a kubeconfig (mode 0600) whose context `context` points at this emulator."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            yaml.safe_dump(self.kubeconfig(context, namespace, service_account), f)
+            yaml.safe_dump(self.kubeconfig(context, namespace, service_account, node), f)
         return path
 
     # ---- state for tests -----------------------------------------------------------------------

@@ -13,7 +13,8 @@ matches is evaluated:
   false expression denies with its `message` (or `messageExpression`, or `failed expression: …`) and
   `reason` (Forbidden 403 by default; Invalid 422, Unauthorized 401, RequestEntityTooLarge 413);
 - CEL sees `object` (null on DELETE), `oldObject` (null on CREATE), `request` (operation, kind,
-  resource, subResource, name, namespace, userInfo.username/groups, dryRun), `namespaceObject`,
+  resource, subResource, name, namespace, userInfo.username/groups/extra (a pod-bound token's
+  `authentication.kubernetes.io/node-name`), dryRun), `namespaceObject`,
   `variables`; the standard macros (`has`, `all`, `exists`, `exists_one`, `map`, `filter`) and string
   functions come with celpy;
 - an expression that fails to compile or evaluate follows `failurePolicy` (Fail by default: denied;
@@ -55,6 +56,7 @@ _REASON_CODES = {"Forbidden": 403, "Invalid": 422, "Unauthorized": 401, "Request
 class UserInfo:
     username: str
     groups: tuple[str, ...] = ()
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 ADMIN = UserInfo("kubernetes-admin", ("system:masters", "system:authenticated"))
@@ -245,7 +247,8 @@ class ValidatingPolicies:
             "kind": {"group": r.group, "version": r.version, "kind": r.kind},
             "resource": {"group": r.group, "version": r.version, "resource": r.plural},
             "subResource": q.subresource or "", "dryRun": q.dry_run,
-            "userInfo": {"username": user.username, "groups": list(user.groups)},
+            "userInfo": {"username": user.username, "groups": list(user.groups),
+                         "extra": {key: list(values) for key, values in user.extra}},
         }
         activation = {"object": _cel(q.object), "oldObject": _cel(q.old_object), "request": _cel(request),
                       "namespaceObject": _cel(namespace), "params": _cel(None)}

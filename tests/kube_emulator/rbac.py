@@ -15,22 +15,29 @@ from typing import Any, Iterable
 from .errors import ApiError
 
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
+NODE_CLAIM = "authentication.kubernetes.io/node-name"  # a pod-bound token's node, in userInfo.extra
+_NODE_SUFFIX = "#node="
 
 
 @dataclass(frozen=True)
 class Subject:
     user: str
     groups: tuple[str, ...]
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = ()  # userInfo.extra, as (key, values) pairs
 
     @classmethod
-    def service_account(cls, namespace: str, name: str) -> "Subject":
+    def service_account(cls, namespace: str, name: str, node: str | None = None) -> "Subject":
+        """A service account; with `node`, as the token of a pod on that node presents it (the API
+        server puts the node's name in the user's extra, Kubernetes 1.30+)."""
         return cls(f"{SERVICE_ACCOUNT_PREFIX}{namespace}:{name}",
-                   ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"))
+                   ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"),
+                   ((NODE_CLAIM, (node,)),) if node else ())
 
 
-def token_for(namespace: str, name: str) -> str:
-    """The bearer token the emulator reads as this service account (a real cluster signs a JWT instead)."""
-    return f"{SERVICE_ACCOUNT_PREFIX}{namespace}:{name}"
+def token_for(namespace: str, name: str, node: str | None = None) -> str:
+    """The bearer token the emulator reads as this service account, bound to a pod on `node` when
+    given (a real cluster signs a JWT instead)."""
+    return f"{SERVICE_ACCOUNT_PREFIX}{namespace}:{name}" + (f"{_NODE_SUFFIX}{node}" if node else "")
 
 
 def subject_from_authorization(header: str | None) -> Subject | None:
@@ -38,8 +45,9 @@ def subject_from_authorization(header: str | None) -> Subject | None:
     token = (header or "").removeprefix("Bearer ").strip()
     if not token.startswith(SERVICE_ACCOUNT_PREFIX):
         return None
-    namespace, _, name = token[len(SERVICE_ACCOUNT_PREFIX):].partition(":")
-    return Subject.service_account(namespace, name)
+    account, _, node = token[len(SERVICE_ACCOUNT_PREFIX):].partition(_NODE_SUFFIX)
+    namespace, _, name = account.partition(":")
+    return Subject.service_account(namespace, name, node or None)
 
 
 @dataclass(frozen=True)

@@ -292,7 +292,7 @@ class ApiServer:
             body = await self._body(request)
             warnings: list[str] = []
             subject = rbac.subject_from_authorization(request.headers.get("Authorization"))
-            user = policies.UserInfo(subject.user, subject.groups) if subject else policies.ADMIN
+            user = policies.UserInfo(subject.user, subject.groups, subject.extra) if subject else policies.ADMIN
             with policies.acting_as(user):
                 result, status = self._dispatch(request, verb, t, body, warnings)
         except ApiError as e:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...devices import CDI_ANNOTATION
 from . import conventions as k
 from .manifests import FRACTION_DEVICES
 
@@ -33,7 +34,9 @@ GUARDED_ANNOTATION_PREFIXES = ("runai-lite/", k.RUNAI_MIG_PREFIX)
 GUARDED_LABELS = (k.GPU_GROUP_LABEL, k.PRIORITY_LABEL, k.QUEUE_LABEL)
 GUARDED_LABEL_PREFIXES = ("runai-lite/",)
 # Written by the controller only, at any time.
-CONTROLLER_ANNOTATIONS = (k.ALLOCATION, k.BOUND_AT, k.PENDING_REASON, k.STATUS)
+CONTROLLER_ANNOTATIONS = (k.ALLOCATION, k.BOUND_AT, k.PENDING_REASON, k.STATUS, CDI_ANNOTATION)
+# What a node agent may change on its own node, and no one else on any.
+AGENT_LABELS = (k.MIG_CONFIG_STATE_LABEL,)
 
 
 def _cel_list(values: tuple[str, ...]) -> str:
@@ -105,9 +108,63 @@ def _priority_message(classes: k.PriorityClassNames) -> str:
             f"{classes.of(k.PRIORITY_CLASSES['train'])}")
 
 
+def _only_changed(kind: str, allowed: tuple[str, ...]) -> str:
+    """CEL: no key of `kind` (annotations or labels) outside `allowed` was added, changed or removed."""
+    new, old = f"variables.new_{kind}", f"variables.old_{kind}"
+    return (f"{new}.all(key, key in {_cel_list(allowed)} || (key in {old} && {old}[key] == {new}[key])) && "
+            f"{old}.all(key, key in {_cel_list(allowed)} || key in {new})")
+
+
+def _node_claim() -> str:
+    extra = "request.userInfo.extra"
+    return f"has({extra}) && '{k.NODE_NAME_CLAIM}' in {extra} ? {extra}['{k.NODE_NAME_CLAIM}'][0] : ''"
+
+
+def agent_policies(namespace: str, labels: dict[str, str], agent_account: str) -> list[dict[str, Any]]:
+    """NodeRestriction for the node agents: each may change only its own node (the node its pod's
+    token names), and there only its reports (`runai-lite/gpus`, `runai-lite/mig-actual`,
+    `runai-lite/reported-by` set to that node) and the MIG manager's state label; it may delete
+    only pods on its own node (the device plugin it restarts). No one but an agent (and cluster
+    administrators) may write a node's reports."""
+    is_agent = ("is_agent", f"request.userInfo.username == '{controller_username(namespace, agent_account)}'")
+    claim = ("node_claim", _node_claim())
+    admin = ("admin", f"'{ADMINISTRATORS}' in request.userInfo.groups")
+    reports = _cel_list(k.AGENT_REPORTS)
+    node_reports = _policy(
+        "runai-lite-node-reports",
+        [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["nodes"], "operations": ["UPDATE"]}],
+        [is_agent, claim, admin,
+         ("new_annotations", _map_of("object", "annotations")), ("old_annotations", _map_of("oldObject", "annotations")),
+         ("new_labels", _map_of("object", "labels")), ("old_labels", _map_of("oldObject", "labels"))],
+        [("!variables.is_agent || variables.node_claim == object.metadata.name",
+          "a node agent may change only the node its pod runs on (its token's node-name)"),
+         (f"!variables.is_agent || ({_only_changed('annotations', k.AGENT_REPORTS)} && "
+          f"{_only_changed('labels', AGENT_LABELS)} && "
+          "(has(object.spec) ? object.spec : {}) == (has(oldObject.spec) ? oldObject.spec : {}))",
+          "a node agent may change only its node's runai-lite reports and MIG state label"),
+         (f"!variables.is_agent || !('{k.REPORTED_BY}' in variables.new_annotations) || "
+          f"variables.new_annotations['{k.REPORTED_BY}'] == variables.node_claim",
+          f"{k.REPORTED_BY} must name the node of the agent that writes it"),
+         (f"variables.is_agent || variables.admin || {reports}.all(key, (key in variables.new_annotations) == "
+          "(key in variables.old_annotations) && (!(key in variables.new_annotations) || "
+          "variables.new_annotations[key] == variables.old_annotations[key]))",
+          "a node's runai-lite GPU reports are written by that node's agent only")],
+        labels)
+    pod_restarts = _policy(
+        "runai-lite-agent-pod-deletions",
+        [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"], "operations": ["DELETE"]}],
+        [is_agent, claim],
+        [("!variables.is_agent || (has(oldObject.spec.nodeName) && oldObject.spec.nodeName == variables.node_claim)",
+          "a node agent may delete only pods on its own node (the GPU Operator's, after a MIG change)")],
+        labels)
+    return [node_reports, pod_restarts]
+
+
 def admission_policies(namespace: str, labels: dict[str, str], controller_account: str = "runai-lite-controller",
-                       classes: k.PriorityClassNames | None = None) -> list[dict[str, Any]]:
-    """The policies and their bindings, for a controller running in `namespace` as `controller_account`."""
+                       classes: k.PriorityClassNames | None = None, agent_account: str = "runai-lite-agent"
+                       ) -> list[dict[str, Any]]:
+    """The policies and their bindings, for a controller running in `namespace` as `controller_account`
+    and agents as `agent_account`."""
     # The controller's ServiceAccount, and cluster administrators (who could remove the policies
     # anyway, and may run the controller out of cluster with their own kubeconfig).
     trusted = ("trusted", f"request.userInfo.username == '{controller_username(namespace, controller_account)}' || "
@@ -121,7 +178,7 @@ def admission_policies(namespace: str, labels: dict[str, str], controller_accoun
          ("old_annotations", _map_of("oldObject", "annotations")),
          ("new_labels", _map_of("object", "labels")), ("old_labels", _map_of("oldObject", "labels"))],
         [(f"variables.trusted || request.operation != 'UPDATE' || "
-          f"{_unchanged('annotations', GUARDED_ANNOTATION_PREFIXES, (*REQUEST_ANNOTATIONS, k.STATUS))}",
+          f"{_unchanged('annotations', GUARDED_ANNOTATION_PREFIXES, (*REQUEST_ANNOTATIONS, k.STATUS, CDI_ANNOTATION))}",
           "a pod's runai-lite annotations and GPU request are set when it is created; only the runai-lite "
           "controller may change them"),
          (f"variables.trusted || request.operation != 'UPDATE' || "
@@ -143,5 +200,5 @@ def admission_policies(namespace: str, labels: dict[str, str], controller_accoun
         [(_priority_rule("object.spec.template.spec", "object.spec.template.metadata", classes),
           _priority_message(classes))],
         labels)
-    policies = [state, pod_priority, job_priority]
+    policies = [state, pod_priority, job_priority, *agent_policies(namespace, labels, agent_account)]
     return [*policies, *(_binding(p) for p in policies)]

@@ -252,7 +252,26 @@ class KubeBackend:
                 raise UserError(f"namespace {namespace} already belongs to project {queue}",
                                 "choose another project name")
             self.api.merge_patch(core("namespaces", name=namespace), {"metadata": metadata})
+        self._grant_device_configmaps(namespace)
         return ProjectInfo(name=name, deserved_gpus=deserved_gpus)
+
+    def _grant_device_configmaps(self, namespace: str) -> None:
+        """Bind the install's device-ConfigMap role to its controller in the project's namespace: the
+        controller may write ConfigMaps in project namespaces only. Before runai-lite is installed
+        there is no role to bind; `project create` again links the namespace then."""
+        roles = self.api.list(group("rbac.authorization.k8s.io/v1", "clusterroles"),
+                              label_selector=f"app.kubernetes.io/component={k.DEVICE_CONFIGMAPS_COMPONENT}")
+        for role in roles:
+            account_namespace, _, account = (Meta(role).annotation(k.CONTROLLER_ACCOUNT) or "").partition("/")
+            if not account:
+                continue
+            binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                       "metadata": {"name": Meta(role).name, "namespace": namespace,
+                                    "labels": {"app.kubernetes.io/managed-by": "runai-lite"}},
+                       "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                   "name": Meta(role).name},
+                       "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": account_namespace}]}
+            self.api.create_if_absent(group("rbac.authorization.k8s.io/v1", "rolebindings", namespace), binding)
 
     def delete_project(self, name: str) -> None:
         namespace = self._project_namespace(name)

@@ -196,7 +196,7 @@ class NodeInventory:
 def node_inventory(node: dict[str, Any]) -> NodeInventory:
     meta = Meta(node)
     name, labels, annotations = meta.name, meta.labels, meta.annotations
-    actual, report = k.decode_layout(annotations.get(k.MIG_ACTUAL))
+    actual, report = k.decode_layout(annotations.get(k.MIG_ACTUAL) if reported_by_its_agent(node) else None)
     desired = k.decode_layout(annotations[k.MIG_DESIRED])[0] if k.MIG_DESIRED in annotations else None
     mig_label = labels.get(k.MIG_ENABLED_LABEL) == "true"
     items = gpu_inventory(node)
@@ -442,10 +442,18 @@ def _job_of(pod: dict[str, Any], view: ClusterView, owner: dict[str, Any] | None
     )
 
 
+def reported_by_its_agent(node: dict[str, Any]) -> bool:
+    """Whether the node's reports were written by the agent on that node: they name it, and the
+    admission policy `runai-lite-node-reports` lets only that node's agent name it. Anything else
+    (a report another node's agent forged before the policy existed, one copied from another node)
+    is ignored."""
+    return Meta(node).annotation(k.REPORTED_BY) == Meta(node).name
+
+
 def gpu_inventory(node: dict[str, Any]) -> list[dict[str, Any]]:
-    """The agent's report of the node's GPUs, or [] when no agent published one."""
+    """The agent's report of the node's GPUs, or [] when no agent of this node published one."""
     text = Meta(node).annotation(k.GPU_INVENTORY)
-    if not text:
+    if not text or not reported_by_its_agent(node):
         return []
     try:
         items = json.loads(text)

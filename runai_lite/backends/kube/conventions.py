@@ -26,6 +26,8 @@ LEASE_NAME = "runai-lite-controller"
 
 # Namespaces (projects)
 QUEUE_LABEL = "runai/queue"
+DEVICE_CONFIGMAPS_COMPONENT = "device-configmaps"  # the ClusterRole a project's RoleBinding grants the controller
+CONTROLLER_ACCOUNT = "runai-lite/controller-account"  # on that ClusterRole: NAMESPACE/NAME of the controller's account
 DESERVED_GPUS = "runai-lite/deserved-gpus"  # namespace annotation: the project's quota
 
 # Pods and jobs: the request (Run:ai/KAI names where they exist)
@@ -58,6 +60,10 @@ MIG_ENABLED_LABEL = "node-role.kubernetes.io/runai-mig-enabled"
 GPU_INVENTORY = "runai-lite/gpus"  # node annotation by the agent: [{index, uuid, name, memory_mib, mig_enabled, ...}]
 MIG_DESIRED = "runai-lite/mig-desired"  # node annotation by the controller
 MIG_ACTUAL = "runai-lite/mig-actual"  # node annotation by the agent
+REPORTED_BY = "runai-lite/reported-by"  # node annotation by the agent: its node's name, tied to its token by admission
+AGENT_REPORTS = (GPU_INVENTORY, MIG_ACTUAL, REPORTED_BY)
+MIG_CONFIG_STATE_LABEL = "nvidia.com/mig.config.state"  # the MIG manager's: pending, success, failed
+NODE_NAME_CLAIM = "authentication.kubernetes.io/node-name"  # a pod-bound token's node, in userInfo.extra
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # GPU feature discovery
 GPU_MEMORY_LABEL = "nvidia.com/gpu.memory"  # GPU feature discovery, MiB
 MIG_CAPABLE_LABEL = "nvidia.com/mig.capable"  # GPU feature discovery

@@ -229,6 +229,12 @@ def _account(i: _Install, name: str, namespace: str) -> dict[str, Any]:
             "automountServiceAccountToken": True}
 
 
+RUNTIME_DEFAULT = {"type": "RuntimeDefault"}
+# Pod Security Standards: the reservation pods meet `restricted`; the release's namespace holds the
+# agent (privileged, hostPID: it creates MIG instances and reads every process on the GPUs).
+RESTRICTED_NAMESPACE = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn", "audit")}
+AGENT_NAMESPACE = {"pod-security.kubernetes.io/enforce": "privileged",
+                   "pod-security.kubernetes.io/warn": "baseline", "pod-security.kubernetes.io/audit": "baseline"}
 HARDENED = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
             "runAsUser": 65532, "capabilities": {"drop": ["ALL"]}}
 PORT_NAME = "metrics"
@@ -302,7 +308,8 @@ def objects(i: _Install) -> list[tuple[str | None, dict[str, Any]]]:
     reader_name = f"{n}-allocation-reader"
     classes_reader = f"{n}-priorityclass-reader"
     classes = k.PriorityClassNames(prefix=f"{n}-")
-    namespaces = [{"apiVersion": "v1", "kind": "Namespace", "metadata": i.meta(k.RESERVATION_NAMESPACE)}]
+    namespaces = [{"apiVersion": "v1", "kind": "Namespace",
+                   "metadata": i.meta(k.RESERVATION_NAMESPACE, labels=RESTRICTED_NAMESPACE)}]
     priority_classes = [
         {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
          "metadata": i.meta(classes.of(t), labels={k.PRIORITY_CLASS_LABEL: t.priority_class}),
@@ -318,7 +325,6 @@ def objects(i: _Install) -> list[tuple[str | None, dict[str, Any]]]:
             _rule([""], ["pods/binding", "pods/eviction"], ["create"]),
             _rule([""], ["nodes"], ["get", "list", "watch", "patch"]),
             _rule([""], ["namespaces"], ["get", "list", "watch"]),
-            _rule([""], ["configmaps"], ["get", "create", "patch"]),
             _rule([""], ["events"], ["create", "patch"]),
             _rule(["events.k8s.io"], ["events"], ["create", "patch"]),
             _rule(["batch"], ["jobs"], ["get", "list", "watch", "patch"]),
@@ -329,6 +335,12 @@ def objects(i: _Install) -> list[tuple[str | None, dict[str, Any]]]:
             _rule(["storage.k8s.io"], ["storageclasses"], ["list"]),
         ]},
         _binding(i, "ClusterRoleBinding", controller_name, "ClusterRole", controller_name, ns),
+        # The device ConfigMaps, in project namespaces only: `runai-adm project create` binds this
+        # role there to the account the annotation names (never cluster-wide, never kube-system).
+        {"apiVersion": rbac_api, "kind": "ClusterRole",
+         "metadata": {**i.meta(f"{n}-device-configmaps", component=k.DEVICE_CONFIGMAPS_COMPONENT),
+                      "annotations": {k.CONTROLLER_ACCOUNT: f"{_text(ns)}/{_text(controller_name)}"}},
+         "rules": [_rule([""], ["configmaps"], ["get", "create", "patch"])]},
         # Users may read Allocations where they may read pods (aggregated into `view`, hence `edit`
         # and `admin`); no role but the controller's may write them.
         {"apiVersion": rbac_api, "kind": "ClusterRole",
@@ -374,7 +386,7 @@ def objects(i: _Install) -> list[tuple[str | None, dict[str, Any]]]:
                 {"name": "RUNAI_LITE_RUNTIME_CLASS", "value": v.runtimeClassName}],
         "resources": v.controller.resources,
         "securityContext": HARDENED,
-    })
+    }, securityContext={"runAsNonRoot": True, "seccompProfile": RUNTIME_DEFAULT})
     controller["spec"] = {"replicas": v.controller.replicas, **controller["spec"]}
     agent = _workload(i, "DaemonSet", agent_name, "agent", v.agent, {
         "name": "agent", "image": the_image, "imagePullPolicy": v.image.pullPolicy,
@@ -386,9 +398,12 @@ def objects(i: _Install) -> list[tuple[str | None, dict[str, Any]]]:
                 {"name": "NVIDIA_MIG_CONFIG_DEVICES", "value": "all"}],
         "resources": v.agent.resources,
         "securityContext": {"privileged": v.agent.privileged, "runAsUser": 0},  # NVML MIG calls need root
-    }, **_optional(runtimeClassName=v.runtimeClassName))
+    # the host's PIDs: NVML lists only the processes of the caller's PID namespace, and the in-use
+    # check must see every container's before a partition is destroyed
+    }, hostPID=True, securityContext={"seccompProfile": RUNTIME_DEFAULT}, **_optional(runtimeClassName=v.runtimeClassName))
     # admissionregistration.k8s.io/v1: Kubernetes 1.30 or later
-    policies = admission_policies(ns, i.labels(), controller_account=controller_name, classes=classes)
+    policies = admission_policies(ns, i.labels(), controller_account=controller_name, classes=classes,
+                                  agent_account=agent_name)
     metrics = _metrics_objects(i, {"controller": controller_name, "agent": agent_name})
     listed = [allocations.crd(), *namespaces, *priority_classes, *accounts, *roles, *policies, controller, agent,
               *metrics]
@@ -410,7 +425,8 @@ def render_manifests(values: InstallValues | dict[str, Any] | None = None, relea
     r = release or Release()
     chosen = [m for path, m in objects(_Install(v, r)) if _holds(v, path)]
     if create_namespace:
-        chosen.insert(0, {"apiVersion": "v1", "kind": "Namespace", "metadata": _Install(v, r).meta(r.namespace)})
+        chosen.insert(0, {"apiVersion": "v1", "kind": "Namespace",
+                          "metadata": _Install(v, r).meta(r.namespace, labels=AGENT_NAMESPACE)})
     return chosen
 
 

@@ -396,7 +396,8 @@ def reservation_pod(node: str, gpu_index: int, image: str, service_account: str 
                               "limits": {k.GPU_RESOURCE: "1", "memory": "64Mi"}},
                 "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                     "runAsNonRoot": True, "runAsUser": 65532,
-                                    "capabilities": {"drop": ["ALL"]}},
+                                    "capabilities": {"drop": ["ALL"]},
+                                    "seccompProfile": {"type": "RuntimeDefault"}},  # PSS restricted
             }],
         },
     }

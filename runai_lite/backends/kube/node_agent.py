@@ -8,7 +8,10 @@ and writes back:
 - `runai-lite/gpus`: the GPUs (index, UUID, model, memory, MIG capability and mode): the MIG-mode
   report `runai-adm set node-role --dynamic-mig-enabled` checks;
 - `runai-lite/mig-actual`: the instances that exist (with their MIG UUIDs) and the errors of the
-  pass, which the controller shows as the reason a job waits.
+  pass, which the controller shows as the reason a job waits;
+- `runai-lite/reported-by`: this node's name. The admission policy `runai-lite-node-reports` lets
+  an agent write only the node its pod's token names, and this value only as that name, so the
+  controller reads a node's reports only when they name the node itself.
 
 After a pass that created or destroyed an instance it restarts the GPU Operator's pods on its node
 that read the MIG layout only when they start (the device plugin, which then offers the new
@@ -111,7 +114,8 @@ class NodeAgent:
         errors += [e.message for e in result.machine_errors]
         busy = [f"GPU {g.gpu_index}: {e.message}" for g in result.gpus for e in g.errors if e.code == "in-use"]
         report = {k.GPU_INVENTORY: json.dumps(inventory, sort_keys=True, separators=(",", ":")),
-                  k.MIG_ACTUAL: k.encode_layout(actual, errors=errors, waiting=busy)}
+                  k.MIG_ACTUAL: k.encode_layout(actual, errors=errors, waiting=busy),
+                  k.REPORTED_BY: self.node}
         if any(annotations.get(key) != value for key, value in report.items()):
             written = self.api.merge_patch(core("nodes", name=self.node), {"metadata": {"annotations": report}})
             self.watched.saw(written)
