@@ -138,8 +138,10 @@ def add_running_job(kube: Any, n: int, flags: dict[str, str], allocation: Alloca
 
 
 def populate(kube: Any, nodes: int, pods: int) -> None:
+    from runai_lite.backends.kube.node_agent import OPERATOR_NAMESPACE
     from tests.kube.world import RESOURCES
 
+    kube.create_namespace(OPERATOR_NAMESPACE)  # the GPU Operator's, where the agent's Role lives
     for manifest in render_manifests(create_namespace=True):
         kube.create(RESOURCES[manifest["kind"]], manifest)
     for p in range(PROJECTS):

@@ -35,6 +35,8 @@ class Unplaced:
 
 def plan(snapshot: Snapshot) -> Plan:
     """Decide what to do next. Pure and deterministic: the same snapshot gives the same plan."""
+    if not any(job.status is JobStatus.PENDING for job in snapshot.jobs):
+        return Plan()  # only pending jobs are placed: skip building the working state of a large cluster
     session = Session(snapshot)
     # A job that found no room fails again for an identical job until something is released or a
     # project goes over its quota (placements only take room): `session.generation` counts those.

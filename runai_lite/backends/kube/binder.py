@@ -58,6 +58,7 @@ class Binder:
         self.runtime_class = runtime_class
         self.status = status
         self.ledger = ReservationLedger(monotonic)
+        self._mirrored: dict[str, tuple[str, Allocation]] = {}  # job -> (pod version, allocation) its mirror matched
         # what the reservation pods run as: the install's ServiceAccount and interactive class
         self.reservation_account = "runai-lite-reservation"
         self.priority_classes = k.PriorityClassNames()
@@ -145,8 +146,8 @@ class Binder:
         """Write each node's desired MIG layout where it changed. A partition a pod holds is
         `required` (the agent creates it); an idle one is kept while it exists but not recreated
         (after a reboot, say) until a pod claims it again."""
-        used = {(a.node, a.gpu_indices[0], a.mig_start) for pod in _holders(view)
-                if (a := view.allocation_of(pod)) is not None and a.kind == "mig"}
+        used = {(a.node, a.gpu_indices[0], a.mig_start) for job, _ in _holders(view)
+                if (a := view.allocations.get(job)) is not None and a.kind == "mig"}
         for node, layouts in view.desired.items():
             annotations = Meta(view.nodes[node]).annotations
             if not any(layouts.values()) and k.MIG_DESIRED not in annotations:
@@ -176,8 +177,8 @@ class Binder:
         A GPU whose fractions run gets its reservation pod again at once if it vanished, pinned to
         their GPU's UUID (`check_reservations` stops them if the device plugin gives another)."""
         held: dict[GpuKey, str | None] = {}
-        for pod in _holders(view):
-            allocation = view.allocation_of(pod)
+        for job, pod in _holders(view):
+            allocation = view.allocations.get(job)
             if allocation is not None and allocation.kind == "fraction":
                 key = (allocation.node, allocation.gpu_indices[0])  # a fraction is of one GPU
                 running = pod["spec"].get("nodeName") and allocation.gpu_uuids
@@ -295,9 +296,19 @@ class Binder:
         for obj in view.stale_allocations:
             self.api.delete(allocations.path(Meta(obj).namespace, Meta(obj).name))
         view.stale_allocations.clear()
+        # A mirror found right is not read again until its pod or its allocation changes: at
+        # thousands of pods, encoding every allocation each pass was most of a quiet pass's work.
+        mirrored: dict[str, tuple[str, Allocation]] = {}
         for job, pod in view.pods.items():
-            if job in view.allocations:
-                self.mirror(pod, view.allocations[job])
+            allocation = view.allocations.get(job)
+            if allocation is None:
+                continue
+            version = Meta(pod).resource_version
+            if version is None or self._mirrored.get(job) != (version, allocation):
+                self.mirror(pod, allocation)
+            if version is not None:
+                mirrored[job] = (version, allocation)
+        self._mirrored = mirrored
 
     def complete_bind(self, view: ClusterView, pod: dict[str, Any], allocation: Allocation) -> str | None:
         """Fill the ConfigMap and bind; the reason it must wait, when a device is not there yet."""
@@ -390,9 +401,9 @@ def _gpu_keys(allocation: Allocation) -> set[GpuKey]:
     return {(allocation.node, i) for i in allocation.gpu_indices}
 
 
-def _holders(view: ClusterView) -> list[dict[str, Any]]:
-    """Our pods that hold devices: those scheduled and those still stopping."""
-    return [*view.pods.values(), *view.stopping.values()]
+def _holders(view: ClusterView) -> list[tuple[str, dict[str, Any]]]:
+    """(job id, pod) of our pods that hold devices: those scheduled and those still stopping."""
+    return [*view.pods.items(), *view.stopping.items()]
 
 
 def _with_uuids(allocation: Allocation, uuids: list[str]) -> Allocation:

@@ -90,7 +90,7 @@ class Controller:
         view.snapshot = withhold(view.snapshot, self.binder.ledger.resting())
         waiting: dict[str, Waiting] = {}
         for job_id, pod in view.pods.items():
-            allocation = view.allocation_of(pod)
+            allocation = view.allocations.get(job_id)
             if allocation is not None and not pod["spec"].get("nodeName"):
                 reason = self.binder.complete_bind(view, pod, allocation)
                 if reason:

@@ -48,7 +48,7 @@ class StatusWriter:
             if job_id in waiting:
                 self.set_status(view, pod, "Pending", waiting[job_id].message,
                                 event_reason=waiting[job_id].event_reason)
-            elif pod["spec"].get("nodeName") and view.allocation_of(pod) is not None:
+            elif pod["spec"].get("nodeName") and job_id in view.allocations:
                 self.set_status(view, pod, "Running", None)
             elif (reason := pending_reason(plan.pending_reason(job_id), view.filtered.get(job_id))) is not None:
                 self.set_status(view, pod, "Pending", reason, event_reason="Unschedulable")
