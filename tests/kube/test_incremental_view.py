@@ -45,7 +45,7 @@ class World:
 
     def set_node(self, name: str, mig: bool, inventory: bool, cpu: str, unschedulable: bool) -> None:
         labels = {k.GPU_PRODUCT_LABEL: "NVIDIA-A100-SXM4-40GB", k.GPU_MEMORY_LABEL: "40960"}
-        annotations = {}
+        annotations = {k.REPORTED_BY: name}  # (what the agent writes beside its reports)
         if mig:
             labels |= {k.DYNAMIC_MIG_LABEL: "true", k.MIG_ENABLED_LABEL: "true"}
             annotations[k.MIG_ACTUAL] = k.encode_layout(
