@@ -149,3 +149,25 @@ def test_the_running_agent_watches_its_node_instead_of_reading_it_each_pass(kube
     finally:
         stop.set()
         thread.join(5)
+
+
+def test_the_agent_reports_the_mig_managers_state_label(kube_emulator, tmp_path):
+    world = World(kube_emulator, tmp_path)
+    driver = world.add_mig_node("n1")
+    agent = world.agents["n1"]
+
+    def state() -> str | None:
+        return (world.kube.get("nodes", "n1")["metadata"].get("labels") or {}).get(k.MIG_CONFIG_STATE_LABEL)
+
+    assert state() is None  # no layout named yet: nothing to report
+    desire(world, "n1", {0: [("3g.20gb", 0)]})
+    agent.reconcile_once()
+    assert state() == "success"
+    [instance] = driver.mig_instances(0)
+    driver.register_process(instance.uuid, os.getpid())
+    desire(world, "n1", {0: [("7g.40gb", 0)]})
+    agent.reconcile_once()
+    assert state() == "pending"  # held back by the partition in use
+    driver.unregister_process(instance.uuid, os.getpid())
+    agent.reconcile_once()
+    assert state() == "success" and [i.profile for i in driver.mig_instances(0)] == ["7g.40gb"]

@@ -9,6 +9,8 @@ and writes back:
   report `runai-adm set node-role --dynamic-mig-enabled` checks;
 - `runai-lite/mig-actual`: the instances that exist (with their MIG UUIDs) and the errors of the
   pass, which the controller shows as the reason a job waits;
+- the label `nvidia.com/mig.config.state` (`pending`, `success`, `failed`), as NVIDIA's MIG manager
+  reports its work, once the controller has named a layout;
 - `runai-lite/reported-by`: this node's name. The admission policy `runai-lite-node-reports` lets
   an agent write only the node its pod's token names, and this value only as that name, so the
   controller reads a node's reports only when they name the node itself.
@@ -71,6 +73,15 @@ OPERATOR_NAMESPACE = "gpu-operator"
 REFRESHED_PODS = ("app=nvidia-device-plugin-daemonset", "app=gpu-feature-discovery")
 
 
+def mig_config_state(result: ReconcileResult) -> str:
+    """The MIG manager's `nvidia.com/mig.config.state` for a pass: `success` when the layout is as
+    desired, `pending` while a partition in use (or a retryable failure) holds it back, `failed`
+    when a failure will not go away by itself."""
+    if any(not error.retryable for error in result.errors):
+        return "failed"
+    return "pending" if result.errors else "success"
+
+
 class NodeAgent:
     def __init__(self, api: KubeApi, node: str, driver: GpuDriver, metrics: Metrics | None = None, *,
                  operator_namespace: str = OPERATOR_NAMESPACE, refreshed_pods: tuple[str, ...] = REFRESHED_PODS):
@@ -116,8 +127,11 @@ class NodeAgent:
         report = {k.GPU_INVENTORY: json.dumps(inventory, sort_keys=True, separators=(",", ":")),
                   k.MIG_ACTUAL: k.encode_layout(actual, errors=errors, waiting=busy),
                   k.REPORTED_BY: self.node}
-        if any(annotations.get(key) != value for key, value in report.items()):
-            written = self.api.merge_patch(core("nodes", name=self.node), {"metadata": {"annotations": report}})
+        state = mig_config_state(result) if k.MIG_DESIRED in annotations else None
+        labels = {k.MIG_CONFIG_STATE_LABEL: state} if state and Meta(node).label(k.MIG_CONFIG_STATE_LABEL) != state else {}
+        if labels or any(annotations.get(key) != value for key, value in report.items()):
+            written = self.api.merge_patch(core("nodes", name=self.node),
+                                           {"metadata": {"annotations": report, **({"labels": labels} if labels else {})}})
             self.watched.saw(written)
         if any(g.created or g.destroyed for g in result.gpus):
             self._refresh_due = True
