@@ -59,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from benchmarks.full_disk import fill_until_full, mount_small_tmpfs, unmount  # noqa: E402
 
 INVENTORY = "A100-SXM4-40GB:1,T4:1"
+RETRY_BACKOFF = (0.05, 0.2)  # retries soon after a failure: the harness audits outcomes, not waits
 GRACE_SECONDS = 0.5
 CRASH_WAIT_SECONDS = 6.0
 SETTLE_TIMEOUT_SECONDS = 40.0
@@ -188,7 +189,8 @@ def daemon_environment(values: dict[str, str]) -> Iterator[None]:
 
 
 def _prepare(home: Path) -> LocalBackend:
-    local_init(home, simulate=INVENTORY, enforcement="none", grace_seconds=GRACE_SECONDS)
+    local_init(home, simulate=INVENTORY, enforcement="none", grace_seconds=GRACE_SECONDS,
+               retry_backoff=RETRY_BACKOFF)
     backend = LocalBackend(home)
     backend.create_project("team-a", 1)
     backend.create_project("team-b", 1)
@@ -348,7 +350,8 @@ def shim_kill_run(seed: int, jobs: int, full_disk: bool) -> tuple[int, int, int,
     kills = 0
     try:
         with daemon_environment({CHECK_ENV: "1"}):
-            local_init(home, simulate="T4:4", enforcement="auto", grace_seconds=GRACE_SECONDS)
+            local_init(home, simulate="T4:4", enforcement="auto", grace_seconds=GRACE_SECONDS,
+                       retry_backoff=RETRY_BACKOFF)
             backend = LocalBackend(home)
             backend.create_project("p", 4)
             names = [f"j{i}" for i in range(jobs)]

@@ -20,6 +20,8 @@ _runai_adm() {
         "runai-adm local init|--node-cpus") COMPREPLY=(); return ;;
         "runai-adm local init|--node-memory") COMPREPLY=(); return ;;
         "runai-adm local init|--metrics-address") COMPREPLY=(); return ;;
+        "runai-adm local init|--retry-backoff") COMPREPLY=(); return ;;
+        "runai-adm local init|--retry-backoff-max") COMPREPLY=(); return ;;
         "runai-adm local install-service|--simulate") COMPREPLY=(); return ;;
         "runai-adm local install-service|--enforcement") COMPREPLY=(); return ;;
         "runai-adm local status|--output"|"runai-adm local status|-o") COMPREPLY=($(compgen -W "table json yaml" -- "$cur")); return ;;
@@ -31,7 +33,7 @@ _runai_adm() {
         "runai-adm completion") subs=""; opts="--help"; names="" ;;
         "runai-adm install") subs=""; opts="--print --set --namespace -n --name --help"; names="" ;;
         "runai-adm local") subs="init install-service metrics repair start status stop"; opts="--help"; names="" ;;
-        "runai-adm local init") subs=""; opts="--simulate --enforcement --grace-seconds --node-cpus --node-memory --metrics-address --system --help"; names="" ;;
+        "runai-adm local init") subs=""; opts="--simulate --enforcement --grace-seconds --node-cpus --node-memory --metrics-address --retry-backoff --retry-backoff-max --system --help"; names="" ;;
         "runai-adm local install-service") subs=""; opts="--print --simulate --enforcement --help"; names="" ;;
         "runai-adm local metrics") subs=""; opts="--system --help"; names="" ;;
         "runai-adm local repair") subs=""; opts="--system --help"; names="" ;;

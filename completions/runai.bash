@@ -7,7 +7,7 @@ _runai() {
         [[ "${COMP_WORDS[i]}" == "--" ]] && return 0
         [[ "${COMP_WORDS[i]}" == -p || "${COMP_WORDS[i]}" == --project ]] && project=(-p "${COMP_WORDS[i+1]}")
         case "$path ${COMP_WORDS[i]}" in
-            "runai attach"|"runai bash"|"runai completion"|"runai config"|"runai config cluster"|"runai config project"|"runai delete"|"runai delete job"|"runai describe"|"runai describe job"|"runai describe node"|"runai exec"|"runai list"|"runai list jobs"|"runai list nodes"|"runai list projects"|"runai logs"|"runai submit"|"runai top"|"runai top node"|"runai version"|"runai whoami") path="$path ${COMP_WORDS[i]}" ;;
+            "runai attach"|"runai bash"|"runai completion"|"runai config"|"runai config cluster"|"runai config project"|"runai delete"|"runai delete job"|"runai describe"|"runai describe job"|"runai describe node"|"runai exec"|"runai list"|"runai list jobs"|"runai list nodes"|"runai list projects"|"runai logs"|"runai port-forward"|"runai resume"|"runai submit"|"runai suspend"|"runai top"|"runai top job"|"runai top node"|"runai version"|"runai whoami") path="$path ${COMP_WORDS[i]}" ;;
         esac
     done
     case "$path|$prev" in
@@ -26,6 +26,11 @@ _runai() {
         "runai list projects|--output"|"runai list projects|-o") COMPREPLY=($(compgen -W "table json yaml" -- "$cur")); return ;;
         "runai logs|--project"|"runai logs|-p") COMPREPLY=($(compgen -W "$(runai completion-names projects 2>/dev/null)" -- "$cur")); return ;;
         "runai logs|--tail"|"runai logs|-t") COMPREPLY=(); return ;;
+        "runai logs|--attempt") COMPREPLY=(); return ;;
+        "runai port-forward|--port") COMPREPLY=(); return ;;
+        "runai port-forward|--project"|"runai port-forward|-p") COMPREPLY=($(compgen -W "$(runai completion-names projects 2>/dev/null)" -- "$cur")); return ;;
+        "runai port-forward|--address") COMPREPLY=(); return ;;
+        "runai resume|--project"|"runai resume|-p") COMPREPLY=($(compgen -W "$(runai completion-names projects 2>/dev/null)" -- "$cur")); return ;;
         "runai submit|--image"|"runai submit|-i") COMPREPLY=(); return ;;
         "runai submit|--gpu"|"runai submit|-g") COMPREPLY=(); return ;;
         "runai submit|--gpu-memory") COMPREPLY=(); return ;;
@@ -48,10 +53,13 @@ _runai() {
         "runai submit|--ttl-after-finish") COMPREPLY=(); return ;;
         "runai submit|--completions") COMPREPLY=(); return ;;
         "runai submit|--parallelism") COMPREPLY=(); return ;;
+        "runai suspend|--project"|"runai suspend|-p") COMPREPLY=($(compgen -W "$(runai completion-names projects 2>/dev/null)" -- "$cur")); return ;;
+        "runai top job|--project"|"runai top job|-p") COMPREPLY=($(compgen -W "$(runai completion-names projects 2>/dev/null)" -- "$cur")); return ;;
+        "runai top job|--output"|"runai top job|-o") COMPREPLY=($(compgen -W "table json yaml" -- "$cur")); return ;;
         "runai top node|--output"|"runai top node|-o") COMPREPLY=($(compgen -W "table json yaml" -- "$cur")); return ;;
     esac
     case "$path" in
-        "runai") subs="attach bash completion config delete describe exec list logs submit top version whoami"; opts="--help"; names="" ;;
+        "runai") subs="attach bash completion config delete describe exec list logs port-forward resume submit suspend top version whoami"; opts="--help"; names="" ;;
         "runai attach") subs=""; opts="--project -p --stdin -i --tty -t --help"; names="jobs" ;;
         "runai bash") subs=""; opts="--project -p --help"; names="jobs" ;;
         "runai completion") subs=""; opts="--help"; names="" ;;
@@ -68,9 +76,13 @@ _runai() {
         "runai list jobs") subs=""; opts="--all-projects -A --project -p --output -o --help"; names="" ;;
         "runai list nodes") subs=""; opts="--output -o --help"; names="" ;;
         "runai list projects") subs=""; opts="--output -o --help"; names="" ;;
-        "runai logs") subs=""; opts="--project -p --follow -f --tail -t --help"; names="jobs" ;;
+        "runai logs") subs=""; opts="--project -p --follow -f --tail -t --attempt --help"; names="jobs" ;;
+        "runai port-forward") subs=""; opts="--port --project -p --address --help"; names="jobs" ;;
+        "runai resume") subs=""; opts="--project -p --help"; names="jobs" ;;
         "runai submit") subs=""; opts="--image -i --gpu -g --gpu-memory --mig-profile --interactive --preemptible --project -p --environment -e --working-dir --backoff-limit --command --name-prefix --cpu --memory --cpu-limit --memory-limit --volume -v --pvc --large-shm --port --service-type -s --label -l --node-type --ttl-after-finish --completions --parallelism --attach --help"; names="" ;;
-        "runai top") subs="node"; opts="--help"; names="" ;;
+        "runai suspend") subs=""; opts="--project -p --help"; names="jobs" ;;
+        "runai top") subs="job node"; opts="--help"; names="" ;;
+        "runai top job") subs=""; opts="--all-projects -A --project -p --output -o --help"; names="" ;;
         "runai top node") subs=""; opts="--output -o --help"; names="" ;;
         "runai version") subs=""; opts="--help"; names="" ;;
         "runai whoami") subs=""; opts="--help"; names="" ;;

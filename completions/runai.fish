@@ -3,7 +3,7 @@ function __runai_path
     set -l path runai
     for word in (commandline -opc)[2..-1]
         test "$word" = "--"; and break
-        contains -- "$path $word" "runai attach" "runai bash" "runai completion" "runai config" "runai config cluster" "runai config project" "runai delete" "runai delete job" "runai describe" "runai describe job" "runai describe node" "runai exec" "runai list" "runai list jobs" "runai list nodes" "runai list projects" "runai logs" "runai submit" "runai top" "runai top node" "runai version" "runai whoami"; and set path "$path $word"
+        contains -- "$path $word" "runai attach" "runai bash" "runai completion" "runai config" "runai config cluster" "runai config project" "runai delete" "runai delete job" "runai describe" "runai describe job" "runai describe node" "runai exec" "runai list" "runai list jobs" "runai list nodes" "runai list projects" "runai logs" "runai port-forward" "runai resume" "runai submit" "runai suspend" "runai top" "runai top job" "runai top node" "runai version" "runai whoami"; and set path "$path $word"
     end
     echo $path
 end
@@ -22,9 +22,12 @@ complete -c runai -n 'test (__runai_path) = "runai"' -a 'delete' -d 'Delete jobs
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'describe' -d 'Show details of a job or a node.'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'exec' -d 'Run a command in a job'\''s environment (its device, variables and working directory, or its container). Options go before -- (or before JOB when there is no --); the command'\''s exit code is runai'\''s.'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'list' -d 'List jobs (the default), projects or nodes.'
-complete -c runai -n 'test (__runai_path) = "runai"' -a 'logs' -d 'Print a job'\''s output.'
+complete -c runai -n 'test (__runai_path) = "runai"' -a 'logs' -d 'Print a job'\''s output. A line --- attempt N (why) --- starts each retry'\''s output (why: how the attempt before it ended).'
+complete -c runai -n 'test (__runai_path) = "runai"' -a 'port-forward' -d 'Forward local ports to a running job'\''s ports until interrupted (Ctrl-C): on the embedded default to its container'\''s published port or, for a job run as processes, that port on this machine; on Kubernetes to its pod (pods/portforward, as kubectl port-forward).'
+complete -c runai -n 'test (__runai_path) = "runai"' -a 'resume' -d 'Queue a suspended job again: it is Pending, then scheduled as any job; its attempts are kept.'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'submit' -d 'Submit a job. The command to run goes after --.'
-complete -c runai -n 'test (__runai_path) = "runai"' -a 'top' -d 'Show how GPUs are shared.'
+complete -c runai -n 'test (__runai_path) = "runai"' -a 'suspend' -d 'Stop a job without losing it: its processes are stopped (SIGTERM, then SIGKILL) and its GPUs, fraction or MIG partition freed; it stays Suspended until runai resume.'
+complete -c runai -n 'test (__runai_path) = "runai"' -a 'top' -d 'Show how GPUs are shared (top node) and what each job holds and uses (top job).'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'version' -d 'Print the runai-lite version.'
 complete -c runai -n 'test (__runai_path) = "runai"' -a 'whoami' -d 'Print the user the backend acts for: the account jobs are submitted, listed and deleted as.'
 complete -c runai -n 'test (__runai_path) = "runai"' -l help -d 'Show help and exit.'
@@ -82,7 +85,16 @@ complete -c runai -n 'test (__runai_path) = "runai logs"' -a '(runai completion-
 complete -c runai -n 'test (__runai_path) = "runai logs"' -l project -s p -x -a '(runai completion-names projects 2>/dev/null)' -d 'Project (default: `runai config project`).'
 complete -c runai -n 'test (__runai_path) = "runai logs"' -l follow -s f -d 'Keep printing new output.'
 complete -c runai -n 'test (__runai_path) = "runai logs"' -l tail -s t -r -d 'Only the last N lines. (at least 0)'
+complete -c runai -n 'test (__runai_path) = "runai logs"' -l attempt -r -d 'Only attempt N'\''s output (1 is the first run). (at least 1)'
 complete -c runai -n 'test (__runai_path) = "runai logs"' -l help -d 'Show help and exit.'
+complete -c runai -n 'test (__runai_path) = "runai port-forward"' -a '(runai completion-names jobs (__runai_project) 2>/dev/null)'
+complete -c runai -n 'test (__runai_path) = "runai port-forward"' -l port -r -d 'A local port and the job'\''s port (repeatable).'
+complete -c runai -n 'test (__runai_path) = "runai port-forward"' -l project -s p -x -a '(runai completion-names projects 2>/dev/null)' -d 'Project (default: `runai config project`).'
+complete -c runai -n 'test (__runai_path) = "runai port-forward"' -l address -r -d 'The local address to listen on.'
+complete -c runai -n 'test (__runai_path) = "runai port-forward"' -l help -d 'Show help and exit.'
+complete -c runai -n 'test (__runai_path) = "runai resume"' -a '(runai completion-names jobs (__runai_project) 2>/dev/null)'
+complete -c runai -n 'test (__runai_path) = "runai resume"' -l project -s p -x -a '(runai completion-names projects 2>/dev/null)' -d 'Project (default: `runai config project`).'
+complete -c runai -n 'test (__runai_path) = "runai resume"' -l help -d 'Show help and exit.'
 complete -c runai -n 'test (__runai_path) = "runai submit"' -l image -s i -r -d 'Container image.'
 complete -c runai -n 'test (__runai_path) = "runai submit"' -l gpu -s g -r -d 'Whole GPUs (1, 2) or a fraction (0.5).'
 complete -c runai -n 'test (__runai_path) = "runai submit"' -l gpu-memory -r -d 'GPU memory: 4G, 10GB, 500Mi.'
@@ -111,8 +123,16 @@ complete -c runai -n 'test (__runai_path) = "runai submit"' -l completions -r -d
 complete -c runai -n 'test (__runai_path) = "runai submit"' -l parallelism -r -d 'Runs at once, at most --completions (training jobs). (from 1 to 10000)'
 complete -c runai -n 'test (__runai_path) = "runai submit"' -l attach -d 'Wait for the job to start, then show its output (runai attach).'
 complete -c runai -n 'test (__runai_path) = "runai submit"' -l help -d 'Show help and exit.'
+complete -c runai -n 'test (__runai_path) = "runai suspend"' -a '(runai completion-names jobs (__runai_project) 2>/dev/null)'
+complete -c runai -n 'test (__runai_path) = "runai suspend"' -l project -s p -x -a '(runai completion-names projects 2>/dev/null)' -d 'Project (default: `runai config project`).'
+complete -c runai -n 'test (__runai_path) = "runai suspend"' -l help -d 'Show help and exit.'
+complete -c runai -n 'test (__runai_path) = "runai top"' -a 'job' -d 'One row per unfinished job: its project, status, node and allocation (GPUs, fraction or MIG profile, GPU memory limit) and, where the GPU driver reports them (NVML), the GPU memory its processes use and their pids.'
 complete -c runai -n 'test (__runai_path) = "runai top"' -a 'node' -d 'Draw each GPU: MIG partitions with their profiles and jobs (idle ones marked), fraction shares, free room.'
 complete -c runai -n 'test (__runai_path) = "runai top"' -l help -d 'Show help and exit.'
+complete -c runai -n 'test (__runai_path) = "runai top job"' -l all-projects -s A -d 'Show jobs of every project.'
+complete -c runai -n 'test (__runai_path) = "runai top job"' -l project -s p -x -a '(runai completion-names projects 2>/dev/null)' -d 'Project (default: `runai config project`).'
+complete -c runai -n 'test (__runai_path) = "runai top job"' -l output -s o -x -a 'table json yaml' -d 'Output format.'
+complete -c runai -n 'test (__runai_path) = "runai top job"' -l help -d 'Show help and exit.'
 complete -c runai -n 'test (__runai_path) = "runai top node"' -l output -s o -x -a 'table json yaml' -d 'Output format.'
 complete -c runai -n 'test (__runai_path) = "runai top node"' -l help -d 'Show help and exit.'
 complete -c runai -n 'test (__runai_path) = "runai version"' -l help -d 'Show help and exit.'

@@ -86,11 +86,13 @@ class JobType(StrEnum):
 
 class JobStatus(StrEnum):
     """Lifecycle of a job. `Preempted` is transient: the victim is stopping and is then requeued
-    as `Pending` (training jobs are never lost to a preemption)."""
+    as `Pending` (training jobs are never lost to a preemption). `Suspended` (`runai suspend`)
+    holds nothing and waits, unscheduled, for `runai resume`, which makes it `Pending` again."""
 
     PENDING = "Pending"
     RUNNING = "Running"
     PREEMPTED = "Preempted"
+    SUSPENDED = "Suspended"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     DELETED = "Deleted"

@@ -6,14 +6,15 @@ included) on the embedded default and on Kubernetes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from ..model import (MILLI, Allocation, GpuRequest, JobSpec, JobStatus, JobType, PortMapping, PvcMount, ServiceType,
                      VolumeMount)
+from .attempts import Attempt, AttemptEnd, counts
 
 
 class _Record(BaseModel):
@@ -29,7 +30,8 @@ def rfc3339(seconds: float | None) -> str | None:
 
 class Event(_Record):
     """Something that happened to a job: Submitted, Bound, Started, Preempted, Requeued,
-    PartitionCreated, PartitionDestroyed, Exited, Retrying, Pending, Deleted."""
+    PartitionCreated, PartitionDestroyed, Exited, Retrying, BackoffLimitExceeded, NotRetried,
+    Suspended, Resumed, Pending, Deleted."""
 
     time: float
     kind: str
@@ -83,9 +85,10 @@ class JobInfo(_Record):
     request: GpuRequest | None = None
     allocation: Allocation | None = None
     pending_reason: str | None = None
-    exit_code: int | None = None
+    exit_code: int | None = None  # a finished job's; the attempts' own are in `attempt_history`
     attempts: int = 0
     backoff_limit: int = 0
+    attempt_history: tuple[Attempt, ...] = ()  # oldest first; may leave out attempts a backend no longer knows
     enforcement: str | None = None  # hami-core | mps | framework | none
     memory_limit_mib: int | None = None
     simulated: bool = False
@@ -116,6 +119,14 @@ class JobInfo(_Record):
     def gpus_allocated(self) -> float:
         return self.allocation.gpus if self.allocation else 0.0
 
+    @property
+    def last_ended(self) -> Attempt | None:
+        """The latest attempt that ended."""
+        return next((a for a in reversed(self.attempt_history) if a.outcome is not None), None)
+
+    def attempt_counts(self) -> dict[AttemptEnd, int]:
+        return counts(self.attempt_history)
+
     def to_json(self) -> dict:
         """The shape of one element of `runai list -o json` (and of `runai describe job -o json`,
         which adds `events`)."""
@@ -143,6 +154,44 @@ class JobInfo(_Record):
             "enforcement": self.enforcement,
             "memory_limit_mib": self.memory_limit_mib,
             "simulated": self.simulated,
+        }
+
+
+class GpuProcess(_Record):
+    """A process of a job on one of its GPU devices, as the GPU driver reports it."""
+
+    pid: int
+    device: str  # the GPU or MIG device UUID
+    used_memory_mib: int | None = None  # None: the driver does not say (simulated GPUs, some drivers)
+
+    def to_json(self) -> dict:
+        return self.model_dump()
+
+
+class JobUsage(_Record):
+    """One row of `runai top job`: a job, what it was given, and what its processes use where the
+    driver could be asked (`measured`: False on Kubernetes, for a job not running, or when the query
+    failed, with `note` saying why)."""
+
+    job: JobInfo
+    processes: tuple[GpuProcess, ...] = ()
+    measured: bool = False
+    note: str | None = None
+
+    @property
+    def used_memory_mib(self) -> int | None:
+        """The GPU memory its processes use, when the driver reported it for every one."""
+        used = [p.used_memory_mib for p in self.processes]
+        return sum(used) if self.measured and None not in used else None  # type: ignore[arg-type]
+
+    def to_json(self) -> dict:
+        job = self.job
+        return {
+            "name": job.name, "project": job.project, "status": job.status.value, "node": job.node,
+            "requested": job.gpus_requested, "allocation": job.allocation.to_json() if job.allocation else None,
+            "gpu_memory_limit_mib": job.memory_limit_mib, "measured": self.measured,
+            "gpu_memory_used_mib": self.used_memory_mib,
+            "processes": [p.to_json() for p in self.processes], "note": self.note,
         }
 
 
@@ -231,7 +280,31 @@ class Backend(Protocol):
         """Delete the named jobs (all of the project's jobs when `names` is None); returns names."""
         ...
 
-    def logs(self, project: str, name: str, follow: bool = False, tail: int | None = None) -> Iterator[str]: ...
+    def suspend_job(self, project: str, name: str) -> JobInfo:
+        """Stop the job without losing it and free what it holds (Suspended); refused (exit 2) for a
+        finished or already suspended job."""
+        ...
+
+    def resume_job(self, project: str, name: str) -> JobInfo:
+        """Queue a suspended job again (Pending; its attempt history kept); refused (exit 2) for a
+        job that is not suspended."""
+        ...
+
+    def port_opener(self, project: str, name: str, port: int) -> Callable[[], Any]:
+        """For `runai port-forward`: a function that opens a new connection (a socket) to the
+        running job's `port` each time it is called. Refused (exit 2) for a job not running."""
+        ...
+
+    def top_jobs(self, project: str | None) -> list[JobUsage]:
+        """Unfinished jobs of one project (or all), with their GPU processes where the driver
+        reports them."""
+        ...
+
+    def logs(self, project: str, name: str, follow: bool = False, tail: int | None = None,
+             attempt: int | None = None) -> Iterator[str]:
+        """The job's output: all of it, with a `--- attempt N (why) ---` line before each retry's, or
+        with `attempt` only that attempt's (refused, exit 2, when the job has no such attempt)."""
+        ...
 
     def exec(self, project: str, name: str, argv: list[str], tty: bool = False, stdin: bool = False) -> int:
         """Run `argv` in the job's environment, with a terminal of its own when `tty`, reading this

@@ -10,12 +10,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..enforcement.mechanisms import display_enforcement
-from ..model import Allocation, AllocationKind, JobStatus
+from ..model import Allocation, AllocationKind, JobStatus, JobType
 from ..units import format_bytes, format_mib
 from .table import TextTable
 
 if TYPE_CHECKING:
-    from ..backends.api import Event, GpuView, JobInfo, JobOptions, NodeView, ProjectInfo
+    from ..backends.api import Event, GpuView, JobInfo, JobOptions, JobUsage, NodeView, ProjectInfo
 
 JOB_COLUMNS = ("NAME", "STATUS", "AGE", "NODE", "IMAGE", "TYPE", "PROJECT", "USER", "GPUs Allocated (Requested)")
 WIDE_COLUMNS = ("ALLOCATION", "ENFORCEMENT", "WHY PENDING")
@@ -99,13 +99,27 @@ def describe_lines(job: JobInfo, now: float) -> list[tuple[str, str]]:
         ("ENFORCEMENT", display_enforcement(job.enforcement)),
         ("MEMORY LIMIT", f"{job.memory_limit_mib} MiB" if job.memory_limit_mib else "-"),
         ("WHY PENDING", job.pending_reason or "-"),
-        ("ATTEMPTS", f"{job.attempts} (backoff limit {job.backoff_limit})"),
-        ("EXIT CODE", "-" if job.exit_code is None else str(job.exit_code)),
+        ("ATTEMPTS", attempts_text(job)),
     ]
+    last = job.last_ended
+    if job.status.terminal:
+        lines.append(("EXIT CODE", "-" if job.exit_code is None else str(job.exit_code)))
+    elif last is not None:  # a requeued or retrying job has no exit code of its own: say whose this was
+        lines.append(("LAST ATTEMPT", f"attempt {last.number}: {last.reason}"))
     lines += option_lines(job.options)
     if job.simulated:
         lines.append(("SIMULATED", "yes: the GPU is simulated, no real device backs it"))
     return lines
+
+
+def attempts_text(job: JobInfo) -> str:
+    """`3 (2 failed, 1 preempted; backoff limit 2)`: how many runs, how those that ended ended, and
+    the failures its backoff limit allows (only a training job's failures are retried)."""
+    ended = job.attempt_counts()
+    parts = [f"{count} {outcome.value}" for outcome, count in sorted(ended.items(), key=lambda item: item[0].value)]
+    limit = (f"backoff limit {job.backoff_limit}" if job.type is JobType.TRAIN
+             else "not retried: interactive jobs are not")
+    return f"{job.attempts} ({'; '.join(filter(None, [', '.join(parts), limit]))})"
 
 
 def option_lines(options: JobOptions) -> list[tuple[str, str]]:
@@ -158,6 +172,7 @@ def events_table(events: Iterable[Event], now: float) -> TextTable:
 
 def describe_json(job: JobInfo) -> dict:
     return {**job.to_json(), "options": job.options.to_json(),
+            "attempt_history": [a.to_json() for a in job.attempt_history],
             "events": [e.to_json() for e in sorted(job.events, key=lambda e: e.time)]}
 
 
@@ -184,4 +199,28 @@ def nodes_table(nodes: list[NodeView]) -> TextTable:
         simulated = any(g.simulated for g in node.gpus)
         table.add_row(node.name, ",".join(models) or "-", str(len(node.gpus)), str(free),
                       ("dynamic on GPU " + ",".join(mig)) if mig else "-", "simulated" if simulated else "-")
+    return table
+
+
+TOP_JOB_COLUMNS = ("NAME", "PROJECT", "STATUS", "NODE", "ALLOCATION", "GPU MEMORY LIMIT", "GPU MEMORY USED",
+                   "PROCESSES")
+
+
+def top_jobs_table(rows: list[JobUsage]) -> TextTable:
+    """`runai top job`: one row per job, what it holds and, where the driver says, what it uses."""
+    table = TextTable(TOP_JOB_COLUMNS)
+    for row in sorted(rows, key=lambda r: (r.job.project, r.job.submitted_at, r.job.name)):
+        job, alloc = row.job, row.job.allocation
+        held = allocation_text(alloc) if alloc else f"- (requests {job.gpus_requested})"
+        limit = job.memory_limit_mib or (alloc.memory_mib if alloc else None)
+        used = row.used_memory_mib
+        if used is not None:
+            shown = format_mib(used)
+        elif row.measured and row.processes:
+            shown = "not reported"  # the driver lists the processes but not their memory (simulated GPUs)
+        else:
+            shown = "-"
+        pids = ",".join(str(p) for p in sorted({p.pid for p in row.processes})) or "-"
+        table.add_row(job.name, job.project, job.status.value, job.node or "-", held,
+                      format_mib(limit) if limit else "-", shown, pids)
     return table

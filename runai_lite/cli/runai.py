@@ -25,7 +25,8 @@ list_app = add_group(app, "list", "List jobs (the default), projects or nodes.",
 describe_app = add_group(app, "describe", "Show details of a job or a node.", "runai describe job mig1")
 delete_app = add_group(app, "delete", "Delete jobs.", "runai delete job mig1 mig2")
 config_app = add_group(app, "config", "Set the default project or cluster.", "runai config project team-a")
-top_app = add_group(app, "top", "Show how GPUs are shared.", "runai top node")
+top_app = add_group(app, "top", "Show how GPUs are shared (top node) and what each job holds and uses (top job).",
+                    "runai top node")
 
 # Metavars JOB and PROJECT also tell the completion scripts which words to complete with names.
 ProjectOpt = Annotated[str | None, typer.Option("--project", "-p", metavar="PROJECT",
@@ -297,13 +298,17 @@ def describe_job(ctx: typer.Context, name: JobArg,
          events_table(job.events, now) if job.events else "  <none>")
 
 
-@app.command(help="Print a job's output." + example("runai logs mig1 --tail 20 -f"))
+@app.command(help="Print a job's output. A line [bold]--- attempt N (why) ---[/bold] starts each retry's output "
+                  "(why: how the attempt before it ended)." + example("runai logs mig1 --tail 20 -f"))
 def logs(ctx: typer.Context, name: JobArg, project: ProjectOpt = None,
          follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new output.")] = False,
-         tail: Annotated[int | None, typer.Option("--tail", "-t", min=0, help="Only the last N lines.")] = None) -> None:
+         tail: Annotated[int | None, typer.Option("--tail", "-t", min=0, help="Only the last N lines.")] = None,
+         attempt: Annotated[int | None, typer.Option("--attempt", metavar="N", min=1,
+                                                     help="Only attempt N's output (1 is the first run).")] = None,
+         ) -> None:
     s = session(ctx)
     try:
-        for line in s.backend.logs(s.project(project), name, follow=follow, tail=tail):
+        for line in s.backend.logs(s.project(project), name, follow=follow, tail=tail, attempt=attempt):
             sys.stdout.write(line if line.endswith("\n") else line + "\n")
             if follow:
                 sys.stdout.flush()
@@ -383,6 +388,75 @@ def _attach(s, project: str, name: str) -> None:
     raise typer.Exit(0 if job.status is JobStatus.SUCCEEDED else 1)
 
 
+@app.command(help="Stop a job without losing it: its processes are stopped (SIGTERM, then SIGKILL) and its GPUs, "
+                  "fraction or MIG partition freed; it stays Suspended until [bold]runai resume[/bold]."
+                  + example("runai suspend train1"))
+def suspend(ctx: typer.Context, name: JobArg, project: ProjectOpt = None) -> None:
+    s = session(ctx)
+    project = s.project(project)
+    s.backend.suspend_job(project, name)
+    typer.echo(f"The job '{name}' has been suspended in project {project}")
+
+
+@app.command(help="Queue a suspended job again: it is Pending, then scheduled as any job; its attempts are kept."
+                  + example("runai resume train1"))
+def resume(ctx: typer.Context, name: JobArg, project: ProjectOpt = None) -> None:
+    s = session(ctx)
+    project = s.project(project)
+    s.backend.resume_job(project, name)
+    typer.echo(f"The job '{name}' has been resumed in project {project}")
+
+
+def parse_forward(text: str) -> tuple[int, int]:
+    """`LOCAL:REMOTE` (Run:ai's syntax) or `PORT` (the same on both sides); LOCAL 0 lets the system
+    choose a free port."""
+    local, sep, remote = text.partition(":")
+    if not sep:
+        local = remote = text
+    if not (local.isdigit() and remote.isdigit() and 0 <= int(local) <= 65535 and 1 <= int(remote) <= 65535):
+        raise UserError(f"invalid --port {text!r}", "give LOCAL:REMOTE ports, e.g. --port 8080:8888 (LOCAL 0: any free)")
+    return int(local), int(remote)
+
+
+@app.command("port-forward", help=(
+    "Forward local ports to a running job's ports until interrupted (Ctrl-C): on the embedded default to its "
+    "container's published port or, for a job run as processes, that port on this machine; on Kubernetes to its "
+    "pod (pods/portforward, as kubectl port-forward)." + example("runai port-forward jupyter1 --port 8888:8888")))
+def port_forward(ctx: typer.Context, name: JobArg,
+                 port: Annotated[list[str], typer.Option("--port", metavar="LOCAL:REMOTE",
+                                                         help="A local port and the job's port (repeatable).")],
+                 project: ProjectOpt = None,
+                 address: Annotated[str, typer.Option("--address", metavar="ADDRESS",
+                                                      help="The local address to listen on.")] = "127.0.0.1") -> None:
+    from ..backends.relay import Forward, Relay
+
+    pairs = [parse_forward(p) for p in port]
+    remote_ports = [remote for _, remote in pairs]
+    if len(set(remote_ports)) != len(remote_ports):
+        raise UserError("a job port is given twice", "forward each of the job's ports once")
+    s = session(ctx)
+    project = s.project(project)
+    forwards = [Forward(local, remote, s.backend.port_opener(project, name, remote)) for local, remote in pairs]
+
+    def failed(forward: Forward, error: Exception) -> None:
+        typer.echo(f"Error: a connection to port {forward.remote_port} of job {name} failed: {error}", err=True)
+
+    try:
+        relay = Relay(forwards, address, on_error=failed)
+    except OSError as error:
+        raise UserError(f"cannot listen on {address}: {error.strerror or error}",
+                        "choose other local ports (LOCAL 0 lets the system choose one)") from None
+    for host, local, remote in relay.bound():
+        typer.echo(f"Forwarding from {host}:{local} -> {remote}")
+    sys.stdout.flush()
+    try:
+        relay.serve()
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    finally:
+        relay.stop()
+
+
 @delete_app.command("job", help="Delete jobs (their processes are stopped: SIGTERM, then SIGKILL)."
                                 + example("runai delete job mig1-int"))
 def delete_job(ctx: typer.Context,
@@ -444,6 +518,30 @@ def _top(ctx: typer.Context, output: DataOutput) -> None:
                               "fraction shares, free room." + example("runai top node -o json"))
 def top_node(ctx: typer.Context, output: DataOutputOpt = DataOutput.TABLE) -> None:
     _top(ctx, output)
+
+
+@top_app.command("job", help="One row per unfinished job: its project, status, node and allocation (GPUs, fraction "
+                             "or MIG profile, GPU memory limit) and, where the GPU driver reports them (NVML), the "
+                             "GPU memory its processes use and their pids." + example("runai top job -A -o json"))
+def top_job(ctx: typer.Context, all_projects: AllProjectsOpt = False, project: ProjectOpt = None,
+            output: DataOutputOpt = DataOutput.TABLE) -> None:
+    s = session(ctx)
+    chosen = None if all_projects else s.project(project)
+    rows = s.backend.top_jobs(chosen)
+    if not rows and chosen is not None:
+        s.require_project_exists(chosen)
+    if output is not DataOutput.TABLE:
+        emit_data([r.to_json() for r in rows], output.value)
+        return
+    from .render import top_jobs_table
+
+    show(top_jobs_table(rows) if rows else "No jobs found.")
+
+
+@top_app.command("jobs", hidden=True)
+def top_jobs(ctx: typer.Context, all_projects: AllProjectsOpt = False, project: ProjectOpt = None,
+             output: DataOutputOpt = DataOutput.TABLE) -> None:
+    top_job(ctx, all_projects, project, output)
 
 
 @top_app.command("nodes", hidden=True)

@@ -147,6 +147,11 @@ def local_init(
     metrics_address: Annotated[str | None, typer.Option("--metrics-address", metavar="[HOST:]PORT", help=(
         "Also serve the daemon's metrics (and /healthz, /readyz) over HTTP here, e.g. 127.0.0.1:9400; "
         "'' stops serving them. Default: as before (none)."))] = None,
+    retry_backoff: Annotated[float | None, typer.Option("--retry-backoff", metavar="SECONDS", help="How long a "
+                                                        "failed job waits for its first retry; each next wait "
+                                                        "doubles (default 10).")] = None,
+    retry_backoff_max: Annotated[float | None, typer.Option("--retry-backoff-max", metavar="SECONDS", help="The "
+                                                            "longest wait between retries (default 360).")] = None,
     system: SystemOpt = False,
 ) -> None:
     from ..backends.local.control import local_init as init
@@ -155,7 +160,8 @@ def local_init(
     capacity = (parse_cpu("--node-cpus", node_cpus) if node_cpus is not None else None,
                 parse_memory("--node-memory", node_memory) if node_memory is not None else None)
     typer.echo(_status_text(init(simulate=simulate, enforcement=enforcement, grace_seconds=grace_seconds,
-                                 system=system, capacity=capacity, metrics_address=metrics_address)))
+                                 system=system, capacity=capacity, metrics_address=metrics_address,
+                                 retry_backoff=(retry_backoff, retry_backoff_max))))
 
 
 @local_app.command("start", help="Start the embedded controller daemon (commands also start a personal one "

@@ -104,5 +104,10 @@ class GpuDriver(Protocol):
         busy (never destroy it on the strength of a failed query)."""
         ...
 
+    def process_memory(self, uuid: str) -> dict[int, int | None]:
+        """The processes on device `uuid` (as `processes_on`) with the GPU memory each uses, in MiB
+        (None where the driver does not say: a simulated device, or NVML's "not available")."""
+        ...
+
     def close(self) -> None:
         ...

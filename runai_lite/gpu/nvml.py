@@ -45,6 +45,8 @@ _DRIVER_NOT_LOADED = 9
 _TIMEOUT = 10
 _LIBRARY_NOT_FOUND = 12
 _IN_USE = 19
+# nvmlProcessInfo_t.usedGpuMemory when the driver cannot say (NVML_VALUE_NOT_AVAILABLE, an unsigned -1)
+_NOT_AVAILABLE = 2**64 - 1
 _INSUFFICIENT_RESOURCES = 23
 
 _PLACEMENTS_CAPACITY = 16
@@ -154,6 +156,23 @@ class NvmlDriver:
             if error.value != _NOT_SUPPORTED:  # MIG devices have no graphics engine
                 self._raise(error, f"list the graphics processes on {uuid}")
         return sorted(pids)
+
+    def process_memory(self, uuid: str) -> dict[int, int | None]:
+        """Compute processes on the device with `usedGpuMemory` (bytes; None or NVML's
+        not-available value when the driver cannot say, e.g. without root on some drivers)."""
+        nvml = self._nvml
+        try:
+            handle = self._uuid_handles.get(uuid) or nvml.nvmlDeviceGetHandleByUUID(uuid)
+        except nvml.NVMLError as error:
+            if error.value == _NOT_FOUND:
+                return {}
+            self._raise(error, f"find device {uuid}")
+        self._uuid_handles[uuid] = handle
+        found: dict[int, int | None] = {}
+        for process in self._call(f"list the processes on {uuid}", self._running_processes, handle, "Compute"):
+            used = getattr(process, "usedGpuMemory", None)
+            found[process.pid] = used // MiB if isinstance(used, int) and 0 <= used < _NOT_AVAILABLE else None
+        return found
 
     def _running_processes(self, handle: Any, kind: str) -> list[Any]:
         """`nvmlDevice<kind>RunningProcesses`, falling back to its `_v2` where the driver is older

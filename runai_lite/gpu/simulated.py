@@ -214,6 +214,10 @@ class SimulatedDriver:
                     entries += state.processes.get(self._mig_uuid(state, gpu, instance), [])
         return _live_pids(entries)
 
+    def process_memory(self, uuid: str) -> dict[int, int | None]:
+        """The registered live processes; a simulated device has no memory to measure."""
+        return dict.fromkeys(self.processes_on(uuid))
+
     def close(self) -> None:
         """Nothing to release: every call opens, locks and closes the state file itself."""
 

@@ -59,7 +59,18 @@ class FakeBackend:
             self.deleted.append((project, name))
         return targets
 
-    def logs(self, project: str, name: str, follow: bool = False, tail: int | None = None) -> Iterator[str]:
+    def suspend_job(self, project: str, name: str) -> JobInfo:
+        job = self.get_job(project, name)
+        self.jobs[(project, name)] = job = job.model_copy(update={"status": JobStatus.SUSPENDED, "allocation": None})
+        return job
+
+    def resume_job(self, project: str, name: str) -> JobInfo:
+        job = self.get_job(project, name)
+        self.jobs[(project, name)] = job = job.model_copy(update={"status": JobStatus.PENDING})
+        return job
+
+    def logs(self, project: str, name: str, follow: bool = False, tail: int | None = None,
+             attempt: int | None = None) -> Iterator[str]:
         self.get_job(project, name)
         self.log_calls.append((project, name, follow, tail))
         lines = self.log_lines.get(name, [])

@@ -39,7 +39,8 @@ printf '%s\\n' "${{COMPREPLY[@]}}"
 def test_bash_completion_completes_commands_options_and_values(tmp_path):
     generate(tmp_path)
     runai = tmp_path / "runai.bash"
-    assert _bash_complete(runai, ["runai", "su"]) == ["submit"]
+    assert _bash_complete(runai, ["runai", "su"]) == ["submit", "suspend"]
+    assert _bash_complete(runai, ["runai", "logs", "j1", "--att"]) == ["--attempt"]
     assert set(_bash_complete(runai, ["runai", "list", ""])) == {"jobs", "nodes", "projects"}
     assert "--mig-profile" in _bash_complete(runai, ["runai", "submit", "mig1", "--m"])
     assert "2g.10gb" in _bash_complete(runai, ["runai", "submit", "mig1", "--mig-profile", "2g"])

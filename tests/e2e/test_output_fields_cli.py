@@ -51,7 +51,8 @@ def check(value: Any, kind: str, where: str) -> None:
     types = SCALARS[kind]
     assert isinstance(value, types) and (bool in types or not isinstance(value, bool)), \
         f"{where} is {value!r}, documented as {kind}"
-    if kind == "string" and where.rsplit(".", 1)[-1] in ("submitted_at", "started_at", "finished_at", "time"):
+    if kind == "string" and where.rsplit(".", 1)[-1] in ("submitted_at", "started_at", "finished_at", "ended_at",
+                                                          "time"):
         assert RFC3339_UTC.match(value), f"{where} is {value!r}, not an RFC 3339 UTC time"
 
 
@@ -72,7 +73,7 @@ def both(cli: Cli, *args: str) -> Any:
 
 def test_every_section_has_fields():
     assert {"Job", "Job description", "Allocation", "Options", "Event", "Project", "Node", "GPU", "MIG instance",
-            "Fraction", "Placement", "Volume", "PVC", "Port"} <= set(DOC)
+            "Fraction", "Placement", "Volume", "PVC", "Port", "Attempt", "Job usage", "GPU process"} <= set(DOC)
     assert all(DOC.values())
 
 
@@ -121,6 +122,12 @@ def test_json_and_yaml_output_match_the_documented_fields(cli: Cli):
 
     for name in ("mig", "frac", "done"):
         check_object(both(cli, "describe", "job", name), "Job", name, extra="Job description")
+    assert both(cli, "describe", "job", "done")["attempt_history"][0]["outcome"] == "succeeded"
+    usage = both(cli, "top", "job")
+    assert {row["name"] for row in usage} == {"mig", "frac", "whole"}  # unfinished jobs only
+    for row in usage:
+        check_object(row, "Job usage", row["name"])
+    assert [p["device"] for p in next(r for r in usage if r["name"] == "frac")["processes"]]
     assert jobs["frac"]["allocation"]["kind"] == "fraction"
 
     for project in both(cli, "list", "projects"):

@@ -260,6 +260,7 @@ class FakeNvml:
         self._next_address = 0x1000
         self._instances: dict[int, dict[int, _GpuInstance]] = {i: {} for i in range(len(gpus))}
         self._processes_by_uuid: dict[str, list[int]] = defaultdict(list)
+        self._used_memory: dict[int, int] = {}  # pid -> usedGpuMemory in bytes (1 MiB unless given)
         self._device_handles = [self._new_handle(c_nvmlDevice_t, ("gpu", i)) for i in range(len(gpus))]
 
     def __getattr__(self, name: str) -> Any:
@@ -271,8 +272,10 @@ class FakeNvml:
     def fail_next(self, function: str, code: int, times: int = 1) -> None:
         self._failures[function].extend([code] * times)
 
-    def run_process(self, uuid: str, pid: int) -> None:
+    def run_process(self, uuid: str, pid: int, used_bytes: int = 2**20) -> None:
+        """A process on the device; `used_bytes` is what NVML reports it uses (2**64 - 1: "not available")."""
         self._processes_by_uuid[uuid].append(pid)
+        self._used_memory[pid] = used_bytes
 
     def stop_processes(self, uuid: str) -> None:
         self._processes_by_uuid.pop(uuid, None)
@@ -549,7 +552,8 @@ class FakeNvml:
         else:
             uuids = [target[2].uuid]
         return [
-            nvmlFriendlyObject({"pid": pid, "usedGpuMemory": 2**20, "gpuInstanceId": 0xFFFFFFFF, "computeInstanceId": 0xFFFFFFFF})
+            nvmlFriendlyObject({"pid": pid, "usedGpuMemory": self._used_memory.get(pid, 2**20),
+                                "gpuInstanceId": 0xFFFFFFFF, "computeInstanceId": 0xFFFFFFFF})
             for uuid in uuids
             for pid in self._processes_by_uuid.get(uuid, [])
         ]

@@ -266,6 +266,17 @@ def test_processes_on_mig_and_whole_devices():
     assert driver.processes_on("MIG-00000000-0000-0000-0000-000000000000") == []
 
 
+def test_process_memory_reports_each_processes_gpu_memory_where_nvml_says():
+    fake, driver = make(FakeGpu.from_catalog("A100-SXM4-40GB"))
+    made = driver.create_mig(0, "1g.5gb", 0)
+    fake.run_process(made.uuid, 11, used_bytes=300 * 2**20)
+    fake.run_process(made.uuid, 12, used_bytes=2**64 - 1)  # NVML_VALUE_NOT_AVAILABLE
+    assert driver.process_memory(made.uuid) == {11: 300, 12: None}
+    assert driver.process_memory("MIG-00000000-0000-0000-0000-000000000000") == {}
+    fake.process_query_error = pynvml.NVML_ERROR_UNKNOWN
+    assert code_of(driver.process_memory, made.uuid).code == "unknown"
+
+
 def test_a_failed_process_query_raises_so_callers_count_it_busy():
     fake, driver = make()
     made = driver.create_mig(0, "1g.5gb", 0)

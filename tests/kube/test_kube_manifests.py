@@ -80,7 +80,8 @@ def test_a_job_ignores_disruptions_and_names_our_scheduler_queue_and_class():
     template = job["spec"]["template"]
     assert job["metadata"]["namespace"] == "runai-team-a"
     assert job["spec"]["podFailurePolicy"]["rules"] == [
-        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [126, 127]}}]
     assert template["spec"]["schedulerName"] == "runai-lite-scheduler"
     assert template["spec"]["priorityClassName"] == "runai-lite-build"
     assert template["metadata"]["labels"][k.QUEUE_LABEL] == "team-a"

@@ -255,6 +255,12 @@ class KubeEmulator:
         """What GET pods/log answers for this pod (container may be left out for a one-container pod)."""
         subresources.write_log(self.store, namespace, pod, text, container)
 
+    def serve_pod_port(self, namespace: str, pod: str, port: int, address: tuple[str, int]) -> None:
+        """Make the pod's `port` reachable through pods/portforward: a stream to it is a TCP
+        connection to `address` (a server the test runs, standing for the container's process)."""
+        with self.store.lock:
+            self.store.pod_ports[(namespace, pod, port)] = address
+
     def append_pod_log(self, namespace: str, pod: str, text: str, container: str | None = None) -> None:
         """Add to the log; an open `follow` stream sends the new text."""
         subresources.write_log(self.store, namespace, pod, text, container, append=True)

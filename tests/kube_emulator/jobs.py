@@ -18,6 +18,7 @@
   active pods are deleted.
 - `suspend: true` deletes the active pods (their ends are not counted as failures) and sets the
   `Suspended` condition; resuming clears it (`JobResumed`), sets a new `startTime` and makes pods again.
+  Each records a Normal Event on the Job (`Suspended` "Job suspended", `Resumed` "Job resumed").
 - `completions` successful pods (exit 0) complete the Job (`Complete`, `completionTime`).
 
 Not emulated: Indexed completion, `successPolicy`, `activeDeadlineSeconds`, the exponential backoff
@@ -180,12 +181,14 @@ class JobController:
                     {"type": "Suspended", "status": "True", "reason": "JobSuspended", "message": "Job suspended",
                      "lastProbeTime": now, "lastTransitionTime": now}]
                 status.pop("startTime", None)
+                self._event(job, "Suspended", "Job suspended")
         else:
             if _has_condition(job, "Suspended"):
                 conditions = [c for c in conditions if c.get("type") != "Suspended"] + [
                     {"type": "Suspended", "status": "False", "reason": "JobResumed", "message": "Job resumed",
                      "lastProbeTime": now, "lastTransitionTime": now}]
                 status["startTime"] = now
+                self._event(job, "Resumed", "Job resumed")
             status.setdefault("startTime", now)
             busy = len(active) + (len(terminating) if replacement_policy(job) == "Failed" else 0)
             wanted = min(spec.get("parallelism", 1), completions - succeeded) - busy
@@ -221,11 +224,15 @@ class JobController:
         try:
             return self.emulator.create("pods", pod, meta["namespace"])
         except ApiError as e:  # e.g. an unknown priority class: the real controller records it and retries
-            self.emulator.create("events", {
-                "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-                "involvedObject": {"kind": "Job", "apiVersion": "batch/v1", "name": meta["name"],
-                                   "namespace": meta["namespace"], "uid": meta["uid"]},
-                "reason": "FailedCreate", "type": "Warning", "message": f"Error creating: {e.message}",
-                "source": {"component": "job-controller"}, "count": 1,
-            }, meta["namespace"])
+            self._event(job, "FailedCreate", f"Error creating: {e.message}", "Warning")
             return None
+
+    def _event(self, job: Obj, reason: str, message: str, kind: str = "Normal") -> None:
+        meta = job["metadata"]
+        self.emulator.create("events", {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {"kind": "Job", "apiVersion": "batch/v1", "name": meta["name"],
+                               "namespace": meta["namespace"], "uid": meta["uid"]},
+            "reason": reason, "type": kind, "message": message,
+            "source": {"component": "job-controller"}, "count": 1,
+        }, meta["namespace"])

@@ -79,7 +79,7 @@ DEFAULT_RESOURCES: tuple[ResourceType, ...] = (
        field_labels=("status.phase",), returns_deleted_object=True, short_names=("ns",)),
     _r("", "v1", "nodes", "Node", namespaced=False, subresources=_STATUS,
        field_labels=("spec.unschedulable",), short_names=("no",)),
-    _r("", "v1", "pods", "Pod", subresources=("status", "binding", "eviction", "log"),
+    _r("", "v1", "pods", "Pod", subresources=("status", "binding", "eviction", "log", "portforward"),
        field_labels=("spec.nodeName", "spec.schedulerName", "spec.restartPolicy", "spec.serviceAccountName",
                      "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"),
        returns_deleted_object=True, short_names=("po",)),

@@ -27,7 +27,10 @@ _WATCH_DEFAULT_TIMEOUT_S = 1800
 _LOG_FOLLOW_POLL_S = 0.05
 # the verbs each subresource serves (None: the resource itself serves them all)
 _SUBRESOURCE_VERBS = {"status": {"get", "update", "patch"}, "binding": {"create"}, "bindings": {"create"},
-                      "eviction": {"create"}, "log": {"get"}}
+                      "eviction": {"create"}, "log": {"get"}, "portforward": {"get", "create"}}
+# pods/portforward over a websocket (what kubernetes' Python client speaks): per port a data and an
+# error channel, each opened by a frame with the port number; then frames of (channel byte, bytes).
+PORTFORWARD_PROTOCOLS = ("v4.channel.k8s.io", "channel.k8s.io")
 BOOKMARK = "BOOKMARK"
 
 
@@ -192,8 +195,9 @@ class ApiServer:
                         "verbs": verbs, "shortNames": list(r.short_names)})
             for sub in sorted(r.subresources):
                 sub_verbs = {"status": ["get", "patch", "update"], "binding": ["create"],
-                             "eviction": ["create"], "log": ["get"]}[sub]
-                kind = {"binding": "Binding", "eviction": "Eviction", "log": "Pod"}.get(sub, r.kind)
+                             "eviction": ["create"], "log": ["get"], "portforward": ["create", "get"]}[sub]
+                kind = {"binding": "Binding", "eviction": "Eviction", "log": "Pod",
+                        "portforward": "PodPortForwardOptions"}.get(sub, r.kind)
                 out.append({"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
                             "kind": kind, "verbs": sub_verbs})
         return {"kind": "APIResourceList", "apiVersion": "v1",
@@ -289,6 +293,8 @@ class ApiServer:
             if t.subresource == "log" and verb == "get":
                 self._record(request, verb, t, 200)
                 return await self._log(request, t)
+            if t.subresource == "portforward":
+                return await self._portforward(request, t)
             body = await self._body(request)
             warnings: list[str] = []
             subject = rbac.subject_from_authorization(request.headers.get("Authorization"))
@@ -434,6 +440,66 @@ class ApiServer:
             if as_table is not None:  # `kubectl get -w`: each event's object is a one-row Table
                 obj = tables.table(event.resource, obj, self.store.clock(), as_table)
             await self._write_event(response, kind, obj)
+
+    async def _portforward(self, request: web.Request, t: Target) -> web.StreamResponse:
+        """Streams to a running pod's ports (the kubelet's port forwarding), reaching what
+        `serve_pod_port` named; the stream ends when the pod's side closes its connection."""
+        namespace, name = t.namespace or "", t.name or ""
+        ports = [int(p) for value in request.query.getall("ports", []) for p in value.split(",") if p.isdigit()]
+        with self.store.lock:
+            pod = self.store.get(self.store.resources.by_name("pods"), namespace, name)
+            targets = {port: self.store.pod_ports.get((namespace, name, port)) for port in ports}
+        if not ports:
+            raise errors.bad_request("at least one port must be given (ports=...)")
+        if (pod.get("status") or {}).get("phase") != "Running":
+            raise errors.bad_request(f"pod {name} is not running")
+        self._record(request, "create", t, 101)
+        ws = web.WebSocketResponse(protocols=PORTFORWARD_PROTOCOLS)
+        await ws.prepare(request)
+        writers: dict[int, asyncio.StreamWriter] = {}
+        pumps = []
+
+        async def pump(reader: asyncio.StreamReader, channel: int) -> None:
+            while data := await reader.read(65536):
+                await ws.send_bytes(bytes((channel,)) + data)
+
+        for index, port in enumerate(ports):
+            for channel in (2 * index, 2 * index + 1):
+                await ws.send_bytes(bytes((channel,)) + port.to_bytes(2, "little"))
+            target = targets[port]
+            try:
+                if target is None:
+                    raise ConnectionRefusedError("connection refused")
+                reader, writer = await asyncio.open_connection(*target)
+            except OSError as error:
+                await ws.send_bytes(bytes((2 * index + 1,)) + f"error forwarding port {port} to pod {name}: "
+                                    f"{error}".encode())
+                continue
+            writers[2 * index] = writer
+            pumps.append(asyncio.ensure_future(pump(reader, 2 * index)))
+        ended = asyncio.ensure_future(asyncio.gather(*pumps)) if pumps else None
+        try:
+            receiving = asyncio.ensure_future(self._forward_frames(ws, writers))
+            waiting = {receiving} | ({ended} if ended else set())
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            receiving.cancel()
+        finally:
+            for writer in writers.values():
+                writer.close()
+            if ended is not None:
+                ended.cancel()
+            await ws.close()
+        return ws
+
+    @staticmethod
+    async def _forward_frames(ws: web.WebSocketResponse, writers: dict[int, asyncio.StreamWriter]) -> None:
+        async for message in ws:
+            if message.type.name != "BINARY" or not message.data:
+                continue
+            writer = writers.get(message.data[0])
+            if writer is not None:
+                writer.write(message.data[1:])
+                await writer.drain()
 
     async def _log(self, request: web.Request, t: Target) -> web.StreamResponse:
         q = request.query

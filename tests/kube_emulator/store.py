@@ -91,6 +91,8 @@ class Store:
         self._subscribers: list[Callable[[WatchEvent], None]] = []
         self._crd_types: dict[str, ResourceType] = {}  # CRD name → the resource it serves
         self.logs: dict[tuple[str, str, str], str] = {}
+        # (namespace, pod, port) -> the real TCP address that pod port forwards reach (`serve_pod_port`)
+        self.pod_ports: dict[tuple[str, str, int], tuple[str, int]] = {}
         self.admission = Admission(lambda name: self.objects(self.resources.by_name(name)))
         self.policies = policies.ValidatingPolicies(self)
         for ns in INITIAL_NAMESPACES:

@@ -90,8 +90,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     assert not broken.exists(), broken.read_text()
 
 
+RETRY_BACKOFF = (0.05, 0.2)  # a failed job's first retry delay and its cap, small for tests
+
+
 def make_backend(home: Path, simulate: str = "A100-SXM4-40GB:1") -> LocalBackend:
-    local_init(home, simulate=simulate, enforcement="auto", grace_seconds=GRACE_SECONDS)
+    local_init(home, simulate=simulate, enforcement="auto", grace_seconds=GRACE_SECONDS,
+               retry_backoff=RETRY_BACKOFF)
     backend = LocalBackend(home)
     backend.create_project("team-a", 2)
     return backend

@@ -43,7 +43,9 @@ def test_another_users_job_is_refused_to_logs_exec_and_delete_and_left_alone(sys
     wait_for(lambda: _running(alice, "mine"), "alice's job to run")
     before = system_daemon.get_job("team-a", "mine")
     for args in (["logs", "-p", "team-a", "mine"], ["exec", "-p", "team-a", "mine", "--", "id"],
-                 ["delete", "job", "-p", "team-a", "mine"]):
+                 ["delete", "job", "-p", "team-a", "mine"], ["suspend", "-p", "team-a", "mine"],
+                 ["resume", "-p", "team-a", "mine"], ["logs", "-p", "team-a", "mine", "--attempt", "1"],
+                 ["port-forward", "-p", "team-a", "mine", "--port", "8080"]):
         done = bob.runai(*args)
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert f"job mine belongs to {alice.name}; you are {bob.name}" in done.stderr, done.stderr
@@ -55,10 +57,13 @@ def test_another_users_job_is_refused_to_logs_exec_and_delete_and_left_alone(sys
     after = system_daemon.get_job("team-a", "mine")
     assert after.status.value == "Running" and after.started_at == before.started_at
     assert after.attempts == before.attempts
-    assert not [e for e in after.events if e.kind == "Deleted"]
+    assert not [e for e in after.events if e.kind in ("Deleted", "Suspended")]
     # the owner may; so may root
     assert "alice-was-here" in alice.runai("logs", "-p", "team-a", "mine", check=True).stdout
     assert alice.runai("exec", "-p", "team-a", "mine", "--", "true").returncode == 0
+    assert "has been suspended" in alice.runai("suspend", "-p", "team-a", "mine", check=True).stdout
+    assert system_daemon.get_job("team-a", "mine").status.value == "Suspended"
+    assert "has been resumed" in alice.runai("resume", "-p", "team-a", "mine", check=True).stdout
     assert system_daemon.delete_jobs("team-a", ["mine"]) == ["mine"]
 
 

@@ -13,13 +13,15 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ...errors import NotFoundError, OperationalError, UserError
 from ...gpu.fit import NEVER_FITS_EVENT, never_fits
 from ...model import JobSpec, JobStatus, JobType
-from ..api import Event, FractionView, GpuView, JobInfo, JobOptions, MigInstanceView, NodeView, ProjectInfo
+from ..api import (Event, FractionView, GpuView, JobInfo, JobOptions, JobUsage, MigInstanceView, NodeView,
+                   ProjectInfo)
+from ..attempts import Attempt, AttemptEnd, separator
 from . import conventions as k
 from .cache import ListingReader
 from .cluster import ClusterView, build_view, gpu_inventory, is_finished, node_gpu_models, product_model
@@ -165,12 +167,73 @@ class KubeBackend:
                     self.api.delete(core(kind, namespace, owned["metadata"]["name"]))
         return names
 
-    def logs(self, project: str, name: str, follow: bool = False, tail: int | None = None) -> Iterator[str]:
+    def suspend_job(self, project: str, name: str) -> JobInfo:
+        """`spec.suspend: true`: the Job controller deletes the Job's pods (not counted as failures)
+        and the controller frees what they held once they are gone."""
+        namespace = self._project_namespace(project)
+        job = self._get_job(project, namespace, name)
+        finished = _finished_status(job)
+        if finished is not None:
+            raise UserError(f"job {name} has {finished.value}: only a Pending or Running job can be suspended",
+                            f"submit it again, or delete it: runai delete job {name} -p {project}")
+        if job["spec"].get("suspend"):
+            raise UserError(f"job {name} is already suspended", f"resume it with `runai resume {name} -p {project}`")
+        self.api.merge_patch(group("batch/v1", "jobs", namespace, name), {"spec": {"suspend": True}})
+        return self.get_job(project, name)
+
+    def resume_job(self, project: str, name: str) -> JobInfo:
+        namespace = self._project_namespace(project)
+        job = self._get_job(project, namespace, name)
+        if not job["spec"].get("suspend") or _finished_status(job) is not None:
+            status = _finished_status(job) or JobStatus.PENDING
+            raise UserError(f"job {name} is {status.value if status.terminal else 'not suspended'}, not Suspended",
+                            "only a suspended job can be resumed")
+        self.api.merge_patch(group("batch/v1", "jobs", namespace, name), {"spec": {"suspend": False}})
+        return self.get_job(project, name)
+
+    def port_opener(self, project: str, name: str, port: int) -> Callable[[], Any]:
+        """Streams to the port of the job's running pod (pods/portforward, as `kubectl port-forward`)."""
         namespace = self._project_namespace(project)
         pod = self._current_pod(project, namespace, name)
+        if (pod.get("status") or {}).get("phase") != "Running":
+            raise UserError(f"job {name} is not running (its pod is {pod['status'].get('phase')})",
+                            "port-forward reaches a running job only")
+        pod_name = pod["metadata"]["name"]
+        return lambda: self.api.pod_port(namespace, pod_name, port)
+
+    def top_jobs(self, project: str | None) -> list[JobUsage]:
+        """What each unfinished Job holds; what its pod uses on the GPU is not measured from here
+        (that is the node's NVML, e.g. through NVIDIA's DCGM exporter)."""
+        jobs = [j for j in self.list_jobs(project) if not j.status.terminal]
+        return [JobUsage(job=j, note="not measured on Kubernetes: GPU use is the node's (e.g. the DCGM exporter)"
+                         if j.allocation is not None else None) for j in jobs]
+
+    def logs(self, project: str, name: str, follow: bool = False, tail: int | None = None,
+             attempt: int | None = None) -> Iterator[str]:
+        """Each pod is an attempt: the pods the cluster still has, oldest first, each after its
+        separator line (a preempted or suspended attempt's pod is deleted, its output with it)."""
+        namespace = self._project_namespace(project)
+        pods = self._started_pods(project, namespace, name)
+        if attempt is not None:
+            if follow:
+                raise UserError("--attempt shows one attempt's output as it is now; it cannot be followed",
+                                f"drop -f, or follow the whole log: runai logs {name} -p {project} -f")
+            if attempt > len(pods):
+                kept = f"its attempts are 1 to {len(pods)}" if len(pods) > 1 else "its only attempt is 1"
+                raise UserError(f"job {name} has no attempt {attempt}: {kept} (of the pods the cluster keeps)",
+                                f"see them with `runai describe job {name} -p {project}`")
+            yield from self._pod_log(namespace, pods[attempt - 1], False, tail)
+            return
+        if tail is not None:
+            pods = pods[-1:]
+        for number, pod in enumerate(pods, start=1):
+            if number > 1 and tail is None:
+                yield separator(number, _pod_attempt(pods[number - 2], number - 1))
+            yield from self._pod_log(namespace, pod, follow and pod is pods[-1], tail)
+
+    def _pod_log(self, namespace: str, pod: dict[str, Any], follow: bool, tail: int | None) -> Iterator[str]:
         query = {"follow": "true" if follow else None, "tailLines": tail}
-        for line in self.api.stream_lines(core("pods", namespace, pod["metadata"]["name"], "log"), query):
-            yield line
+        yield from self.api.stream_lines(core("pods", namespace, pod["metadata"]["name"], "log"), query)
 
     def exec(self, project: str, name: str, argv: list[str], tty: bool = False, stdin: bool = False) -> int:
         if not argv:
@@ -205,12 +268,15 @@ class KubeBackend:
                                            label_selector=f"{k.JOB_NAME_LABEL}={meta['name']}"))
 
     def _current_pod(self, project: str, namespace: str, name: str) -> dict[str, Any]:
+        return self._started_pods(project, namespace, name)[-1]
+
+    def _started_pods(self, project: str, namespace: str, name: str) -> list[dict[str, Any]]:
         pods = self._job_pods(self._get_job(project, namespace, name))
         started = [p for p in pods if (p.get("status") or {}).get("phase") in ("Running", "Succeeded", "Failed")]
         if not started:
             raise UserError(f"job {name} has not started yet",
                             f"see why with `runai describe job {name} -p {project}`")
-        return started[-1]
+        return started
 
     # -- projects ------------------------------------------------------------------------------
 
@@ -370,7 +436,8 @@ class KubeBackend:
         live = [p for p in pods if not is_finished(p) and not p["metadata"].get("deletionTimestamp")]
         current = live[-1] if live else None
         allocation = k.decode_allocation(Meta(current).annotation(k.ALLOCATION)) if current else None
-        job_status = _finished_status(job) or _status(annotations.get(k.STATUS), current, allocation)
+        job_status = (_finished_status(job) or (JobStatus.SUSPENDED if job["spec"].get("suspend") else None)
+                      or _status(annotations.get(k.STATUS), current, allocation))
         if job_status is not JobStatus.RUNNING:
             allocation = None  # claimed but not started (waiting for its device) is not allocated yet
         try:
@@ -400,9 +467,12 @@ class KubeBackend:
             request=request,
             allocation=allocation,
             pending_reason=annotations.get(k.PENDING_REASON) if job_status is JobStatus.PENDING else None,
-            exit_code=_exit_code(last),
+            exit_code=_exit_code(last) if job_status.terminal else None,
             attempts=int(status.get("failed") or 0) + int(status.get("succeeded") or 0) + int(status.get("active") or 0),
             backoff_limit=int(job["spec"].get("backoffLimit") or 0),
+            attempt_history=tuple(_pod_attempt(pod, number) for number, pod in enumerate(
+                (p for p in pods if (p.get("status") or {}).get("phase") in ("Running", "Succeeded", "Failed")),
+                start=1)),
             enforcement=enforcement,
             memory_limit_mib=memory_limit,
             ran_on=((last.get("spec") or {}).get("nodeName") if last is not None and job_status.terminal else None),
@@ -487,6 +557,23 @@ def _failed_time(job: dict[str, Any]) -> float | None:
         if condition.get("type") == "Failed" and condition.get("status") == "True":
             return k.parse_time(condition.get("lastTransitionTime"))
     return None
+
+
+def _pod_attempt(pod: dict[str, Any], number: int) -> Attempt:
+    """A started pod as an attempt: how it ended, from its phase, its DisruptionTarget condition (an
+    eviction: a preemption) and its container's exit."""
+    status = pod.get("status") or {}
+    phase = status.get("phase")
+    code = _exit_code(pod)
+    terminated = next((s["state"]["terminated"] for s in status.get("containerStatuses") or []
+                       if (s.get("state") or {}).get("terminated")), {})
+    disrupted = any(c.get("type") == "DisruptionTarget" and c.get("status") == "True"
+                    for c in status.get("conditions") or [])
+    outcome = (None if phase == "Running" else AttemptEnd.PREEMPTED if disrupted
+               else AttemptEnd.SUCCEEDED if phase == "Succeeded" else AttemptEnd.FAILED)
+    return Attempt(number=number, started_at=k.parse_time(Meta(pod).annotation(k.BOUND_AT) or status.get("startTime")),
+                   ended_at=k.parse_time(terminated.get("finishedAt")) if outcome else None,
+                   exit_code=code if outcome else None, outcome=outcome)
 
 
 def _exit_code(pod: dict[str, Any] | None) -> int | None:

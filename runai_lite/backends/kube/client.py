@@ -204,6 +204,19 @@ class KubeApi:
         code = response.returncode
         return int(code) if code is not None else 0
 
+    def pod_port(self, namespace: str, pod: str, port: int) -> Any:
+        """A new stream to the pod's `port` (pods/portforward over a websocket, as `kubectl
+        port-forward` opens one per connection): a socket-like object, closed by the caller. The
+        stream ends when either side closes; a half-close is not carried through."""
+        from kubernetes.stream import portforward
+
+        core_api = kclient.CoreV1Api(self.api_client)
+        try:
+            forward = portforward(core_api.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
+        except ApiException as error:
+            raise _api_error(error) from None
+        return forward.socket(port)
+
     def stream_lines(self, path: str, query: dict[str, Any] | None = None, timeout: float | None = None,
                      verb: str = "get") -> Iterator[str]:
         """The response body line by line, as it arrives (pod logs with `follow`)."""

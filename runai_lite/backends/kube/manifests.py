@@ -11,6 +11,7 @@ from typing import Any
 from ...gpu.catalog import MIG_PROFILE_PATTERN
 from ...model import GpuRequest, JobSpec, JobType, ServiceType
 from ...units import MiB
+from ..attempts import NOT_RUNNABLE
 from . import conventions as k
 from .meta import Meta
 
@@ -19,8 +20,9 @@ def job_manifest(spec: JobSpec, classes: k.PriorityClassNames = k.PriorityClassN
     """The batch/v1 Job for a submitted job.
 
     One pod at a time (a requeued job gets a fresh pod), `restartPolicy: Never` as the
-    podFailurePolicy requires, and a rule that ignores `DisruptionTarget` so that a preemption
-    (an eviction) never counts against the backoff limit.
+    podFailurePolicy requires, a rule that ignores `DisruptionTarget` so that a preemption
+    (an eviction) never counts against the backoff limit, and one that fails the Job at once when
+    its command could not be run (exit 126 or 127), as the embedded mode does.
     """
     # The user's -l labels first, so that ours win (the CLI refuses our keys anyway).
     labels = {**dict(spec.labels), k.QUEUE_LABEL: spec.project, k.JOB_NAME_LABEL: spec.name,
@@ -62,7 +64,11 @@ def job_manifest(spec: JobSpec, classes: k.PriorityClassNames = k.PriorityClassN
         "backoffLimit": 0 if spec.type is not JobType.TRAIN else spec.backoff_limit,
         "completions": spec.completions,
         "parallelism": spec.parallelism,
-        "podFailurePolicy": {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]},
+        "podFailurePolicy": {"rules": [
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+            # the command was not found or not executable: a retry could not run it either
+            {"action": "FailJob", "onExitCodes": {"operator": "In", "values": sorted(NOT_RUNNABLE)}},
+        ]},
         "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec},
     }
     if spec.ttl_after_finish_s is not None:

@@ -13,18 +13,22 @@ period and a margin) for the job's processes to stop, and says so when they have
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ...errors import OperationalError, UserError
 from ...model import JobSpec, text_problem
-from ..api import Event, JobInfo, NodeView, ProjectInfo
+from ..api import Event, JobInfo, JobUsage, NodeView, ProjectInfo
 from .control import ensure_daemon
 from .identity import current_umask, this_process
 from .paths import Home, system_socket
 from .runner import PROCESS
 from .service import LocalService, SubmitContext
 from .store import Store
+
+
+CONNECT_TIMEOUT_SECONDS = 10.0
 
 
 class LocalBackend:
@@ -83,9 +87,32 @@ class LocalBackend:
                 "`runai-adm local status` if it stays so")
         return outcome.deleted
 
-    def logs(self, project: str, name: str, follow: bool = False, tail: int | None = None) -> Iterator[str]:
+    def suspend_job(self, project: str, name: str) -> JobInfo:
         self._daemon()
-        return self._service.logs(project, name, follow, tail)
+        outcome = self._service.suspend_job(project, name)
+        if outcome.stopping:
+            raise OperationalError(
+                f"job {name} in project {project} is still stopping: its processes had not exited when the wait "
+                "ended", "the daemon suspends it once they exit; check with `runai list jobs`")
+        return outcome.job
+
+    def resume_job(self, project: str, name: str) -> JobInfo:
+        self._daemon()
+        return self._service.resume_job(project, name)
+
+    def port_opener(self, project: str, name: str, port: int) -> Callable[[], socket.socket]:
+        self._daemon()
+        target = self._service.forward_target(project, name, port)
+        return lambda: socket.create_connection((target.host, target.port), timeout=CONNECT_TIMEOUT_SECONDS)
+
+    def top_jobs(self, project: str | None) -> list[JobUsage]:
+        self._daemon()
+        return self._service.top_jobs(project)
+
+    def logs(self, project: str, name: str, follow: bool = False, tail: int | None = None,
+             attempt: int | None = None) -> Iterator[str]:
+        self._daemon()
+        return self._service.logs(project, name, follow, tail, attempt)
 
     def exec(self, project: str, name: str, argv: list[str], tty: bool = False, stdin: bool = False) -> int:
         self._daemon()

@@ -91,6 +91,9 @@ def check_rows(rows: Sequence[JobRow]) -> list[str]:
         if JobStatus(row.status).terminal and (row.allocation is not None or row.pid is not None):
             problems.append(f"job {row.key} is {row.status} but still holds "
                             f"{'an allocation' if row.allocation is not None else f'pid {row.pid}'}")
+        if row.status == JobStatus.SUSPENDED and (row.allocation is not None or row.pid is not None):
+            problems.append(f"job {row.key} is Suspended but still holds "
+                            f"{'an allocation' if row.allocation is not None else f'pid {row.pid}'}")
         if row.status == JobStatus.PREEMPTED and not row.job_type.preemptible:
             problems.append(f"job {row.key} is an interactive job, yet Preempted")
         if row.attempts < 0 or row.failures < 0:

@@ -253,21 +253,25 @@ def _signal(pid: int, signum: int) -> None:
 def local_init(home: Path | str | None = None, simulate: str | None = None, enforcement: str = "auto",
                grace_seconds: float | None = None, hami_core_path: str | None = None,
                system: bool = False, capacity: tuple[int | None, int | None] = (None, None),
-               metrics_address: str | None = None) -> DaemonStatus:
+               metrics_address: str | None = None,
+               retry_backoff: tuple[float | None, float | None] = (None, None)) -> DaemonStatus:
     """Declare how the embedded node runs (`configure`), then (re)start the daemon with it."""
-    configure(home, simulate, enforcement, grace_seconds, hami_core_path, system, capacity, metrics_address)
+    configure(home, simulate, enforcement, grace_seconds, hami_core_path, system, capacity, metrics_address,
+              retry_backoff)
     daemon_stop(home, system=system)
     return daemon_start(home, system=system)
 
 
 def configure(home: Path | str | None = None, simulate: str | None = None, enforcement: str = "auto",
               grace_seconds: float | None = None, hami_core_path: str | None = None, system: bool = False,
-              capacity: tuple[int | None, int | None] = (None, None), metrics_address: str | None = None) -> None:
+              capacity: tuple[int | None, int | None] = (None, None), metrics_address: str | None = None,
+              retry_backoff: tuple[float | None, float | None] = (None, None)) -> None:
     """Declare how the embedded node runs: a simulated inventory (or NVML when None), the memory
     enforcement setting, the stop grace period, the CPU (millicores) and memory (MiB) the
-    scheduler may hand out (None: the machine's own), and where the daemon serves its metrics
-    (`HOST:PORT`; an empty string stops serving them, None keeps the setting). A running daemon
-    uses them once restarted.
+    scheduler may hand out (None: the machine's own), where the daemon serves its metrics
+    (`HOST:PORT`; an empty string stops serving them, None keeps the setting), and a failed job's
+    first retry delay and its cap, in seconds (None: as they are). A running daemon uses them once
+    restarted.
 
     Bad input raises `UserError` before anything changes."""
     from ...enforcement import choose_mechanism, parse_setting, probe_node
@@ -278,6 +282,9 @@ def configure(home: Path | str | None = None, simulate: str | None = None, enfor
     choose_mechanism(setting, probe)  # an explicit mechanism the machine lacks is refused here
     if grace_seconds is not None and not 0 < grace_seconds <= 3600:
         raise UserError(f"invalid grace period {grace_seconds:g} s", "give a number of seconds above 0, at most 3600")
+    for flag, seconds in zip(("--retry-backoff", "--retry-backoff-max"), retry_backoff, strict=True):
+        if seconds is not None and not 0 < seconds <= 86400:
+            raise UserError(f"invalid {flag} {seconds:g} s", "give a number of seconds above 0, at most 86400")
     canonical = parse_inventory(simulate).spec() if simulate is not None else None
     if metrics_address:
         from ...metrics.endpoint import parse_address
@@ -307,6 +314,9 @@ def configure(home: Path | str | None = None, simulate: str | None = None, enfor
                 store.set_config(conn, "grace_seconds", grace_seconds)
             if metrics_address is not None:
                 store.set_config(conn, "metrics_address", metrics_address.strip() or None)
+            for key, seconds in zip(("retry_backoff_seconds", "retry_backoff_max_seconds"), retry_backoff, strict=True):
+                if seconds is not None:
+                    store.set_config(conn, key, seconds)
             if store.config("node") is None:
                 store.set_config(conn, "node", socket.gethostname())
             node = store.node_row(store.config("node"), conn)

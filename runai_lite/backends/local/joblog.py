@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...files import open_private
+
 MIB = 1024 * 1024
 BLOCK = 64 * 1024
 MARKER_SIZE = 256  # the marker's bytes, fixed so that a later trim rewrites it in place
@@ -137,3 +139,19 @@ def tail(path: Path, lines: int, max_bytes: int = MIB) -> tuple[list[str], int]:
     if not complete and text:
         text[0] = CUT + text[0]
     return text, end
+
+
+def append_line_once(path: Path, line: str) -> None:
+    """Append `line` to the log at `path`, on a line of its own, unless the log already ends with
+    it (a launch redone after the daemon died between writing it and starting the attempt)."""
+    data = line.encode() + b"\n"
+    fd = open_private(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+    try:
+        size = os.fstat(fd).st_size
+        start = max(size - len(data) - 1, 0)
+        end = os.pread(fd, size - start, start) if size else b""
+        if end.endswith(data) and (start == 0 or end[:1] == b"\n"):
+            return
+        os.write(fd, (b"\n" if end and not end.endswith(b"\n") else b"") + data)
+    finally:
+        os.close(fd)

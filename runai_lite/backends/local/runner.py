@@ -129,3 +129,17 @@ def stop_container(host: ContainerHost, job_id: str, grace_seconds: float) -> No
     subprocess.Popen(host.command("stop", "--time", str(max(1, round(grace_seconds))), container_name(job_id)),
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                      start_new_session=True)
+
+
+def published_host_port(runtime: str, container: str, port: int) -> int | None:
+    """The host port `runtime` published the container's `port` on (`docker|podman port`), or None."""
+    try:
+        done = subprocess.run([runtime, "port", container, f"{port}/tcp"], capture_output=True, text=True,
+                              timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in done.stdout.splitlines():  # "0.0.0.0:43567" (and "[::]:43567")
+        _, _, number = line.strip().rpartition(":")
+        if number.isdigit():
+            return int(number)
+    return None

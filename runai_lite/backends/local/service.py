@@ -16,6 +16,7 @@ it runs inside one, in personal mode the client makes sure one runs.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import shutil
@@ -27,19 +28,24 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ...errors import NotFoundError, UserError
+from ...errors import NotFoundError, OperationalError, RunaiLiteError, UserError
+from ...gpu.drivers import open_driver
 from ...gpu.fit import never_fits
 from ...model import JobSpec, JobStatus, dns1123_problem, text_problem
-from ..api import Event, JobInfo, NodeView, ProjectInfo
+from ..api import Event, JobInfo, JobUsage, NodeView, ProjectInfo
+from ..attempts import attempt_lines
 from . import events as ev
 from . import joblog
+from .consistency import live_job_processes
 from .control import wake
 from .flag_support import check_embedded, embedded_notes
 from .container_host import ContainerHost, container_host_key
 from .identity import Caller
 from .paths import Home
-from .runner import CONTAINER_RUNTIMES, PROCESS, RUNTIME_VARIABLE, container_name, probe_container_runtime
+from .runner import (CONTAINER_RUNTIMES, PROCESS, RUNTIME_VARIABLE, container_name, probe_container_runtime,
+                     published_host_port)
 from .store import JobRow, Store
+from .usage import job_usage
 from .views import node_views, project_infos
 
 if TYPE_CHECKING:
@@ -51,9 +57,9 @@ FOLLOW_POLL_SECONDS = 0.2
 
 # The service's operations a client may call (over the socket, in system mode), and which of them
 # answer with a stream of lines.
-OPERATIONS = frozenset({"submit", "list_jobs", "get_job", "delete_jobs", "logs", "exec_target", "list_projects",
-                        "create_project", "delete_project", "list_nodes", "set_dynamic_mig", "set_node_type",
-                        "events"})
+OPERATIONS = frozenset({"submit", "list_jobs", "get_job", "delete_jobs", "suspend_job", "resume_job", "top_jobs", "logs",
+                        "exec_target", "forward_target", "list_projects", "create_project", "delete_project", "list_nodes",
+                        "set_dynamic_mig", "set_node_type", "events"})
 STREAMING = frozenset({"logs"})
 
 
@@ -91,6 +97,25 @@ class DeleteOutcome(BaseModel):
 
     deleted: list[str]
     stopping: list[str]
+
+
+class SuspendOutcome(BaseModel):
+    """The job after `suspend`, and whether its processes were still stopping when the wait ended
+    (the daemon suspends it once they are gone)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job: JobInfo
+    stopping: bool
+
+
+class ForwardTarget(BaseModel):
+    """Where a connection to a job's port goes on this machine."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str
+    port: int
 
 
 class ExecTarget(BaseModel):
@@ -213,7 +238,30 @@ class LocalService:
 
     def get_job(self, project: str, name: str) -> JobInfo:
         row = self._row(project, name)
-        return row.to_info(self.store.events(row.id), self._simulated(), self.store.config("node"))
+        return row.to_info(self.store.events(row.id), self._simulated(), self.store.config("node"),
+                           self.store.attempts(row.id))
+
+    def top_jobs(self, project: str | None) -> list[JobUsage]:
+        """Unfinished jobs with their processes on their GPU devices (the daemon registers a job's
+        supervisor with a simulated GPU, so its pid counts as the job's too)."""
+        simulated = self._simulated()
+        rows = [row for row in self.store.live_jobs(project) if not row.job_status.terminal]
+        running = [row for row in rows if row.status in (JobStatus.RUNNING, JobStatus.PREEMPTED)]
+        pids = live_job_processes(row.id for row in running)
+        for row in running:
+            if row.pid is not None:
+                pids.setdefault(row.id, []).append(row.pid)
+        driver, why = None, None
+        if running:
+            try:
+                driver = open_driver(self.home.root)
+            except RunaiLiteError as error:
+                why = f"the GPU driver could not be opened: {error}"
+        try:
+            return job_usage([(row.id, row.to_info(simulated=simulated)) for row in rows], driver, pids, why)
+        finally:
+            if driver is not None:
+                driver.close()
 
     def events(self, project: str, name: str) -> tuple[Event, ...]:
         return self.store.events(self._row(project, name).id)
@@ -251,22 +299,95 @@ class LocalService:
         return DeleteOutcome(deleted=[row.name for row in rows if row.id not in left],
                              stopping=[row.name for row in rows if row.id in left])
 
-    def _wait_stopped(self, job_ids: list[str]) -> set[str]:
-        """Wait for the jobs' processes to exit; the ids of those that had not when the wait ended."""
+    def _wait_stopped(self, job_ids: list[str], stopped: Callable[[JobRow], bool] | None = None) -> set[str]:
+        """Wait for the jobs' processes to exit (for `stopped` to hold of each job's row; by default
+        for the job to be gone); the ids of those that had not when the wait ended."""
         if not job_ids:
             return set()
         grace = float(self.store.config("grace_seconds", 10.0))
         deadline = time.monotonic() + grace + DELETE_WAIT_EXTRA_SECONDS
         while True:
-            left = {row.id for row in self.store.live_jobs_among(job_ids)}
+            left = {row.id for row in self.store.live_jobs_among(job_ids) if stopped is None or not stopped(row)}
             if not left or time.monotonic() >= deadline:
                 return left
             time.sleep(0.02)
 
-    def logs(self, project: str, name: str, follow: bool = False, tail: int | None = None) -> Iterator[str]:
+    def suspend_job(self, project: str, name: str) -> SuspendOutcome:
+        """Stop the job without losing it: a pending job is set aside at once; a running one is
+        stopped as a preemption stops it (SIGTERM, then SIGKILL) and is Suspended, its GPUs free,
+        once all of its processes are gone. Waits for that as `delete` does."""
+        caller = self.caller
+        row = self._row(project, name)
+        self._require_owner(row, "suspend it")
+        now = time.time()
+        with self.store.write() as conn:
+            row = self.store.job(row.id, conn)
+            assert row is not None
+            problem = _cannot_suspend(row)
+            if problem:
+                raise UserError(*problem)
+            if row.status in (JobStatus.RUNNING, JobStatus.PREEMPTED):
+                self.store.update_job(conn, row.id, suspend_requested=1)
+                self.store.add_event(conn, row.id, ev.SUSPENDED, f"suspend requested by {caller.user}: stopping "
+                                     "its processes", now)
+            else:
+                self.store.update_job(conn, row.id, status=JobStatus.SUSPENDED.value, allocation=None,
+                                      pending_reason=None, retry_at=None)
+                self.store.add_event(conn, row.id, ev.SUSPENDED, f"suspended by {caller.user} before it started; "
+                                     f"it waits for `runai resume {name} -p {project}`", now)
+        wake(self.home)
+        left = self._wait_stopped([row.id], lambda r: r.status == JobStatus.SUSPENDED)
+        return SuspendOutcome(job=self.get_job(project, name), stopping=bool(left))
+
+    def resume_job(self, project: str, name: str) -> JobInfo:
+        """Queue a suspended job again: Pending, scheduled as any job; its attempts are kept."""
+        caller = self.caller
+        row = self._row(project, name)
+        self._require_owner(row, "resume it")
+        now = time.time()
+        with self.store.write() as conn:
+            row = self.store.job(row.id, conn)
+            assert row is not None
+            if row.status != JobStatus.SUSPENDED:
+                still = " (it is still stopping for its suspension)" if row.suspend_requested else ""
+                raise UserError(f"job {name} is {row.status}{still}, not Suspended",
+                                "only a suspended job can be resumed" + (
+                                    f"; wait until `runai describe job {name} -p {project}` shows Suspended"
+                                    if still else ""))
+            self.store.update_job(conn, row.id, status=JobStatus.PENDING.value, retry_at=None,
+                                  pending_reason="resumed: waiting for the scheduler")
+            self.store.add_event(conn, row.id, ev.RESUMED, f"resumed by {caller.user}: back in the queue", now)
+        wake(self.home)
+        return self.get_job(project, name)
+
+    def logs(self, project: str, name: str, follow: bool = False, tail: int | None = None,
+             attempt: int | None = None) -> Iterator[str]:
         row = self._row(project, name)
         self._require_owner(row, "read its logs")
-        return self._log_lines(row.id, follow, tail)
+        if attempt is None:
+            return self._log_lines(row.id, follow, tail)
+        if follow:
+            raise UserError("--attempt shows one attempt's output as it is now; it cannot be followed",
+                            f"drop -f, or follow the whole log: runai logs {name} -p {project} -f")
+        numbers = [a.number for a in self.store.attempts(row.id)]
+        if attempt not in numbers:
+            started = (f"its attempts are {numbers[0]} to {numbers[-1]}" if len(numbers) > 1 else
+                       f"its only attempt is {numbers[0]}" if numbers else "it has not started yet")
+            raise UserError(f"job {name} has no attempt {attempt}: {started}",
+                            f"see them with `runai describe job {name} -p {project}`")
+        return self._attempt_lines(row.id, attempt, tail)
+
+    def _attempt_lines(self, job_id: str, number: int, tail: int | None) -> Iterator[str]:
+        path = self.home.job_log(job_id)
+        try:
+            handle = path.open("r", errors="replace")
+        except FileNotFoundError:
+            return iter(())
+        with handle:
+            lines = attempt_lines((line.rstrip("\n") for line in handle), number)
+            if tail is None:
+                return iter(list(lines))
+            return iter(collections.deque(lines, maxlen=tail) if tail else ())
 
     def _log_lines(self, job_id: str, follow: bool, tail: int | None) -> Iterator[str]:
         path = self.home.job_log(job_id)
@@ -305,8 +426,9 @@ class LocalService:
                 time.sleep(FOLLOW_POLL_SECONDS)
 
     def _finished(self, job_id: str) -> bool:
+        """Nothing more will be written to its log for now (a suspended job's until resumed)."""
         row = self.store.job(job_id)
-        return row is None or row.job_status.terminal
+        return row is None or row.job_status.terminal or row.status == JobStatus.SUSPENDED
 
     def exec_target(self, project: str, name: str) -> ExecTarget:
         row = self._row(project, name)
@@ -318,6 +440,26 @@ class LocalService:
         command = ContainerHost.from_json(host).command() if host else [row.runtime]
         return ExecTarget(runtime=row.runtime, container=container_name(row.id), env=env,
                           cwd=row.job_spec.working_dir, runtime_command=command)
+
+    def forward_target(self, project: str, name: str, port: int) -> ForwardTarget:
+        """Where `runai port-forward` connects for the job's `port`: the port a container publishes
+        it on (`--port`; asked of the runtime when it chose the host port), or, for a job run as
+        processes on this machine, that port on the loopback address."""
+        row = self._row(project, name)
+        self._require_owner(row, "forward its ports")
+        if row.status != JobStatus.RUNNING:
+            raise UserError(f"job {name} is {row.status}, not Running", "port-forward reaches a running job only")
+        if row.runtime == PROCESS:
+            return ForwardTarget(host="127.0.0.1", port=port)
+        published = {p.container_port: p.host_port for p in row.job_spec.ports}
+        if port not in published:
+            shown = ", ".join(str(p) for p in sorted(published)) or "none"
+            raise UserError(f"job {name} does not publish port {port} (its container runs with {row.runtime}; "
+                            f"published: {shown})", f"submit it with --port {port} to reach that port")
+        host_port = published[port] or published_host_port(row.runtime, container_name(row.id), port)
+        if host_port is None:
+            raise OperationalError(f"{row.runtime} did not say where job {name}'s port {port} is published")
+        return ForwardTarget(host="127.0.0.1", port=host_port)
 
     # ------------------------------------------------------------------------------ projects
 
@@ -343,7 +485,7 @@ class LocalService:
         with self.store.write() as conn:
             if not self.store.project_exists(conn, name):
                 raise NotFoundError(f"project {name} was not found", "run `runai list projects` to see them")
-            active = self.store.active_jobs(conn, project=name)
+            active = [r for r in self.store.live_jobs(name, conn) if not r.job_status.terminal]
             if active:
                 names = ", ".join(r.name for r in active[:5]) + (" ..." if len(active) > 5 else "")
                 raise UserError(f"project {name} has {len(active)} active job(s): {names}",
@@ -427,6 +569,20 @@ class LocalService:
             raise UserError(f"removing dynamic MIG from {node} would strand running MIG jobs: "
                             f"{', '.join(r.key for r in users)}",
                             "wait for them to finish or delete them (runai delete job NAME), then try again")
+
+
+def _cannot_suspend(row: JobRow) -> tuple[str, str] | None:
+    """Why `runai suspend` cannot suspend this job (a message and a hint), or None."""
+    if row.job_status.terminal:
+        return (f"job {row.name} has {row.status}: only a Pending or Running job can be suspended",
+                f"submit it again, or delete it: runai delete job {row.name} -p {row.project}")
+    if row.status == JobStatus.SUSPENDED or row.suspend_requested:
+        return (f"job {row.name} is already suspended" + (" (its processes are stopping)" if row.suspend_requested
+                                                          else ""),
+                f"resume it with `runai resume {row.name} -p {row.project}`")
+    if row.delete_requested:
+        return f"job {row.name} is being deleted", "there is nothing to suspend"
+    return None
 
 
 def _direct_spec(spec: JobSpec, submit_dir: str) -> JobSpec:

@@ -25,12 +25,19 @@ class NodeHost:
     node_type: str | None = None
 
 
-def scheduled_jobs(rows: Iterable[JobRow], host: NodeHost = NodeHost()) -> list[Job]:
+def backing_off(row: JobRow, now: float | None) -> bool:
+    """A failed job waiting for its retry's time (never a bound or running one)."""
+    return (now is not None and row.retry_at is not None and row.retry_at > now and row.status == JobStatus.PENDING
+            and row.allocation is None)
+
+
+def scheduled_jobs(rows: Iterable[JobRow], host: NodeHost = NodeHost(), now: float | None = None) -> list[Job]:
     """Pending jobs to place, and jobs that hold what they were given (bound or running). A job
-    asking for a node type the node does not have may run on no node."""
+    asking for a node type the node does not have may run on no node; a job backing off from a
+    failure is not placed before its retry is due (at `now` or later; None: every job is)."""
     jobs = []
     for row in rows:
-        if row.stopping:
+        if row.stopping or backing_off(row, now):
             continue
         holds = row.status == JobStatus.RUNNING or row.bound
         spec = row.job_spec
@@ -63,8 +70,8 @@ def mig_holders(jobs: Iterable[Job]) -> dict[tuple[int, int], str]:
 
 def build_snapshot(node: str, gpus: Sequence[GpuRow], layout: Sequence[PartitionRow],
                    rows: Sequence[JobRow], projects: Sequence[ProjectRow], policy: str = "default",
-                   host: NodeHost = NodeHost()) -> Snapshot:
-    jobs = scheduled_jobs(rows, host)
+                   host: NodeHost = NodeHost(), now: float | None = None) -> Snapshot:
+    jobs = scheduled_jobs(rows, host, now)
     holders = mig_holders(jobs)
     instances: dict[int, list[MigInstance]] = {}
     for part in layout:

@@ -30,6 +30,7 @@ from typing import Any
 from ...errors import OperationalError, UserError
 from ...model import STORED, Allocation, JobSpec, JobStatus, JobType, Submitter
 from ..api import Event, JobInfo, JobOptions
+from ..attempts import Attempt, AttemptEnd
 from .paths import FILE_MODE, open_private, repair_command
 
 MIGRATIONS: list[str] = [
@@ -114,6 +115,21 @@ MIGRATIONS: list[str] = [
         node_type TEXT
     );
     """,
+    # 3 → 4: each attempt's start and end (what `describe`, `logs --attempt` and the log's attempt
+    # separators read), a job being suspended, and when a failed job's retry is due (its backoff).
+    """
+    CREATE TABLE attempts (
+        job_id TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        exit_code INTEGER,
+        outcome TEXT,
+        PRIMARY KEY (job_id, number)
+    );
+    ALTER TABLE jobs ADD COLUMN suspend_requested INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN retry_at REAL
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -164,6 +180,8 @@ class JobRow:
     enforcement: str | None
     memory_limit_mib: int | None
     submitter: Submitter | None  # stored as JSON; None for jobs submitted before schema version 2
+    suspend_requested: int = 0  # stopping to be suspended (`runai suspend` of a running job)
+    retry_at: float | None = None  # a failed job waiting for its retry: not scheduled before this time
 
     def __post_init__(self) -> None:
         if isinstance(self.submitter, str):  # the column's JSON, as read from the database
@@ -198,16 +216,18 @@ class JobRow:
     def stopping(self) -> bool:
         """Leaving what it holds: preempted (to be requeued) or to be deleted. Whether a process of
         it still runs is the process tracker's question."""
-        return self.status == JobStatus.PREEMPTED or bool(self.delete_requested)
+        return self.status == JobStatus.PREEMPTED or bool(self.delete_requested) or bool(self.suspend_requested)
 
     def env(self) -> dict[str, str]:
         return json.loads(self.job_env) if self.job_env else {}
 
-    def to_info(self, events: tuple[Event, ...] = (), simulated: bool = False, node: str | None = None) -> JobInfo:
+    def to_info(self, events: tuple[Event, ...] = (), simulated: bool = False, node: str | None = None,
+                attempts: tuple[Attempt, ...] = ()) -> JobInfo:
         """What commands show. A job shows an allocation (and its enforcement) only while its
         process holds it, and a start time only once it runs or ran: a bound job about to start,
         or one requeued after a preemption, is Pending with neither. A job that ran and ended
-        keeps `node` (the embedded machine's one node) as where it ran."""
+        keeps `node` (the embedded machine's one node) as where it ran. Only a finished job has an
+        exit code of its own; an earlier attempt's is in its attempt history."""
         spec = self.job_spec
         holding = self.status in (JobStatus.RUNNING, JobStatus.PREEMPTED)
         pending = self.status == JobStatus.PENDING
@@ -216,7 +236,8 @@ class JobRow:
             user=self.user, command=spec.command, working_dir=spec.working_dir, submitted_at=self.submitted_at,
             started_at=None if pending else self.started_at, finished_at=self.finished_at, request=spec.request,
             allocation=self.alloc if holding else None, pending_reason=self.pending_reason if pending else None,
-            exit_code=self.exit_code, attempts=self.attempts, backoff_limit=spec.backoff_limit,
+            exit_code=self.exit_code if self.job_status.terminal else None, attempts=self.attempts,
+            backoff_limit=spec.backoff_limit, attempt_history=attempts,
             enforcement=self.enforcement if holding or self.job_status.terminal else None,
             memory_limit_mib=self.memory_limit_mib if holding or self.job_status.terminal else None,
             simulated=simulated and holding, events=events, options=JobOptions.of(spec),
@@ -543,7 +564,27 @@ class Store:
             "AND delete_requested = 0",
             (_RUNNING, row.attempts + 1, now, allocation.model_dump_json(), job_env, enforcement, memory_limit_mib,
              row.id, _PENDING, row.attempts))
-        return cursor.rowcount > 0
+        if cursor.rowcount == 0:
+            return False
+        conn.execute("INSERT OR REPLACE INTO attempts (job_id, number, started_at) VALUES (?, ?, ?)",
+                     (row.id, row.attempts + 1, now))
+        return True
+
+    @staticmethod
+    def end_attempt(conn: sqlite3.Connection, job_id: str, number: int, now: float, exit_code: int | None,
+                    outcome: AttemptEnd) -> None:
+        conn.execute("UPDATE attempts SET ended_at = ?, exit_code = ?, outcome = ? WHERE job_id = ? AND number = ? "
+                     "AND outcome IS NULL", (now, exit_code, outcome.value, job_id, number))
+
+    def attempts(self, job_id: str, conn: sqlite3.Connection | None = None) -> tuple[Attempt, ...]:
+        """The job's attempts, first first."""
+        run = lambda: (conn or self.conn).execute(  # noqa: E731
+            "SELECT number, started_at, ended_at, exit_code, outcome FROM attempts WHERE job_id = ? ORDER BY number",
+            (job_id,)).fetchall()
+        rows = run() if conn is not None else self._retrying(run)
+        return tuple(Attempt(number=r["number"], started_at=r["started_at"], ended_at=r["ended_at"],
+                             exit_code=r["exit_code"], outcome=AttemptEnd(r["outcome"]) if r["outcome"] else None)
+                     for r in rows)
 
     @staticmethod
     def record_pid(conn: sqlite3.Connection, job_id: str, attempt: int, pid: int) -> None:
@@ -555,7 +596,10 @@ class Store:
         cursor = conn.execute(
             "UPDATE jobs SET status = ?, attempts = attempts - 1, pid = NULL, pending_reason = ? "
             "WHERE id = ? AND attempts = ? AND status = ?", (_PENDING, reason, job_id, attempt, _RUNNING))
-        return cursor.rowcount > 0
+        if cursor.rowcount == 0:
+            return False
+        conn.execute("DELETE FROM attempts WHERE job_id = ? AND number = ?", (job_id, attempt))
+        return True
 
     @staticmethod
     def set_pending_reason(conn: sqlite3.Connection, job_id: str, reason: str, unbound_only: bool = False) -> bool:
@@ -577,6 +621,7 @@ class Store:
                                           (_DELETED, finished_before))]
         for job_id in ids:
             conn.execute("DELETE FROM events WHERE job_id = ?", (job_id,))
+            conn.execute("DELETE FROM attempts WHERE job_id = ?", (job_id,))
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
         return ids
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from ....devices import container_delivery, container_flags
 from ....gpu.driver import DriverError
 from ....model import Allocation, Submitter
+from ...attempts import separator
 from .. import events as ev
 from .. import machine
 from ..container_host import cdi_gpus
@@ -96,6 +97,10 @@ class Launcher:
             argv, cwd = list(spec.command), spec.working_dir or (submitter.cwd if submitter is not None else None)
         refusal = _cannot_run_as(submitter)
         number = row.attempts + 1
+        header = None
+        if number > 1:  # the log says where this attempt's output starts, and how the last one ended
+            previous = {a.number: a for a in ctx.store.attempts(row.id)}.get(number - 1)
+            header = separator(number, previous)
         with ctx.store.write() as conn:
             if not ctx.store.record_start(conn, row, now, alloc, json.dumps(overlay, sort_keys=True),
                                           enforcement.mechanism.value if enforcement else None,
@@ -108,7 +113,7 @@ class Launcher:
             return True
         try:
             launched = ctx.tracker.launch(row.id, number, argv, env, cwd, run_as=_run_as(submitter),
-                                          devices=self._devices(on_gpus))
+                                          devices=self._devices(on_gpus), header=header)
         except OSError as error:
             ctx.tracker.launch_failed(row.id, number, f"cannot start the job: {error}", 126)
             return True

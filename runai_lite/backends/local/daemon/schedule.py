@@ -9,7 +9,7 @@ from ....scheduler import plan as schedule_plan
 from ..crashpoints import crash_point
 from ..intents import record_plan
 from .. import machine
-from ..snapshot import NodeHost, build_snapshot, node_type_reason
+from ..snapshot import NodeHost, backing_off, build_snapshot, node_type_reason
 from ..store import NodeRow
 from .context import DaemonContext
 
@@ -17,12 +17,18 @@ from .context import DaemonContext
 class Scheduler:
     def __init__(self, ctx: DaemonContext):
         self.ctx = ctx
+        self.next_retry: float | None = None  # the earliest retry of a job backing off, as last read
 
-    def snapshot(self) -> Snapshot:
-        return self._read()[0]
+    def snapshot(self, now: float | None = None) -> Snapshot:
+        return self._read(now)[0]
 
-    def _read(self) -> tuple[Snapshot, NodeHost, dict[str, str]]:
-        """The snapshot, the node's host facts and the node type each job asks for."""
+    def retry_due(self, now: float) -> bool:
+        """A job's backoff has passed since the last plan: plan now rather than at the next replan."""
+        return self.next_retry is not None and now >= self.next_retry
+
+    def _read(self, now: float | None) -> tuple[Snapshot, NodeHost, dict[str, str]]:
+        """The snapshot (at `now`: jobs backing off left out), the node's host facts and the node
+        type each job asks for."""
         store = self.ctx.store
         with store.read() as conn:
             rows = store.active_jobs(conn)
@@ -32,11 +38,12 @@ class Scheduler:
             declared = store.node_row(self.ctx.node, conn)
         host = node_host(declared)
         wanted = {r.id: r.job_spec.node_type for r in rows if r.job_spec.node_type is not None}
-        return build_snapshot(self.ctx.node, gpus, layout, rows, projects, host=host), host, wanted
+        self.next_retry = min((r.retry_at for r in rows if backing_off(r, now)), default=None)  # type: ignore[type-var]
+        return build_snapshot(self.ctx.node, gpus, layout, rows, projects, host=host, now=now), host, wanted
 
     def __call__(self, now: float) -> bool:
         started = time.perf_counter()
-        snapshot, host, node_types = self._read()
+        snapshot, host, node_types = self._read(now)
         if not any(job.status == JobStatus.PENDING for job in snapshot.jobs):
             self.ctx.metrics.observe_no_pending()
             return False

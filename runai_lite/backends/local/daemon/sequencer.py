@@ -104,7 +104,7 @@ class Daemon:
         self._seen_version = version
         changed |= self.supervise(now)
         changed |= self._reclaim_gpus(now)
-        if changed or now - self._last_plan >= self.ctx.settings.replan_seconds:
+        if changed or now - self._last_plan >= self.ctx.settings.replan_seconds or self.schedule.retry_due(now):
             changed |= self.schedule(now)
             self._last_plan = now
         changed |= self.supervise(now)  # stop what the plan preempted without waiting for a tick

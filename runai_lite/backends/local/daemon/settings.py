@@ -20,6 +20,8 @@ CONFIG_KEYS = {
     "log_head_bytes": "log_head_bytes",
     "log_retention_seconds": "log_retention_seconds",
     "consistency_seconds": "consistency_seconds",
+    "retry_backoff_seconds": "retry_backoff_seconds",
+    "retry_backoff_max_seconds": "retry_backoff_max_seconds",
 }
 
 
@@ -37,6 +39,13 @@ class DaemonSettings:
     consistency_seconds: float = 30.0  # how often the daemon audits itself (and acts) outside tests
     check_invariants: bool = False  # audit after every cycle and report every finding (tests, harnesses)
     metrics_address: tuple[str, int] | None = None  # serve /metrics, /healthz, /readyz here (local init --metrics-address)
+    # A failed job's retries wait as a Kubernetes Job's pod re-creations do: 10 s, doubling, at most 6 min.
+    retry_backoff_seconds: float = 10.0
+    retry_backoff_max_seconds: float = 360.0
+
+    def retry_delay(self, failures: int) -> float:
+        """How long the retry after the job's `failures`-th failure waits."""
+        return min(self.retry_backoff_seconds * 2 ** max(failures - 1, 0), self.retry_backoff_max_seconds)
 
     @property
     def log_cap(self) -> LogCap:

@@ -13,6 +13,7 @@ import signal
 from ....enforcement.failures import out_of_memory_note
 from ....model import JobStatus, JobType
 from .. import events as ev
+from ...attempts import NOT_RUNNABLE, AttemptEnd
 from ..crashpoints import crash_point
 from ..runner import PROCESS, log_tail, stop_container
 from ..store import JobRow, Store
@@ -128,43 +129,65 @@ class Supervisor:
             if current is None or current.attempts != row.attempts or current.status not in (JobStatus.RUNNING,
                                                                                              JobStatus.PREEMPTED):
                 return False
-            released = dict(allocation=None, pid=None, stop_sent_at=None, kill_sent_at=None, exit_code=code)
+            released = dict(allocation=None, pid=None, stop_sent_at=None, kill_sent_at=None, exit_code=code,
+                            suspend_requested=0)
             if recorded:
                 store.add_event(conn, row.id, ev.EXIT_RECORDED_LATE, recorded, now)
             if current.delete_requested:
+                store.end_attempt(conn, row.id, row.attempts, now, code, AttemptEnd.DELETED)
                 store.update_job(conn, row.id, status=JobStatus.DELETED.value, finished_at=now, **released)
                 store.add_event(conn, row.id, ev.DELETED, f"deleted; its process stopped (exit code {code})", now)
+            elif current.suspend_requested:
+                store.end_attempt(conn, row.id, row.attempts, now, code, AttemptEnd.SUSPENDED)
+                store.update_job(conn, row.id, status=JobStatus.SUSPENDED.value, pending_reason=None, **released)
+                store.add_event(conn, row.id, ev.SUSPENDED, f"suspended; its process stopped (exit code {code}); "
+                                f"its GPUs are free until `runai resume {row.name} -p {row.project}`", now)
             elif current.status == JobStatus.PREEMPTED:
+                store.end_attempt(conn, row.id, row.attempts, now, code, AttemptEnd.PREEMPTED)
                 store.update_job(conn, row.id, status=JobStatus.PENDING.value,
                                  pending_reason="requeued after preemption", **released)
                 store.add_event(conn, row.id, ev.REQUEUED, f"stopped (exit code {code}); back in the queue", now)
             elif code is None:
+                store.end_attempt(conn, row.id, row.attempts, now, code, AttemptEnd.UNKNOWN)
                 store.update_job(conn, row.id, status=JobStatus.FAILED.value, failures=current.failures + 1,
                                  finished_at=now, **released)
                 store.add_event(conn, row.id, ev.EXIT_UNKNOWN, "its supervisor was killed and the daemon could not "
                                 "wait for the job itself (it restarted meanwhile): how the job ended is not known, so "
                                 "it is not retried", now)
             elif code == 0:
+                store.end_attempt(conn, row.id, row.attempts, now, code, AttemptEnd.SUCCEEDED)
                 store.update_job(conn, row.id, status=JobStatus.SUCCEEDED.value, finished_at=now, **released)
                 store.add_event(conn, row.id, ev.EXITED, "exit code 0", now)
             else:
+                store.end_attempt(conn, row.id, row.attempts, now, code, AttemptEnd.FAILED)
                 self._failed(conn, current, code, note, now, released)
         crash_point("settled")
         self._forget(row)
         return True
 
-    def _failed(self, conn, row: JobRow, code: int | None, note: str | None, now: float, released: dict) -> None:
+    def _failed(self, conn, row: JobRow, code: int, note: str | None, now: float, released: dict) -> None:
+        """A failed attempt: retried after its backoff while the job's backoff limit allows, unless
+        the command could not be run at all (no retry would find it either)."""
         store = self.ctx.store
         failures = row.failures + 1
         limit = row.job_spec.backoff_limit if row.job_type is JobType.TRAIN else 0
         store.add_event(conn, row.id, ev.EXITED, f"exit code {code}" + (f": {note}" if note else ""), now)
-        if failures <= limit:
-            store.update_job(conn, row.id, status=JobStatus.PENDING.value, failures=failures,
-                             pending_reason=f"retrying after exit code {code}", **released)
-            store.add_event(conn, row.id, ev.RETRYING, f"retry {failures} of {limit} (--backoff-limit)", now)
+        unrunnable = NOT_RUNNABLE.get(code)
+        if unrunnable is None and failures <= limit:
+            delay = self.ctx.settings.retry_delay(failures)
+            store.update_job(conn, row.id, status=JobStatus.PENDING.value, failures=failures, retry_at=now + delay,
+                             pending_reason=f"backing off {delay:g} s after exit code {code} "
+                                            f"(retry {failures} of {limit})", **released)
+            store.add_event(conn, row.id, ev.RETRYING, f"retry {failures} of {limit} (--backoff-limit) in {delay:g} s",
+                            now)
+            return
+        store.update_job(conn, row.id, status=JobStatus.FAILED.value, failures=failures, finished_at=now, **released)
+        if unrunnable is not None:
+            store.add_event(conn, row.id, ev.NOT_RETRIED, f"exit code {code}: {unrunnable}; not retried, since a "
+                            "retry could not run it either (see `runai logs`)", now)
         else:
-            store.update_job(conn, row.id, status=JobStatus.FAILED.value, failures=failures, finished_at=now,
-                             **released)
+            store.add_event(conn, row.id, ev.BACKOFF_LIMIT_EXCEEDED,
+                            f"failed {failures} time(s), above its backoff limit of {limit}: not retried again", now)
 
     def _never_started(self, row: JobRow, now: float) -> bool:
         """The daemon died between recording a start and launching it: launch again (or settle a

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from ..joblog import append_line_once
 from ..paths import Home, open_private, write_private
 from ..tracking.choice import (
     TRACKING_ENV,
@@ -89,13 +90,16 @@ class AttemptProcesses:
         return AttemptFiles(self.home, job_id, number)
 
     def launch(self, job_id: str, number: int, argv: Sequence[str], env: Mapping[str, str], cwd: str | None,
-               run_as: RunAs | None = None, devices: JobDevices | None = None) -> Launched:
-        """Start attempt `number` of the job. Raises OSError when it cannot."""
+               run_as: RunAs | None = None, devices: JobDevices | None = None, header: str | None = None) -> Launched:
+        """Start attempt `number` of the job, its output after the log line `header` when given.
+        Raises OSError when it cannot."""
         files = self._files(job_id, number)
         self.tracker.cleanup(files)  # what a launch that died half-way left
         join, confinement, note = self.confiner.prepare(files, devices or JobDevices())
         log_fd = self._open_log(job_id, run_as)
         try:
+            if header is not None:
+                append_line_once(self.home.job_log(job_id), header)
             child = self.tracker.start(files, argv, env, cwd, log_fd, run_as=run_as, join=join)
         finally:
             os.close(log_fd)
