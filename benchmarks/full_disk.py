@@ -21,10 +21,10 @@ def unmount(path: Path) -> None:
 
 def fill_until_full(path: Path) -> None:
     """Write zeros to `path` until its file system has no room left (what a runaway job does)."""
-    with path.open("wb") as filler:
+    # Unbuffered: a buffered writer keeps what a short write left over and fails again on close.
+    with path.open("wb", buffering=0) as filler:
         try:
             while True:
                 filler.write(b"\0" * 65536)
-                filler.flush()
         except OSError:
             pass

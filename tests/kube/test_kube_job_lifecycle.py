@@ -192,6 +192,7 @@ def test_port_forward_refuses_a_job_that_has_not_started(world: World):
 
 def test_top_job_shows_what_each_job_holds(world: World):
     ok("submit", "whole", "-i", "busybox", "--gpu", "1", "--", "sleep", "600")
+    world.settle()
     ok("submit", "later", "-i", "busybox", "--gpu", "1", "--", "sleep", "600")
     world.settle()
     rows = {r["name"]: r for r in json.loads(ok("top", "job", "-o", "json"))}
