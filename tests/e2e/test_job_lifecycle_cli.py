@@ -135,7 +135,9 @@ def test_suspend_frees_the_gpu_keeps_the_job_and_resume_queues_it_again(cli: Cli
 @pytest.mark.e2e
 def test_suspending_a_pending_job_and_a_finished_job(cli: Cli):
     _setup(cli)
-    cli.runai("submit", "big", "-i", "img", "--gpu", "2", "--", "sleep", "600")
+    cli.runai("submit", "holder", "-i", "img", "--gpu", "1", "--", "sleep", "600")
+    cli.wait_for("holder Running", lambda j: j["holder"]["status"] == "Running")
+    cli.runai("submit", "big", "-i", "img", "--gpu", "1", "--", "sleep", "600")
     cli.runai("suspend", "big")
     assert cli.jobs()["big"]["status"] == "Suspended"
     cli.runai("resume", "big")
@@ -149,4 +151,4 @@ def test_suspending_a_pending_job_and_a_finished_job(cli: Cli):
     missing = cli.runai("resume", "nope", check=False)
     assert missing.returncode == 2 and "job nope was not found" in missing.stderr
     listed = json.loads(cli.runai("list", "-o", "json").stdout)
-    assert {j["name"]: j["status"] for j in listed} == {"big": "Pending", "quick": "Succeeded"}
+    assert {j["name"]: j["status"] for j in listed} == {"holder": "Running", "big": "Pending", "quick": "Succeeded"}

@@ -79,7 +79,9 @@ def test_port_forward_refuses_bad_ports_and_jobs_that_do_not_run(cli: Cli):
     _setup(cli)
     bad = cli.runai("port-forward", "web", "--port", "80:eighty", check=False)
     assert bad.returncode == 2 and "invalid --port '80:eighty'" in bad.stderr
-    cli.runai("submit", "waiting", "-i", "img", "--gpu", "2", "--", "sleep", "600")
+    cli.runai("submit", "holder", "-i", "img", "--gpu", "1", "--", "sleep", "600")
+    cli.wait_for("holder Running", lambda j: j["holder"]["status"] == "Running")
+    cli.runai("submit", "waiting", "-i", "img", "--gpu", "1", "--", "sleep", "600")
     pending = cli.runai("port-forward", "waiting", "--port", "8080:8080", check=False)
     assert pending.returncode == 2 and "job waiting is Pending, not Running" in pending.stderr
     missing = cli.runai("port-forward", "nope", "--port", "8080", check=False)
@@ -90,8 +92,8 @@ def test_port_forward_refuses_bad_ports_and_jobs_that_do_not_run(cli: Cli):
 def test_top_job_shows_each_jobs_allocation_and_its_gpu_processes(cli: Cli):
     _setup(cli)
     cli.runai("submit", "half", "-i", "img", "--gpu", "0.5", "--", "sleep", "600")
-    cli.runai("submit", "big", "-i", "img", "--gpu", "2", "--", "sleep", "600")
     cli.wait_for("half Running", lambda j: j["half"]["status"] == "Running")
+    cli.runai("submit", "big", "-i", "img", "--gpu", "1", "--", "sleep", "600")  # waits: half the GPU is taken
     rows = {r["name"]: r for r in json.loads(cli.runai("top", "job", "-o", "json").stdout)}
     half, big = rows["half"], rows["big"]
     assert half["status"] == "Running" and half["allocation"]["share"] == 0.5
@@ -107,4 +109,4 @@ def test_top_job_shows_each_jobs_allocation_and_its_gpu_processes(cli: Cli):
     shown = {line.split()[0]: line for line in lines if line.strip()}
     assert "7.5GiB" in shown["half"] and "not reported" in shown["half"]
     assert str(half["processes"][0]["pid"]) in shown["half"]
-    assert "(requests 2)" in shown["big"]
+    assert "(requests 1)" in shown["big"]
