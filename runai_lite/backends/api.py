@@ -157,6 +157,13 @@ class JobInfo(_Record):
         }
 
 
+def attempt_json(attempt: Attempt) -> dict:
+    """An attempt as `describe job -o json` shows it (times as RFC 3339, like every time there)."""
+    return {"number": attempt.number, "started_at": rfc3339(attempt.started_at),
+            "ended_at": rfc3339(attempt.ended_at), "exit_code": attempt.exit_code,
+            "outcome": attempt.outcome.value if attempt.outcome else None}
+
+
 class GpuProcess(_Record):
     """A process of a job on one of its GPU devices, as the GPU driver reports it."""
 

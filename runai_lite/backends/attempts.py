@@ -57,12 +57,6 @@ class Attempt(BaseModel):
             AttemptEnd.UNKNOWN: "ended, how is not known",
         }[self.outcome]
 
-    def to_json(self) -> dict:
-        from .api import rfc3339  # api.py builds on this module
-
-        return {"number": self.number, "started_at": rfc3339(self.started_at), "ended_at": rfc3339(self.ended_at),
-                "exit_code": self.exit_code, "outcome": self.outcome.value if self.outcome else None}
-
 
 def separator(number: int, previous: Attempt | None) -> str:
     """The log line before attempt `number`'s output, saying why the attempt before it ended."""

@@ -171,8 +171,10 @@ def events_table(events: Iterable[Event], now: float) -> TextTable:
 
 
 def describe_json(job: JobInfo) -> dict:
+    from ..backends.api import attempt_json  # loaded already: the job came from a backend
+
     return {**job.to_json(), "options": job.options.to_json(),
-            "attempt_history": [a.to_json() for a in job.attempt_history],
+            "attempt_history": [attempt_json(a) for a in job.attempt_history],
             "events": [e.to_json() for e in sorted(job.events, key=lambda e: e.time)]}
 
 

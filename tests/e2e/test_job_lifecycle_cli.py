@@ -6,6 +6,7 @@ attempt separators in `runai logs` and `--attempt N`, describe's attempts and la
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 
@@ -35,7 +36,9 @@ def test_a_failing_job_is_retried_with_doubling_capped_backoff_then_stops_with_a
     assert [a["number"] for a in history] == [1, 2, 3, 4]
     assert all(a["outcome"] == "failed" and a["exit_code"] == 3 for a in history)
     # each retry waited at least its backoff: 0.3 s, then 0.5 s (doubled, capped), then 0.5 s
-    waits = [later["started_at"] - earlier["ended_at"] for earlier, later in zip(history, history[1:])]
+    at = datetime.fromisoformat
+    waits = [(at(later["started_at"]) - at(earlier["ended_at"])).total_seconds()
+             for earlier, later in zip(history, history[1:])]
     assert [w >= d for w, d in zip(waits, (BASE, CAP, CAP))] == [True, True, True], waits
     retrying = [e["message"] for e in described["events"] if e["kind"] == "Retrying"]
     assert retrying == [f"retry 1 of 3 (--backoff-limit) in {BASE:g} s", f"retry 2 of 3 (--backoff-limit) in {CAP:g} s",
