@@ -29,14 +29,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ...errors import NotFoundError, OperationalError, RunaiLiteError, UserError
-from ...gpu.drivers import open_driver
 from ...gpu.fit import never_fits
 from ...model import JobSpec, JobStatus, dns1123_problem, text_problem
 from ..api import Event, JobInfo, JobUsage, NodeView, ProjectInfo
 from ..attempts import attempt_lines
 from . import events as ev
 from . import joblog
-from .consistency import live_job_processes
 from .control import wake
 from .flag_support import check_embedded, embedded_notes
 from .container_host import ContainerHost, container_host_key
@@ -45,7 +43,6 @@ from .paths import Home
 from .runner import (CONTAINER_RUNTIMES, PROCESS, RUNTIME_VARIABLE, container_name, probe_container_runtime,
                      published_host_port)
 from .store import JobRow, Store
-from .usage import job_usage
 from .views import node_views, project_infos
 
 if TYPE_CHECKING:
@@ -244,6 +241,10 @@ class LocalService:
     def top_jobs(self, project: str | None) -> list[JobUsage]:
         """Unfinished jobs with their processes on their GPU devices (the daemon registers a job's
         supervisor with a simulated GPU, so its pid counts as the job's too)."""
+        from ...gpu.drivers import open_driver  # only this command asks the GPU driver
+        from .consistency import live_job_processes
+        from .usage import job_usage
+
         simulated = self._simulated()
         rows = [row for row in self.store.live_jobs(project) if not row.job_status.terminal]
         running = [row for row in rows if row.status in (JobStatus.RUNNING, JobStatus.PREEMPTED)]
