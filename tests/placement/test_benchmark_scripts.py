@@ -90,6 +90,10 @@ def test_mig_churn_compares_lazy_and_eager_teardown(tmp_path):
     # lazy deallocation reuses idle partitions instead.
     assert eager["jobs_preempted"] == 0
     assert eager["partitions_destroyed"] == eager["partitions_created"] > 0
+    assert eager["partitions_left"] == 0
+    # Lazy mode's partitions left idle at the end count as the destroys they will need.
+    assert lazy["partitions_left"] > 0
+    assert lazy["create_destroy_ops"] == lazy["partitions_created"] + lazy["partitions_destroyed"] + lazy["partitions_left"]
     assert lazy["create_destroy_ops"] < eager["create_destroy_ops"]
 
 
