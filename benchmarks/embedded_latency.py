@@ -1,12 +1,15 @@
-"""Embedded-mode latency: submit → Running for fraction jobs, and `runai list` with 1,000 jobs.
+"""Embedded-mode latency: submit → the job's first instruction for fraction jobs, and `runai list`
+with 1,000 jobs.
 
 Runs a real daemon on a simulated machine in a temporary home:
 
     .venv/bin/python benchmarks/embedded_latency.py [--jobs 100] [--store-jobs 1000] [--list-runs 20]
 
-1. submits `--jobs` fraction jobs (`--gpu 0.125`, `sleep 600`) one after another, each timed from
-   just before `submit` returns to the moment the store says Running (polled every 2 ms), with the
-   earlier jobs still running, and prints p50/p99/max;
+1. submits `--jobs` fraction jobs (`--gpu 0.125`) one after another, with the earlier jobs still
+   running, each timed from just before `submit` to the job's first instruction: the job's
+   command writes the wall-clock time to a file (`date +%s.%N`, then `exec sleep 600`), read back
+   by polling every 2 ms. The time until the store says Running is printed beside it: the daemon
+   writes Running before it starts the process, so that one stops the clock too early;
 2. fills the store up to `--store-jobs` jobs (the rest as finished jobs, written directly) and times
    the real CLI, `runai list -A` in a fresh process (start-up included), `--list-runs` times.
 
@@ -39,19 +42,28 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
-def fraction_job(name: str) -> JobSpec:
+def fraction_job(name: str, stamp: Path) -> JobSpec:
+    # The job's own first instruction records when it ran (sh and date: a millisecond or two).
     return JobSpec(name=name, project="bench", image="bench", request=GpuRequest(fraction=0.125),
-                   command=("sleep", "600"))
+                   command=("sh", "-c", 'date +%s.%N > "$1.tmp" && mv "$1.tmp" "$1"; exec sleep 600', "sh", str(stamp)))
 
 
-def time_to_running(backend: LocalBackend, name: str) -> float:
-    start = time.perf_counter()
-    backend.submit(fraction_job(name))
+def time_to_start(backend: LocalBackend, name: str, stamps: Path) -> tuple[float, float]:
+    """(seconds to the job's first instruction, seconds until the store said Running)."""
+    stamp = stamps / name
+    start = time.time()
+    backend.submit(fraction_job(name, stamp))
+    running_after = None
     while True:
-        row = backend.store.live_job("bench", name)
-        if row is not None and row.status == JobStatus.RUNNING:
-            return time.perf_counter() - start
-        if time.perf_counter() - start > 30:
+        now = time.time()
+        if running_after is None:
+            row = backend.store.live_job("bench", name)
+            if row is not None and row.status == JobStatus.RUNNING:
+                running_after = now - start
+        if stamp.exists():
+            return float(stamp.read_text()) - start, running_after if running_after is not None else now - start
+        if now - start > 30:
+            row = backend.store.live_job("bench", name)
             raise SystemExit(f"{name} did not start within 30 s: {row.pending_reason if row else 'missing'}")
         time.sleep(0.002)
 
@@ -93,11 +105,16 @@ def main() -> None:
         local_init(home, simulate=SIMULATED, grace_seconds=1)
         backend = LocalBackend(home)
         backend.create_project("bench", 16)
-        time_to_running(backend, "warm-up")
-        latencies = [time_to_running(backend, f"frac-{i}") for i in range(args.jobs)]
-        print(f"submit -> Running, {len(latencies)} fraction jobs (--gpu 0.125) on {SIMULATED}:")
-        print(f"  p50 {percentile(latencies, 50) * 1000:.0f} ms   p99 {percentile(latencies, 99) * 1000:.0f} ms   "
-              f"max {max(latencies) * 1000:.0f} ms   mean {statistics.mean(latencies) * 1000:.0f} ms   (target p99 <= 500 ms)")
+        stamps = home / "stamps"
+        stamps.mkdir()
+        time_to_start(backend, "warm-up", stamps)
+        timed = [time_to_start(backend, f"frac-{i}", stamps) for i in range(args.jobs)]
+        for label, latencies in (("submit -> first instruction", [t[0] for t in timed]),
+                                 ("submit -> store says Running", [t[1] for t in timed])):
+            print(f"{label}, {len(latencies)} fraction jobs (--gpu 0.125) on {SIMULATED}:")
+            print(f"  p50 {percentile(latencies, 50) * 1000:.0f} ms   p99 {percentile(latencies, 99) * 1000:.0f} ms   "
+                  f"max {max(latencies) * 1000:.0f} ms   mean {statistics.mean(latencies) * 1000:.0f} ms   "
+                  f"(target p99 <= 500 ms)")
         total = fill_store(backend, args.store_jobs)
         in_process = []
         for _ in range(args.list_runs):
