@@ -111,11 +111,13 @@ def allocation_bound(nodes: Sequence[TraceNode], demands: Sequence[Demand]) -> i
 
 def bound_curve(nodes: Sequence[TraceNode], sequence: Sequence[Demand], points: Sequence[int]) -> dict[int, float]:
     """At each arrival point (% of GPU capacity): the bound, as % of capacity, for the pods that
-    arrived up to that point (the longest prefix of `sequence` whose GPU request stays within it)."""
+    arrived by the end of that point's bin. A replay's figure at point p is the mean allocation over
+    the pods whose arrival rounds to p, so up to p + 0.5%; allocation only grows with arrivals, so
+    the bound at the bin's end bounds that mean too."""
     capacity = sum(n.gpus for n in nodes) * MILLI
     arrived = np.cumsum([_gpu_milli(d) for d in sequence])
     curve = {}
     for point in points:
-        prefix = int(np.searchsorted(arrived, point / 100 * capacity, side="right"))
+        prefix = int(np.searchsorted(arrived, (point + 0.5) / 100 * capacity, side="right"))
         curve[point] = round(100 * allocation_bound(nodes, sequence[:prefix]) / capacity, 2)
     return curve
