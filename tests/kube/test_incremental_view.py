@@ -202,7 +202,8 @@ changes = st.one_of(
 @given(st.lists(st.lists(changes, min_size=1, max_size=4), min_size=1, max_size=8))
 @example([[("add_pod", "runai-p0", "a", "fraction", True, None)], [("relabel_job", ("runai-p0", "a"), "bogus")]])
 @example([[("add_pod", "runai-p0", "a", "fraction", True, None), ("claim", ("runai-p0", "a"), "n2", 0, True)],
-          [("reserve", "n2", 0, True)], [("add_foreign_pod", "n2", 1, False)], [("add_foreign_pod", "n0", 1, True)], [("change_pod", ("runai-p0", "a"), "terminate")]])
+          [("reserve", "n2", 0, True)], [("add_foreign_pod", "n2", 1, False)], [("add_foreign_pod", "n0", 1, True)],
+          [("change_pod", ("runai-p0", "a"), "terminate")]])
 def test_the_incremental_view_is_the_view_built_from_scratch(passes):
     world = World()
     builder = ViewBuilder()

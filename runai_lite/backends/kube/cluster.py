@@ -290,8 +290,14 @@ class ViewBuilder:
         for job in jobs:
             if job.allocation is not None:
                 held_by_node.setdefault(job.allocation.node, []).append(job)
-        nodes = [self._node(n, view, foreign.get(Meta(n).name) or ForeignDevices(), held_by_node.get(Meta(n).name, []),
-                            usage.get(Meta(n).name)) for n in objects.nodes]
+        reserved_by_node: dict[str, set[int]] = {}
+        for where, index in view.reservations:
+            reserved_by_node.setdefault(where, set()).add(index)
+        nodes = []
+        for node in objects.nodes:
+            name = Meta(node).name
+            nodes.append(self._node(node, view, foreign.get(name) or ForeignDevices(), held_by_node.get(name, []),
+                                    usage.get(name), frozenset(reserved_by_node.get(name, ()))))
         names = set(projects_by_namespace.values()) | {j.project for j in jobs}
         deserved = {projects_by_namespace[Meta(ns).name]: k.parse_deserved(Meta(ns).annotation(k.DESERVED_GPUS))
                     for ns in objects.namespaces if Meta(ns).name in projects_by_namespace}
@@ -369,14 +375,15 @@ class ViewBuilder:
         inventory = self._inventory(node)
         used = usage.get(inventory.name) or NodeUsage()
         return NodeFacts(name=inventory.name, node=node, unschedulable=inventory.unschedulable,
-                         ready=inventory.ready, free=None if inventory.room is None else inventory.room - used.requested,
+                         ready=inventory.ready,
+                         free=None if inventory.room is None else inventory.room - used.requested,
                          ports=frozenset(used.ports))
 
     def _inventory(self, node: dict[str, Any]) -> NodeInventory:
         return self._nodes.get(_key(node), _version(node), lambda: node_inventory(node))
 
     def _node(self, node: dict[str, Any], view: ClusterView, foreign: ForeignDevices, held: list[Job],
-              used: NodeUsage | None) -> Node:
+              used: NodeUsage | None, reservations: frozenset[int]) -> Node:
         inventory = self._inventory(node)
         name = inventory.name
         view.actual[name] = inventory.actual
@@ -391,16 +398,14 @@ class ViewBuilder:
         users = frozenset(((a.gpu_indices[0], a.mig_start, a.mig_profile), j.id) for j in held
                           if (a := j.allocation) is not None and a.kind == "mig" and a.gpu_indices)
         reserved = tuple(view.reserved_uuid(name, index) for index, *_ in _gpus_of(inventory))
-        reservations = frozenset(i for (where, i) in view.reservations if where == name)
         held_gpus = frozenset(i for j in held if (a := j.allocation) is not None for i in a.gpu_indices)
         ours = (sum(j.cpu_milli for j in held), sum(j.memory_mib for j in held))
         requested = used.requested if used else Resources()
         version = _version(node)
         inputs = None if version is None else (version, foreign.key(), users, reserved, reservations, held_gpus,
                                                    ours, requested)
-        return self._node_models.get(name, inputs,
-                                     lambda: _node_of(inventory, view, foreign, dict(users), held_gpus | reservations, ours,
-                                                     requested))
+        return self._node_models.get(name, inputs, lambda: _node_of(
+            inventory, view, foreign, dict(users), held_gpus | reservations, ours, requested))
 
 
 def _key(obj: dict[str, Any]) -> tuple[str, str]:
