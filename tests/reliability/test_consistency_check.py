@@ -23,7 +23,7 @@ NODE = "node-1"
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[Home, Store, SimulatedDriver]]:
     home = Home.at(tmp_path / "home")
-    driver = SimulatedDriver(home.root, "A100-SXM4-40GB:1,T4:1", faults="")
+    driver = SimulatedDriver(home.root, "A100-SXM4-40GB:1:mig-on,T4:1", faults="")
     store = Store(home.db)
     with store.write() as conn:
         for device in driver.gpus():
