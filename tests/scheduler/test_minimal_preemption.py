@@ -1,5 +1,8 @@
 """Minimal preemption: on hundreds of random small MIG scenarios, the scheduler preempts exactly as
-many jobs as a brute force over every victim set says is the least that makes room."""
+many jobs as a brute force over every victim set says is the least that makes room; and, told as
+stories, the tie-breaks after the count: mig_choice destroys no more than the new layout needs, and
+among equally few victims the preempted instance is taken over as it is rather than recarved into
+the smallest profile that fits."""
 
 from __future__ import annotations
 
@@ -11,11 +14,13 @@ import pytest
 from runai_lite.gpu.catalog import GpuModel, default_catalog
 from runai_lite.gpu.mig_layout import Placed, free_starts
 from runai_lite.gpu.requests import mig_candidates
-from runai_lite.model import Bind, GpuRequest, Job, JobStatus, JobType, Preempt
+from runai_lite.model import Bind, CreateMig, DestroyMig, GpuRequest, Job, JobStatus, JobType, Preempt
 from runai_lite.scheduler import plan
 from runai_lite.scheduler.invariants import check_plan
+from runai_lite.scheduler.mig_choice import targets
+from runai_lite.scheduler.state import GpuState, Instance
 from runai_lite.units import MiB
-from tests.scheduler.builders import cluster, gpu, node, on_mig
+from tests.scheduler.builders import cluster, gpu, job, node, on_mig, running
 
 MODELS = ("A100-SXM4-40GB", "A30", "H100-SXM5-80GB")
 SCENARIOS = 600
@@ -163,3 +168,81 @@ def test_victim_count_is_the_minimum_over_gpus_projects_and_up_to_eight_victims(
             largest = max(largest, minimum)
         assert check_plan(snapshot, result) == [], context
     assert largest >= 2  # the blocks do exercise multi-victim choices
+
+
+# (story, model, instances as (profile, start, holder or None), profile wanted, start, expected
+# destroys as (profile, start), or "reuse"). A `+me` profile may exist once per GPU, so its cap,
+# not memory, can force destroying an instance elsewhere: only that one instance, never another
+# idle one that happens to be destroyable too.
+CAP_CASES = [
+    ("the +me cap: the other +me goes, the idle 1g.5gb next to it stays",
+     "A100-SXM4-40GB", [("1g.5gb+me", 0, None), ("1g.5gb", 1, None), *[("1g.5gb", s, "keep") for s in range(2, 6)]],
+     "1g.5gb+me", 6, [("1g.5gb+me", 0)]),
+    ("an idle 1g.5gb in the way and the +me cap: both go, nothing else",
+     "A100-SXM4-40GB", [("1g.5gb+me", 0, None), ("1g.5gb", 1, None), ("1g.5gb", 2, None),
+                        *[("1g.5gb", s, "keep") for s in range(3, 6)]],
+     "1g.5gb+me", 1, [("1g.5gb+me", 0), ("1g.5gb", 1)]),
+    ("the idle +me where it is: taken over, nothing destroyed",
+     "A100-SXM4-40GB", [("1g.5gb+me", 0, None), ("1g.5gb", 1, None)], "1g.5gb+me", 0, "reuse"),
+    ("A30, the +me cap with two idle 1g.6gb about: only the +me goes",
+     "A30", [("1g.6gb+me", 0, None), ("1g.6gb", 1, None), ("1g.6gb", 2, None)], "1g.6gb+me", 3, [("1g.6gb+me", 0)]),
+    ("A30 2g.12gb+me: the other 2g.12gb+me (its cap) and the idle 1g.6gb in the way go",
+     "A30", [("2g.12gb+me", 0, None), ("1g.6gb", 2, None)], "2g.12gb+me", 2, [("2g.12gb+me", 0), ("1g.6gb", 2)]),
+]
+
+
+@pytest.mark.parametrize(("story", "model_name", "instances", "wanted", "start", "expected"), CAP_CASES,
+                         ids=[c[0] for c in CAP_CASES])
+def test_mig_choice_destroys_only_what_the_cap_or_the_slices_need(story, model_name, instances, wanted, start,
+                                                                  expected) -> None:
+    model = default_catalog().get(model_name)
+    state = GpuState(node="node-1", index=0, uuid="GPU-0", model_name=model.name, memory_mib=model.memory_mib,
+                     model=model, mig_only=True, dynamic=True,
+                     instances=[Instance(model.profile(p), s, job=holder) for p, s, holder in instances])
+    found = {t.start: t for t in targets(state, model.profile(wanted), destroy_idle=True)}
+    assert start in found, story
+    target = found[start]
+    if expected == "reuse":
+        assert target.reuse is not None and target.destroy == (), story
+    else:
+        assert target.reuse is None, story
+        assert [(i.profile.name, i.start) for i in target.destroy] == expected, story
+
+
+def _holding(name: str, kind: str, profile: str, start: int, started: float) -> Job:
+    return running(job(name, type=kind, mig_profile=profile), on_mig("node-1", 0, profile, start), started=started)
+
+
+# (story, running jobs as (name, type, profile, start, started_at), expected victim, profile and start
+# the newcomer gets). The newcomer is interactive and asks --gpu-memory 4G: a 1g.5gb would do, but a
+# victim's larger instance is taken over as it is (preempt.py: fewest victims, then their cost, then
+# the MIG preferences, where not destroying comes before the smaller profile).
+TAKE_OVER_CASES = [
+    ("one training job on a 1g.10gb, the rest interactive: it goes and its 1g.10gb is taken over, not recarved",
+     [*[(f"i{s}", "interactive", "1g.5gb", s, 1.0) for s in range(6)], ("train", "train", "1g.10gb", 6, 1.0)],
+     "train", "1g.10gb", 6),
+    ("two training jobs on 1g.10gb: the more recently started goes, its instance taken over as it is",
+     [*[(f"i{s}", "interactive", "1g.5gb", s, 1.0) for s in range(4)],
+      ("old", "train", "1g.10gb", 4, 1.0), ("fresh", "train", "1g.10gb", 6, 40.0)],
+     "fresh", "1g.10gb", 6),
+    ("a training job on a 1g.5gb started long ago, another on a 1g.10gb just now: the newer goes, even though "
+     "the older's slot is exactly the 1g.5gb asked for",
+     [*[(f"i{s}", "interactive", "1g.5gb", s, 1.0) for s in range(5)],
+      ("old", "train", "1g.5gb", 5, 1.0), ("fresh", "train", "1g.10gb", 6, 40.0)],
+     "fresh", "1g.10gb", 6),
+]
+
+
+@pytest.mark.parametrize(("story", "holders", "victim", "profile", "start"), TAKE_OVER_CASES,
+                         ids=[c[0][:60] for c in TAKE_OVER_CASES])
+def test_among_equally_few_victims_the_cheapest_goes_and_its_instance_is_taken_over(story, holders, victim, profile,
+                                                                                   start) -> None:
+    jobs = [_holding(*h) for h in holders]
+    newcomer = job("new", type="interactive", gpu_memory="4G", at=100)
+    snapshot = cluster([node("node-1", gpu(0, "A100-SXM4-40GB", mig=True))], [*jobs, newcomer], {"team-a": 100})
+    result = plan(snapshot)
+    assert [a.job for a in result.actions if isinstance(a, Preempt)] == [victim], story
+    assert [a for a in result.actions if isinstance(a, DestroyMig | CreateMig)] == [], story
+    [bind] = [a for a in result.actions if isinstance(a, Bind)]
+    assert (bind.job, bind.allocation.mig_profile, bind.allocation.mig_start) == ("new", profile, start), story
+    assert check_plan(snapshot, result) == [], story
