@@ -3,6 +3,7 @@ embedded mode meet a full disk (root only: mounting needs it)."""
 
 from __future__ import annotations
 
+import errno
 import subprocess
 from pathlib import Path
 
@@ -22,7 +23,13 @@ def unmount(path: Path) -> None:
 def fill_until_full(path: Path) -> None:
     """Write zeros to `path` until its file system has no room left (what a runaway job does)."""
     # Unbuffered: a buffered writer keeps what a short write left over and fails again on close.
-    with path.open("wb", buffering=0) as filler:
+    try:
+        filler = path.open("wb", buffering=0)
+    except OSError as error:
+        if error.errno == errno.ENOSPC:  # already full: the job's own writes got there first
+            return
+        raise
+    with filler:
         try:
             while True:
                 filler.write(b"\0" * 65536)
