@@ -49,9 +49,11 @@ log = logging.getLogger("runai_lite.controller")
 class Binder:
     def __init__(self, api: KubeApi, image: str, status: StatusWriter,
                  monotonic: Callable[[], float] = time.monotonic, delivery: DeliveryMode = DeliveryMode.ENV,
-                 runtime_class: str | None = None):
+                 runtime_class: str | None = None, install_name: str = "runai-lite"):
         """`delivery`: the cluster's device delivery mode (a node's label may override it);
-        `runtime_class`: the RuntimeClass of the reservation pods."""
+        `runtime_class`: the RuntimeClass of the reservation pods; `install_name`: what the
+        install's objects are named after, so the reservation pods run as its ServiceAccount and
+        take its PriorityClasses."""
         self.api = api
         self.image = image
         self.delivery = delivery
@@ -59,9 +61,8 @@ class Binder:
         self.status = status
         self.ledger = ReservationLedger(monotonic)
         self._mirrored: dict[str, tuple[str, Allocation]] = {}  # job -> (pod version, allocation) its mirror matched
-        # what the reservation pods run as: the install's ServiceAccount and interactive class
-        self.reservation_account = "runai-lite-reservation"
-        self.priority_classes = k.PriorityClassNames()
+        self.reservation_account = f"{install_name}-reservation"
+        self.priority_classes = k.PriorityClassNames(prefix=f"{install_name}-")
 
     # -- evictions -------------------------------------------------------------------------------
 

@@ -66,9 +66,7 @@ class Controller:
         self._batch_fenced = False
         self.writes = FencedApi(api, self._before_write)
         self.status = StatusWriter(self.writes, clock)
-        self.binder = Binder(self.writes, image, self.status, monotonic, delivery, runtime_class)
-        self.binder.reservation_account = f"{install_name}-reservation"
-        self.binder.priority_classes = self.priority_classes
+        self.binder = Binder(self.writes, image, self.status, monotonic, delivery, runtime_class, install_name)
         self.monotonic = monotonic
         self.views = ViewBuilder(self.priority_classes)  # derives again only the objects that changed since the last pass
         self._last_plan: Plan = Plan()
