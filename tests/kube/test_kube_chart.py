@@ -100,6 +100,8 @@ def test_the_notes_say_where_it_went_and_what_to_do_next():
     assert "namespace gpu-system (release gpu)" in notes
     assert "rollout status deployment/gpu-runai-lite-controller" in notes
     assert "ServiceMonitor gpu-runai-lite" in notes and "port 9100" in notes
+    # `helm template` sees no cluster, so it cannot know the namespace is labelled: it says how to
+    assert "kubectl label namespace gpu-system pod-security.kubernetes.io/enforce=privileged" in notes
 
 
 @pytest.mark.parametrize(("values", "release"), [({}, Release()), (CUSTOM, Release(name="gpu", namespace="gpu-system"))])

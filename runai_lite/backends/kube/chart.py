@@ -202,6 +202,16 @@ Wait for it, then use it from any machine with the runai CLI and this kubeconfig
   runai config cluster $(kubectl config current-context)
   runai-adm project create team-a --deserved-gpus 1
   runai submit first -i ubuntu --gpu 0.5 -p team-a -- nvidia-smi
+{{- $namespace := lookup "v1" "Namespace" "" .Release.Namespace }}
+{{- $enforced := "" }}
+{{- if $namespace }}{{ $enforced = index ($namespace.metadata.labels | default dict) "pod-security.kubernetes.io/enforce" | default "" }}{{ end }}
+{{- if and .Values.agent.privileged (ne $enforced "privileged") }}
+
+The MIG agent is a privileged pod. Helm does not label the namespace it installs into, so where
+Pod Security admission enforces a lower level there, the agent's DaemonSet makes no pods. Label it
+as `runai-adm install` does:
+  kubectl label namespace {{ .Release.Namespace }} pod-security.kubernetes.io/enforce=privileged pod-security.kubernetes.io/warn=baseline pod-security.kubernetes.io/audit=baseline
+{{- end }}
 {{- if .Values.metrics.serviceMonitor.enabled }}
 
 Metrics: the ServiceMonitor {{ include "runai-lite.fullname" . }} has Prometheus scrape /metrics of the controller
