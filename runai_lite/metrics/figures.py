@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ..model import MILLI, AllocationKind, Gpu, Plan, Preempt, Snapshot
+from ..model import MILLI, AllocationKind, Gpu, Plan, Snapshot
 
 # The kinds of allocation, as the `kind` label names them: whole GPUs, a share of one GPU, a MIG
 # partition. A job without GPUs holds none of them and is not counted.
@@ -88,7 +88,7 @@ def pending_figures(plan: Plan, waiting: Mapping[str, str] | None = None) -> dic
     return dict(categories)
 
 
-def preempted_projects(plan: Plan, snapshot: Snapshot) -> Iterable[str]:
-    """The project of each job the plan preempts."""
+def preempted_projects(preempted: Iterable[str], snapshot: Snapshot) -> list[str]:
+    """The project of each job preempted."""
     projects = {job.id: job.project for job in snapshot.jobs}
-    return [projects.get(action.job, "") for action in plan.of_type(Preempt)]
+    return [projects.get(job, "") for job in preempted]

@@ -9,7 +9,7 @@ process, or a daemon restarted in-process, never share counters.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -92,11 +92,12 @@ class Metrics:
         self._state.state = state_figures(snapshot)
 
     def observe_plan(self, snapshot: Snapshot, plan: Plan, seconds: float,
-                     waiting: Mapping[str, str] | None = None) -> None:
+                     waiting: Mapping[str, str] | None = None, preempted: Iterable[str] = ()) -> None:
         """A pass that planned: why jobs wait, whom it preempted, how long the pass took. `waiting`
-        are jobs the plan placed that still wait on the backend (by category)."""
+        are jobs the plan placed that still wait on the backend (by category); `preempted` the
+        jobs the backend did stop (a refused eviction, planned again next pass, is not counted)."""
         self._state.pending = pending_figures(plan, waiting)
-        for project in preempted_projects(plan, snapshot):
+        for project in preempted_projects(preempted, snapshot):
             self.preemptions.labels(project).inc()
         self.pass_seconds.observe(seconds)
 

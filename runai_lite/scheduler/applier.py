@@ -48,7 +48,8 @@ PHASES: tuple[Phase, ...] = tuple(Phase)
 class Outcome(StrEnum):
     APPLIED = "applied"
     SKIPPED = "skipped"
-    BLOCKED = "blocked"
+    BLOCKED = "blocked"  # it took effect but is not done yet (a victim still stopping): the rest waits
+    REFUSED = "refused"  # the backend said no (a disruption budget): nothing changed, and the rest waits
 
 
 class PlanApplier(Protocol):
@@ -86,9 +87,11 @@ class PlanApplier(Protocol):
 
 @dataclass
 class Applied:
-    """What `apply` did: outcomes counted, and the phase it stopped after, if it was blocked."""
+    """What `apply` did: outcomes counted, the jobs it preempted (victims stopping included, those
+    refused not), and the phase it stopped after, if it was blocked."""
 
     counts: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
+    preempted: list[str] = field(default_factory=list)
     stopped_after: Phase | None = None
 
     @property
@@ -123,7 +126,9 @@ def apply(plan: Plan, applier: PlanApplier) -> Applied:
         for action in by_phase[phase]:
             outcome = _dispatch(applier, action)
             result.counts[outcome] += 1
-            blocked = blocked or outcome is Outcome.BLOCKED
+            if isinstance(action, Preempt) and outcome in (Outcome.APPLIED, Outcome.BLOCKED):
+                result.preempted.append(action.job)
+            blocked = blocked or outcome in (Outcome.BLOCKED, Outcome.REFUSED)
         if blocked:
             result.stopped_after = phase
             return result

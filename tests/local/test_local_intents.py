@@ -33,5 +33,5 @@ def test_a_fraction_plan_is_recorded_reserve_included(tmp_path: Path, reserved_g
     plan = Plan(actions=(Reserve(node="n", gpu_index=reserved_gpu, reason="shared"),
                          Bind(job=job.id, allocation=alloc, reason="fits")))
     with store.write() as conn:
-        assert record_plan(store, conn, plan, "n", 2.0) == applied
+        assert record_plan(store, conn, plan, "n", 2.0).applied == applied
     assert (store.job(job.id).alloc == alloc) is bound

@@ -57,8 +57,10 @@ def test_a_scrape_reads_what_the_loops_handed_over():
     metrics = Metrics()
     snapshot = cluster(NODES, [*BUSY, job("waits", gpu="2")])
     metrics.observe_state(snapshot)
+    # planned, its eviction refused, then planned again and done: counted once
+    metrics.observe_plan(snapshot, Plan(actions=(Preempt(job="half", reason="r"),)), 0.02)
     metrics.observe_plan(snapshot, Plan(actions=(Preempt(job="half", reason="r"),), pending=(("waits", "x"),)),
-                         0.02, waiting={"m1": "waiting-for-device"})
+                         0.02, waiting={"m1": "waiting-for-device"}, preempted=["half"])
     mig = ActualInstance(profile="1g.5gb", start=0, size=1, uuid="MIG-1", gi_id=1, ci_id=0, memory_mib=4864)
     metrics.observe_mig(ReconcileResult(gpus=(GpuReconcileResult(
         gpu_index=0, gpu_uuid="GPU-0", created=(mig, mig), destroyed=(mig,),
@@ -77,7 +79,7 @@ def test_a_scrape_reads_what_the_loops_handed_over():
     # a partition kept because a process uses it is not a failure
     assert scraped["runai_lite_mig_failures_total"] == {
         frozenset({("operation", "create"), ("code", "insufficient-resources")}): 1}
-    assert value(scraped, "runai_lite_scheduling_pass_duration_seconds_count") == 1
+    assert value(scraped, "runai_lite_scheduling_pass_duration_seconds_count") == 2  # both passes
     assert value(scraped, "runai_lite_api_requests_total", verb="patch", code="409") == 1
     metrics.observe_state(cluster(NODES[:1], []))  # n2 went away: its series go too
     metrics.observe_no_pending()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typing
 
+import pytest
+
 from runai_lite.model import Action, Allocation, Bind, CreateMig, DestroyMig, Plan, Preempt, Reserve
 from runai_lite.scheduler.applier import PHASES, Outcome, Phase, PlanApplier, apply, phase_of
 
@@ -62,7 +64,19 @@ def test_a_blocked_action_finishes_its_phase_and_stops_the_plan() -> None:
     result = apply(SHUFFLED, recorder)
     assert recorder.calls == ["preempt v1", "preempt v2"]
     assert result.stopped_after is Phase.PREEMPT
-    assert result.counts == {Outcome.APPLIED: 1, Outcome.SKIPPED: 0, Outcome.BLOCKED: 1}
+    assert result.counts == {Outcome.APPLIED: 1, Outcome.SKIPPED: 0, Outcome.BLOCKED: 1, Outcome.REFUSED: 0}
+
+
+@pytest.mark.parametrize("first, preempted", [
+    (Outcome.APPLIED, ["v1", "v2"]),
+    (Outcome.BLOCKED, ["v1", "v2"]),  # still stopping: it was preempted all the same
+    (Outcome.REFUSED, ["v2"]),  # a disruption budget said no: nothing happened to it
+    (Outcome.SKIPPED, ["v2"]),
+])
+def test_preempted_are_the_victims_the_backend_did_stop(first: Outcome, preempted: list[str]) -> None:
+    result = apply(SHUFFLED, Recorder({"preempt v1": first}))
+    assert result.preempted == preempted
+    assert (result.stopped_after is Phase.PREEMPT) is (first in (Outcome.BLOCKED, Outcome.REFUSED))
 
 
 def test_skipped_actions_do_not_stop_the_plan() -> None:

@@ -22,7 +22,7 @@ from ...devices import DeliveryMode
 from ...errors import OperationalError
 from ...metrics import Metrics
 from ...model import Bind, CreateMig, DestroyMig, Plan, Preempt, Reserve, Snapshot
-from ...scheduler.applier import Outcome, Phase, apply
+from ...scheduler.applier import Applied, Outcome, Phase, apply
 from . import conventions as k
 from .binder import Binder, Eviction
 from .cache import ListingReader, ObjectReader, WatchCache
@@ -95,13 +95,13 @@ class Controller:
                     waiting[job_id] = Waiting("WaitingForDevice", reason)
         plan = self.planner(view.snapshot)
         self._new_batch()  # planning takes time: the writes go out only if the Lease is still ours
-        self._apply(view, plan, waiting)
+        applied = self._apply(view, plan, waiting)
         self.binder.sync_desired(view)
         self.binder.sync_reservations(view)
         self.binder.sync_records(view)
         self.status.report(view, plan, waiting)
         self.metrics.observe_plan(view.snapshot, plan, self.monotonic() - started,
-                                  {job: wait.event_reason for job, wait in waiting.items()})
+                                  {job: wait.event_reason for job, wait in waiting.items()}, applied.preempted)
         self._last_plan, self._last_read = plan, (objects.version, self.binder.ledger.next_deadline())
         return plan
 
@@ -113,13 +113,14 @@ class Controller:
         return (objects.version is not None and objects.version == version
                 and (deadline is None or self.monotonic() < deadline))
 
-    def _apply(self, view: ClusterView, plan: Plan, waiting: dict[str, Waiting]) -> None:
+    def _apply(self, view: ClusterView, plan: Plan, waiting: dict[str, Waiting]) -> Applied:
         applier = PassApplier(self.binder, self.status, view, waiting)
         applied = apply(plan, applier)
-        if applied.stopped_after is Phase.PREEMPT and not applier.refused and view.stopping:
+        if applied.stopped_after is Phase.PREEMPT and not applied.counts[Outcome.REFUSED] and view.stopping:
             # The victims hold their devices until they are gone: the preemptors are nominated,
             # and the next passes (which see the victims stopping) bind them once they are.
             self._nominate(view, plan, waiting)
+        return applied
 
     def _nominate(self, view: ClusterView, plan: Plan, waiting: dict[str, Waiting]) -> None:
         for action in plan.of_type(Bind):
@@ -204,14 +205,12 @@ class PassApplier:
         self.status = status
         self.view = view
         self.waiting = waiting
-        self.refused = False
 
     def preempt(self, action: Preempt) -> Outcome:
         eviction = self.binder.evict(self.view, action)
-        self.refused = self.refused or eviction is Eviction.REFUSED
         # Refused (a disruption budget, say) or still stopping, the victim holds its room, which
         # the rest of the plan counted on: nothing more this pass; the next plans from what is there.
-        return Outcome.APPLIED if eviction is Eviction.GONE else Outcome.BLOCKED
+        return {Eviction.GONE: Outcome.APPLIED, Eviction.STOPPING: Outcome.BLOCKED}.get(eviction, Outcome.REFUSED)
 
     def destroy_mig(self, action: DestroyMig) -> Outcome:
         self.binder.change_layout(self.view, action)

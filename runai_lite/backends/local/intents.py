@@ -18,16 +18,16 @@ import sqlite3
 
 from ...gpu.catalog import GpuModel, default_catalog
 from ...model import Bind, CreateMig, DestroyMig, JobStatus, Plan, Preempt, Reserve
-from ...scheduler.applier import Outcome, Phase, apply
+from ...scheduler.applier import Applied, Outcome, Phase, apply
 from .events import BOUND, PENDING, PREEMPTED, REQUEUED
 from .store import Store
 
 log = logging.getLogger(__name__)
 
 
-def record_plan(store: Store, conn: sqlite3.Connection, plan: Plan, node: str, now: float) -> int:
-    """Write the plan's intents; returns how many actions took effect."""
-    applied = apply(plan, IntentRecorder(store, conn, node, now)).applied
+def record_plan(store: Store, conn: sqlite3.Connection, plan: Plan, node: str, now: float) -> Applied:
+    """Write the plan's intents; returns what took effect."""
+    applied = apply(plan, IntentRecorder(store, conn, node, now))
     for job_id, reason in plan.pending:
         if store.set_pending_reason(conn, job_id, reason, unbound_only=True):
             store.add_event(conn, job_id, PENDING, reason, now)

@@ -59,10 +59,10 @@ class Scheduler:
             return False
         with self.ctx.store.write() as conn:
             applied = record_plan(self.ctx.store, conn, plan, self.ctx.node, now)
-        self.ctx.metrics.observe_plan(snapshot, plan, time.perf_counter() - started)
-        if applied:
+        self.ctx.metrics.observe_plan(snapshot, plan, time.perf_counter() - started, preempted=applied.preempted)
+        if applied.applied:
             crash_point("plan-recorded")
-        return applied > 0
+        return applied.applied > 0
 
 
 def node_host(declared: NodeRow) -> NodeHost:
