@@ -27,6 +27,10 @@ BIN = Path(sys.executable).parent
 MACHINE_LINES = re.compile(r"^(Daemon|Mode|Home|Node|Enforcement|Processes|Devices):")
 COLUMNS = re.compile(r" {3,}")
 IGNORED_COLUMNS = {"AGE", "USER", "NODE"}
+# The README's machine is called `vm`; simulated GPUs and their MIG instances get UUIDs of their own.
+README_HOST = re.compile(r"\bvm\b")
+UUID = re.compile(r"\b(GPU|MIG)-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\b")
+EVENT_AGE = re.compile(r"^\d+[smhd] +(?=[A-Z])")
 
 
 def section(title: str) -> str:
@@ -92,16 +96,33 @@ def check_listing(run, command: str, expected: list[str]) -> None:
         time.sleep(0.3)
 
 
-def play(run, block: str) -> None:
+def comparable(lines: list[str], host: str) -> list[str]:
+    """Output lines less this machine's values: its own lines, UUIDs, event ages, its host name
+    where the README shows `vm`; trailing blank lines dropped."""
+    kept = [EVENT_AGE.sub("", UUID.sub(r"\1-UUID", README_HOST.sub(host, line))).rstrip()
+            for line in lines if not MACHINE_LINES.match(line)]
+    while kept and not kept[-1]:
+        kept.pop()
+    return kept
+
+
+def play(run, block: str, host: str = "vm") -> dict[str, list[str]]:
+    """Run a README block's commands in order, checking each shown output; returns what each printed."""
+    printed: dict[str, list[str]] = {}
     for command, expected in transcript(block):
         if command == "runai list":
             check_listing(run, command, expected)
             continue
-        got = run(command).stdout.splitlines()
-        if expected:  # the README shows this command's output: the same lines, less this machine's values
-            assert [line for line in got if not MACHINE_LINES.match(line)] == \
-                [line for line in expected if not MACHINE_LINES.match(line)], \
-                f"`{command}` printed {got}, the README shows {expected}"
+        got = printed[command] = run(command).stdout.splitlines()
+        if not expected:
+            continue
+        want, have = comparable(expected, host), comparable(got, host)
+        if want[0] == "...":  # the README elides the top: the rest is how the output ends
+            want = want[1:]
+            have = have[len(have) - len(want):]
+        assert have == want, "`{}` printed\n{}\nwhere the README shows\n{}".format(
+            command, "\n".join(got), "\n".join(expected))
+    return printed
 
 
 @pytest.mark.e2e
@@ -125,3 +146,16 @@ def test_the_fraction_example_runs_as_written(shell):
     steps = transcript(block)
     assert [c.split()[:2] for c, _ in steps][-3:] == [["runai", "submit"], ["runai", "submit"], ["runai", "list"]]
     play(shell, block)
+
+
+@pytest.mark.e2e
+def test_the_dynamic_mig_quickstart_runs_as_written(shell):
+    blocks = code_blocks(section("Quickstart: dynamic MIG"))
+    assert len(blocks) == 4
+    host = socket.gethostname()
+    for block in blocks:
+        printed = play(shell, block, host)
+        if "runai top node" in printed:
+            # the UUID `exec` shows is mig1's instance, as `top node` lists it
+            (device,) = printed["runai exec mig1 -- sh -c 'echo $NVIDIA_VISIBLE_DEVICES'"]
+            assert any(line.split()[-2:] == ["team-a/mig1", device] for line in printed["runai top node"])
