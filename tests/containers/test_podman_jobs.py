@@ -141,3 +141,16 @@ def test_gpus_reach_the_container_by_cdi_where_a_spec_names_them_else_by_the_var
     finally:
         (containers.cdi_specs / "runai-lite-test.json").unlink(missing_ok=True)
         containers.delete("g1", "g2")
+
+
+def test_an_image_that_cannot_be_pulled_says_so(containers: ContainerCli):
+    # nothing listens on this registry: the pull fails at once, as it would offline
+    containers.runai("submit", "nopull", "-i", "localhost:1/runai-lite/missing:1", "--backoff-limit", "0", "--",
+                     "true")
+    containers.wait_status("nopull", "Failed")
+    described = containers.describe("nopull")
+    exited = [e["message"] for e in described["events"] if e["kind"] == "Exited"]
+    assert described["exit_code"] == 125 and len(exited) == 1, described
+    assert exited[0].startswith("exit code 125: podman could not create the container: "), exited
+    assert "localhost:1/runai-lite/missing" in exited[0], exited  # the runtime's own error, not a guess
+    containers.delete("nopull")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from runai_lite.backends.local.container_host import ContainerHost
 from runai_lite.backends.local.runner import (
     CONTAINER_PATHS,
@@ -11,6 +13,7 @@ from runai_lite.backends.local.runner import (
     container_mounts,
     launch_environment,
     log_tail,
+    runtime_failure_note,
 )
 from runai_lite.devices import ContainerDelivery, container_flags, grant
 from runai_lite.enforcement import for_allocation
@@ -69,3 +72,18 @@ def test_log_tail_reads_the_end(tmp_path: Path) -> None:
     log.write_text("x" * 100_000 + "CUDA error: out of memory\n")
     assert log_tail(log, 1000).endswith("out of memory\n") and len(log_tail(log, 1000)) == 1000
     assert log_tail(tmp_path / "missing") == ""
+
+
+@pytest.mark.parametrize("runtime, code, output, note", [
+    ("podman", 125, 'Trying to pull gcr.io/x/y:latest...\nError: initializing source docker://gcr.io/x/y:latest: '
+     'pinging container registry gcr.io: dial tcp: lookup gcr.io: no such host\n',
+     "podman could not create the container: Error: initializing source docker://gcr.io/x/y:latest: pinging "
+     "container registry gcr.io: dial tcp: lookup gcr.io: no such host"),
+    ("docker", 125, "Unable to find image 'x:1' locally\ndocker: Error response from daemon: pull access denied.\n",
+     "docker could not create the container: docker: Error response from daemon: pull access denied."),
+    ("podman", 125, "", "podman could not create the container (its error is in `runai logs`)"),
+    ("podman", 3, "Error: the job's own failure\n", None),  # the command ran: its failure is its own
+    ("process", 125, "Error: a program that exits 125\n", None),
+])
+def test_a_runtime_that_could_not_create_the_container_is_named_with_its_error(runtime, code, output, note):
+    assert runtime_failure_note(runtime, code, output) == note

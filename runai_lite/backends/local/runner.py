@@ -123,6 +123,21 @@ def log_tail(path: Path, size: int = 64 * 1024) -> str:
         return ""
 
 
+# docker's and podman's exit code when the runtime itself failed, before the command could run
+RUNTIME_FAILED = 125
+
+
+def runtime_failure_note(runtime: str, code: int, output: str) -> str | None:
+    """The sentence a failed attempt's event should carry when the container runtime could not
+    create the container (an image it could not pull, say), with the runtime's own error from the
+    end of the log; None when the command itself ran and failed."""
+    if runtime not in CONTAINER_RUNTIMES or code != RUNTIME_FAILED:
+        return None
+    errors = [line.strip() for line in output.splitlines() if "Error" in line or "error" in line]
+    said = f": {errors[-1]}" if errors else " (its error is in `runai logs`)"
+    return f"{runtime} could not create the container{said}"
+
+
 def stop_container(host: ContainerHost, job_id: str, grace_seconds: float) -> None:
     """Ask the runtime to stop the container too: killing the `docker run` client alone would
     leave the container running. Fire and forget; the shim records the end."""

@@ -15,7 +15,7 @@ from ....model import JobStatus, JobType
 from .. import events as ev
 from ...attempts import NOT_RUNNABLE, AttemptEnd
 from ..crashpoints import crash_point
-from ..runner import PROCESS, log_tail, stop_container
+from ..runner import PROCESS, log_tail, runtime_failure_note, stop_container
 from ..store import JobRow, Store
 from ..tracking.protocol import KILLED_EXIT_CODE
 from .context import DaemonContext
@@ -122,8 +122,10 @@ class Supervisor:
             code = KILLED_EXIT_CODE  # we killed all of it
         recorded = self.ctx.tracker.exit_note(row.id, row.attempts)
         note = None
-        if code:  # read before taking the write lock: why it failed, if it ran out of its GPU memory
-            note = out_of_memory_note(log_tail(self.ctx.home.job_log(row.id)), row.enforcement, row.memory_limit_mib)
+        if code:  # read before taking the write lock: why it failed (out of its GPU memory, no container)
+            output = log_tail(self.ctx.home.job_log(row.id))
+            note = (out_of_memory_note(output, row.enforcement, row.memory_limit_mib)
+                    or runtime_failure_note(row.runtime, code, output))
         with store.write() as conn:
             current = store.job(row.id, conn)
             if current is None or current.attempts != row.attempts or current.status not in (JobStatus.RUNNING,
@@ -177,7 +179,8 @@ class Supervisor:
             delay = self.ctx.settings.retry_delay(failures)
             store.update_job(conn, row.id, status=JobStatus.PENDING.value, failures=failures, retry_at=now + delay,
                              pending_reason=f"backing off {delay:g} s after exit code {code} "
-                                            f"(retry {failures} of {limit})", **released)
+                                            f"(retry {failures} of {limit})" + (f": {note}" if note else ""),
+                             **released)
             store.add_event(conn, row.id, ev.RETRYING, f"retry {failures} of {limit} (--backoff-limit) in {delay:g} s",
                             now)
             return
