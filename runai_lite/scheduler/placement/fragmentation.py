@@ -67,51 +67,57 @@ class FragmentModel:
 
 class FragmentTable:
     """F (one row per measure) and its parts for every node of one cluster, refreshed lazily by
-    node version. F arrays carry a leading measure axis."""
+    node version. F arrays carry a leading measure axis.
+
+    The parts are stored node-major with the typical demands last: F's weighted sum over them is
+    then one contiguous reduction per node (and per option), computed the same way whichever
+    other nodes are scored in the same call, so a node's score never depends on its batch (the
+    score caches, grouping nodes by state, and cold and warm policies all rely on that: a
+    difference in the last bit can move FGD's truncated score)."""
 
     def __init__(self, model: FragmentModel, cluster: FractionCluster):
         self.model = model
         self.cluster = cluster
         every = np.arange(len(cluster))
         demands = model.demands
-        count = len(demands)
-        # Static per (typical demand, node): the share it needs per GPU, whether the model is allowed.
-        self.need = np.array([cluster.shares(every, d) if d.is_fraction else np.full(len(every), MILLI)
-                              for d in demands], dtype=np.int64).reshape(count, len(every))
-        self.gpus = np.array([max(d.gpus, 1) for d in demands], dtype=np.int64)[:, None]
+        count, n = len(demands), len(every)
+        # Static per (node, typical demand): the share it needs per GPU, whether the model is allowed.
+        self.need = np.array([cluster.shares(every, d) if d.is_fraction else np.full(n, MILLI)
+                              for d in demands], dtype=np.int64).reshape(count, n).T.copy()
+        self.gpus = np.array([max(d.gpus, 1) for d in demands], dtype=np.int64)
         self.per_job = self.need * self.gpus  # share one job of m takes on the node, in total
-        self.cpu_need = np.array([d.cpu_milli for d in demands], dtype=np.float64)[:, None]
+        self.cpu_need = np.array([d.cpu_milli for d in demands], dtype=np.float64)
         self.cpu_need_at_least_1 = np.maximum(self.cpu_need, 1)
-        # Per (row, node): the weight of the row's demands allowed on the node's GPU model.
-        self.allowed_weight = np.zeros((count, len(every)))
+        # Per (node, row): the weight of the row's demands allowed on the node's GPU model.
+        self.allowed_weight = np.zeros((n, count))
         for row, variants in enumerate(model.variants):
             for models, weight in variants:
-                self.allowed_weight[row] += weight * cluster.models_allowed(every, models)
-        n = len(every)
-        self.small_idle = np.zeros((count, n))  # idle share on GPUs too small for m
-        self.big_enough = np.zeros((count, n), dtype=np.int64)  # GPUs with share >= m's need
+                self.allowed_weight[:, row] += weight * cluster.models_allowed(every, models)
+        self.small_idle = np.zeros((n, count))  # idle share on GPUs too small for m
+        self.big_enough = np.zeros((n, count), dtype=np.int64)  # GPUs with share >= m's need
         self.idle = np.zeros(n)
         self.fragment = np.zeros((len(model.measures), n))
         self.seen = np.full(n, -1, dtype=np.int64)
 
-    def _combine(self, small_idle, big_enough, idle, cpu, nodes, extra_axis: bool) -> np.ndarray:
-        """F[measure, ...] from its parts; arrays carry a trailing option axis when `extra_axis`.
+    def _combine(self, small_idle, big_enough, idle, cpu, nodes) -> np.ndarray:
+        """F[measure, ...] from its parts: `small_idle` and `big_enough` are [K, (options,) rows],
+        `idle` and `cpu` [K, (options)] (broadcastable).
 
         F = sum_m p_m F_m with F_m = idle where m cannot use the node, so F = idle - sum_m p_m *
         (idle share m can use): only the demands allowed on the node (their weight) subtract."""
-        shape = (slice(None), slice(None), None) if extra_axis else (slice(None), slice(None))
-        usable = (cpu[None] >= self.cpu_need[shape]) & (big_enough >= self.gpus[shape])
-        weight = np.where(usable, self.allowed_weight[:, nodes][shape], 0.0)
-        usable_idle = idle[None] - small_idle  # idle share on GPUs big enough for each demand
-        total = "gk,gk->k" if not extra_axis else "gkj,gkj->kj"
-        out = np.empty((len(self.model.measures), *np.broadcast_shapes(idle.shape, small_idle.shape[1:])))
+        extra = (slice(None), None) if small_idle.ndim == 3 else (slice(None),)
+        idle_m, cpu_m = idle[..., None], cpu[..., None]
+        usable = (cpu_m >= self.cpu_need) & (big_enough >= self.gpus)
+        weight = np.where(usable, self.allowed_weight[nodes][extra], 0.0)
+        usable_idle = idle_m - small_idle  # idle share on GPUs big enough for each demand
+        out = np.empty((len(self.model.measures), *usable_idle.shape[:-1]))
         for row, measure in enumerate(self.model.measures):
             if measure == "fgd":
                 used = usable_idle
             else:
-                jobs_by_cpu = np.floor(cpu[None] / self.cpu_need_at_least_1[shape])
-                used = np.minimum(usable_idle, jobs_by_cpu * self.per_job[:, nodes][shape])
-            out[row] = idle - np.einsum(total, weight, np.broadcast_to(used, weight.shape))
+                jobs_by_cpu = np.floor(cpu_m / self.cpu_need_at_least_1)
+                used = np.minimum(usable_idle, jobs_by_cpu * self.per_job[nodes][extra])
+            out[row] = idle - (weight * used).sum(axis=-1)
         return out
 
     def refresh(self, nodes: np.ndarray) -> None:
@@ -119,37 +125,37 @@ class FragmentTable:
         stale = nodes[self.seen[nodes] != cluster.node_version[nodes]]
         for start in range(0, len(stale), _CHUNK):
             part = stale[start: start + _CHUNK]
-            free = cluster.free[part]
+            free = cluster.free[part][:, :, None]
             idle_gpu = np.clip(free, 0, None)
-            need = self.need[:, part][:, :, None]
-            self.small_idle[:, part] = (idle_gpu * (free < need)).sum(axis=2)
-            self.big_enough[:, part] = (free >= need).sum(axis=2)
-            self.idle[part] = idle_gpu.sum(axis=1)
-            self.fragment[:, part] = self._combine(self.small_idle[:, part], self.big_enough[:, part],
-                                                self.idle[part], cluster.cpu[part], part, False)
+            need = self.need[part][:, None, :]
+            self.small_idle[part] = (idle_gpu * (free < need)).sum(axis=1)
+            self.big_enough[part] = (free >= need).sum(axis=1)
+            self.idle[part] = idle_gpu.sum(axis=(1, 2))
+            self.fragment[:, part] = self._combine(self.small_idle[part], self.big_enough[part],
+                                                   self.idle[part], cluster.cpu[part], part)
             self.seen[part] = cluster.node_version[part]
 
     def fraction_after(self, nodes: np.ndarray, share: np.ndarray, cpu_milli: int) -> np.ndarray:
         """F[measure, K, G] after taking `share` from GPU g of each node (for every slot g)."""
         free = self.cluster.free[nodes]
         after = free - share[:, None]
-        need = self.need[:, nodes][:, :, None]
-        free_big, after_big = free >= need, after >= need
+        need = self.need[nodes][:, None, :]
+        free_big, after_big = free[:, :, None] >= need, after[:, :, None] >= need
         # A GPU's share counts as "too small" for m when below m's need; absent slots (-1) never.
-        small = (self.small_idle[:, nodes][:, :, None] - np.where(free_big, 0, np.maximum(free, 0))
-                 + np.where(after_big, 0, np.maximum(after, 0)))
-        big = self.big_enough[:, nodes][:, :, None] - free_big + after_big
+        small = (self.small_idle[nodes][:, None, :] - np.where(free_big, 0, np.maximum(free, 0)[:, :, None])
+                 + np.where(after_big, 0, np.maximum(after, 0)[:, :, None]))
+        big = self.big_enough[nodes][:, None, :] - free_big + after_big
         idle = self.idle[nodes][:, None] - share[:, None]
         cpu = (self.cluster.cpu[nodes] - cpu_milli)[:, None]
-        return self._combine(small, big, idle, cpu, nodes, True)
+        return self._combine(small, big, idle, cpu, nodes)
 
     def whole_after(self, nodes: np.ndarray, gpus: int, cpu_milli: int) -> np.ndarray:
         """F[measure, K] after taking `gpus` fully free GPUs (and CPU) of each node; `gpus` may be 0."""
-        need = self.need[:, nodes]
-        small = self.small_idle[:, nodes] - gpus * MILLI * (MILLI < need)
-        big = self.big_enough[:, nodes] - gpus * (MILLI >= need)
+        need = self.need[nodes]
+        small = self.small_idle[nodes] - gpus * MILLI * (MILLI < need)
+        big = self.big_enough[nodes] - gpus * (MILLI >= need)
         idle = self.idle[nodes] - gpus * MILLI
-        return self._combine(small, big, idle, self.cluster.cpu[nodes] - cpu_milli, nodes, False)
+        return self._combine(small, big, idle, self.cluster.cpu[nodes] - cpu_milli, nodes)
 
 
 def typical_workload(demands: Sequence[Demand], coverage: float = 0.95) -> list[tuple[Demand, float]]:

@@ -28,6 +28,9 @@ from .fragmentation import FragmentModel, FragmentTable
 MAX_SPEC_CPU = 128_000  # the simulator's normalisers: the largest node's CPU and GPU share
 MAX_SPEC_GPU = 8 * MILLI
 NO_GPU = -1  # "no GPU chosen" (CPU-only or whole-GPU demands, infeasible nodes)
+# From this many nodes to score, grouping them by state first is cheaper than scoring each
+# (below it, numpy's per-call overhead of grouping outweighs what it saves).
+GROUP_FROM = 32
 
 
 class PlacementPolicy(Protocol):
@@ -180,12 +183,58 @@ class FragmentScorer:
         return score
 
     def __call__(self, cluster: FractionCluster, nodes: np.ndarray, demand: Demand) -> tuple[np.ndarray, np.ndarray]:
+        if len(nodes) < GROUP_FROM:
+            return self.score_each(cluster, nodes, demand)
+        return self.score_by_state(cluster, nodes, demand)
+
+    def score_each(self, cluster: FractionCluster, nodes: np.ndarray, demand: Demand) -> tuple[np.ndarray, np.ndarray]:
+        """Every node's score and GPU, computed node by node (as arrays)."""
         scores, fits = self.option_scores(cluster, nodes, demand)
         scores = np.where(fits, scores, -np.inf)
         best = np.argmax(scores, axis=1)
         node_score = scores[np.arange(len(nodes)), best]
         gpu = np.where(demand.is_fraction & np.isfinite(node_score), best, NO_GPU)
         return node_score, gpu
+
+    def score_by_state(self, cluster: FractionCluster, nodes: np.ndarray, demand: Demand) -> tuple[np.ndarray, np.ndarray]:
+        """The same as `score_each`, computed once per node state. A node's score and GPU depend
+        only on its GPUs' free shares, free CPU, GPU model and GPU memory once the demand fits it
+        at all, and many nodes share those (untouched nodes of one kind, full ones): on a whole
+        cluster, as after every relearning of the workload, this computes a few dozen states
+        instead of a thousand nodes x every GPU slot x every typical demand."""
+        score = np.full(len(nodes), -np.inf)
+        gpu = np.full(len(nodes), NO_GPU, dtype=np.int64)
+        fits = np.flatnonzero(fz.node_fits(cluster, nodes, demand))
+        if not fits.size:
+            return score, gpu
+        fitting = nodes[fits]
+        state = np.column_stack((cluster.free[fitting], cluster.cpu[fitting], cluster.model_id[fitting],
+                                 cluster.gpu_memory[fitting])).astype(np.float64)
+        groups = _same_rows(state)
+        if groups is None:
+            score[fits], gpu[fits] = self.score_each(cluster, fitting, demand)
+            return score, gpu
+        first, inverse = groups
+        each_score, each_gpu = self.score_each(cluster, fitting[first], demand)
+        score[fits], gpu[fits] = each_score[inverse], each_gpu[inverse]
+        return score, gpu
+
+
+_ROW_HASH = np.random.default_rng(20231203).uniform(1.0, 2.0, 256)
+
+
+def _same_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(first, inverse): the index of one row per group of equal rows, and each row's group; None
+    when the rows are too wide or two different rows hashed alike (the caller then takes every row).
+    A hash and a check, because `np.unique(axis=0)` sorts rows as raw bytes, several times slower."""
+    if rows.shape[1] > len(_ROW_HASH):
+        return None
+    key = np.where(np.isinf(rows), -7.0, rows) @ _ROW_HASH[: rows.shape[1]]
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    if not np.array_equal(rows[first][inverse], rows):
+        return None
+    return first, inverse
 
 
 # ---- choosing --------------------------------------------------------------------------------
