@@ -58,9 +58,12 @@ class Attempt(BaseModel):
         }[self.outcome]
 
 
-def separator(number: int, previous: Attempt | None) -> str:
-    """The log line before attempt `number`'s output, saying why the attempt before it ended."""
-    if previous is None or previous.outcome is None:
+def separator(number: int, previous: Attempt | None, why: str | None = None) -> str:
+    """The log line before attempt `number`'s output, saying why the attempt before it ended (or
+    `why` there is nothing to say about it)."""
+    if why is not None:
+        pass
+    elif previous is None or previous.outcome is None:
         why = "restarted"
     elif previous.outcome is AttemptEnd.PREEMPTED:
         why = "preempted"

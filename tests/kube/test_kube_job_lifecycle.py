@@ -89,6 +89,14 @@ def test_suspend_frees_the_gpu_for_another_job_and_resume_queues_it_again(world:
     resumed = job("train")
     assert resumed["status"] == "Running" and "Resumed" in [e["kind"] for e in resumed["events"]]
     assert gpu_holders(world) == ["team-a/train"]
+    # the suspended attempt's pod was deleted: the new one is still attempt 2, and its log says so
+    assert [a["number"] for a in resumed["attempt_history"]] == [2]
+    pod = world.live_pod("team-a", "train")
+    world.kube.set_pod_log(NAMESPACE, pod["metadata"]["name"], "again\n")
+    assert ok("logs", "train") == "--- attempt 2 (the pod of attempt 1 is gone) ---\nagain\n"
+    assert ok("logs", "train", "--attempt", "2") == "again\n"
+    assert "it keeps the pods of attempt 2 (a preempted or suspended attempt's pod is deleted)" in refused(
+        "logs", "train", "--attempt", "1")
 
 
 def test_a_finished_job_cannot_be_suspended(world: World):

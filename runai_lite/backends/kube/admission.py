@@ -34,7 +34,8 @@ GUARDED_ANNOTATION_PREFIXES = ("runai-lite/", k.RUNAI_MIG_PREFIX)
 GUARDED_LABELS = (k.GPU_GROUP_LABEL, k.PRIORITY_LABEL, k.QUEUE_LABEL)
 GUARDED_LABEL_PREFIXES = ("runai-lite/",)
 # Written by the controller only, at any time.
-CONTROLLER_ANNOTATIONS = (k.ALLOCATION, k.BOUND_AT, k.PENDING_REASON, k.STATUS, CDI_ANNOTATION)
+CONTROLLER_ANNOTATIONS = (k.ALLOCATION, k.BOUND_AT, k.ATTEMPT, k.ATTEMPTS_STARTED, k.PENDING_REASON, k.STATUS,
+                          CDI_ANNOTATION)
 # What a node agent may change on its own node, and no one else on any.
 AGENT_LABELS = (k.MIG_CONFIG_STATE_LABEL,)
 

@@ -210,26 +210,34 @@ class KubeBackend:
 
     def logs(self, project: str, name: str, follow: bool = False, tail: int | None = None,
              attempt: int | None = None) -> Iterator[str]:
-        """Each pod is an attempt: the pods the cluster still has, oldest first, each after its
-        separator line (a preempted or suspended attempt's pod is deleted, its output with it)."""
+        """Each pod is an attempt: the pods the cluster still has, by attempt number, each after its
+        separator line (a preempted or suspended attempt's pod is deleted, its output with it: the
+        numbers then start later or leave a gap)."""
         namespace = self._project_namespace(project)
-        pods = self._started_pods(project, namespace, name)
+        attempts = _numbered(self._started_pods(project, namespace, name))
         if attempt is not None:
             if follow:
                 raise UserError("--attempt shows one attempt's output as it is now; it cannot be followed",
                                 f"drop -f, or follow the whole log: runai logs {name} -p {project} -f")
-            if attempt > len(pods):
-                kept = f"its attempts are 1 to {len(pods)}" if len(pods) > 1 else "its only attempt is 1"
-                raise UserError(f"job {name} has no attempt {attempt}: {kept} (of the pods the cluster keeps)",
-                                f"see them with `runai describe job {name} -p {project}`")
-            yield from self._pod_log(namespace, pods[attempt - 1], False, tail)
+            pod = dict(attempts).get(attempt)
+            if pod is None:
+                kept = ", ".join(str(number) for number, _ in attempts)
+                raise UserError(f"job {name} has no attempt {attempt} the cluster keeps: it keeps the pods of "
+                                f"attempt{'s' if len(attempts) > 1 else ''} {kept} (a preempted or suspended "
+                                "attempt's pod is deleted)", f"see them with `runai describe job {name} -p {project}`")
+            yield from self._pod_log(namespace, pod, False, tail)
             return
         if tail is not None:
-            pods = pods[-1:]
-        for number, pod in enumerate(pods, start=1):
-            if number > 1 and tail is None:
-                yield separator(number, _pod_attempt(pods[number - 2], number - 1))
-            yield from self._pod_log(namespace, pod, follow and pod is pods[-1], tail)
+            attempts = attempts[-1:]
+        before: tuple[int, dict[str, Any]] | None = None
+        for number, pod in attempts:
+            if tail is None and number > 1:
+                if before is not None and before[0] == number - 1:
+                    yield separator(number, _pod_attempt(before[1], before[0]))
+                else:
+                    yield separator(number, None, f"the pod of attempt {number - 1} is gone")
+            yield from self._pod_log(namespace, pod, follow and pod is attempts[-1][1], tail)
+            before = (number, pod)
 
     def _pod_log(self, namespace: str, pod: dict[str, Any], follow: bool, tail: int | None) -> Iterator[str]:
         query = {"follow": "true" if follow else None, "tailLines": tail}
@@ -470,9 +478,8 @@ class KubeBackend:
             exit_code=_exit_code(last) if job_status.terminal else None,
             attempts=int(status.get("failed") or 0) + int(status.get("succeeded") or 0) + int(status.get("active") or 0),
             backoff_limit=int(job["spec"].get("backoffLimit") or 0),
-            attempt_history=tuple(_pod_attempt(pod, number) for number, pod in enumerate(
-                (p for p in pods if (p.get("status") or {}).get("phase") in ("Running", "Succeeded", "Failed")),
-                start=1)),
+            attempt_history=tuple(_pod_attempt(pod, number) for number, pod in _numbered(
+                [p for p in pods if (p.get("status") or {}).get("phase") in ("Running", "Succeeded", "Failed")])),
             enforcement=enforcement,
             memory_limit_mib=memory_limit,
             ran_on=((last.get("spec") or {}).get("nodeName") if last is not None and job_status.terminal else None),
@@ -557,6 +564,13 @@ def _failed_time(job: dict[str, Any]) -> float | None:
         if condition.get("type") == "Failed" and condition.get("status") == "True":
             return k.parse_time(condition.get("lastTransitionTime"))
     return None
+
+
+def _numbered(pods: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    """Started pods with their attempt numbers, in order: the number the controller gave each when
+    it bound it, else (a pod bound by an older controller) its place among them."""
+    return sorted(((k.attempt_number(pod, k.ATTEMPT) or place, pod) for place, pod in enumerate(pods, start=1)),
+                  key=lambda numbered: numbered[0])
 
 
 def _pod_attempt(pod: dict[str, Any], number: int) -> Attempt:

@@ -37,7 +37,7 @@ from .manifests import device_configmap, is_device_configmap_of, reservation_pod
 from .meta import Meta, set_annotations
 from .predicates import SELECTED_NODE, claims_to_bind
 from .reservations import EXPECTED_UUID, GpuKey, ReservationLedger
-from .rest import ApiError, core
+from .rest import ApiError, core, group
 from .status import StatusWriter
 
 if TYPE_CHECKING:
@@ -249,9 +249,11 @@ class Binder:
         """Record the allocation, on the condition that the pod is as we read it."""
         meta = Meta(pod)
         bound_at = k.now_rfc3339(self.status.now())
+        owner = view.owner_job(pod)
+        attempt = meta.annotation(k.ATTEMPT) or str(k.attempt_number(owner, k.ATTEMPTS_STARTED) + 1)
         patch: dict[str, Any] = {"metadata": {
             "resourceVersion": meta.resource_version,
-            "annotations": {k.ALLOCATION: k.encode_allocation(allocation), k.BOUND_AT: bound_at},
+            "annotations": {k.ALLOCATION: k.encode_allocation(allocation), k.BOUND_AT: bound_at, k.ATTEMPT: attempt},
         }}
         if allocation.kind == "fraction":
             patch["metadata"]["labels"] = {k.GPU_GROUP_LABEL: k.gpu_group(allocation.node, allocation.gpu_indices[0])}
@@ -273,7 +275,22 @@ class Binder:
         job = k.job_id(meta.namespace or "", meta.name)
         view.allocations[job] = allocation
         view.allocation_objects[job] = record
+        if owner is not None and Meta(owner).annotation(k.ATTEMPTS_STARTED) != attempt:
+            self._count_attempt(owner, attempt)
         return True
+
+    def _count_attempt(self, owner: dict[str, Any], attempt: str) -> None:
+        """The Job's count follows its pods' numbers. Written after the claim: were the controller
+        to stop in between, the next pod would repeat a number, never leave one out."""
+        values = {k.ATTEMPTS_STARTED: attempt}
+        try:
+            self.api.merge_patch(group("batch/v1", "jobs", Meta(owner).namespace, Meta(owner).name),
+                                 {"metadata": {"annotations": values}})
+        except ApiError as error:
+            if not error.not_found:
+                raise
+            return
+        set_annotations(owner, values)
 
     def resolve(self, view: ClusterView, pod: dict[str, Any], resolved: Allocation) -> None:
         """Record the device UUIDs a claim resolved to, on the Allocation object and its mirror."""

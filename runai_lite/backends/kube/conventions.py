@@ -44,6 +44,16 @@ USER_ANNOTATION = "user"
 # Written by the controller
 ALLOCATION = "runai-lite/allocation"  # pod: the Allocation (JSON) the pod holds, written before binding
 BOUND_AT = "runai-lite/bound-at"  # pod: when the allocation was made (RFC 3339)
+# A Job's pods are its attempts: each is numbered when first bound, from its Job's count, so that
+# the numbers stay right after an earlier attempt's pod is gone (a preempted one is deleted).
+ATTEMPT = "runai-lite/attempt"  # pod: its attempt number
+ATTEMPTS_STARTED = "runai-lite/attempts-started"  # batch Job: the highest attempt number given
+
+
+def attempt_number(obj: dict[str, Any] | None, annotation: str) -> int:
+    """A pod's attempt number (`ATTEMPT`) or a Job's count (`ATTEMPTS_STARTED`); 0 when there is none."""
+    text = ((obj or {}).get("metadata", {}).get("annotations") or {}).get(annotation, "")
+    return int(text) if text.isdigit() else 0
 STATUS = "runai-calculated-status"  # batch Job and pod: what `runai list` shows
 PENDING_REASON = "runai-lite/pending-reason"
 GPU_GROUP_LABEL = "runai-gpu-group"  # fraction pods and their reservation pod
