@@ -1,6 +1,7 @@
 """MIG partition churn: lazy deallocation (the scheduler's own behaviour) against eager teardown.
 
-A dynamic-MIG cluster (default 64 A100-SXM4-40GB + 64 H100-SXM5-80GB GPUs, 8 per node) is fed the
+A dynamic-MIG cluster (default 64 A100-SXM4-40GB + 64 H100-SXM5-80GB GPUs, 8 per node; with
+`--fraction-gpus`, plus plain GPUs shared by fractions: a mixed cluster) is fed the
 openb trace's GPU-sharing pods as GPU-memory requests (share x 40 GB, the smaller GPU's memory), in
 the order of their creation times, each leaving at its deletion time. Arrival times are divided by
 `--time-scale` (durations kept) so that the cluster is busy: at real speed the trace never runs more
@@ -16,9 +17,13 @@ modes differ only when a job ends:
 
 Reported per mode: partitions created and destroyed, partitions left alive at the end (counted
 in the operations as the destroys they will need, for both modes), acceptance % (jobs that started before they
-left), jobs preempted, and the time plan() took.
+left), served % (jobs that started on arrival and ran until they left, never preempted), jobs
+preempted, and the time plan() took. With `--bound`, beside them: the LP bound on the served % any
+scheduler could reach knowing every arrival (benchmarks/mig_bound.py, which says why it is valid
+and why acceptance itself has no useful bound).
 
     .venv/bin/python benchmarks/mig_churn.py --time-scale 50
+    .venv/bin/python benchmarks/mig_churn.py --a100 32 --h100 32 --fraction-gpus 64 --time-scale 120 --bound
     .venv/bin/python benchmarks/mig_churn.py --pods path/to/pods.csv --limit 500 --json
 """
 
@@ -33,7 +38,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.mig_bound import GpuKind, Stay, served_bound_pct  # noqa: E402
 from benchmarks.openb_trace import DEFAULT_PODS, TracePod  # noqa: E402
+from runai_lite.gpu.catalog import default_catalog  # noqa: E402
 from runai_lite.model import (  # noqa: E402
     MILLI,
     CreateMig,
@@ -52,6 +59,7 @@ from runai_lite.units import MiB  # noqa: E402
 
 A100 = ("A100-SXM4-40GB", 40536)
 H100 = ("H100-SXM5-80GB", 81559)
+FRACTION = ("V100-SXM2-32GB", 32768)  # plain GPUs shared by fractions in a mixed cluster
 REFERENCE_MEMORY_MIB = A100[1]
 INTERACTIVE_QOS = {"LS", "Guaranteed"}
 
@@ -63,6 +71,8 @@ class Tally:
     left: int = 0  # partitions alive when the replay ends: each is one more destroy, some day
     preempted: int = 0
     started: set[str] = field(default_factory=set)
+    started_on_arrival: set[str] = field(default_factory=set)
+    ever_preempted: set[str] = field(default_factory=set)
     jobs: int = 0
     plans: int = 0
     plan_seconds: float = 0.0
@@ -76,6 +86,8 @@ class Tally:
             # lazy mode's idle partitions are not a saving that eager teardown pays for.
             "create_destroy_ops": self.created + self.destroyed + self.left,
             "acceptance_pct": round(100 * len(self.started) / self.jobs, 2) if self.jobs else None,
+            # Started in the plan of its arrival and never preempted: ran until it left.
+            "served_pct": round(100 * len(self.started_on_arrival - self.ever_preempted) / self.jobs, 2) if self.jobs else None,
             "jobs": self.jobs,
             "jobs_preempted": self.preempted,
             "plans": self.plans,
@@ -108,15 +120,27 @@ def sharing_jobs(pods: list[TracePod], qos: dict[str, str], time_scale: float, l
     return arrivals
 
 
-def mig_cluster(a100: int, h100: int, per_node: int) -> tuple[Node, ...]:
+def mig_cluster(a100: int, h100: int, per_node: int, fraction: int = 0) -> tuple[Node, ...]:
+    """Dynamic-MIG A100 and H100 nodes, and `fraction` plain GPUs shared by fractions."""
     nodes = []
-    for label, (model, memory), count in (("a100", A100, a100), ("h100", H100, h100)):
+    for label, (model, memory), count, mig in (("a100", A100, a100, True), ("h100", H100, h100, True),
+                                               ("frac", FRACTION, fraction, False)):
         for n in range(-(-count // per_node)):
             gpus = tuple(Gpu(index=g, uuid=f"GPU-{label}-{n:03d}-{g}", model=model, memory_mib=memory,
-                             dynamic_mig=True, mig_enabled=True)
+                             dynamic_mig=mig, mig_enabled=mig)
                          for g in range(min(per_node, count - n * per_node)))
             nodes.append(Node(name=f"{label}-{n:03d}", gpus=gpus))
     return tuple(nodes)
+
+
+def gpu_kinds(a100: int, h100: int, fraction: int) -> list[GpuKind]:
+    catalog = default_catalog()
+    return [GpuKind(A100[0], a100, A100[1], catalog.get(A100[0])), GpuKind(H100[0], h100, H100[1], catalog.get(H100[0])),
+            GpuKind(FRACTION[0], fraction, FRACTION[1])]
+
+
+def stays(arrivals: list[Arrival]) -> list[Stay]:
+    return [Stay(-(-a.job.request.memory_bytes // MiB), a.at, a.leaves) for a in arrivals if a.job.request]
 
 
 def _finish(snapshot: Snapshot, ending: set[str], eager: bool, tally: Tally) -> Snapshot:
@@ -178,11 +202,15 @@ def replay(arrivals: list[Arrival], nodes: tuple[Node, ...], eager: bool) -> Tal
         tally.plans += 1
         tally.created += len(decided.of_type(CreateMig))
         tally.destroyed += len(decided.of_type(DestroyMig))
-        tally.preempted += len(decided.of_type(Preempt))
+        preempted = decided.of_type(Preempt)
+        tally.preempted += len(preempted)
+        tally.ever_preempted.update(p.job for p in preempted)
         snapshot = apply_plan(snapshot, decided, now=at)
         if eager:
             snapshot = _tear_down_idle(snapshot, tally)
-        tally.started.update(j.id for j in snapshot.jobs if j.status is JobStatus.RUNNING)
+        running = {j.id for j in snapshot.jobs if j.status is JobStatus.RUNNING}
+        tally.started.update(running)
+        tally.started_on_arrival.update(j.id for j in arriving if j.id in running)
     tally.left = sum(len(gpu.mig_instances) for node in snapshot.nodes for gpu in node.gpus)
     return tally
 
@@ -201,31 +229,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pods", type=Path, default=DEFAULT_PODS, help="pod list CSV with creation/deletion times")
     parser.add_argument("--a100", type=int, default=64, help="A100-SXM4-40GB GPUs")
     parser.add_argument("--h100", type=int, default=64, help="H100-SXM5-80GB GPUs")
+    parser.add_argument("--fraction-gpus", type=int, default=0,
+                        help=f"plain {FRACTION[0]} GPUs shared by fractions, beside the MIG ones (a mixed cluster)")
     parser.add_argument("--gpus-per-node", type=int, default=8)
     parser.add_argument("--time-scale", type=float, default=50.0, help="divide arrival times by this (durations kept)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N sharing pods")
     parser.add_argument("--modes", default="lazy,eager")
+    parser.add_argument("--bound", action="store_true",
+                        help="also the LP bound on the served %% any scheduler could reach (benchmarks/mig_bound.py; needs SciPy)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    for name in ("a100", "h100", "fraction_gpus", "limit"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(args, name)}")
+    if args.time_scale <= 0 or args.gpus_per_node <= 0:
+        parser.error("--time-scale and --gpus-per-node must be positive")
     if not args.pods.exists():
         parser.error(f"{args.pods} does not exist; pass --pods (the openb trace is not in this repository)")
     arrivals = sharing_jobs(read_pods(args.pods), read_qos(args.pods), args.time_scale, args.limit)
-    nodes = mig_cluster(args.a100, args.h100, args.gpus_per_node)
+    nodes = mig_cluster(args.a100, args.h100, args.gpus_per_node, args.fraction_gpus)
     results = {mode: replay(arrivals, nodes, eager=(mode == "eager")).as_dict() for mode in args.modes.split(",")}
+    bound = served_bound_pct(stays(arrivals), gpu_kinds(args.a100, args.h100, args.fraction_gpus)) if args.bound else None
     if "lazy" in results and "eager" in results and results["eager"]["create_destroy_ops"]:
         saved = 1 - results["lazy"]["create_destroy_ops"] / results["eager"]["create_destroy_ops"]
         results["lazy"]["ops_saved_vs_eager_pct"] = round(100 * saved, 1)
     if args.json:
-        print(json.dumps({"gpus": {"A100-SXM4-40GB": args.a100, "H100-SXM5-80GB": args.h100},
-                          "time_scale": args.time_scale, "jobs": len(arrivals), "modes": results}))
+        print(json.dumps({"gpus": {A100[0]: args.a100, H100[0]: args.h100, FRACTION[0]: args.fraction_gpus},
+                          "time_scale": args.time_scale, "jobs": len(arrivals), "modes": results,
+                          "served_bound_pct": bound}))
         return 0
-    print(f"MIG churn: {args.a100} A100-40GB + {args.h100} H100-80GB GPUs, {len(arrivals)} sharing jobs, "
-          f"arrivals x{args.time_scale:g}")
-    print(f"{'mode':<8}{'created':>9}{'destroyed':>11}{'left':>6}{'ops':>7}{'accept %':>10}{'preempted':>11}{'plan ms':>9}")
+    print(f"MIG churn: {args.a100} A100-40GB + {args.h100} H100-80GB dynamic-MIG GPUs"
+          f"{f' + {args.fraction_gpus} {FRACTION[0]} fraction GPUs' if args.fraction_gpus else ''}, "
+          f"{len(arrivals)} sharing jobs, arrivals x{args.time_scale:g}")
+    print(f"{'mode':<8}{'created':>9}{'destroyed':>11}{'left':>6}{'ops':>7}{'accept %':>10}{'served %':>10}"
+          f"{'preempted':>11}{'plan ms':>9}")
     for mode, r in results.items():
         print(f"{mode:<8}{r['partitions_created']:>9}{r['partitions_destroyed']:>11}{r['partitions_left']:>6}"
-              f"{r['create_destroy_ops']:>7}"
-              f"{r['acceptance_pct']:>10.2f}{r['jobs_preempted']:>11}{r['plan_ms_mean']:>9.1f}")
+              f"{r['create_destroy_ops']:>7}{r['acceptance_pct']:>10.2f}{r['served_pct']:>10.2f}"
+              f"{r['jobs_preempted']:>11}{r['plan_ms_mean']:>9.1f}")
+    if bound is not None:
+        print(f"{'bound':<8}{'':>9}{'':>11}{'':>6}{'':>7}{'':>10}{bound:>10.2f}   (LP: the most any scheduler could serve)")
     return 0
 
 

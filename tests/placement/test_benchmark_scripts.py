@@ -97,6 +97,28 @@ def test_mig_churn_compares_lazy_and_eager_teardown(tmp_path):
     assert lazy["create_destroy_ops"] < eager["create_destroy_ops"]
 
 
+def test_mig_churn_on_a_mixed_cluster_prints_served_jobs_beside_the_bound(tmp_path):
+    pytest.importorskip("scipy")
+    pods = write_pods(tmp_path / "pods.csv", five_columns=False, count=60)
+    out = run_script("mig_churn.py", "--pods", str(pods), "--a100", "1", "--h100", "0", "--fraction-gpus", "1",
+                     "--time-scale", "40", "--bound")
+    assert out["gpus"] == {"A100-SXM4-40GB": 1, "H100-SXM5-80GB": 0, "V100-SXM2-32GB": 1}
+    bound = out["served_bound_pct"]
+    for mode in out["modes"].values():
+        # Served (started on arrival, never preempted) is part of accepted, and no scheduler serves more than the bound.
+        assert mode["served_pct"] <= mode["acceptance_pct"]
+        assert mode["served_pct"] <= bound
+    assert bound < 100  # two GPUs cannot serve every job at x40
+
+
+def test_mig_churn_refuses_negative_gpu_counts(tmp_path):
+    pods = write_pods(tmp_path / "pods.csv", five_columns=False, count=5)
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "mig_churn.py"), "--pods", str(pods),
+                           "--fraction-gpus", "-1"], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 2
+    assert "--fraction-gpus must be 0 or more" in done.stderr
+
+
 def test_plot_draws_ours_beside_the_published_curves(tmp_path):
     pytest.importorskip("matplotlib")
     results = run_script("openb.py", "--nodes", str(write_nodes(tmp_path / "n.csv")),
