@@ -12,10 +12,12 @@ user+sys CPU time from `os.wait4`:
 - `complete`: `runai completion-names jobs -p team-a`, what the shell completion scripts run on
   TAB after `runai logs ` and the like.
 
-    python -m benchmarks.cli_startup --rounds 15
+    python -m benchmarks.cli_startup --rounds 15 [--baseline OTHER/bin/runai]
 
 prints, per case, the median and lowest CPU time, and the median beyond `import typer` as a share
-of it (the goal: at most 50%).
+of it (the goal: at most 50%). `--baseline` runs the same four commands of another installation
+(another release's virtual environment, on the same home and daemon) in the same rounds, so that
+before and after are measured side by side.
 """
 
 from __future__ import annotations
@@ -41,14 +43,13 @@ def runai_command() -> list[str]:
     return [str(script)]
 
 
-def cases(runai: list[str]) -> dict[str, list[str]]:
+def cases(runai: list[str], suffix: str = "") -> dict[str, list[str]]:
     return {
-        "import typer": [sys.executable, "-c", "import typer"],
-        "--help": [*runai, "--help"],
-        "submit": [*runai, "submit", "-p", "team-b", "-i", "busybox", "--gpu", "1", "--name-prefix", "bench",
-                   "--", "sleep", "1"],
-        f"list {JOBS // 1000}k": [*runai, "list", "-p", "team-a"],
-        "complete": [*runai, "completion-names", "jobs", "-p", "team-a"],
+        f"--help{suffix}": [*runai, "--help"],
+        f"submit{suffix}": [*runai, "submit", "-p", "team-b", "-i", "busybox", "--gpu", "1", "--name-prefix", "bench",
+                            "--", "sleep", "1"],
+        f"list {JOBS // 1000}k{suffix}": [*runai, "list", "-p", "team-a"],
+        f"complete{suffix}": [*runai, "completion-names", "jobs", "-p", "team-a"],
     }
 
 
@@ -82,6 +83,8 @@ def prepare(home: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--baseline", type=Path, metavar="RUNAI",
+                        help="the runai script of another installation, measured in the same rounds")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="runai-cli-startup-"))
     env = {**os.environ, "RUNAI_LITE_HOME": str(home), "RUNAI_LITE_RUNTIME": "process"}
@@ -89,7 +92,9 @@ def main() -> None:
     runai = runai_command()
     try:
         prepare(home)
-        commands = cases(runai)
+        commands = {"import typer": [sys.executable, "-c", "import typer"], **cases(runai)}
+        if args.baseline:
+            commands.update(cases([str(args.baseline)], " (baseline)"))
         for argv in commands.values():  # warm the page cache and the daemon once
             cpu_seconds(argv, env)
         samples: dict[str, list[float]] = {name: [] for name in commands}
@@ -99,13 +104,13 @@ def main() -> None:
         typer_ms = statistics.median(samples["import typer"]) * 1000
         print(f"CPU time (user+sys) of each command, {args.rounds} interleaved rounds, {JOBS} jobs in the listed "
               f"project, {os.cpu_count()} CPUs")
-        print(f"{'case':<14}{'median ms':>11}{'lowest ms':>11}{'beyond typer':>14}{'share':>8}")
+        print(f"{'case':<24}{'median ms':>11}{'lowest ms':>11}{'beyond typer':>14}{'share':>8}")
         for name, values in samples.items():
             median = statistics.median(values) * 1000
             beyond = median - typer_ms
             share = "" if name == "import typer" else f"{beyond / typer_ms:.0%}"
             extra = "" if name == "import typer" else f"{beyond:+.0f} ms"
-            print(f"{name:<14}{median:>11.0f}{min(values) * 1000:>11.0f}{extra:>14}{share:>8}")
+            print(f"{name:<24}{median:>11.0f}{min(values) * 1000:>11.0f}{extra:>14}{share:>8}")
     finally:
         subprocess.run([*runai, "delete", "job", "--all", "-p", "team-b"], env=env, capture_output=True, check=False)
         subprocess.run([str(Path(runai[0]).parent / "runai-adm"), "local", "stop"], env=env, capture_output=True,

@@ -1,6 +1,6 @@
 """Types shared by every layer: requests, jobs, nodes, GPUs, MIG instances, snapshots and plans.
 
-This module imports nothing of the project but `units` and `errors`; everything else imports it.
+This module imports nothing of the project but `kinds`, `units` and `errors`; everything else imports it.
 Shares of a GPU are kept as integer thousandths (`share_milli`), so that "the shares on one GPU sum
 to at most 1" is exact arithmetic, as in the openb trace's `gpu_milli`.
 """
@@ -8,43 +8,28 @@ to at most 1" is exact arithmetic, as in the openb trace's `gpu_milli`.
 from __future__ import annotations
 
 import re
-from enum import StrEnum
 from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
+from .kinds import (  # noqa: F401 - every layer finds them here too
+    MILLI,
+    AllocationKind,
+    JobStatus,
+    JobType,
+    RequestKind,
+    ServiceType,
+    allocated_gpus,
+    dns1123_problem,
+    request_text,
+    text_problem,
+)
 from .units import MiB, format_mib
 
-MILLI = 1000  # one whole GPU in share_milli
 # Validation context of records read back from the store, checked once when they were submitted:
 # what is there only to refuse bad input is not checked again on every read.
 STORED = "stored"
 MIN_GPU_MEMORY_BYTES = 100 * 10**6  # --gpu-memory below 100MB is a mistake, not a request
-
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS1123_MAX = 63
-
-
-def dns1123_problem(name: str) -> str | None:
-    """Why `name` is not a Kubernetes DNS-1123 label, or None when it is one."""
-    if not name:
-        return "it is empty"
-    if len(name) > DNS1123_MAX:
-        return f"it is {len(name)} characters long (at most {DNS1123_MAX})"
-    if not DNS1123_LABEL.match(name):
-        return "it must consist of lower-case letters, digits and '-', and start and end with a letter or digit"
-    return None
-
-
-def text_problem(text: str) -> str | None:
-    """Why `text` cannot be a word of a command, an environment entry or a path, or None."""
-    if "\x00" in text:
-        return "it contains a NUL character"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "it contains bytes that are not UTF-8 text"
-    return None
 
 
 class _Frozen(BaseModel):
@@ -53,75 +38,6 @@ class _Frozen(BaseModel):
 
 # --------------------------------------------------------------------------------------------
 # Jobs
-
-
-class JobType(StrEnum):
-    """Run:ai job types and their priorities (train 50, interactive-preemptible 75, build 100)."""
-
-    TRAIN = "train"
-    INTERACTIVE_PREEMPTIBLE = "interactive-preemptible"
-    INTERACTIVE = "interactive"
-
-    @property
-    def priority(self) -> int:
-        return {"train": 50, "interactive-preemptible": 75, "interactive": 100}[self.value]
-
-    @property
-    def preemptible(self) -> bool:
-        return self is not JobType.INTERACTIVE
-
-    @property
-    def display(self) -> str:
-        return {"train": "Train", "interactive-preemptible": "Interactive-Preemptible", "interactive": "Interactive"}[
-            self.value
-        ]
-
-    @property
-    def priority_class(self) -> str:
-        """The Kubernetes PriorityClass name (Run:ai calls the interactive class `build`)."""
-        return {"train": "train", "interactive-preemptible": "interactive-preemptible", "interactive": "build"}[
-            self.value
-        ]
-
-
-class JobStatus(StrEnum):
-    """Lifecycle of a job. `Preempted` is transient: the victim is stopping and is then requeued
-    as `Pending` (training jobs are never lost to a preemption). `Suspended` (`runai suspend`)
-    holds nothing and waits, unscheduled, for `runai resume`, which makes it `Pending` again."""
-
-    PENDING = "Pending"
-    RUNNING = "Running"
-    PREEMPTED = "Preempted"
-    SUSPENDED = "Suspended"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    DELETED = "Deleted"
-
-    @property
-    def terminal(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.DELETED)
-
-    @property
-    def holds_resources(self) -> bool:
-        return self in (JobStatus.RUNNING, JobStatus.PREEMPTED)
-
-
-class RequestKind(StrEnum):
-    """How a job asks for GPUs (`runai submit --gpu 2 | --gpu 0.5 | --gpu-memory 10GB | --mig-profile`)."""
-
-    GPUS = "gpus"  # whole GPUs
-    FRACTION = "fraction"
-    MEMORY = "memory"
-    MIG = "mig"
-
-
-class AllocationKind(StrEnum):
-    """What a job got: whole GPUs (also a job without GPU, with no GPU index), a share of one GPU
-    (a fraction or an amount of memory), or a MIG partition."""
-
-    GPU = "gpu"
-    FRACTION = "fraction"
-    MIG = "mig"
 
 
 class GpuRequest(_Frozen):
@@ -157,15 +73,7 @@ class GpuRequest(_Frozen):
 
     def describe(self) -> str:
         """As the researcher typed it: `2`, `0.25`, `10GB`, `500Mi`, `2g.10gb`."""
-        if self.gpus is not None:
-            return str(self.gpus)
-        if self.fraction is not None:
-            return f"{self.fraction:g}"
-        if self.memory_bytes is not None:
-            from .units import format_size_as_typed
-
-            return format_size_as_typed(self.memory_bytes)
-        return str(self.mig_profile)
+        return request_text(self.gpus, self.fraction, self.memory_bytes, self.mig_profile)
 
 
 LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
@@ -259,15 +167,6 @@ class PortMapping(_Frozen):
 
     container_port: int = Field(ge=1, le=65535)
     host_port: int | None = Field(default=None, ge=1, le=65535)
-
-
-class ServiceType(StrEnum):
-    """The Kubernetes Service type `--service-type` asks for (Run:ai's `portforward` is ClusterIP:
-    reachable through `runai port-forward` only)."""
-
-    CLUSTER_IP = "ClusterIP"
-    NODE_PORT = "NodePort"
-    LOAD_BALANCER = "LoadBalancer"
 
 
 class JobSpec(_Frozen):
@@ -454,7 +353,7 @@ class Allocation(_Frozen):
     @property
     def gpus(self) -> float:
         """GPUs allocated, as `runai list` shows them."""
-        return len(self.gpu_indices) * self.share_milli / MILLI
+        return allocated_gpus(len(self.gpu_indices), self.share_milli)
 
     @property
     def mig_slot(self) -> MigSlot | None:

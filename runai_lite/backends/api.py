@@ -12,9 +12,10 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from ..model import (MILLI, Allocation, GpuRequest, JobSpec, JobStatus, JobType, PortMapping, PvcMount, ServiceType,
-                     VolumeMount)
+from ..model import (MILLI, Allocation, AllocationKind, GpuRequest, JobSpec, JobStatus, JobType, PortMapping, PvcMount,
+                     ServiceType, VolumeMount)
 from .attempts import Attempt, AttemptEnd, counts
+from .summary import JobSummary
 
 
 class _Record(BaseModel):
@@ -126,6 +127,14 @@ class JobInfo(_Record):
 
     def attempt_counts(self) -> dict[AttemptEnd, int]:
         return counts(self.attempt_history)
+
+    def summary(self) -> JobSummary:
+        alloc = self.allocation
+        return JobSummary(
+            name=self.name, project=self.project, status=self.status, type=self.type, image=self.image,
+            user=self.user, submitted_at=self.submitted_at, node=self.node, requested=self.gpus_requested,
+            allocated_gpus=alloc.gpus if alloc else None,
+            allocated_mig_profile=alloc.mig_profile if alloc and alloc.kind == AllocationKind.MIG else None)
 
     def to_json(self) -> dict:
         """The shape of one element of `runai list -o json` (and of `runai describe job -o json`,
@@ -279,6 +288,11 @@ class Backend(Protocol):
 
     def list_jobs(self, project: str | None) -> list[JobInfo]:
         """Jobs of one project, or of all projects when `project` is None."""
+        ...
+
+    def job_summaries(self, project: str | None) -> list[JobSummary]:
+        """What `runai list` shows of the same jobs (`JobInfo.summary` of each, read as cheaply as the
+        backend can)."""
         ...
 
     def get_job(self, project: str, name: str) -> JobInfo: ...

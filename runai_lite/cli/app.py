@@ -18,6 +18,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from ..errors import RunaiLiteError
+from . import help_page, param_values
 from .help_format import UsageError, name_values, only_close_suggestions
 from .session import CliSession
 from .table import TextTable
@@ -50,11 +51,14 @@ CLOSED_PIPE_EXIT = 128 + 13  # 128 + SIGPIPE
 
 class RunaiGroup(TyperGroup):
     """The root group: turns our errors into a message and an exit code, names option values
-    readably in help, and suggests only close matches for a typo (`help_format.py`)."""
+    readably in help, suggests only close matches for a typo (`help_format.py`), and draws help
+    pages (`help_page.py`) and coerces parameter values (`param_values.py`) without rich or pydantic."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         name_values(self)
+        param_values.install(self)
+        help_page.install(self)
 
     def invoke(self, ctx: Any) -> Any:
         try:

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ..enforcement.mechanisms import display_enforcement
-from ..model import Allocation, AllocationKind, JobStatus, JobType
+from ..kinds import AllocationKind, JobStatus, JobType
 from ..units import format_bytes, format_mib
 from .table import TextTable
 
 if TYPE_CHECKING:
     from ..backends.api import Event, GpuView, JobInfo, JobOptions, JobUsage, NodeView, ProjectInfo
+    from ..backends.summary import JobSummary
+    from ..model import Allocation
 
 JOB_COLUMNS = ("NAME", "STATUS", "AGE", "NODE", "IMAGE", "TYPE", "PROJECT", "USER", "GPUs Allocated (Requested)")
 WIDE_COLUMNS = ("ALLOCATION", "ENFORCEMENT", "WHY PENDING")
@@ -35,16 +36,16 @@ def age(since: float | None, now: float) -> str:
     return f"{seconds // 86400}d"
 
 
-def gpus_column(job: JobInfo) -> str:
+def gpus_column(job: JobSummary) -> str:
     """`<allocated> (<requested>)` as Run:ai prints it; `-` when nothing is allocated, and the
     profile when the job holds a MIG partition (a slice count would say less)."""
-    if job.allocation is None:
+    if job.allocated_gpus is None:
         allocated = "-"
-    elif job.allocation.kind == AllocationKind.MIG and job.allocation.mig_profile:
-        allocated = job.allocation.mig_profile
+    elif job.allocated_mig_profile:
+        allocated = job.allocated_mig_profile
     else:
-        allocated = f"{round(job.gpus_allocated, 3):g}"
-    return f"{allocated} ({job.gpus_requested})"
+        allocated = f"{round(job.allocated_gpus, 3):g}"
+    return f"{allocated} ({job.requested})"
 
 
 def allocation_text(allocation: Allocation | None) -> str:
@@ -52,6 +53,8 @@ def allocation_text(allocation: Allocation | None) -> str:
 
 
 def enforcement_text(job: JobInfo) -> str:
+    from ..enforcement.mechanisms import display_enforcement
+
     if not job.enforcement:
         return "-"
     if job.memory_limit_mib:
@@ -59,19 +62,28 @@ def enforcement_text(job: JobInfo) -> str:
     return display_enforcement(job.enforcement)
 
 
-def jobs_table(jobs: list[JobInfo], now: float, wide: bool = False) -> TextTable:
-    table = TextTable(JOB_COLUMNS + (WIDE_COLUMNS if wide else ()))
+def jobs_table(jobs: list[JobSummary], now: float, wide: dict[tuple[str, str], list[str]] | None = None) -> TextTable:
+    """`runai list`: a row per job, oldest first within each project; with `wide` (the extra
+    cells of each job, by project and name), `-o wide`'s columns too."""
+    table = TextTable(JOB_COLUMNS + (WIDE_COLUMNS if wide is not None else ()))
     for job in sorted(jobs, key=lambda j: (j.project, j.submitted_at, j.name)):
         row = [job.name, job.status.value, age(job.submitted_at, now), job.node or "-", job.image,
                job.type.display, job.project, job.user or "-", gpus_column(job)]
-        if wide:
-            row += [allocation_text(job.allocation), enforcement_text(job), job.pending_reason or "-"]
+        if wide is not None:
+            row += wide[(job.project, job.name)]
         table.add_row(*row)
     return table
 
 
+def wide_cells(job: JobInfo) -> list[str]:
+    """`-o wide`'s cells of a job: its allocation, enforcement and why it pends."""
+    return [allocation_text(job.allocation), enforcement_text(job), job.pending_reason or "-"]
+
+
 def describe_lines(job: JobInfo, now: float) -> list[tuple[str, str]]:
     """The key/value block of `runai describe job` (Run:ai prints the same kind of block)."""
+    from ..enforcement.mechanisms import display_enforcement
+
     alloc = job.allocation
     lines = [
         ("NAME", job.name),

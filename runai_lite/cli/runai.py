@@ -2,9 +2,10 @@
 
 Nothing heavy is imported here: backends, rich tables and the GPU catalog load inside the commands
 that need them, so `runai --help` and `runai list` start fast and never load kubernetes or pynvml.
+Annotations are evaluated here, not postponed (no `from __future__ import annotations`): Typer
+reads every command's signature when it builds the command tree, and resolving postponed
+annotations from their text cost more than all the rest of building it.
 """
-
-from __future__ import annotations
 
 import re
 import sys
@@ -231,16 +232,24 @@ def submit(
 def _show_jobs(ctx: typer.Context, all_projects: bool, project: str | None, output: Output) -> None:
     s = session(ctx)
     chosen = None if all_projects else s.project(project)
-    jobs = s.backend.list_jobs(chosen)
+    if output is Output.TABLE:  # plain rows, no record models: the common case stays cheap
+        jobs, wide = s.backend.job_summaries(chosen), None
+    else:
+        records = s.backend.list_jobs(chosen)
+        if output is not Output.WIDE:
+            if not records and chosen is not None:
+                s.require_project_exists(chosen)
+            emit_data([j.to_json() for j in records], output.value)
+            return
+        from .render import wide_cells
+
+        jobs, wide = [j.summary() for j in records], {(j.project, j.name): wide_cells(j) for j in records}
     if not jobs and chosen is not None:
         s.require_project_exists(chosen)  # "no jobs" must not hide a mistyped project
-    if output in (Output.JSON, Output.YAML):
-        emit_data([j.to_json() for j in jobs], output.value)
-        return
     from .render import jobs_table
 
     heading = "Showing jobs for all projects" if chosen is None else f"Showing jobs for project {chosen}"
-    show(heading, jobs_table(jobs, time.time(), wide=output is Output.WIDE) if jobs else "No jobs found.")
+    show(heading, jobs_table(jobs, time.time(), wide) if jobs else "No jobs found.")
 
 
 @list_app.callback(invoke_without_command=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UserError
+from ..kinds import dns1123_problem
 from .config import CliConfig, load_config, save_config
 
 if TYPE_CHECKING:
@@ -59,8 +60,6 @@ class CliSession:
 
 def check_name(what: str, name: str, example: str) -> None:
     """Job and project names are DNS-1123 labels (they become Kubernetes names)."""
-    from ..model import dns1123_problem
-
     problem = dns1123_problem(name)
     if problem:
         raise UserError(f"invalid {what} {name!r}: {problem}", f"use a name such as {example}")

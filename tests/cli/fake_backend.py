@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from runai_lite.backends.api import JobInfo, NodeView, ProjectInfo
+from runai_lite.backends.summary import JobSummary
 from runai_lite.errors import NotFoundError, UserError
 from runai_lite.model import JobSpec, JobStatus
 
@@ -43,6 +44,9 @@ class FakeBackend:
 
     def list_jobs(self, project: str | None) -> list[JobInfo]:
         return [j for (p, _), j in self.jobs.items() if project is None or p == project]
+
+    def job_summaries(self, project: str | None) -> list[JobSummary]:
+        return [job.summary() for job in self.list_jobs(project)]
 
     def get_job(self, project: str, name: str) -> JobInfo:
         try:

@@ -127,7 +127,9 @@ def test_repair_of_a_file_that_is_no_database_keeps_it_and_starts_afresh(home: P
     for suffix in ("-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     with pytest.raises(OperationalError, match="is damaged"):
-        LocalBackend(home)
+        LocalBackend(home).list_projects()
+    listed = _cli(home, "runai", "list", "-A")  # read without the store: the same message and way out
+    assert listed.returncode == 1 and "is damaged" in listed.stderr and "runai-adm local repair" in listed.stderr
     done = _cli(home, "runai-adm", "local", "repair")
     assert done.returncode == 0, done.stderr
     assert "config: 0 row(s) recovered" in done.stdout and "run `runai-adm local init` again" in done.stdout

@@ -190,11 +190,14 @@ def test_gpu_and_partition_rows_come_back_typed(tmp_path: Path) -> None:
 
 def test_only_the_store_speaks_sql_in_the_embedded_backend() -> None:
     package = Path(__file__).resolve().parents[2] / "runai_lite" / "backends" / "local"
-    speaking = [str(p.relative_to(package)) for p in package.rglob("*.py")
-                if p.name != "store.py" and ".execute" in p.read_text()]
-    assert speaking == ["names.py"]  # TAB completion's names, read without loading the store
-    names = (package / "names.py").read_text()
-    assert "mode=ro" in names and re.findall(r'"(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP)\b', names) == ["SELECT"] * 2
+    speaking = sorted(str(p.relative_to(package)) for p in package.rglob("*.py")
+                      if p.name != "store.py" and ".execute" in p.read_text())
+    # TAB completion's names and `runai list`'s rows, read without loading the store: read-only.
+    assert speaking == ["job_summaries.py", "names.py"]
+    for name, reads in (("names.py", 2), ("job_summaries.py", 2)):
+        text = (package / name).read_text()
+        assert "mode=ro" in text
+        assert re.findall(r'"(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP)\b', text.replace('f"', '"')) == ["SELECT"] * reads
 
 
 def test_completion_names_are_the_live_jobs_the_store_lists(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from ...model import JobSpec, JobStatus, JobType
 from ..api import (Event, FractionView, GpuView, JobInfo, JobOptions, JobUsage, MigInstanceView, NodeView,
                    ProjectInfo)
 from ..attempts import Attempt, AttemptEnd, separator
+from ..summary import JobSummary
 from . import conventions as k
 from .cache import ListingReader
 from .cluster import ClusterView, build_view, gpu_inventory, is_finished, node_gpu_models, product_model
@@ -127,6 +128,9 @@ class KubeBackend:
         nodes = {n["metadata"]["name"]: n for n in self.api.list(core("nodes"))}
         infos = [self._job_info(job, _pods_of(job, pods), nodes, events=()) for job in jobs]
         return sorted(infos, key=lambda j: (j.project, j.submitted_at, j.name))
+
+    def job_summaries(self, project: str | None) -> list[JobSummary]:
+        return [job.summary() for job in self.list_jobs(project)]
 
     def get_job(self, project: str, name: str) -> JobInfo:
         namespace = self._project_namespace(project)

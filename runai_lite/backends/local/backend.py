@@ -17,15 +17,19 @@ import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from typing import TYPE_CHECKING, Any
+
 from ...errors import OperationalError, UserError
-from ...model import JobSpec, text_problem
-from ..api import Event, JobInfo, JobUsage, NodeView, ProjectInfo
+from ...kinds import text_problem
+from ..summary import JobSummary
 from .control import ensure_daemon
-from .identity import current_umask, this_process
 from .paths import Home, system_socket
-from .runner import PROCESS
-from .service import LocalService, SubmitContext
-from .store import Store
+
+if TYPE_CHECKING:
+    from ...model import JobSpec
+    from ..api import Event, JobInfo, JobUsage, NodeView, ProjectInfo
+    from .service import SubmitContext
+    from .store import Store
 
 
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -35,22 +39,41 @@ class LocalBackend:
     name = "local"
 
     def __init__(self, home: Path | str | None = None):
-        socket_path = system_socket() if home is None else None
-        self.system = socket_path is not None
-        self.home: Home | None = None
-        self.store: Store | None = None
-        if socket_path is not None:
-            from .client import ServiceClient  # the machine-wide daemon's socket: pydantic adapters
+        self._socket = system_socket() if home is None else None
+        self.system = self._socket is not None
+        self.home: Home | None = None if self.system else Home.at(home)
+        self._store: Store | None = None
+        self._client: Any = None
 
-            self._service = ServiceClient(socket_path)
-        else:
-            self.home = Home.at(home)
-            self.store = Store(self.home.db)
-            self._service = LocalService(self.home, self.store, this_process)
+    @property
+    def store(self) -> Store | None:
+        """This process's own store (personal mode; opened with the service), None in system mode."""
+        if self.home is not None:
+            self._service  # noqa: B018 - opens it
+        return self._store
+
+    @property
+    def _service(self) -> Any:
+        """The service every call but `job_summaries` goes to, made on first use: the machine-wide
+        daemon's socket client, or a `LocalService` on this process's own store (either loads the
+        pydantic models, which `runai list` does without)."""
+        if self._client is None:
+            if self._socket is not None:
+                from .client import ServiceClient
+
+                self._client = ServiceClient(self._socket)
+            else:
+                from .identity import this_process
+                from .service import LocalService
+                from .store import Store
+
+                self._store = Store(self.home.db)
+                self._client = LocalService(self.home, self._store, this_process)
+        return self._client
 
     def close(self) -> None:
-        if self.store is not None:
-            self.store.close()
+        if self._store is not None:
+            self._store.close()
 
     def _daemon(self) -> None:
         if self.home is not None:
@@ -61,6 +84,8 @@ class LocalBackend:
     def current_user(self) -> str:
         """The account of the effective uid: $USER and $LOGNAME are not asked, since anyone can set
         them (`USER=alice runai logs ...` must not read alice's logs)."""
+        from .identity import this_process
+
         return this_process().user
 
     def submit(self, spec: JobSpec) -> JobInfo:
@@ -70,6 +95,14 @@ class LocalBackend:
     def list_jobs(self, project: str | None) -> list[JobInfo]:
         self._daemon()
         return self._service.list_jobs(project)
+
+    def job_summaries(self, project: str | None) -> list[JobSummary]:
+        self._daemon()
+        if self.home is None:
+            return [job.summary() for job in self._service.list_jobs(project)]
+        from .job_summaries import job_summaries
+
+        return job_summaries(self.home.db, project)
 
     def get_job(self, project: str, name: str) -> JobInfo:
         self._daemon()
@@ -116,6 +149,8 @@ class LocalBackend:
 
     def exec(self, project: str, name: str, argv: list[str], tty: bool = False, stdin: bool = False) -> int:
         self._daemon()
+        from .runner import PROCESS
+
         target = self._service.exec_target(project, name)
         if not argv:
             raise UserError("no command given", f"e.g. runai exec {name} -- nvidia-smi -L")
@@ -175,6 +210,9 @@ def _submit_context(spec: JobSpec) -> SubmitContext:
     if text_problem(cwd):
         cwd = "/" if spec.working_dir is not None else cwd
     env = {key: value for key, value in os.environ.items() if not text_problem(f"{key}={value}")}
+    from .identity import current_umask
+    from .service import SubmitContext
+
     try:
         return SubmitContext(cwd=cwd, umask=current_umask(), env=env)
     except ValueError:

@@ -26,7 +26,6 @@ from pathlib import Path
 
 from ...errors import OperationalError, UserError
 from .paths import PIDFILE_READY, SOCKET_DIR_MODE, Home, lock_held, lock_holder, open_private, system_dirs
-from .store import Store
 
 START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 15.0
@@ -127,6 +126,8 @@ def home_of(home: Path | str | None, system: bool) -> tuple[Home, Path | None]:
 
 def daemon_status(home: Path | str | None = None, system: bool = False) -> DaemonStatus:
     home_dir, socket_path = home_of(home, system)
+    from .store import Store  # its models load only for the commands that read the store
+
     store = Store(home_dir.db)
     try:
         config = store.all_config()
@@ -208,6 +209,8 @@ def _start_failure(home: Home) -> OperationalError:
         reason = home.daemon_error.read_text().strip()
     except FileNotFoundError:
         reason = f"it exited; see {home.daemon_log}"
+    from .store import Store  # its models load only for the commands that read the store
+
     store = Store(home.db)
     try:
         simulated = store.config("simulate")
@@ -291,6 +294,8 @@ def configure(home: Path | str | None = None, simulate: str | None = None, enfor
 
         parse_address(metrics_address)
     home_dir, _ = home_of(home, system)
+    from .store import Store  # its models load only for the commands that read the store
+
     store = Store(home_dir.db)
     try:
         previous = store.config("simulate")

@@ -1,0 +1,26 @@
+"""`JobSummary`: what one row of `runai list` shows of a job, as plain values.
+
+A backend that can read these more cheaply than whole `JobInfo` records (the embedded one, from its
+database without building a pydantic model per job) offers them through `Backend.job_summaries`;
+any other makes them from its records with `JobInfo.summary`. Either way the table is the same.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ..kinds import JobStatus, JobType
+
+
+class JobSummary(NamedTuple):
+    name: str
+    project: str
+    status: JobStatus
+    type: JobType
+    image: str
+    user: str
+    submitted_at: float
+    node: str | None  # where it runs, or ran once it ended; None while it waits
+    requested: str  # the GPU request as typed: `1`, `0.5`, `10GB`, `2g.10gb`; `0` for none
+    allocated_gpus: float | None  # None while it holds nothing
+    allocated_mig_profile: str | None  # the MIG partition's profile, when it holds one
