@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runai_lite.scheduler.placement import POLICY_NAMES, Choice, Demand, FractionCluster, make_policy
+from runai_lite.scheduler.placement.confinement import foreign_weight
 from runai_lite.scheduler.placement.fragmentation import FragmentModel
 
 MODELS = ("A", "B")
@@ -62,16 +63,20 @@ def test_choices_are_feasible_and_none_only_when_nothing_fits(c, sequence, name)
     assert np.array_equal(c.free[c.free >= 0], np.array([f for free in c.gpu_free for f in free], dtype=np.int64))
 
 
-def naive_fragment(c: FractionCluster, node: int, workload, cpu_limited: bool = False) -> float:
+def naive_fragment(c: FractionCluster, node: int, workload, cpu_limited: bool = False, foreign: bool = True) -> float:
     """F(node) = sum_m p_m F_m(node), straight from the paper's definition (with `cpu_limited`, m
-    uses at most as much idle share as the jobs of m that the free CPU allows)."""
+    uses at most as much idle share as the jobs of m that the free CPU allows; without `foreign`,
+    GPU demands that may not use the node's model count nothing)."""
     total = sum(w for _, w in workload)
     free = c.gpu_free[node]
     idle = sum(free)
     cpu = math.inf if c.cpu_free[node] is None else c.cpu_free[node]
     fragment = 0.0
     for m, weight in workload:
-        if not m.needs_gpu or (m.gpu_models and c.gpu_model[node] not in m.gpu_models) or cpu < m.cpu_milli:
+        kept_off = m.needs_gpu and m.gpu_models and c.gpu_model[node] not in m.gpu_models
+        if kept_off and not foreign:
+            continue
+        if not m.needs_gpu or kept_off or cpu < m.cpu_milli:
             part = idle
         else:
             need = c.share_on(node, m) if m.is_fraction else 1000
@@ -109,6 +114,32 @@ def test_vectorised_fragment_matches_the_definition(c, workload, cpu_limited):
                     predicted = table.whole_after(np.array([node]), demand.gpus, demand.cpu_milli)[row, 0]
                 c.assign(Choice(node, gpus), demand)
                 assert math.isclose(predicted, naive_fragment(c, node, workload, cpu_limited), rel_tol=1e-9, abs_tol=1e-6)
+                c.release(Choice(node, gpus), demand)
+
+
+@settings(max_examples=60)
+@given(clusters(), st.lists(st.tuples(demands, st.floats(0.1, 5)), min_size=1, max_size=5))
+def test_less_the_foreign_share_fgds_decrease_is_that_of_the_measure_of_allowed_demands(c, workload):
+    """FGD's fragment decrease minus share taken x foreign weight (what `default` ranks by) equals
+    the decrease of F counted only over the demands that may use the node, for every option."""
+    table = FragmentModel(workload).table(c)
+    table.refresh(np.arange(len(c)))
+    foreign = foreign_weight(FragmentModel(workload), c)
+    for demand, _ in workload:
+        for node in range(len(c)):
+            for gpus in c.gpu_options(node, demand):
+                one = np.array([node])
+                if demand.is_fraction:
+                    taken = int(c.shares(one, demand)[0])
+                    after = table.fraction_after(one, c.shares(one, demand), demand.cpu_milli)[0, 0, gpus[0]]
+                else:
+                    taken = demand.gpus * 1000
+                    after = table.whole_after(one, demand.gpus, demand.cpu_milli)[0, 0]
+                ranked = table.fragment[0, node] - after - taken * foreign[node]
+                before = naive_fragment(c, node, workload, foreign=False)
+                c.assign(Choice(node, gpus), demand)
+                assert math.isclose(ranked, before - naive_fragment(c, node, workload, foreign=False),
+                                    rel_tol=1e-9, abs_tol=1e-6)
                 c.release(Choice(node, gpus), demand)
 
 

@@ -160,3 +160,45 @@ def test_default_breaks_into_untouched_nodes_in_fgds_order_not_the_roomiest():
     c = cluster(("n2", [1000] * 4), ("n1", [1000] * 4), cpu=[20000, 40000])
     demand = Demand(share_milli=500, cpu_milli=4000)
     assert make_policy("default", workload=workload).choose(c, demand).node == 1
+
+
+# Stories of model-confined work. Nodes: (name, GPU model, GPUs); workload: (demand, weight);
+# each arrival is placed in turn; expected: per policy, the node each arrival lands on (None: fails).
+G2, T4 = ("G2",), ("T4",)
+CONFINED_STORIES = [
+    pytest.param(
+        [("g2", "G2", 1), ("t4", "T4", 1)],
+        [(Demand(gpus=1), 2.0), (Demand(gpus=1, gpu_models=G2), 2.0), (Demand(gpus=1, gpu_models=T4), 1.0)],
+        [Demand(gpus=1), Demand(gpus=1, gpu_models=T4)],
+        {"fgd": ["t4", None], "default": ["g2", "t4"]},
+        id="a T4-only job finds the T4 node because the job that could run anywhere did not take it",
+    ),
+    pytest.param(
+        [("g2-a", "G2", 1), ("g2-b", "G2", 1), ("t4", "T4", 1)],
+        [(Demand(gpus=1), 2.0), (Demand(gpus=1, gpu_models=G2), 2.0), (Demand(gpus=1, gpu_models=T4), 1.0)],
+        [Demand(gpus=1), Demand(gpus=1), Demand(gpus=1, gpu_models=T4)],
+        {"fgd": ["t4", "g2-a", None], "default": ["g2-a", "g2-b", "t4"]},
+        id="two jobs that could run anywhere fill the G2 nodes and leave the T4 node to the T4-only job",
+    ),
+    pytest.param(
+        [("g2", "G2", 1), ("t4", "T4", 1)],
+        [(Demand(gpus=1), 2.0), (Demand(share_milli=500), 1.0)],
+        [Demand(gpus=1), Demand(gpus=1)],
+        {"fgd": ["g2", "t4"], "default": ["g2", "t4"]},
+        id="a workload that names no model is scored as FGD scores it",
+    ),
+]
+
+
+@pytest.mark.parametrize(("nodes", "workload", "arrivals", "expected"), CONFINED_STORIES)
+def test_work_that_could_run_anywhere_leaves_a_confined_jobs_model_to_it(nodes, workload, arrivals, expected):
+    for name, placements in expected.items():
+        c = cluster(*((n, [1000] * gpus) for n, _, gpus in nodes), models=[m for _, m, _ in nodes])
+        policy = make_policy(name, workload=workload)
+        landed = []
+        for demand in arrivals:
+            choice = policy.choose(c, demand)
+            landed.append(None if choice is None else c.names[choice.node])
+            if choice is not None:
+                c.assign(choice, demand)
+        assert landed == placements, name

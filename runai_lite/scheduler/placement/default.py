@@ -11,6 +11,12 @@ jobs like it that the free CPU can still start), then the smallest node name. Am
 nodes the CPU-limited measure is not consulted: it prefers the nodes with the most free CPU, which
 are the only ones the largest jobs fit; FGD's own order packs breaking-in work onto the same few.
 
+Both measures count a node's idle share only against the typical demands that may use its GPU
+model (confinement.py). FGD counts it against every demand, so taking share on a node of a model
+that little of the workload names looks like a large fragment decrease: work that could run
+anywhere is drawn to exactly the nodes that pods confined to those models can only use, and they
+fail once those nodes are full. Without model constraints in the workload the two are the same.
+
 Measurements, and the variants tried and dropped, are in docs/benchmarks.md.
 """
 
@@ -25,4 +31,4 @@ from .policies import FragmentScorer, ScoredPolicy
 
 def make_default(workload: Sequence[tuple[Demand, float]]) -> ScoredPolicy:
     model = FragmentModel(workload, measures=("fgd", "cpu-limited"))
-    return ScoredPolicy("default", FragmentScorer(model, keep_untouched=True))
+    return ScoredPolicy("default", FragmentScorer(model, keep_untouched=True, foreign_idle_is_fragment=False))

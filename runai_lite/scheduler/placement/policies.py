@@ -23,6 +23,7 @@ import numpy as np
 from ...model import MILLI
 from . import feasible as fz
 from .cluster import Choice, Demand, FractionCluster
+from .confinement import foreign_weight
 from .fragmentation import FragmentModel, FragmentTable
 
 MAX_SPEC_CPU = 128_000  # the simulator's normalisers: the largest node's CPU and GPU share
@@ -135,12 +136,16 @@ class FragmentScorer:
     fraction the GPU that lowers it most (lowest index among equals). A model with several
     fragment measures ranks by them in turn."""
 
-    def __init__(self, model: FragmentModel, *, keep_untouched: bool = False):
+    def __init__(self, model: FragmentModel, *, keep_untouched: bool = False, foreign_idle_is_fragment: bool = True):
         self.model = model
         # Between the first measure and the next: GPU work prefers nodes already running GPU work,
         # keeping untouched nodes whole for jobs that need all their GPUs.
         self.keep_untouched = keep_untouched
+        # False: idle share counts only against the typical demands that may use the node's model
+        # (confinement.py), so work is not drawn to the nodes few demands may use.
+        self.foreign_idle_is_fragment = foreign_idle_is_fragment
         self._tables: weakref.WeakKeyDictionary[FractionCluster, FragmentTable] = weakref.WeakKeyDictionary()
+        self._foreign: weakref.WeakKeyDictionary[FractionCluster, np.ndarray] = weakref.WeakKeyDictionary()
 
     def table(self, cluster: FractionCluster) -> FragmentTable:
         table = self._tables.get(cluster)
@@ -159,11 +164,22 @@ class FragmentScorer:
             in_use = (fz.full_gpus(cluster, nodes) < cluster.gpu_count[nodes]).astype(np.float64)[:, None]
         if demand.is_fraction:
             fits, share = fz.fraction_options(cluster, nodes, demand)
-            after = table.fraction_after(nodes, share, demand.cpu_milli)
-            return self._rank(before[:, :, None] - after, in_use), fits
+            delta = before[:, :, None] - table.fraction_after(nodes, share, demand.cpu_milli)
+            return self._rank(self._without_foreign(cluster, nodes, share, delta), in_use), fits
         ok = fz.node_fits(cluster, nodes, demand)
-        after = table.whole_after(nodes, demand.gpus, demand.cpu_milli)
-        return self._rank((before - after)[:, :, None], in_use), ok[:, None]
+        delta = (before - table.whole_after(nodes, demand.gpus, demand.cpu_milli))[:, :, None]
+        return self._rank(self._without_foreign(cluster, nodes, demand.gpus * MILLI, delta), in_use), ok[:, None]
+
+    def _without_foreign(self, cluster: FractionCluster, nodes: np.ndarray, taken: np.ndarray | int,
+                         delta: np.ndarray) -> np.ndarray:
+        """The fragment decrease less what FGD credits for taking idle share that demands kept off
+        the node's model could never use (`taken` x their weight; confinement.py)."""
+        if self.foreign_idle_is_fragment:
+            return delta
+        foreign = self._foreign.get(cluster)
+        if foreign is None:
+            foreign = self._foreign[cluster] = foreign_weight(self.model, cluster)
+        return delta - (taken * foreign[nodes])[None, :, None]
 
     @staticmethod
     def _rank(delta: np.ndarray, in_use: np.ndarray | None) -> np.ndarray:
