@@ -2,10 +2,12 @@
 `best-fit` with the LP bound, then one Markdown table: allocation % by arrival, the bound, pods/s.
 
 Runs `--jobs` replays at a time (each one process, one core), keeps each mix's JSON in `--out`
-(a mix already there is not run again), so an interrupted grid resumes.
+and runs only what a mix's JSON lacks (a policy, the bound) or what `--rerun` names, so an
+interrupted grid resumes and a changed policy is re-run alone.
 
     .venv/bin/python benchmarks/openb_grid.py --out openb-grid --jobs 2
     .venv/bin/python benchmarks/openb_grid.py --out openb-grid --mixes default,gpuspec33 --seeds 42
+    .venv/bin/python benchmarks/openb_grid.py --out openb-grid --rerun default   # after changing default
 """
 
 from __future__ import annotations
@@ -25,17 +27,37 @@ POINTS = ("85", "90", "95", "100", "110", "120", "130")
 
 
 def run_mix(mix: str, args: argparse.Namespace) -> dict:
+    """The mix's JSON in `--out`, with every asked policy and the bound: only what it lacks is
+    run (policies in `--rerun` are run again), then merged in, so a grid grows one policy at a
+    time and a changed policy is re-run without re-running the others or the bound."""
     target = args.out / f"{mix}.json"
-    if target.exists():
-        return json.loads(target.read_text())
-    command = [sys.executable, str(Path(__file__).with_name("openb.py")), "--mix", mix, "--policy", args.policy,
-               "--seeds", args.seeds, "--bound", "--json", *args.extra]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise SystemExit(f"{mix}: openb.py failed:\n{done.stderr}")
-    target.write_text(done.stdout)
-    print(f"  {mix}: done", file=sys.stderr)
-    return json.loads(done.stdout)
+    wanted = [p for p in args.policy.split(",") if p]
+    done = json.loads(target.read_text()) if target.exists() else None
+    have = set(done["policies"]) - set(args.rerun.split(",")) if done else set()
+    missing = [p for p in wanted if p not in have]
+    need_bound = "bound" not in have
+    if not missing and not need_bound:
+        return done
+    command = [sys.executable, str(Path(__file__).with_name("openb.py")), "--mix", mix,
+               "--policy", ",".join(missing or wanted[:1]), "--seeds", args.seeds, "--json", *args.extra]
+    if need_bound:
+        command.append("--bound")
+    run = subprocess.run(command, capture_output=True, text=True, check=False)
+    if run.returncode:
+        raise SystemExit(f"{mix}: openb.py failed:\n{run.stderr}")
+    fresh = json.loads(run.stdout)
+    if done is not None:
+        if done["seeds"] != fresh["seeds"]:
+            raise SystemExit(f"{mix}: {target} holds seeds {done['seeds']}, not {fresh['seeds']}; use another --out")
+        kept = {name: summary for name, summary in done["policies"].items() if name in have}
+        fresh["policies"] = {**kept, **{name: fresh["policies"][name] for name in missing}}
+        if not need_bound:
+            fresh["policies"]["bound"] = done["policies"]["bound"]
+    order = [*wanted, *(name for name in fresh["policies"] if name not in wanted and name != "bound"), "bound"]
+    fresh["policies"] = {name: fresh["policies"][name] for name in order if name in fresh["policies"]}
+    target.write_text(json.dumps(fresh))
+    print(f"  {mix}: ran {', '.join(missing + (['bound'] if need_bound else []))}", file=sys.stderr)
+    return fresh
 
 
 def table(results: dict[str, dict]) -> str:
@@ -56,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mixes", default=",".join(MIX_NAMES))
     parser.add_argument("--policy", default="default,fgd,best-fit")
     parser.add_argument("--seeds", default="42,43,44,45,46,47,48,49,50,51")
+    parser.add_argument("--rerun", default="", help="policies to run again even where a mix's JSON has them")
     parser.add_argument("--jobs", type=int, default=2, help="replays at a time")
     parser.add_argument("extra", nargs="*", help="more openb.py arguments (after --)")
     args = parser.parse_args(argv)

@@ -128,3 +128,34 @@ def test_plot_draws_ours_beside_the_published_curves(tmp_path):
                            str(tmp_path / "plot.png")], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_grid_runs_only_what_a_mix_lacks_and_keeps_the_rest(tmp_path):
+    trace = ["--", "--nodes", str(write_nodes(tmp_path / "n.csv")), "--pods", str(write_pods(tmp_path / "p.csv", five_columns=True))]
+    out = tmp_path / "grid"
+
+    def grid(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(REPO / "benchmarks" / "openb_grid.py"), "--out", str(out), "--mixes", "default",
+                               "--seeds", "1", *args, *trace], capture_output=True, text=True, timeout=120, cwd=REPO)
+
+    first = grid("--policy", "best-fit")
+    assert first.returncode == 0, first.stderr
+    assert "ran best-fit, bound" in first.stderr
+    kept = json.loads((out / "default.json").read_text())["policies"]
+    assert list(kept) == ["best-fit", "bound"]
+
+    second = grid("--policy", "best-fit,fgd")
+    assert second.returncode == 0, second.stderr
+    assert "ran fgd" in second.stderr and "bound" not in second.stderr
+    grown = json.loads((out / "default.json").read_text())["policies"]
+    assert list(grown) == ["best-fit", "fgd", "bound"]
+    assert grown["best-fit"] == kept["best-fit"] and grown["bound"] == kept["bound"]
+    assert "| default | fgd |" in second.stdout and "| default | bound |" in second.stdout
+
+    assert "ran fgd" in grid("--policy", "best-fit,fgd", "--rerun", "fgd").stderr
+    assert "ran" not in grid("--policy", "best-fit,fgd").stderr  # nothing lacking: nothing run
+
+    other_seeds = subprocess.run([sys.executable, str(REPO / "benchmarks" / "openb_grid.py"), "--out", str(out), "--mixes", "default",
+                                  "--seeds", "2", "--rerun", "fgd", *trace], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert other_seeds.returncode != 0 and "holds seeds [1], not [2]" in other_seeds.stderr
+    assert json.loads((out / "default.json").read_text())["policies"]["best-fit"] == kept["best-fit"]
