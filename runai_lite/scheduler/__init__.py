@@ -14,7 +14,9 @@ Layout, one concern per module (actions separated from policies, in the KAI-Sche
   deserved quota and reclaim; where a MIG profile goes and what it costs; fraction placement);
 - `state` (the working copy of the snapshot), `shared_gpus` (the placement package's view of it),
   `session` (commits a chosen option; trials rolled back), `recorder` (the plan being written and
-  its wording), `mig_cache` (MIG choices per layout), `reasons` (why a job stays pending).
+  its wording), `mig_cache` (MIG choices per layout), `reasons` (why a job stays pending);
+- `carried`: `CarriedPlanner`, `plan` keeping the working state between calls (a controller's
+  planner: only what changed is built again).
 """
 
 from .engine import plan

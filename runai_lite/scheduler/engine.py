@@ -35,9 +35,17 @@ class Unplaced:
 
 def plan(snapshot: Snapshot) -> Plan:
     """Decide what to do next. Pure and deterministic: the same snapshot gives the same plan."""
-    if not any(job.status is JobStatus.PENDING for job in snapshot.jobs):
+    if not has_pending(snapshot):
         return Plan()  # only pending jobs are placed: skip building the working state of a large cluster
-    session = Session(snapshot)
+    return cycle(Session(snapshot))
+
+
+def has_pending(snapshot: Snapshot) -> bool:
+    return any(job.status is JobStatus.PENDING for job in snapshot.jobs)
+
+
+def cycle(session: Session) -> Plan:
+    """One cycle over a session's pending jobs; the plan. It changes the session's state."""
     # A job that found no room fails again for an identical job until something is released or a
     # project goes over its quota (placements only take room): `session.generation` counts those.
     failed: dict[tuple, tuple[int, Unplaced]] = {}

@@ -39,13 +39,17 @@ class BestMigPlace(NamedTuple):
 
 
 class MigChoices:
-    """The per-signature caches of one scheduling session."""
+    """The per-signature caches of a scheduling session (or of several: `carried.py` keeps them,
+    as nothing in them depends on more than a signature)."""
 
     def __init__(self) -> None:
         self._places: dict[tuple, list[MigPlace]] = {}
         self._best: dict[tuple, tuple[tuple, MigProfile, MigPlace, bool] | None] = {}
         self._runs: dict[tuple, int] = {}
         self._candidates: dict[tuple, tuple[MigProfile, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self._places) + len(self._best) + len(self._runs) + len(self._candidates)
 
     def candidates(self, request: GpuRequest, gpu: GpuState) -> tuple[MigProfile, ...]:
         """The profiles that serve `request` on the GPU's model, smallest first."""

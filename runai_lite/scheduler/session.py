@@ -20,7 +20,7 @@ from typing import NamedTuple
 from ..model import MILLI, Allocation, AllocationKind, Bind, CreateMig, DestroyMig, Job, Preempt, Reserve, Snapshot
 from .mig_cache import MigChoices
 from .mig_choice import MigTarget
-from .placement import make_policy
+from .placement import PlacementPolicy, make_policy
 from .recorder import (
     PlanRecorder,
     bind_reason,
@@ -63,17 +63,24 @@ class Option:
 
 @dataclass
 class Session:
+    """Built from the snapshot, or over a working state carried from earlier plans (`carried.py`),
+    which must be what `ClusterState(snapshot)` and `SharedGpus` would build, with the policy
+    and MIG caches of the same workload."""
+
     snapshot: Snapshot
-    state: ClusterState = field(init=False)
-    shared: SharedGpus = field(init=False)
+    state: ClusterState = None  # type: ignore[assignment]
+    shared: SharedGpus = None  # type: ignore[assignment]
+    policy: PlacementPolicy = None  # type: ignore[assignment]
     plan: PlanRecorder = field(default_factory=PlanRecorder)
     mig: MigChoices = field(default_factory=MigChoices)
     generation: int = 0  # bumped whenever room is released or more work becomes reclaimable
 
     def __post_init__(self) -> None:
-        self.state = ClusterState(self.snapshot)
-        self.shared = SharedGpus(self.state)
-        self.policy = make_policy(self.snapshot.policy, workload=workload_of(self.snapshot.jobs))
+        if self.state is None:
+            self.state = ClusterState(self.snapshot)
+            self.shared = SharedGpus(self.state)
+        if self.policy is None:
+            self.policy = make_policy(self.snapshot.policy, workload=workload_of(self.snapshot.jobs))
 
     def job(self, job_id: str) -> Job:
         return self.state.jobs[job_id]

@@ -24,6 +24,18 @@ class Slot:
     gpus: tuple[GpuState, ...]
 
 
+def _slot_gpus(node: NodeState) -> list[list[GpuState]]:
+    """A schedulable node's shared GPUs as slots: one per GPU model (and memory), or one without
+    GPUs (CPU-only work still lands there); none for a node that takes no work."""
+    if not node.schedulable:
+        return []
+    groups: dict[tuple[str, int], list[GpuState]] = {}
+    for gpu in node.gpus.values():
+        if not gpu.mig_only:
+            groups.setdefault((gpu.model_name, gpu.memory_mib), []).append(gpu)
+    return list(groups.values()) or [[]]
+
+
 def demand_of(job: Job) -> Demand | None:
     """What a job needs from shared GPUs; None when only MIG can serve it."""
     request = job.request
@@ -72,13 +84,7 @@ class SharedGpus:
         self.slots_of: dict[str, list[int]] = {}
         self._slot_of_gpu: dict[tuple[str, int], tuple[int, int]] = {}
         for node in state.nodes.values():
-            if not node.schedulable:
-                continue
-            groups: dict[tuple[str, int], list[GpuState]] = {}
-            for gpu in node.gpus.values():
-                if not gpu.mig_only:
-                    groups.setdefault((gpu.model_name, gpu.memory_mib), []).append(gpu)
-            for gpus in groups.values() or [[]]:
+            for gpus in _slot_gpus(node):
                 self.slots_of.setdefault(node.name, []).append(len(self.slots))
                 for local, gpu in enumerate(gpus):
                     self._slot_of_gpu[(node.name, gpu.index)] = (len(self.slots), local)
@@ -92,11 +98,39 @@ class SharedGpus:
             cpu_free_milli=[totals[s.node.name].cpu_milli for s in self.slots],
             memory_free_mib=[totals[s.node.name].memory_mib for s in self.slots],
         )
-        for job_id, allocation in sorted(state.allocations.items()):
+        self._hold_all(state.allocations)
+
+    def _hold_all(self, allocations: dict[str, Allocation]) -> None:
+        for job_id, allocation in sorted(allocations.items()):
             try:
-                self.hold(state.jobs[job_id], allocation)
+                self.hold(self.state.jobs[job_id], allocation)
             except ValueError:  # an over-committed snapshot: invariants report it; place around it
                 continue
+
+    def refresh(self, names: set[str]) -> bool:
+        """After the state built the nodes `names` again and held their jobs: point their slots at
+        the new nodes, empty them and hold again what the state holds there, as a fresh build
+        would. False (nothing changed) when a node's slots would change shape: build anew then."""
+        nodes = {n.name: n for n in self.state.snapshot.nodes if n.name in names}
+        changes = []
+        for name in names:
+            node = self.state.nodes.get(name)
+            groups = _slot_gpus(node) if node is not None else []
+            slots = self.slots_of.get(name, [])
+            if len(groups) != len(slots):
+                return False
+            for index, gpus in zip(slots, groups):
+                shape = (tuple(g.index for g in gpus), gpus[0].model_name if gpus else "",
+                         gpus[0].memory_mib if gpus else 0)
+                if shape != (tuple(g.index for g in self.slots[index].gpus), self.cluster.gpu_model[index],
+                             self.cluster.gpu_memory_mib[index]):
+                    return False
+                changes.append((index, node, gpus))
+        for index, node, gpus in changes:
+            self.slots[index] = Slot(node, tuple(gpus))
+            self.cluster.reset(index, len(gpus), nodes[node.name].cpu_milli, nodes[node.name].memory_mib)
+        self._hold_all({job: a for job, a in self.state.allocations.items() if a.node in names})
+        return True
 
     def _slot_name(self, index: int) -> str:
         slot = self.slots[index]

@@ -15,7 +15,7 @@ from fractions import Fraction
 
 from ..gpu.catalog import GpuModel, MigProfile, default_catalog
 from ..gpu.mig_layout import Placed
-from ..model import MILLI, Allocation, AllocationKind, Gpu, Job, JobStatus, Snapshot
+from ..model import MILLI, Allocation, AllocationKind, Gpu, Job, JobStatus, Node, Snapshot
 
 
 @dataclass(slots=True)
@@ -135,6 +135,12 @@ def _profile_for(model: GpuModel | None, name: str, size: int | None) -> MigProf
                       max_instances=8, starts=tuple(range(8)))
 
 
+def holders(snapshot: Snapshot) -> list[Job]:
+    """The snapshot's jobs that hold an allocation, by id (the order they are held in)."""
+    return sorted((j for j in snapshot.jobs if j.status.holds_resources and j.allocation is not None),
+                  key=lambda j: j.id)
+
+
 class ClusterState:
     """Mutable view of a snapshot. Every change goes through `hold`, `release`, `create`, `destroy`."""
 
@@ -148,28 +154,65 @@ class ClusterState:
         self.firm_usage: dict[str, Fraction] = {}  # project -> GPUs held by non-preemptible jobs
         self.allocations: dict[str, Allocation] = {}  # job id -> what it holds now
         self.charges: dict[str, Fraction] = {}
-        self.preempted: set[str] = set()  # stopping jobs (status Preempted in the snapshot)
         self.nodes: dict[str, NodeState] = {}
         self._groups: dict[tuple, list[GpuState]] = {}
         self._signature_of: dict[GpuState, tuple] = {}
         self._mig_changed: set[GpuState] = set()
+        # Nodes whose GPUs, CPU or memory changed since the last `touched.clear()`: what a carried
+        # state (`carried.py`) builds again before the next plan.
+        self.touched: set[str] = set()
         for node in sorted(snapshot.nodes, key=lambda n: n.name):
-            gpus = {g.index: self._gpu_state(node.name, g) for g in sorted(node.gpus, key=lambda g: g.index)}
-            self._mig_changed.update(gpus.values())
-            self.nodes[node.name] = NodeState(node.name, node.schedulable, node.cpu_milli, node.memory_mib, gpus)
-        self._instance_claims(snapshot)
-        # Running preemptible jobs by project: the only possible victims (jobs bound by this
-        # plan are not running yet; Preempted ones are already stopping).
+            self.nodes[node.name] = self._node_state(node)
+        holding = holders(snapshot)
+        for job in holding:
+            self.hold(job.id, job.allocation)  # type: ignore[arg-type]
+        self.preempted: set[str] = set()  # stopping jobs (status Preempted in the snapshot)
         self.preemptible_running: dict[str, list[Job]] = {}
-        for job in sorted(snapshot.jobs, key=lambda j: j.id):
-            if job.status.holds_resources and job.allocation is not None:
-                self.hold(job.id, job.allocation)
-                if job.status is JobStatus.PREEMPTED:
-                    self.preempted.add(job.id)
-                elif job.type.preemptible:
-                    self.preemptible_running.setdefault(job.project, []).append(job)
+        self.index_holders(holding)
 
     # ---------------------------------------------------------------------------------------- build
+
+    def index_holders(self, holding: list[Job]) -> None:
+        """Stopping jobs, and the running preemptible jobs by project: the only possible victims
+        (jobs bound by this plan are not running yet; Preempted ones are already stopping).
+        `holding`: the snapshot's `holders`."""
+        self.preempted = set()
+        self.preemptible_running = {}
+        for job in holding:
+            if job.status is JobStatus.PREEMPTED:
+                self.preempted.add(job.id)
+            elif job.type.preemptible:
+                self.preemptible_running.setdefault(job.project, []).append(job)
+
+    def _node_state(self, node: Node) -> NodeState:
+        gpus = {g.index: self._gpu_state(node.name, g) for g in sorted(node.gpus, key=lambda g: g.index)}
+        self._mig_changed.update(gpus.values())
+        state = NodeState(node.name, node.schedulable, node.cpu_milli, node.memory_mib, gpus)
+        # Instances whose `job` names no job we know are used by something else: never touch them.
+        for gpu in node.gpus:
+            for inst in gpu.mig_instances:
+                if inst.job and inst.job not in self.jobs:
+                    found = gpus[gpu.index].instance_at(inst.start)
+                    if found is not None:
+                        found.foreign = True
+        return state
+
+    def replace_node(self, name: str, node: Node | None) -> None:
+        """Build one node again from `node` (None: drop it), holding nothing: the caller holds its
+        jobs again. Its old GPUs leave the MIG layout groups. New nodes go last: `sort_nodes()`."""
+        old = self.nodes.pop(name, None) if node is None else self.nodes.get(name)
+        for gpu in old.gpus.values() if old is not None else ():
+            self._mig_changed.discard(gpu)
+            signature = self._signature_of.pop(gpu, None)
+            if signature is not None:
+                self._groups[signature].remove(gpu)
+                if not self._groups[signature]:
+                    del self._groups[signature]
+        if node is not None:
+            self.nodes[name] = self._node_state(node)
+
+    def sort_nodes(self) -> None:
+        self.nodes = dict(sorted(self.nodes.items()))
 
     @staticmethod
     def _gpu_state(node: str, gpu: Gpu) -> GpuState:
@@ -183,16 +226,6 @@ class ClusterState:
         for inst in sorted(gpu.mig_instances, key=lambda i: i.start):
             state.instances.append(Instance(_profile_for(model, inst.profile, inst.size), inst.start, inst.uuid))
         return state
-
-    def _instance_claims(self, snapshot: Snapshot) -> None:
-        """Instances whose `job` names no job we know are used by something else: never touch them."""
-        for node in snapshot.nodes:
-            for gpu in node.gpus:
-                for inst in gpu.mig_instances:
-                    if inst.job and inst.job not in self.jobs:
-                        state = self.nodes[node.name].gpus[gpu.index].instance_at(inst.start)
-                        if state is not None:
-                            state.foreign = True
 
     # ------------------------------------------------------------------------------------ queries
 
@@ -224,6 +257,7 @@ class ClusterState:
 
     def hold(self, job_id: str, allocation: Allocation) -> None:
         job = self.jobs[job_id]
+        self.touched.add(allocation.node)
         node = self.nodes.get(allocation.node)
         if node is not None:
             if node.cpu_free is not None:
@@ -267,6 +301,7 @@ class ClusterState:
         self.usage[job.project] -= charge
         if not job.type.preemptible:
             self.firm_usage[job.project] -= charge
+        self.touched.add(allocation.node)
         node = self.nodes.get(allocation.node)
         if node is None:
             return allocation
@@ -296,12 +331,14 @@ class ClusterState:
         gpu.instances.sort(key=lambda i: i.start)
         gpu.version += 1
         self._mig_changed.add(gpu)
+        self.touched.add(gpu.node)
         return inst
 
     def destroy(self, gpu: GpuState, inst: Instance) -> None:
         gpu.instances.remove(inst)
         gpu.version += 1
         self._mig_changed.add(gpu)
+        self.touched.add(gpu.node)
 
     def mig_groups(self) -> dict[tuple, list[GpuState]]:
         """MIG GPUs (dynamic, or static ones whose instances may be used) grouped by layout

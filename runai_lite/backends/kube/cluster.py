@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 from ...gpu.catalog import GpuModel, default_catalog
@@ -191,6 +191,7 @@ class NodeInventory:
     ready: bool
     unschedulable: bool
     room: Resources | None
+    gpus: tuple[tuple[int, str, str, int, bool, bool], ...] = ()  # `_gpus_of`, worked out once
 
 
 def node_inventory(node: dict[str, Any]) -> NodeInventory:
@@ -208,7 +209,7 @@ def node_inventory(node: dict[str, Any]) -> NodeInventory:
     conditions = status.get("conditions") or []
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
     unschedulable = bool((node.get("spec") or {}).get("unschedulable"))
-    return NodeInventory(
+    inventory = NodeInventory(
         name=name, dynamic_mig=labels.get(k.DYNAMIC_MIG_LABEL) == "true", mig_label=mig_label, actual=actual,
         agent_errors=tuple(str(e) for e in report.get("errors") or []), desired=desired, inventory=inventory,
         plugin_gpus=int(k.parse_quantity((status.get("allocatable") or status.get("capacity") or {})
@@ -217,6 +218,7 @@ def node_inventory(node: dict[str, Any]) -> NodeInventory:
         memory_label=int(k.parse_quantity(labels.get(k.GPU_MEMORY_LABEL))),
         schedulable=not unschedulable and (ready or not conditions), ready=node_ready(node),
         unschedulable=unschedulable, room=allocatable(node))
+    return replace(inventory, gpus=_gpus_of(inventory))
 
 
 class ViewBuilder:
@@ -397,7 +399,7 @@ class ViewBuilder:
         view.desired[name] = desired
         users = frozenset(((a.gpu_indices[0], a.mig_start, a.mig_profile), j.id) for j in held
                           if (a := j.allocation) is not None and a.kind == "mig" and a.gpu_indices)
-        reserved = tuple(view.reserved_uuid(name, index) for index, *_ in _gpus_of(inventory))
+        reserved = tuple(view.reserved_uuid(name, index) for index, *_ in inventory.gpus)
         held_gpus = frozenset(i for j in held if (a := j.allocation) is not None for i in a.gpu_indices)
         ours = (sum(j.cpu_milli for j in held), sum(j.memory_mib for j in held))
         requested = used.requested if used else Resources()
@@ -519,7 +521,7 @@ def _node_of(inventory: NodeInventory, view: ClusterView, foreign: ForeignDevice
              requested: Resources) -> Node:
     name = inventory.name
     gpus = []
-    for index, uuid, model_name, memory, mig_enabled, simulated in _gpus_of(inventory):
+    for index, uuid, model_name, memory, mig_enabled, simulated in inventory.gpus:
         model = default_catalog().find(model_name)
         instances = tuple(
             MigInstance(profile=item["profile"], start=item["start"], size=_slices(model, item["profile"]),
@@ -546,7 +548,7 @@ def _slices(model: GpuModel | None, profile: str) -> int:
 
 def node_gpu_models(node: dict[str, Any]) -> list[tuple[str, int]]:
     """(model name, memory MiB) of every GPU the node has, whoever holds it."""
-    return [(model, memory) for _, _, model, memory, _, _ in _gpus_of(node_inventory(node))]
+    return [(model, memory) for _, _, model, memory, _, _ in node_inventory(node).gpus]
 
 
 def _gpus_of(inventory: NodeInventory) -> tuple[tuple[int, str, str, int, bool, bool], ...]:

@@ -40,9 +40,11 @@ Planner = Callable[[Snapshot], Plan]
 
 
 def default_planner() -> Planner:
-    from ...scheduler import plan
+    """`scheduler.plan`, keeping its working state from one pass to the next (built again only
+    where the cluster or the last plan changed it)."""
+    from ...scheduler.carried import CarriedPlanner
 
-    return plan
+    return CarriedPlanner()
 
 
 class Controller:

@@ -181,6 +181,20 @@ class FractionCluster:
     def release(self, choice: Choice, demand: Demand) -> None:
         self._apply(choice, demand, +1)
 
+    def reset(self, node: int, gpus: int, cpu_free_milli: int | None, memory_free_mib: int | None) -> None:
+        """Empty `node` again: its `gpus` GPUs wholly free, nothing assigned, the CPU and memory
+        given (its GPU model and count stay). A new version, as after any change."""
+        if gpus != self.gpu_count[node]:
+            raise ValueError(f"{self.names[node]} has {self.gpu_count[node]} GPUs, not {gpus}")
+        self.gpu_free[node] = [MILLI] * gpus
+        self.free[node, :gpus] = MILLI
+        self.cpu_free[node], self.memory_free[node] = cpu_free_milli, memory_free_mib
+        self.cpu[node] = np.inf if cpu_free_milli is None else cpu_free_milli
+        self.memory[node] = np.inf if memory_free_mib is None else memory_free_mib
+        self.affinity[node] = 0
+        self.version += 1
+        self.node_version[node] = self.version
+
     def _apply(self, choice: Choice, demand: Demand, sign: int) -> None:
         node = choice.node
         per_gpu = self.share_on(node, demand) if demand.is_fraction else MILLI
