@@ -66,9 +66,10 @@ def jobs_table(jobs: list[JobSummary], now: float, wide: dict[tuple[str, str], l
     """`runai list`: a row per job, oldest first within each project; with `wide` (the extra
     cells of each job, by project and name), `-o wide`'s columns too."""
     table = TextTable(JOB_COLUMNS + (WIDE_COLUMNS if wide is not None else ()))
+    shown_type = {kind: kind.display for kind in JobType}
     for job in sorted(jobs, key=lambda j: (j.project, j.submitted_at, j.name)):
         row = [job.name, job.status.value, age(job.submitted_at, now), job.node or "-", job.image,
-               job.type.display, job.project, job.user or "-", gpus_column(job)]
+               shown_type[job.type], job.project, job.user or "-", gpus_column(job)]
         if wide is not None:
             row += wide[(job.project, job.name)]
         table.add_row(*row)

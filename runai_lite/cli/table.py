@@ -21,13 +21,11 @@ class TextTable:
         self.rows.append(cells)
 
     def lines(self, bold_header: bool = False) -> list[str]:
-        widths = [max([len(c), *(len(row[i]) for row in self.rows)]) for i, c in enumerate(self.columns)]
-
-        def line(cells: tuple[str, ...]) -> str:
-            return GAP.join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
-
-        header = line(self.columns)
-        return [f"{BOLD}{header}{RESET}" if bold_header else header, *(line(row) for row in self.rows)]
+        widths = [max(map(len, column)) for column in zip(self.columns, *self.rows, strict=True)]
+        # One format for every row: a thousand rows cost a few milliseconds.
+        line = GAP.join(f"{{:<{width}}}" for width in widths).format
+        header = line(*self.columns).rstrip()
+        return [f"{BOLD}{header}{RESET}" if bold_header else header, *(line(*row).rstrip() for row in self.rows)]
 
     def __rich__(self):
         """Inside a rich layout (`runai top node`), the same text with a bold header."""

@@ -13,7 +13,6 @@ period and a margin) for the job's processes to stop, and says so when they have
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 from ...errors import OperationalError, UserError
 from ...kinds import text_problem
 from ..summary import JobSummary
-from .control import ensure_daemon
-from .paths import Home, system_socket
+from .paths import Home, lock_held, system_socket
 
 if TYPE_CHECKING:
+    import socket
+
     from ...model import JobSpec
     from ..api import Event, JobInfo, JobUsage, NodeView, ProjectInfo
     from .service import SubmitContext
@@ -76,7 +76,9 @@ class LocalBackend:
             self._store.close()
 
     def _daemon(self) -> None:
-        if self.home is not None:
+        if self.home is not None and not lock_held(self.home.daemon_lock):  # control.daemon_running
+            from .control import ensure_daemon  # starting one: subprocess, signals, the store
+
             ensure_daemon(self.home)
 
     # ------------------------------------------------------------------------------ Backend
@@ -135,6 +137,8 @@ class LocalBackend:
 
     def port_opener(self, project: str, name: str, port: int) -> Callable[[], socket.socket]:
         self._daemon()
+        import socket
+
         target = self._service.forward_target(project, name, port)
         return lambda: socket.create_connection((target.host, target.port), timeout=CONNECT_TIMEOUT_SECONDS)
 

@@ -25,14 +25,18 @@ _STATUS = {s.value: s for s in JobStatus}
 _TYPE = {t.value: t for t in JobType}
 _HOLDING = (JobStatus.RUNNING.value, JobStatus.PREEMPTED.value)
 _TERMINAL = {s.value for s in JobStatus if s.terminal}
-# SQLite takes the few fields a row shows out of the stored JSON (in C, faster than json.loads).
+_MIG = AllocationKind.MIG.value
+# SQLite takes the few fields a row shows out of the stored JSON (in C, faster than json.loads),
+# those of the allocation only where it is shown: while the job holds it.
+_HELD = "CASE WHEN status IN ({}) THEN {{}} END".format(", ".join(f"'{s}'" for s in _HOLDING))
 _COLUMNS = ", ".join((
     "name", "project", "type", "user", "status", "submitted_at", "started_at",
     "json_extract(spec, '$.image')", "json_extract(spec, '$.request.gpus')", "json_extract(spec, '$.request.fraction')",
     "json_extract(spec, '$.request.memory_bytes')", "json_extract(spec, '$.request.mig_profile')",
-    "json_extract(allocation, '$.node')", "json_extract(allocation, '$.kind')",
-    "json_array_length(allocation, '$.gpu_indices')", "json_extract(allocation, '$.share_milli')",
-    "json_extract(allocation, '$.mig_profile')",
+    *(_HELD.format(column) for column in (
+        "json_extract(allocation, '$.node')", "json_extract(allocation, '$.kind')",
+        "json_array_length(allocation, '$.gpu_indices')", "json_extract(allocation, '$.share_milli')",
+        "json_extract(allocation, '$.mig_profile')")),
 ))
 
 
@@ -61,13 +65,13 @@ def summary(row: tuple, node: str | None) -> JobSummary:
     """One row of the query above as `runai list` shows it; `node` is the machine's."""
     (name, project, job_type, user, status, submitted_at, started_at, image, gpus, fraction, memory_bytes, mig_profile,
      alloc_node, alloc_kind, alloc_gpus, share_milli, alloc_profile) = row
-    holding = status in _HOLDING and alloc_node is not None
+    holding = alloc_node is not None  # held and stored (the query reads it only while held)
     if holding:
         where = alloc_node
     else:
         where = node if status in _TERMINAL and started_at is not None else None
-    return JobSummary(
-        name=name, project=project, status=_STATUS[status], type=_TYPE[job_type], image=image, user=user,
-        submitted_at=submitted_at, node=where, requested=request_text(gpus, fraction, memory_bytes, mig_profile),
-        allocated_gpus=allocated_gpus(alloc_gpus, share_milli if share_milli is not None else MILLI) if holding else None,
-        allocated_mig_profile=alloc_profile if holding and alloc_kind == AllocationKind.MIG.value else None)
+    return JobSummary(  # by position: a thousand rows, keywords cost more than the rest
+        name, project, _STATUS[status], _TYPE[job_type], image, user, submitted_at, where,
+        request_text(gpus, fraction, memory_bytes, mig_profile),
+        allocated_gpus(alloc_gpus, share_milli if share_milli is not None else MILLI) if holding else None,
+        alloc_profile if holding and alloc_kind == _MIG else None)
