@@ -264,6 +264,7 @@ def run(nodes: int, pods: int, events: int, profile: cProfile.Profile | None = N
     """With `profile`, the passes after an event are profiled into it."""
     from kubernetes import client as kclient
 
+    from runai_lite.backends.heap import HeapFreezer
     from runai_lite.backends.kube.cache import WatchCache
     from runai_lite.backends.kube.client import KubeApi
     from runai_lite.backends.kube.controller import Controller
@@ -286,6 +287,7 @@ def run(nodes: int, pods: int, events: int, profile: cProfile.Profile | None = N
         cache = WatchCache(api)
         cache.start(stop)
         controller.reader = controller.writes.observer = cache
+        controller.heap = HeapFreezer()  # as `Controller.run` does
         controller.reconcile_once()
         first = {"cpu_s": round(time.process_time() - cpu, 3), "wall_s": round(time.perf_counter() - wall, 3)}
         settle = [measured_pass(controller, emulator) for _ in range(2)]

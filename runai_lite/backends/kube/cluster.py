@@ -142,7 +142,9 @@ class PodFacts:
     """What the view reads of one pod, worked out once per resourceVersion."""
 
     key: tuple[str, str]  # (namespace, name)
+    version: str | None  # its resourceVersion
     uid: str | None
+    job_owners: tuple[str, ...]  # UIDs of the batch Jobs its owner references name
     reservation: tuple[str, int] | None  # (node, GPU index) of a reservation pod
     reservation_pod: bool
     ours: bool
@@ -165,7 +167,9 @@ def pod_facts(pod: dict[str, Any]) -> PodFacts:
             reservation = (meta.annotations[k.RESERVATION_NODE], int(meta.annotations[k.RESERVATION_GPU]))
         except (KeyError, ValueError):
             pass
-    return PodFacts(key=(meta.namespace or "", meta.name), uid=meta.uid, reservation=reservation,
+    owners = tuple(ref.get("uid") for ref in meta.owner_references if ref.get("kind") == "Job")
+    return PodFacts(key=(meta.namespace or "", meta.name), version=_version(pod), uid=meta.uid,
+                    job_owners=owners, reservation=reservation,
                     reservation_pod=reservation_pod, ours=is_ours(pod), finished=is_finished(pod),
                     deleting=meta.deleting, node=spec.get("nodeName") or None, host=pod_requests(pod),
                     ports=frozenset(host_ports(pod)), whole_gpus=whole_gpus(pod),
@@ -256,8 +260,8 @@ class ViewBuilder:
                            nodes={Meta(n).name: n for n in objects.nodes}, reservations={}, desired={},
                            actual={}, projects_by_namespace=projects_by_namespace, volumes=objects.volumes,
                            priority_classes=self.priority_classes)
-        facts = [(pod, self._pods.get(_key(pod), _version(pod), lambda pod=pod: pod_facts(pod)))
-                 for pod in objects.pods]
+        pods = self._pods
+        facts = [(pod, pods.get(*_key_version(pod), lambda pod=pod: pod_facts(pod))) for pod in objects.pods]
         recorded = self._recorded_allocations(view, objects, facts)
         foreign: dict[str, ForeignDevices] = {}
         jobs: list[Job] = []
@@ -315,7 +319,7 @@ class ViewBuilder:
         live = {fact.key: fact for _, fact in facts}
         for obj in objects.allocations:
             held, allocation = self._allocations.get(
-                _key(obj), _version(obj), lambda obj=obj: (allocations.held_by(obj), allocations.parse(obj)))
+                *_key_version(obj), lambda obj=obj: (allocations.held_by(obj), allocations.parse(obj)))
             pod = live.get(held[:2]) if held else None
             if pod is None or held is None or pod.uid != held[2] or pod.finished or allocation is None:
                 view.stale_allocations.append(obj)
@@ -327,9 +331,9 @@ class ViewBuilder:
 
     def _job(self, pod: dict[str, Any], fact: PodFacts, view: ClusterView) -> Job | None:
         job_id = k.job_id(*fact.key)
-        owner = view.owner_job(pod)
+        owner = next((view.batch_jobs[uid] for uid in fact.job_owners if uid in view.batch_jobs), None)
         project = view.projects_by_namespace.get(fact.key[0])
-        versions = (_version(pod), _version(owner) if owner else "", project,
+        versions = (fact.version, _version(owner) if owner else "", project,
                     _version(view.allocation_objects.get(job_id)) if job_id in view.allocations else "")
         outcome = self._jobs.get(fact.key, None if None in versions else versions,
                                  lambda: _job_of(pod, view, owner, project, fact))
@@ -347,16 +351,22 @@ class ViewBuilder:
             if job.allocation is not None:
                 meta = Meta(view.pods.get(job.id) or view.stopping[job.id])
                 placed[(meta.namespace or "", meta.name)] = job.allocation.node
-        usage: dict[str, NodeUsage] = {}
+        sums: dict[str, list[int]] = {}  # node -> [CPU, memory, ephemeral storage, pods]
+        ports: dict[str, set[tuple[str, str, int]]] = {}
         for _, fact in facts:
             node = fact.node or placed.get(fact.key)
             if node and not fact.finished:
-                used = usage.get(node)
-                if used is None:
-                    used = usage[node] = NodeUsage()
-                used.requested += fact.host
+                total = sums.get(node)
+                if total is None:
+                    total = sums[node] = [0, 0, 0, 0]
+                host = fact.host
+                total[0] += host.cpu_milli
+                total[1] += host.memory
+                total[2] += host.ephemeral
+                total[3] += host.pods
                 if fact.ports:
-                    used.ports |= fact.ports
+                    ports.setdefault(node, set()).update(fact.ports)
+        usage = {node: NodeUsage(Resources(*total), ports.get(node, set())) for node, total in sums.items()}
         pending = [job for job in jobs if job.allocation is None]
         if not pending:
             return jobs, usage
@@ -408,6 +418,12 @@ class ViewBuilder:
                                                    ours, requested)
         return self._node_models.get(name, inputs, lambda: _node_of(
             inventory, view, foreign, dict(users), held_gpus | reservations, ours, requested))
+
+
+def _key_version(obj: dict[str, Any]) -> tuple[tuple[str, str], str | None]:
+    """`_key` and `_version` at once (read for every object of every pass)."""
+    meta = obj.get("metadata") or {}
+    return (meta.get("namespace") or "", meta.get("name") or ""), meta.get("resourceVersion") or None
 
 
 def _key(obj: dict[str, Any]) -> tuple[str, str]:

@@ -23,6 +23,7 @@ from ...errors import OperationalError
 from ...metrics import Metrics
 from ...model import Bind, CreateMig, DestroyMig, Plan, Preempt, Reserve, Snapshot
 from ...scheduler.applier import Applied, Outcome, Phase, apply
+from ..heap import HeapFreezer
 from . import conventions as k
 from .binder import Binder, Eviction
 from .cache import ListingReader, ObjectReader, WatchCache
@@ -73,6 +74,7 @@ class Controller:
         self.views = ViewBuilder(self.priority_classes)  # derives again only the objects that changed since the last pass
         self._last_plan: Plan = Plan()
         self._last_read: tuple[object, float | None] = (None, None)  # the reader's version, the binder's next timeout
+        self.heap: HeapFreezer | None = None  # the loop's (`run`): keeps the cluster's objects out of full GCs
 
     # -- one pass ------------------------------------------------------------------------------
 
@@ -105,6 +107,8 @@ class Controller:
         self.metrics.observe_plan(view.snapshot, plan, self.monotonic() - started,
                                   {job: wait.event_reason for job, wait in waiting.items()}, applied.preempted)
         self._last_plan, self._last_read = plan, (objects.version, self.binder.ledger.next_deadline())
+        if self.heap is not None:
+            self.heap.after_pass()
         return plan
 
     def _quiet(self, objects: ClusterObjects) -> bool:
@@ -165,6 +169,7 @@ class Controller:
         cache.start(stop)
         self.reader = cache
         self.writes.observer = cache
+        self.heap = self.heap or HeapFreezer()
         elector = threading.Thread(target=_keep_lease, args=(lease, wake, stop), name="leader election", daemon=True)
         elector.start()
         while not stop.is_set():
