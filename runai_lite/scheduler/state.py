@@ -74,10 +74,11 @@ class GpuState:
         return [inst.placed() for inst in self.instances]
 
     def signature(self) -> tuple:
-        """What MIG choices on this GPU depend on: model and each instance's place and use."""
+        """What MIG choices on this GPU depend on: model, whether its layout may change (a static
+        one offers only its instances), and each instance's place and use."""
         if self._signature is None or self._signature[0] != self.version:
             layout = tuple(sorted((i.start, i.profile.name, i.idle) for i in self.instances))
-            self._signature = (self.version, (self.model_name, layout))
+            self._signature = (self.version, (self.model_name, self.dynamic, layout))
         return self._signature[1]
 
     def instance_at(self, start: int) -> Instance | None:

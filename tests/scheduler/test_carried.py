@@ -212,3 +212,17 @@ def test_a_snapshot_without_pending_jobs_plans_nothing_and_builds_nothing():
     planner = CarriedPlanner()
     snapshot = Snapshot(nodes=tuple(nodes_of({"n0": (True, 1, True, 8)})))
     assert planner(snapshot).actions == () and planner._state is None
+
+
+def test_a_static_mig_gpu_and_a_dynamic_one_with_the_same_layout_are_told_apart():
+    """MIG choices are cached per layout signature; an administrator's static layout offers only its
+    instances, so an empty static GPU must not stand for an empty dynamic one (in one plan, or in
+    the next one the carried cache serves)."""
+    static = gpu(0, "A100-SXM4-40GB").model_copy(update={"mig_enabled": True})
+    snapshot = cluster([node("a", static), node("b", a100(0))], [job("m", mig_profile="1g.5gb")])
+    [bind] = plan(snapshot).of_type(Bind)
+    assert bind.allocation.node == "b"
+    planner = CarriedPlanner()
+    only_static = snapshot.model_copy(update={"nodes": snapshot.nodes[:1]})
+    assert planner(only_static).of_type(Bind) == []
+    assert [b.allocation.node for b in planner(snapshot).of_type(Bind)] == ["b"]
