@@ -287,7 +287,7 @@ def run(nodes: int, pods: int, events: int, profile: cProfile.Profile | None = N
         cache = WatchCache(api)
         cache.start(stop)
         controller.reader = controller.writes.observer = cache
-        controller.heap = HeapFreezer()  # as `Controller.run` does
+        controller.heap = HeapFreezer()  # as `runai-lite controller` does
         controller.reconcile_once()
         first = {"cpu_s": round(time.process_time() - cpu, 3), "wall_s": round(time.perf_counter() - wall, 3)}
         settle = [measured_pass(controller, emulator) for _ in range(2)]

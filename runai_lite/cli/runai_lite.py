@@ -90,6 +90,7 @@ def controller(
     context: ContextOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
+    from ..backends.heap import HeapFreezer
     from ..backends.kube.controller import Controller
     from ..devices import DeliveryMode
 
@@ -105,6 +106,7 @@ def controller(
     metrics, beat = _serve(api, metrics_port, stale_after=max(60.0, 6 * resync))
     controller = Controller(api, image, metrics=metrics, delivery=delivery, runtime_class=runtime_class or None,
                             install_name=install_name)
+    controller.heap = HeapFreezer()  # this process is the controller: its cache outlives every pass
     controller.run(_stop_on_signals(), who, namespace, resync, beat=beat)
 
 

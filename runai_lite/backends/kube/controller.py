@@ -74,7 +74,9 @@ class Controller:
         self.views = ViewBuilder(self.priority_classes)  # derives again only the objects that changed since the last pass
         self._last_plan: Plan = Plan()
         self._last_read: tuple[object, float | None] = (None, None)  # the reader's version, the binder's next timeout
-        self.heap: HeapFreezer | None = None  # the loop's (`run`): keeps the cluster's objects out of full GCs
+        # Set by the controller's process (`runai-lite controller`), never by a library caller: it
+        # freezes the whole process's heap after passes (`backends/heap.py`).
+        self.heap: HeapFreezer | None = None
 
     # -- one pass ------------------------------------------------------------------------------
 
@@ -169,7 +171,6 @@ class Controller:
         cache.start(stop)
         self.reader = cache
         self.writes.observer = cache
-        self.heap = self.heap or HeapFreezer()
         elector = threading.Thread(target=_keep_lease, args=(lease, wake, stop), name="leader election", daemon=True)
         elector.start()
         while not stop.is_set():
