@@ -171,3 +171,22 @@ def test_the_agent_reports_the_mig_managers_state_label(kube_emulator, tmp_path)
     driver.unregister_process(instance.uuid, os.getpid())
     agent.reconcile_once()
     assert state() == "success" and [i.profile for i in driver.mig_instances(0)] == ["7g.40gb"]
+
+
+def test_the_mig_managers_config_label_is_reported_not_obeyed(kube_emulator, tmp_path, caplog):
+    """On a dynamic-MIG node the layout is the scheduler's: a `nvidia.com/mig.config` someone set
+    changes nothing, and the agent says why (once per value)."""
+    import logging
+
+    world = World(kube_emulator, tmp_path)
+    driver = world.add_mig_node("n1")
+    agent = world.agents["n1"]
+    desire(world, "n1", {0: [("3g.20gb", 0)]})
+    world.kube.patch("nodes", "n1", {"metadata": {"labels": {k.MIG_CONFIG_LABEL: "all-1g.5gb"}}})
+    with caplog.at_level(logging.WARNING, logger="runai_lite"):
+        agent.reconcile_once()
+        agent.reconcile_once()
+    assert [i.profile for i in driver.mig_instances(0)] == ["3g.20gb"]  # the desired layout, not all-1g.5gb
+    warned = [r.getMessage() for r in caplog.records if k.MIG_CONFIG_LABEL in r.getMessage()]
+    assert len(warned) == 1 and "all-1g.5gb is not applied" in warned[0]
+    assert world.kube.get("nodes", "n1")["metadata"]["labels"][k.MIG_CONFIG_STATE_LABEL] == "success"

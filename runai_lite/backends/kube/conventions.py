@@ -73,6 +73,7 @@ MIG_ACTUAL = "runai-lite/mig-actual"  # node annotation by the agent
 REPORTED_BY = "runai-lite/reported-by"  # node annotation by the agent: its node's name, tied to its token by admission
 AGENT_REPORTS = (GPU_INVENTORY, MIG_ACTUAL, REPORTED_BY)
 MIG_CONFIG_STATE_LABEL = "nvidia.com/mig.config.state"  # the MIG manager's: pending, success, failed
+MIG_CONFIG_LABEL = "nvidia.com/mig.config"  # the MIG manager's input: a mig-parted config name (not obeyed here)
 NODE_NAME_CLAIM = "authentication.kubernetes.io/node-name"  # a pod-bound token's node, in userInfo.extra
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # GPU feature discovery
 GPU_MEMORY_LABEL = "nvidia.com/gpu.memory"  # GPU feature discovery, MiB

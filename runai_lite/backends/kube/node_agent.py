@@ -10,7 +10,8 @@ and writes back:
 - `runai-lite/mig-actual`: the instances that exist (with their MIG UUIDs) and the errors of the
   pass, which the controller shows as the reason a job waits;
 - the label `nvidia.com/mig.config.state` (`pending`, `success`, `failed`), as NVIDIA's MIG manager
-  reports its work, once the controller has named a layout;
+  reports its work, once the controller has named a layout. The manager's input, the label
+  `nvidia.com/mig.config`, is not obeyed (the layout is the scheduler's): a warning says so;
 - `runai-lite/reported-by`: this node's name. The admission policy `runai-lite-node-reports` lets
   an agent write only the node its pod's token names, and this value only as that name, so the
   controller reads a node's reports only when they name the node itself.
@@ -96,12 +97,14 @@ class NodeAgent:
         self.operator_namespace = operator_namespace
         self.refreshed_pods = refreshed_pods
         self._refresh_due = False
+        self._ignored_config: str | None = None
 
     def reconcile_once(self, node: dict[str, Any] | None = None) -> ReconcileResult:
         """One pass over `node` (the node object as last seen; read from the API when not given)."""
         if node is None:
             node = self.api.get(core("nodes", name=self.node))
         annotations = Meta(node).annotations
+        self._warn_of_mig_config(Meta(node).label(k.MIG_CONFIG_LABEL))
         inventory = inventory_report(self.driver)
         mig_gpus = [g["index"] for g in inventory if g["mig_capable"] and g["mig_enabled"]]
         if k.MIG_DESIRED in annotations:
@@ -138,6 +141,17 @@ class NodeAgent:
         if self._refresh_due:
             self._refresh_due = not self.restart_gpu_operator_pods()
         return result
+
+    def _warn_of_mig_config(self, config: str | None) -> None:
+        """The MIG manager's `nvidia.com/mig.config` is not obeyed here: on a dynamic-MIG node the
+        layout is the scheduler's (it follows the jobs placed there, partition by partition, and
+        never destroys one in use), and applying a named config would fight it. Said once per
+        value, so that whoever set it learns why nothing happened."""
+        if config and config != self._ignored_config:
+            log.warning("node %s: the label %s=%s is not applied: on a dynamic-MIG node runai-lite's scheduler "
+                        "owns the MIG layout; remove the label, or remove the node's dynamic-MIG role to hand "
+                        "the layout back to NVIDIA's MIG manager", self.node, k.MIG_CONFIG_LABEL, config)
+        self._ignored_config = config
 
     def restart_gpu_operator_pods(self) -> bool:
         """Delete this node's device plugin and feature discovery pods (their DaemonSets make them
