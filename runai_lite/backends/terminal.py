@@ -27,16 +27,19 @@ def exit_status(returncode: int) -> int:
 
 
 def run_attached(argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None,
-                 stdin: bool = False, tty: bool = False) -> int:
+                 stdin: bool = False, tty: bool = False, stderr: int | None = None) -> int:
     """Run `argv` to its end as the module docstring says; `FileNotFoundError`/`OSError` from
-    starting it are the caller's to word."""
+    starting it are the caller's to word. `stderr`: a file descriptor the program writes its errors
+    to instead of ours (with `tty`, instead of its terminal)."""
     if not tty:
-        done = subprocess.run(list(argv), env=env, cwd=cwd, stdin=None if stdin else subprocess.DEVNULL, check=False)
+        done = subprocess.run(list(argv), env=env, cwd=cwd, stdin=None if stdin else subprocess.DEVNULL,
+                              stderr=stderr, check=False)
         return exit_status(done.returncode)
-    return _run_in_pty(argv, env, cwd, stdin)
+    return _run_in_pty(argv, env, cwd, stdin, stderr)
 
 
-def _run_in_pty(argv: Sequence[str], env: Mapping[str, str] | None, cwd: str | None, stdin: bool) -> int:
+def _run_in_pty(argv: Sequence[str], env: Mapping[str, str] | None, cwd: str | None, stdin: bool,
+                stderr: int | None) -> int:
     import fcntl
     import pty
     import termios
@@ -57,7 +60,8 @@ def _run_in_pty(argv: Sequence[str], env: Mapping[str, str] | None, cwd: str | N
 
     copy_size()
     try:
-        process = subprocess.Popen(list(argv), env=env, cwd=cwd, stdin=slave, stdout=slave, stderr=slave,
+        process = subprocess.Popen(list(argv), env=env, cwd=cwd, stdin=slave, stdout=slave,
+                                   stderr=slave if stderr is None else stderr,
                                    start_new_session=True, preexec_fn=take_terminal)
     finally:
         os.close(slave)
@@ -98,17 +102,17 @@ def _relay(master: int, ours: int | None, process: subprocess.Popen) -> None:
             if not data:
                 process.wait()
                 return
-            _write_all(out, data)
+            write_all(out, data)
         if ours is not None and ours in ready:
             data = os.read(ours, CHUNK)
             if data:
-                _write_all(master, data)
+                write_all(master, data)
             else:  # our input ended: say so the way a terminal does, once
                 os.write(master, EOT)
                 sources.remove(ours)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]

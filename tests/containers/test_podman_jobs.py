@@ -6,7 +6,10 @@ them and by `NVIDIA_VISIBLE_DEVICES` otherwise."""
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -154,3 +157,72 @@ def test_an_image_that_cannot_be_pulled_says_so(containers: ContainerCli):
     assert exited[0].startswith("exit code 125: podman could not create the container: "), exited
     assert "localhost:1/runai-lite/missing" in exited[0], exited  # the runtime's own error, not a guess
     containers.delete("nopull")
+
+
+def test_exec_of_what_the_container_lacks_or_cannot_run_keeps_the_exit_code_rule(containers: ContainerCli):
+    containers.runai("submit", "lacks", "-i", containers.image, "--", "sleep", "600")
+    try:
+        containers.wait_status("lacks", "Running")
+        wait_present(containers.job_id("lacks"))
+        missing = containers.runai("exec", "lacks", "--", "nosuchprog", check=False)
+        assert missing.returncode == 2, missing.stderr  # as the process backend: retype it
+        assert missing.stderr.startswith("Error: nosuchprog: command not found\n"), missing.stderr
+        assert "OCI" not in missing.stderr  # said once, our way, not the runtime's line as well
+        denied = containers.runai("exec", "lacks", "--", "/www/index.html", check=False)
+        assert denied.returncode == 1 and "cannot run /www/index.html: permission denied" in denied.stderr, denied
+        own = containers.runai("exec", "lacks", "--", "sh", "-c", "nosuch", check=False)
+        assert own.returncode == 127 and "nosuch: not found" in own.stderr  # the program's own 127 passes
+    finally:
+        containers.delete("lacks")
+
+
+def test_suspend_stops_the_container_and_frees_its_gpu_and_resume_runs_it_again(containers: ContainerCli):
+    containers.runai("submit", "nap", "-i", containers.image, "--gpu", "1", "--", "sleep", "600")
+    try:
+        containers.wait_status("nap", "Running")
+        first = containers.job_id("nap")
+        wait_present(first)
+        containers.runai("suspend", "nap")
+        assert containers.jobs()["nap"]["status"] == "Suspended"
+        wait_gone(first)  # stopped and removed, not left running
+        gpus = [gpu for node in containers.nodes() for gpu in node["gpus"]]
+        assert all(gpu["whole_job"] is None for gpu in gpus), gpus
+        containers.runai("resume", "nap")
+        resumed = containers.wait_status("nap", "Running")
+        assert resumed.attempts == 2
+        wait_present(resumed.id)
+        assert containers.runai("exec", "nap", "--", "echo", "back").stdout == "back\n"
+    finally:
+        containers.delete("nap")
+
+
+def test_port_forward_reaches_the_port_podman_published(containers: ContainerCli):
+    # --port 8080 alone: podman chooses the host port, and port-forward asks it which (`podman port`)
+    containers.runai("submit", "site", "-i", containers.image, "--port", "8080", "--",
+                     "httpd", "-f", "-p", "8080", "-h", "/www")
+    forward = None
+    try:
+        containers.wait_status("site", "Running")
+        wait_present(containers.job_id("site"))
+        forward = subprocess.Popen([sys.executable, "-m", "runai_lite.cli.runai", "port-forward", "site", "--port",
+                                    "0:8080"], env=containers.env, cwd=containers.home, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        line = forward.stdout.readline()
+        assert line.startswith("Forwarding from 127.0.0.1:") and line.endswith(" -> 8080\n"), (
+            line, forward.stderr.read() if forward.poll() is not None else "")
+        local = int(line.split()[2].rpartition(":")[2])
+        deadline, page = time.monotonic() + WAIT_SECONDS, None
+        while page is None:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{local}/index.html", timeout=5).read()
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline, "the forwarded port never answered"
+                time.sleep(0.2)
+        assert page == b"served from a runai-lite container\n"
+        unpublished = containers.runai("port-forward", "site", "--port", "0:9090", check=False)
+        assert unpublished.returncode == 2 and "does not publish port 9090" in unpublished.stderr
+    finally:
+        if forward is not None:
+            forward.send_signal(signal.SIGINT)
+            assert forward.wait(timeout=30) == 130
+        containers.delete("site")

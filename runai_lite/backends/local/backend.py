@@ -158,15 +158,16 @@ class LocalBackend:
         target = self._service.exec_target(project, name)
         if not argv:
             raise UserError("no command given", f"e.g. runai exec {name} -- nvidia-smi -L")
-        if target.runtime == PROCESS:
-            command, env, cwd = argv, {**os.environ, **target.env}, target.cwd
-        else:
+        if target.runtime != PROCESS:
+            from .container_exec import exec_in_container
+
             flags = [*(["-i"] if stdin else []), *(["-t"] if tty else [])]
-            command, env, cwd = [*target.runtime_command, "exec", *flags, target.container, *argv], None, None
+            command = [*target.runtime_command, "exec", *flags, target.container, *argv]
+            return exec_in_container(command, argv[0], stdin=stdin, tty=tty)
         from ..terminal import run_attached
 
         try:
-            return run_attached(command, env=env, cwd=cwd, stdin=stdin, tty=tty)
+            return run_attached(argv, env={**os.environ, **target.env}, cwd=target.cwd, stdin=stdin, tty=tty)
         except FileNotFoundError:
             raise UserError(f"{argv[0]}: command not found", "give a program on PATH or a path to it") from None
         except OSError as error:
