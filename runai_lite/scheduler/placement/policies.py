@@ -16,6 +16,7 @@ import random
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
@@ -283,6 +284,7 @@ class ScoredPolicy:
             weakref.WeakKeyDictionary())
 
     @staticmethod
+    @lru_cache(maxsize=4096)  # a few hundred kinds of demand in a long replay; `replace` is slow
     def scored(demand: Demand) -> Demand:
         return replace(demand, memory_mib=0, gpu_models=(), slots=None)
 
