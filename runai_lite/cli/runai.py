@@ -458,12 +458,24 @@ def port_forward(ctx: typer.Context, name: JobArg,
     for host, local, remote in relay.bound():
         typer.echo(f"Forwarding from {host}:{local} -> {remote}")
     sys.stdout.flush()
+    # Ctrl-C stops it (exit 130) even where it was started with SIGINT ignored, as kubectl's does.
+    import signal
+    import threading
+
+    interrupted = threading.Event()
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        interrupted.set()
+        relay.stop()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         relay.serve()
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
     finally:
         relay.stop()
+        signal.signal(signal.SIGINT, previous)
+    if interrupted.is_set():
+        raise typer.Exit(130)
 
 
 @delete_app.command("job", help="Delete jobs (their processes are stopped: SIGTERM, then SIGKILL)."
