@@ -30,6 +30,7 @@ IGNORED_COLUMNS = {"AGE", "USER", "NODE"}
 # The README's machine is called `vm`; simulated GPUs and their MIG instances get UUIDs of their own.
 README_HOST = re.compile(r"\bvm\b")
 UUID = re.compile(r"\b(GPU|MIG)-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\b")
+READING = (["runai", "describe"], ["runai", "top"], ["runai", "logs"])  # commands safe to repeat
 EVENT_AGE = re.compile(r"^\d+[smhd] +(?=[A-Z])")
 
 
@@ -116,12 +117,20 @@ def play(run, block: str, host: str = "vm") -> dict[str, list[str]]:
         got = printed[command] = run(command).stdout.splitlines()
         if not expected:
             continue
-        want, have = comparable(expected, host), comparable(got, host)
-        if want[0] == "...":  # the README elides the top: the rest is how the output ends
-            want = want[1:]
-            have = have[len(have) - len(want):]
-        assert have == want, "`{}` printed\n{}\nwhere the README shows\n{}".format(
-            command, "\n".join(got), "\n".join(expected))
+        want = comparable(expected, host)
+        elided = want[0] == "..."  # the README elides the top: the rest is how the output ends
+        want = want[1:] if elided else want
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            have = comparable(got, host)
+            have = have[len(have) - len(want):] if elided else have
+            if have == want:
+                break
+            # a reading command may run before the daemon has written all it shows (an event)
+            assert command.split()[:2] in READING and time.monotonic() < deadline, \
+                "`{}` printed\n{}\nwhere the README shows\n{}".format(command, "\n".join(got), "\n".join(expected))
+            time.sleep(0.3)
+            got = printed[command] = run(command).stdout.splitlines()
     return printed
 
 
