@@ -53,6 +53,17 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _index_page(port: int, silence: str) -> bytes:
+    """The image's index page on 127.0.0.1:`port`, once something answers there."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=5).read()
+        except (urllib.error.URLError, ConnectionError):
+            assert time.monotonic() < deadline, silence
+            time.sleep(0.2)
+
+
 def test_a_published_port_is_reachable_and_delete_removes_the_container(containers: ContainerCli):
     port = _free_port()
     containers.runai("submit", "web", "-i", containers.image, "--port", f"{port}:8080", "--",
@@ -60,13 +71,7 @@ def test_a_published_port_is_reachable_and_delete_removes_the_container(containe
     containers.wait_status("web", "Running")
     job_id = containers.job_id("web")
     wait_present(job_id)
-    deadline, page = time.monotonic() + WAIT_SECONDS, None
-    while page is None:
-        try:
-            page = urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=5).read()
-        except (urllib.error.URLError, ConnectionError):
-            assert time.monotonic() < deadline, "the published port never answered"
-            time.sleep(0.2)
+    page = _index_page(port, "the published port never answered")
     assert page == b"served from a runai-lite container\n"
     containers.delete("web")
     wait_gone(job_id)
@@ -211,13 +216,7 @@ def test_port_forward_reaches_the_port_podman_published(containers: ContainerCli
         assert line.startswith("Forwarding from 127.0.0.1:") and line.endswith(" -> 8080\n"), (
             line, forward.stderr.read() if forward.poll() is not None else "")
         local = int(line.split()[2].rpartition(":")[2])
-        deadline, page = time.monotonic() + WAIT_SECONDS, None
-        while page is None:
-            try:
-                page = urllib.request.urlopen(f"http://127.0.0.1:{local}/index.html", timeout=5).read()
-            except (urllib.error.URLError, ConnectionError):
-                assert time.monotonic() < deadline, "the forwarded port never answered"
-                time.sleep(0.2)
+        page = _index_page(local, "the forwarded port never answered")
         assert page == b"served from a runai-lite container\n"
         unpublished = containers.runai("port-forward", "site", "--port", "0:9090", check=False)
         assert unpublished.returncode == 2 and "does not publish port 9090" in unpublished.stderr
