@@ -102,3 +102,10 @@ def write_private(path: Path, text: str) -> None:
         os.replace(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def current_umask() -> int:
+    """This process's umask (reading it means setting it: it is put straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
+from .errors import UserError
+
 MILLI = 1000  # one whole GPU in share_milli
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -25,6 +27,13 @@ def dns1123_problem(name: str) -> str | None:
     if not DNS1123_LABEL.match(name):
         return "it must consist of lower-case letters, digits and '-', and start and end with a letter or digit"
     return None
+
+
+def check_name(what: str, name: str, example: str) -> None:
+    """Job and project names are DNS-1123 labels (they become Kubernetes names): `UserError` if not."""
+    problem = dns1123_problem(name)
+    if problem:
+        raise UserError(f"invalid {what} {name!r}: {problem}", f"use a name such as {example}")
 
 
 def text_problem(text: str) -> str | None:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..model import (MILLI, Allocation, AllocationKind, GpuRequest, JobSpec, JobStatus, JobType, PortMapping, PvcMount,
                      ServiceType, VolumeMount)
+from ..submission.flags import SubmitFlags, SubmitReceipt
 from .attempts import Attempt, AttemptEnd, counts
 from .summary import JobSummary
 
@@ -285,6 +286,11 @@ class Backend(Protocol):
     def current_user(self) -> str: ...
 
     def submit(self, spec: JobSpec) -> JobInfo: ...
+
+    def submit_flags(self, flags: SubmitFlags) -> SubmitReceipt:
+        """`runai submit`: check the flags as typed, build the spec and submit it
+        (`backends.submission.submit_in_process` does it in this process)."""
+        ...
 
     def list_jobs(self, project: str | None) -> list[JobInfo]:
         """Jobs of one project, or of all projects when `project` is None."""

@@ -7,7 +7,6 @@ reads every command's signature when it builds the command tree, and resolving p
 annotations from their text cost more than all the rest of building it.
 """
 
-import re
 import sys
 import time
 from typing import Annotated
@@ -18,7 +17,7 @@ from ..errors import UserError
 from .app import (DataOutput, DoubleDashCommand, Output, RunaiGroup, add_group, emit_data, example, new_app, run,
                   session, show, show_projects)
 from .config import LOCAL_CLUSTER
-from .session import check_name
+from ..kinds import check_name
 
 app = new_app("Submit and manage GPU jobs: whole GPUs, GPU fractions and dynamic MIG partitions.",
               "runai submit mig1 -i gcr.io/run-ai-demo/quickstart-cuda --gpu-memory 10GB -- sleep 600", cls=RunaiGroup)
@@ -47,43 +46,13 @@ OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="Output format
 DataOutputOpt = Annotated[DataOutput, typer.Option("--output", "-o", help="Output format.")]
 AllProjectsOpt = Annotated[bool, typer.Option("--all-projects", "-A", help="Show jobs of every project.")]
 
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
 # `runai submit --help` groups its many flags as Run:ai's reference does.
 _RESOURCES, _STORAGE, _NETWORK, _PLACEMENT, _LIFETIME = ("Host resources", "Storage", "Network", "Placement",
                                                          "Lifetime")
-# Events a backend records at submit about what it cannot give the job as asked; submit prints them.
-NOTE_EVENTS = ("ImageNotUsed", "NotApplicable")
-WARNING_EVENTS = ("NeverFits",)  # gpu.fit.NEVER_FITS_EVENT: no node of the cluster could hold the request
 
 
 # --------------------------------------------------------------------------------------------
 # submit
-
-
-def parse_env(pairs: list[str]) -> tuple[tuple[str, str], ...]:
-    result = []
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not ENV_NAME.match(key):
-            raise UserError(f"invalid -e {pair!r}", "use -e NAME=VALUE, where NAME is letters, digits and '_'")
-        result.append((key, value))
-    return tuple(result)
-
-
-def next_name(prefix: str, taken: set[str]) -> str:
-    """`<prefix>-<n>` with n one more than the highest index in use (Run:ai's --job-name-prefix)."""
-    pattern = re.compile(rf"^{re.escape(prefix)}-(\d+)$")
-    used = [int(m[1]) for name in taken if (m := pattern.match(name))]
-    return f"{prefix}-{max(used, default=0) + 1}"
-
-
-def _job_type(interactive: bool, preemptible: bool):
-    from ..model import JobType
-
-    if interactive:
-        return JobType.INTERACTIVE_PREEMPTIBLE if preemptible else JobType.INTERACTIVE
-    return JobType.TRAIN
 
 
 @app.command(cls=DoubleDashCommand, help=(
@@ -150,77 +119,24 @@ def submit(
     attach_: Annotated[bool, typer.Option("--attach", rich_help_panel=_LIFETIME,
                                           help="Wait for the job to start, then show its output (runai attach).")] = False,
 ) -> None:
-    from pydantic import ValidationError
+    from ..submission.flags import SubmitFlags
 
-    from ..gpu.requests import request_from_flags
-    from ..model import JobSpec
-    from . import submit_flags as f
-
-    argv = tuple(ctx.meta.get("after_dash", ()))
-    if command and not argv:
-        raise UserError("--command needs the command after --", "e.g. runai submit job1 -i IMAGE --command -- python train.py")
-    if interactive and backoff_limit is not None:
-        raise UserError("--backoff-limit applies to training jobs only", "drop --backoff-limit or --interactive")
-    request = request_from_flags(gpu=gpu, gpu_memory=gpu_memory, mig_profile=mig_profile)
-    env = parse_env(environment or [])
-    if interactive and (completions or parallelism):
-        raise UserError("--completions and --parallelism apply to training jobs only",
-                        "drop them or --interactive (Run:ai's rule)")
-    if parallelism is not None and parallelism > 1 and completions is None:
-        raise UserError("--parallelism above 1 needs --completions (Run:ai's rule)",
-                        f"e.g. --completions {parallelism * 2} --parallelism {parallelism}")
-    if service_type is not None and not port:
-        raise UserError("--service-type needs at least one --port", "e.g. --port 8888 --service-type nodeport")
-    cpu_limit_milli = f.parse_cpu("--cpu-limit", cpu_limit) if cpu_limit is not None else 0
-    memory_limit_mib = f.parse_memory("--memory-limit", memory_limit) if memory_limit is not None else 0
-    host = {
-        # As in Kubernetes, a limit without a request reserves the limit.
-        "cpu_milli": f.parse_cpu("--cpu", cpu) if cpu is not None else cpu_limit_milli,
-        "memory_mib": f.parse_memory("--memory", memory) if memory is not None else memory_limit_mib,
-        "cpu_limit_milli": cpu_limit_milli, "memory_limit_mib": memory_limit_mib,
-        "volumes": tuple(f.parse_volume(v) for v in volume or ()),
-        "pvcs": tuple(f.parse_pvc(p) for p in pvc or ()),
-        "ports": tuple(f.parse_port(p) for p in port or ()),
-        "service_type": f.parse_service_type(service_type) if service_type is not None else None,
-        "labels": tuple(f.parse_label(item) for item in label or ()),
-        "node_type": node_type,
-        "ttl_after_finish_s": f.parse_duration("--ttl-after-finish", ttl_after_finish) if ttl_after_finish else None,
-        "large_shm": large_shm, "completions": completions or 1, "parallelism": parallelism or 1,
-    }
-    if host["cpu_limit_milli"] and host["cpu_milli"] > host["cpu_limit_milli"]:
-        raise UserError(f"--cpu {cpu} is above --cpu-limit {cpu_limit}", "a request can be at most its limit")
-    if host["memory_limit_mib"] and host["memory_mib"] > host["memory_limit_mib"]:
-        raise UserError(f"--memory {memory} is above --memory-limit {memory_limit}", "a request can be at most its limit")
-    if not image.strip():
-        raise UserError("-i, --image must be set", "e.g. runai submit job1 -i gcr.io/run-ai-demo/quickstart-cuda")
-    name_prefix = name_prefix or job_name_prefix  # Run:ai's name for it, kept out of the help's width
     s = session(ctx)
-    project = s.project(project)
-    backend = s.backend
-    if name is None:
-        prefix = name_prefix or "job"
-        check_name("name prefix", prefix, "exp")
-        name = next_name(prefix, {j.name for j in backend.list_jobs(project)})
-    elif name_prefix:
-        raise UserError("give a job name or --name-prefix, not both", f"e.g. runai submit {name} -i {image}")
-    check_name("job name", name, "mig1")
-    # Interactive jobs are never retried (Run:ai forces backoffLimit 0); training jobs keep JobSpec's default.
-    retries = {"backoff_limit": 0} if interactive else ({} if backoff_limit is None else {"backoff_limit": backoff_limit})
-    try:
-        spec = JobSpec(name=name, project=project, image=image, type=_job_type(interactive, preemptible),
-                       request=request, command=argv, replace_entrypoint=command, env=env, working_dir=working_dir,
-                       user=backend.current_user(), **retries, **host)
-    except ValidationError as exc:
-        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
-        raise UserError(f"invalid job: {message}", "see `runai submit --help`") from None
-    job = backend.submit(spec)
+    flags = SubmitFlags(
+        project=s.project(project), image=image, name=name, name_prefix=name_prefix or job_name_prefix, gpu=gpu,
+        gpu_memory=gpu_memory, mig_profile=mig_profile, interactive=interactive, preemptible=preemptible,
+        environment=tuple(environment or ()), working_dir=working_dir, backoff_limit=backoff_limit,
+        command=tuple(ctx.meta.get("after_dash", ())), replace_entrypoint=command, cpu=cpu, memory=memory,
+        cpu_limit=cpu_limit, memory_limit=memory_limit, volumes=tuple(volume or ()), pvcs=tuple(pvc or ()),
+        large_shm=large_shm, ports=tuple(port or ()), service_type=service_type, labels=tuple(label or ()),
+        node_type=node_type, ttl_after_finish=ttl_after_finish, completions=completions, parallelism=parallelism)
+    job = s.backend.submit_flags(flags)  # checked where the spec is built (`submission/spec.py`)
     typer.echo(f"The job '{job.name}' has been submitted successfully")
     typer.echo(f"You can run `runai describe job {job.name} -p {job.project}` to check the job status")
-    for event in job.events:
-        if event.kind in NOTE_EVENTS:  # what the backend could not give this job as asked, said at once
-            typer.echo(f"Note: {event.message}", err=True)
-        elif event.kind in WARNING_EVENTS:
-            typer.echo(f"Warning: {event.message}", err=True)
+    for note in job.notes:  # what the backend could not give this job as asked, said at once
+        typer.echo(f"Note: {note}", err=True)
+    for warning in job.warnings:
+        typer.echo(f"Warning: {warning}", err=True)
     if attach_:
         _attach(s, job.project, job.name)
 

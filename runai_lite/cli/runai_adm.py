@@ -9,7 +9,7 @@ import typer
 
 from ..errors import UserError
 from .app import DataOutput, RunaiGroup, add_group, emit_data, example, new_app, run, session, show_projects
-from .session import check_name
+from ..kinds import check_name
 
 app = new_app("Administer runai-lite: dynamic-MIG nodes, projects and quotas, the embedded controller, "
               "Kubernetes install.", "runai-adm local init --simulate A100-SXM4-40GB:1", cls=RunaiGroup)
@@ -155,7 +155,7 @@ def local_init(
     system: SystemOpt = False,
 ) -> None:
     from ..backends.local.control import local_init as init
-    from .submit_flags import parse_cpu, parse_memory
+    from ..submission.values import parse_cpu, parse_memory
 
     capacity = (parse_cpu("--node-cpus", node_cpus) if node_cpus is not None else None,
                 parse_memory("--node-memory", node_memory) if node_memory is not None else None)

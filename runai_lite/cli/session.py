@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UserError
-from ..kinds import dns1123_problem
+from ..kinds import check_name
 from .config import CliConfig, load_config, save_config
 
 if TYPE_CHECKING:
@@ -56,13 +56,6 @@ class CliSession:
             known = ", ".join(names) if names else "none yet (an administrator creates them with `runai-adm project create`)"
             raise UserError(f"project {name} was not found",
                             f"run `runai list projects` to view all available projects; known: {known}")
-
-
-def check_name(what: str, name: str, example: str) -> None:
-    """Job and project names are DNS-1123 labels (they become Kubernetes names)."""
-    problem = dns1123_problem(name)
-    if problem:
-        raise UserError(f"invalid {what} {name!r}: {problem}", f"use a name such as {example}")
 
 
 def backend_for(config: CliConfig) -> Backend:

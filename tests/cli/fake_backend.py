@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from runai_lite.backends.api import JobInfo, NodeView, ProjectInfo
+from runai_lite.backends.submission import submit_in_process
 from runai_lite.backends.summary import JobSummary
 from runai_lite.errors import NotFoundError, UserError
 from runai_lite.model import JobSpec, JobStatus
+from runai_lite.submission.flags import SubmitFlags, SubmitReceipt
 
 
 class FakeBackend:
@@ -29,6 +31,9 @@ class FakeBackend:
 
     def current_user(self) -> str:
         return "alice"
+
+    def submit_flags(self, flags: SubmitFlags) -> SubmitReceipt:
+        return submit_in_process(self, flags)
 
     def submit(self, spec: JobSpec) -> JobInfo:
         if spec.project not in self.projects:

@@ -1,5 +1,5 @@
-"""CLI start-up stays light: `runai --help` and `runai list` import neither kubernetes, pynvml, rich
-nor pydantic: help pages are laid out without rich, `list`'s table is plain text of rows read as
+"""CLI start-up stays light: `runai --help`, `runai list` and `runai submit` to a running daemon import
+neither kubernetes, pynvml, rich nor pydantic: help pages are laid out without rich, `list`'s table is plain text of rows read as
 plain values, and option values are coerced without Typer's pydantic adapters."""
 
 from __future__ import annotations
@@ -15,18 +15,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("kubernetes", "pynvml", "rich", "pydantic")
 
-# Runs a CLI entry point in-process, then reports which heavy modules it loaded.
+# Runs a CLI entry point in-process and reports, as the process exits (the CLI ends it without the
+# interpreter's teardown, `atexit` functions run), which heavy modules it loaded.
 PROBE = """
-import json, sys
+import atexit, json, sys
 from runai_lite.cli.{module} import main
 sys.argv = [{prog!r}, *{args!r}]
-code = 0
-try:
-    main()
-except SystemExit as exit:
-    code = exit.code or 0
-loaded = sorted({{name.split('.')[0] for name in sys.modules}} & set({heavy!r}))
-print("\\n" + json.dumps({{"code": code, "loaded": loaded}}))
+atexit.register(lambda: print("\\n" + json.dumps(sorted({{name.split('.')[0] for name in sys.modules}} & set({heavy!r})))))
+main()
 """
 
 
@@ -34,7 +30,7 @@ def probe(home: Path, module: str, prog: str, *args: str) -> dict:
     env = {**os.environ, "RUNAI_LITE_HOME": str(home), "PYTHONPATH": str(REPO)}
     script = PROBE.format(module=module, prog=prog, args=list(args), heavy=HEAVY)
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return {"code": done.returncode, "loaded": json.loads(done.stdout.strip().splitlines()[-1])}
 
 
 @pytest.mark.parametrize(("module", "prog", "args"), [
@@ -54,9 +50,13 @@ def test_list_on_the_embedded_default_loads_neither(tmp_path):
     assert probe(home, "runai_adm", "runai-adm", "local", "init", "--simulate", "A100-SXM4-40GB:1")["code"] == 0
     try:
         probe(home, "runai_adm", "runai-adm", "project", "create", "team-a", "--deserved-gpus", "1")
-        for name in ("first", "second"):
-            probe(home, "runai", "runai", "submit", name, "-p", "team-a", "-i", "busybox", "--gpu", "0.5", "--",
-                  "sleep", "60")
+        # The first submission starts the daemon; the second is handed to it as plain JSON over the
+        # home's socket, the flags checked there.
+        submitted = [probe(home, "runai", "runai", "submit", name, "-p", "team-a", "-i", "busybox", "--gpu", "0.5",
+                           "--", "sleep", "60") for name in ("first", "second")]
+        assert [s["code"] for s in submitted] == [0, 0] and submitted[1]["loaded"] == []
+        refused = probe(home, "runai", "runai", "submit", "third", "-p", "team-a", "-i", "busybox", "--gpu", "half")
+        assert refused == {"code": 2, "loaded": []}
         result = probe(home, "runai", "runai", "list", "-p", "team-a")
         assert result == {"code": 0, "loaded": []}
         assert probe(home, "runai", "runai", "list", "-p", "team-a", "-o", "wide")["code"] == 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from runai_lite.backends.kube import conventions as k
-from runai_lite.cli.submit_flags import parse_port, parse_pvc, parse_volume
+from runai_lite.submission.values import parse_port, parse_pvc, parse_volume
 from runai_lite.errors import UserError
 from runai_lite.gpu.requests import request_from_flags
 from runai_lite.model import JobSpec, JobStatus, ServiceType

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from runai_lite.backends.local import LocalBackend
-from runai_lite.backends.local.identity import current_umask, peer_caller, peer_groups, user_name
+from runai_lite.backends.local.identity import peer_caller, peer_groups, user_name
+from runai_lite.files import current_umask
 
 from .conftest import spec
 

@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 from ...errors import NotFoundError, OperationalError, UserError
 from ...gpu.fit import NEVER_FITS_EVENT, never_fits
 from ...model import JobSpec, JobStatus, JobType
+from ...submission.flags import SubmitFlags, SubmitReceipt
 from ..api import (Event, FractionView, GpuView, JobInfo, JobOptions, JobUsage, MigInstanceView, NodeView,
                    ProjectInfo)
 from ..attempts import Attempt, AttemptEnd, separator
+from ..submission import submit_in_process
 from ..summary import JobSummary
 from . import conventions as k
 from .cache import ListingReader
@@ -81,6 +83,9 @@ class KubeBackend:
         return self._priority_classes
 
     # -- jobs ----------------------------------------------------------------------------------
+
+    def submit_flags(self, flags: SubmitFlags) -> SubmitReceipt:
+        return submit_in_process(self, flags)
 
     def submit(self, spec: JobSpec) -> JobInfo:
         if any(name == DEVICE_SELECTOR for name, _ in spec.env):

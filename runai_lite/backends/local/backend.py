@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...errors import OperationalError, UserError
+from ...files import current_umask
 from ...kinds import text_problem
+from ...submission.flags import SubmitFlags, SubmitReceipt
 from ..summary import JobSummary
 from .paths import Home, lock_held, system_socket
 
@@ -28,7 +30,6 @@ if TYPE_CHECKING:
 
     from ...model import JobSpec
     from ..api import Event, JobInfo, JobUsage, NodeView, ProjectInfo
-    from .service import SubmitContext
     from .store import Store
 
 
@@ -92,7 +93,39 @@ class LocalBackend:
 
     def submit(self, spec: JobSpec) -> JobInfo:
         self._daemon()
-        return self._service.submit(spec, _submit_context(spec))
+        from .service import SubmitContext
+
+        return self._service.submit(spec, SubmitContext(**_submit_context(spec.working_dir)))
+
+    def submit_flags(self, flags: SubmitFlags) -> SubmitReceipt:
+        """Handed to the daemon as plain JSON where one listens (the machine-wide one, or this
+        home's running daemon), which checks the flags and stores the job; otherwise checked and
+        stored in this process, as `submit` does, starting the daemon."""
+        from . import protocol  # the socket module: only the commands that talk to a daemon load it
+
+        context = _submit_context(flags.working_dir)
+        conn = self._daemon_connection()
+        if conn is not None:
+            return SubmitReceipt.from_json(protocol.call(conn, "submit_flags", flags=flags.to_json(), context=context))
+        from ..submission import submit_in_process
+
+        return submit_in_process(self, flags)
+
+    def _daemon_connection(self) -> socket.socket | None:
+        """A connection to the daemon's socket, or None where this home's daemon does not listen on
+        one (not running yet, an older daemon, a home whose path is too long for a socket's name)."""
+        if self._socket is not None:
+            from .client import connect_to_system_daemon
+
+            return connect_to_system_daemon(self._socket)
+        if not lock_held(self.home.daemon_lock):
+            return None
+        from . import protocol
+
+        try:
+            return protocol.connect(self.home.api_socket)
+        except OSError:
+            return None
 
     def list_jobs(self, project: str | None) -> list[JobInfo]:
         self._daemon()
@@ -202,24 +235,21 @@ class LocalBackend:
         self._service.set_node_type(node, node_type)
 
 
-def _submit_context(spec: JobSpec) -> SubmitContext:
-    """This process's directory, umask and environment: what the job runs with. A variable whose
-    bytes are not text cannot be stored, and is left out (as it could not be passed on anyway)."""
+def _submit_context(working_dir: str | None) -> dict[str, Any]:
+    """This process's directory, umask and environment (`service.SubmitContext`'s fields): what the
+    job runs with. A variable whose bytes are not text cannot be stored, and is left out (as it
+    could not be passed on anyway)."""
     try:
         cwd = os.getcwd()
     except FileNotFoundError:
-        if spec.working_dir is None:
+        if working_dir is None:
             raise UserError("the current directory no longer exists",
                             "cd to an existing directory, or give --working-dir") from None
         cwd = "/"
     if text_problem(cwd):
-        cwd = "/" if spec.working_dir is not None else cwd
+        if working_dir is None:
+            raise UserError(f"the current directory {cwd!r} cannot be stored (its name is not UTF-8 text)",
+                            "give --working-dir, or submit from another directory")
+        cwd = "/"
     env = {key: value for key, value in os.environ.items() if not text_problem(f"{key}={value}")}
-    from .identity import current_umask
-    from .service import SubmitContext
-
-    try:
-        return SubmitContext(cwd=cwd, umask=current_umask(), env=env)
-    except ValueError:
-        raise UserError(f"the current directory {cwd!r} cannot be stored (its name is not UTF-8 text)",
-                        "give --working-dir, or submit from another directory") from None
+    return {"cwd": cwd, "umask": current_umask(), "env": env}

@@ -7,17 +7,13 @@ One connection per call. The client says nothing about who it is: the daemon ask
 from __future__ import annotations
 
 import functools
-import inspect
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from ...errors import OperationalError
 from . import protocol
-from .service import OPERATIONS, STREAMING, LocalService, operation_types
 
 NOT_RUNNING_HINT = ("ask an administrator to start it (sudo systemctl start runai-lite, or sudo runai-adm local init "
                     "--system); to use a personal daemon instead, set RUNAI_LITE_HOME")
@@ -28,11 +24,19 @@ class ServiceClient:
         self.socket_path = socket_path
 
     def __getattr__(self, op: str) -> Any:
+        from .service import OPERATIONS
+
         if op not in OPERATIONS:
             raise AttributeError(op)
         return functools.partial(self._call, op)
 
     def _call(self, op: str, *args: Any, **kwargs: Any) -> Any:
+        import inspect
+
+        from pydantic import TypeAdapter
+
+        from .service import STREAMING, LocalService, operation_types
+
         params, result_type = operation_types(op)
         bound = inspect.signature(getattr(LocalService, op)).bind(None, *args, **kwargs)
         encoded = {name: TypeAdapter(params[name]).dump_python(value, mode="json")
@@ -40,7 +44,7 @@ class ServiceClient:
         conn = self._connect()
         try:
             protocol.send(conn, protocol.request(op, **encoded))
-            first = self._reply(conn)
+            first = protocol.reply(conn)
         except BaseException:
             conn.close()
             raise
@@ -52,29 +56,7 @@ class ServiceClient:
         return TypeAdapter(result_type).validate_python(first.get("result"))
 
     def _connect(self) -> socket.socket:
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            conn.connect(str(self.socket_path))
-        except (FileNotFoundError, ConnectionRefusedError):
-            conn.close()
-            raise OperationalError(f"the machine-wide runai-lite daemon is not running (nothing answers at "
-                                   f"{self.socket_path})", NOT_RUNNING_HINT) from None
-        except OSError as error:
-            conn.close()
-            raise OperationalError(f"cannot connect to the runai-lite daemon at {self.socket_path}: "
-                                   f"{error.strerror}", NOT_RUNNING_HINT) from None
-        return conn
-
-    @staticmethod
-    def _reply(conn: socket.socket) -> dict[str, Any]:
-        try:
-            message = protocol.receive(conn)
-        except OSError as error:
-            raise protocol.ProtocolError(f"the runai-lite daemon's connection failed: {error.strerror}") from None
-        if message is None:
-            raise protocol.ProtocolError("the runai-lite daemon closed the connection without answering",
-                                         "an administrator finds why in the daemon's log")
-        return message
+        return connect_to_system_daemon(self.socket_path)
 
     def _lines(self, conn: socket.socket, first: dict[str, Any]) -> Iterator[str]:
         """A stream's lines, the first frame already read (so that a refusal is raised at once)."""
@@ -87,8 +69,19 @@ class ServiceClient:
             with conn:
                 while "line" in message:
                     yield str(message["line"])
-                    message = self._reply(conn)
+                    message = protocol.reply(conn)
                 if not message.get("ok"):
                     protocol.raise_error(message)
 
         return lines()
+
+
+def connect_to_system_daemon(socket_path: Path) -> socket.socket:
+    try:
+        return protocol.connect(socket_path)
+    except (FileNotFoundError, ConnectionRefusedError):
+        raise OperationalError(f"the machine-wide runai-lite daemon is not running (nothing answers at "
+                               f"{socket_path})", NOT_RUNNING_HINT) from None
+    except OSError as error:
+        raise OperationalError(f"cannot connect to the runai-lite daemon at {socket_path}: "
+                               f"{error.strerror}", NOT_RUNNING_HINT) from None

@@ -35,12 +35,14 @@ SIMULATE_HINT = ("on a machine without NVIDIA GPUs, declare a simulated inventor
 
 # Run from the same tree as this command (installed or not), whatever directory it runs in.
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
-_PERSONAL_DAEMON = "runai_lite.backends.local.daemon.main"
-_SYSTEM_DAEMON = "runai_lite.backends.local.server"  # the daemon with the socket server in front
+# Both are the daemon with the socket server in front: the personal one serves its owner alone.
+_PERSONAL_DAEMON = ("runai_lite.backends.local.server", "personal_main")
+_SYSTEM_DAEMON = ("runai_lite.backends.local.server", "main")
 
 
-def _main_of(module: str) -> str:
-    return f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); from {module} import main; sys.exit(main())"
+def _main_of(entry: tuple[str, str]) -> str:
+    module, function = entry
+    return f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); from {module} import {function}; sys.exit({function}())"
 
 
 @dataclass(frozen=True)

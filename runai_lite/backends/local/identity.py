@@ -55,13 +55,6 @@ def this_process() -> Caller:
     return Caller(uid=uid, gid=gid, groups=tuple(sorted(set(os.getgroups()) - {gid})), user=user_name(uid))
 
 
-def current_umask() -> int:
-    """This process's umask (reading it means setting it: it is put straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def peer_caller(conn: socket.socket) -> tuple[Caller, int]:
     """The account at the other end of a Unix stream socket, and its pid, from `SO_PEERCRED`."""
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))

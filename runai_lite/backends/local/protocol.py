@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
+from pathlib import Path
 from typing import Any
 
 from ...errors import NotFoundError, OperationalError, RunaiLiteError, UserError
@@ -66,6 +67,41 @@ def _read_exactly(conn: socket.socket, size: int, allow_eof: bool) -> bytes | No
         chunks.append(chunk)
         left -= len(chunk)
     return b"".join(chunks)
+
+
+def connect(socket_path: Path) -> socket.socket:
+    """A connection to the daemon listening at `socket_path`; the `OSError` of a failed connect is
+    the caller's to word (nothing listening, no such socket, no permission)."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(str(socket_path))
+    except OSError:
+        conn.close()
+        raise
+    return conn
+
+
+def reply(conn: socket.socket) -> dict[str, Any]:
+    """The next frame of the daemon's answer; `ProtocolError` when the connection fails or ends first."""
+    try:
+        message = receive(conn)
+    except OSError as error:
+        raise ProtocolError(f"the runai-lite daemon's connection failed: {error.strerror}") from None
+    if message is None:
+        raise ProtocolError("the runai-lite daemon closed the connection without answering",
+                            "its log says why (`runai-adm local status` shows where it is)")
+    return message
+
+
+def call(conn: socket.socket, op: str, **args: Any) -> Any:
+    """One plain request on `conn` (then closed): its result, or the error it answers raised here.
+    For callers that send and read JSON as it is, without the models (`runai submit`)."""
+    with conn:
+        send(conn, request(op, **args))
+        answer = reply(conn)
+    if not answer.get("ok"):
+        raise_error(answer)
+    return answer.get("result")
 
 
 def request(op: str, **args: Any) -> dict[str, Any]:

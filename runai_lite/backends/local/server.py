@@ -1,9 +1,13 @@
-"""The system daemon's front door: a Unix socket server in front of the embedded daemon.
+"""The embedded daemon's front door: a Unix socket server in front of its store.
 
-`main` runs as root (by `runai-adm local init --system`, or systemd in the foreground): it takes the
-server lock, listens on the socket (mode 0666 in a 0755 directory: anyone may connect), serves each
-connection in a thread, and runs the ordinary daemon (`daemon.main`) on the system state directory
-in the main thread, until SIGTERM.
+The machine-wide daemon: `main` runs as root (by `runai-adm local init --system`, or systemd in the
+foreground): it takes the server lock, listens on the socket (mode 0666 in a 0755 directory: anyone
+may connect), serves each connection in a thread, and runs the ordinary daemon (`daemon.main`) on the
+system state directory in the main thread, until SIGTERM.
+
+A personal daemon serves its owner alone on `api.sock` in the home (`serve_personal`: mode 0600 in
+the 0700 home, and a peer of any other uid is refused), so that `runai submit` can hand it the flags
+instead of loading the models and the store itself.
 
 Each connection carries one request (`protocol.py`). The caller is who the kernel says connected
 (`SO_PEERCRED`), never what the request says; the request goes to a `LocalService` acting for that
@@ -28,31 +32,35 @@ from pydantic import TypeAdapter, ValidationError
 
 from ...errors import OperationalError, RunaiLiteError, UserError
 from . import protocol
-from .identity import Caller, peer_caller
+from .identity import Caller, peer_caller, user_name
 from .paths import SOCKET_MODE, Home, system_dirs
 from .service import OPERATIONS, STREAMING, LocalService, operation_types
 from .store import Store
 
 log = logging.getLogger("runai_lite.server")
 REQUEST_TIMEOUT_SECONDS = 10.0  # a client has this long to send its request
+PERSONAL_SOCKET_MODE = 0o600
+SOCKET_PATH_LIMIT = 107  # sun_path's 108 bytes, less the terminating NUL
 
 
 class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     request_queue_size = 64
 
-    def __init__(self, home: Home, socket_path: Path):
+    def __init__(self, home: Home, socket_path: Path, personal: bool = False):
         self.home = home
         self.socket_path = socket_path
+        self.personal = personal
         super().__init__(str(socket_path), Handler)
 
     def server_bind(self) -> None:
-        """Bound under a staging name, given mode 0666 (connecting needs write permission on the
-        socket), then renamed into place: the socket never appears without its mode."""
+        """Bound under a staging name, given its mode (connecting needs write permission on the
+        socket: 0666 for everyone, 0600 for a personal daemon's owner), then renamed into place: the
+        socket never appears without its mode."""
         staging = self.socket_path.with_name(f".{self.socket_path.name}.{os.getpid()}")
         staging.unlink(missing_ok=True)
         self.socket.bind(str(staging))
-        os.chmod(staging, SOCKET_MODE)
+        os.chmod(staging, PERSONAL_SOCKET_MODE if self.personal else SOCKET_MODE)
         os.replace(staging, self.socket_path)
         self.server_address = str(self.socket_path)
 
@@ -80,9 +88,12 @@ class Handler(socketserver.BaseRequestHandler):
     def _answer(self, conn: socket.socket, caller: Caller, message: dict[str, Any]) -> None:
         store = None
         try:
+            if self.server.personal and caller.uid != os.geteuid():  # the home's mode says so too
+                raise UserError(f"this runai-lite daemon serves {user_name(os.geteuid())}'s personal home; "
+                                f"you are {caller.user}", "use your own home (RUNAI_LITE_HOME)")
             op, args = _parse(message)
             store = Store(self.server.home.db)
-            service = LocalService(self.server.home, store, lambda: caller)
+            service = LocalService(self.server.home, store, lambda: caller, personal=self.server.personal)
             outcome = getattr(service, op)(**args)
             if op in STREAMING:
                 self._stream(conn, outcome)
@@ -131,6 +142,23 @@ def _parse(message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         raise UserError(f"invalid request {op}: {problem['msg']}", "see `runai --help`") from None
 
 
+def serve_personal(home: Home) -> Server | None:
+    """Serve the personal home's owner on `home.api_socket` from a thread, until `shutdown`; None
+    (and the CLI does the work in its own process, as before) where the home's path is too long for
+    a Unix socket's name or the socket cannot be made."""
+    path = home.api_socket
+    if len(os.fsencode(path)) > SOCKET_PATH_LIMIT:
+        log.info("not serving %s: a Unix socket's path is at most %d bytes", path, SOCKET_PATH_LIMIT)
+        return None
+    try:
+        server = Server(home, path, personal=True)
+    except OSError as error:
+        log.warning("not serving %s: %s", path, error)
+        return None
+    threading.Thread(target=server.serve_forever, name="api-server", daemon=True).start()
+    return server
+
+
 # ---------------------------------------------------------------------------------- main
 
 
@@ -163,6 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def personal_main(argv: list[str] | None = None) -> int:
+    """A personal daemon (`--home HOME`), serving its owner on the home's socket."""
+    from .daemon.main import main as daemon_main
+
+    return daemon_main(argv, front_door=serve_personal)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ...errors import NotFoundError, OperationalError, RunaiLiteError, UserError
 from ...gpu.fit import never_fits
 from ...model import JobSpec, JobStatus, dns1123_problem, text_problem
+from ...submission.flags import SubmitFlags, SubmitReceipt
+from ...submission.spec import spec_from_flags
 from ..api import Event, JobInfo, JobUsage, NodeView, ProjectInfo
 from ..attempts import attempt_lines
 from . import events as ev
@@ -54,7 +56,7 @@ FOLLOW_POLL_SECONDS = 0.2
 
 # The service's operations a client may call (over the socket, in system mode), and which of them
 # answer with a stream of lines.
-OPERATIONS = frozenset({"submit", "list_jobs", "get_job", "delete_jobs", "suspend_job", "resume_job", "top_jobs", "logs",
+OPERATIONS = frozenset({"submit", "submit_flags", "list_jobs", "get_job", "delete_jobs", "suspend_job", "resume_job", "top_jobs", "logs",
                         "exec_target", "forward_target", "list_projects", "create_project", "delete_project", "list_nodes",
                         "set_dynamic_mig", "set_node_type", "events"})
 STREAMING = frozenset({"logs"})
@@ -128,11 +130,14 @@ class ExecTarget(BaseModel):
 
 
 class LocalService:
-    def __init__(self, home: Home, store: Store, whoami: Callable[[], Caller]):
+    def __init__(self, home: Home, store: Store, whoami: Callable[[], Caller], personal: bool = False):
         self.home = home
         self.store = store
         self._whoami = whoami
         self._admin_uid = home.root.stat().st_uid
+        # A personal home's owner chooses its runtime with their own environment ($RUNAI_LITE_RUNTIME,
+        # $PATH), also when the daemon serves their request; on the machine-wide daemon the admin's counts.
+        self._personal = personal
 
     # ------------------------------------------------------------------------------ who may
 
@@ -172,16 +177,17 @@ class LocalService:
                                 f"run `runai list jobs -p {project}` to see its jobs")
         return row
 
-    def _runtime(self) -> str:
+    def _runtime(self, context: SubmitContext) -> str:
         """`docker`/`podman` when one answers, else `process`; the answer is cached in the store.
         `$RUNAI_LITE_RUNTIME` (`process`, `podman`, `docker`) chooses instead of probing."""
-        chosen = os.environ.get(RUNTIME_VARIABLE)
+        environ = context.env if self._personal else os.environ
+        chosen = environ.get(RUNTIME_VARIABLE)
         if chosen:
             if chosen not in (PROCESS, *CONTAINER_RUNTIMES):
                 raise UserError(f"${RUNTIME_VARIABLE}={chosen} names no runtime",
                                 f"set it to one of {', '.join((PROCESS, *CONTAINER_RUNTIMES))}, or unset it to probe")
             return chosen
-        if not any(shutil.which(r) for r in ("docker", "podman")):
+        if not any(shutil.which(r, path=environ.get("PATH")) for r in ("docker", "podman")):
             return PROCESS
         cached = self.store.config("runtime_probe")
         if cached and time.time() - cached["at"] < RUNTIME_PROBE_SECONDS:
@@ -193,6 +199,14 @@ class LocalService:
 
     # ------------------------------------------------------------------------------ jobs
 
+    def submit_flags(self, flags: SubmitFlags, context: SubmitContext) -> SubmitReceipt:
+        """`runai submit` as typed: the flags checked and made a spec here (`submission/spec.py`), so
+        that the CLI sends them without loading the models."""
+        spec = spec_from_flags(flags, self.caller.user,
+                               lambda: (row.name for row in self.store.live_jobs(flags.project)))
+        job = self.submit(spec, context)
+        return SubmitReceipt.of(job.name, job.project, job.events)
+
     def submit(self, spec: JobSpec, context: SubmitContext) -> JobInfo:
         if spec.project not in {p.name for p in self.store.projects()}:
             raise NotFoundError(f"project {spec.project} was not found",
@@ -200,7 +214,7 @@ class LocalService:
                                 "(`runai list projects` shows the existing ones)")
         self._check_could_ever_fit(spec)
         submitter = self.caller.submitter(context.env, context.cwd, context.umask)
-        runtime = self._runtime()
+        runtime = self._runtime(context)
         check_embedded(spec, runtime)
         if runtime == PROCESS:
             spec = _direct_spec(spec, submitter.cwd)

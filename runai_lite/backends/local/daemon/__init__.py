@@ -1,5 +1,6 @@
 """The embedded controller: one per home, started in the background by the first command that needs
-it (`control.ensure_daemon` runs `daemon.main.main()` in a new session, with `--home H`).
+it (`control.ensure_daemon` runs `server.personal_main()`, which runs `daemon.main.main()` behind
+the owner's socket, in a new session, with `--home H`).
 
 The daemon is a sequencer of small units (`sequencer.Daemon.cycle` only orders them). Each unit is
 made from a `DaemonContext` (store, driver, home, settings, process tracker) and called with the

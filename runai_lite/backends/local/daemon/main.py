@@ -10,6 +10,8 @@ import os
 import select
 import signal
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from ....errors import RunaiLiteError
 from ..paths import PIDFILE_READY, Home, write_private
@@ -38,7 +40,10 @@ def wait_for_wake(fd: int, timeout: float) -> None:
             pass
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, front_door: Callable[[Home], Any] | None = None) -> int:
+    """`front_door(home)`, called once this process holds the home's daemon lock and before it says
+    it is ready, starts a server in front of the store (the personal daemon's socket, `server.py`);
+    what it returns is shut down and closed when the daemon stops."""
     parser = argparse.ArgumentParser(prog="runai-lite-daemon", description="the embedded runai-lite controller")
     parser.add_argument("--home", required=True)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
@@ -72,10 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info("runai-lite daemon %d serving %s on node %s", os.getpid(), home.root, daemon.node)
+    server = front_door(home) if front_door is not None else None
     try:
         daemon.run(lambda timeout: wait_for_wake(wake_fd, timeout),
                    ready=lambda: write_private(home.daemon_pid, f"{os.getpid()}\n{PIDFILE_READY}\n"))
     finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
         home.daemon_pid.unlink(missing_ok=True)
         daemon.close()
         log.info("runai-lite daemon %d stopped", os.getpid())

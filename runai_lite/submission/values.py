@@ -1,5 +1,5 @@
-"""`runai submit`'s host-resource, storage, network, placement and lifetime flags, read as Run:ai
-reads them, into the values `JobSpec` holds.
+"""`runai submit`'s environment, host-resource, storage, network, placement and lifetime flags,
+read as Run:ai reads them, into the values `JobSpec` holds, and the generated job name.
 
 Pure functions, text in, value out; each raises `UserError` (exit 2) naming the accepted forms.
 """
@@ -12,8 +12,27 @@ from ..errors import UserError
 from ..model import PortMapping, PvcMount, ServiceType, VolumeMount
 from ..units import bytes_to_mib, parse_size
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CPU = re.compile(r"^(?P<num>\d+(?:\.\d+)?|\.\d+)(?P<milli>m)?$")
 MAX_CPU_MILLI = 10**9  # a million cores: beyond any machine, and exact in every integer type
+
+
+def parse_env(pairs: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """`-e NAME=VALUE`, repeated."""
+    result = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not _ENV_NAME.match(key):
+            raise UserError(f"invalid -e {pair!r}", "use -e NAME=VALUE, where NAME is letters, digits and '_'")
+        result.append((key, value))
+    return tuple(result)
+
+
+def next_name(prefix: str, taken: set[str]) -> str:
+    """`<prefix>-<n>` with n one more than the highest index in use (Run:ai's --job-name-prefix)."""
+    pattern = re.compile(rf"^{re.escape(prefix)}-(\d+)$")
+    used = [int(m[1]) for name in taken if (m := pattern.match(name))]
+    return f"{prefix}-{max(used, default=0) + 1}"
 
 
 def parse_cpu(flag: str, text: str) -> int:

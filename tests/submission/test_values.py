@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from runai_lite.cli import submit_flags as f
+from runai_lite.submission import values as f
 from runai_lite.cli.config import CliConfig
 from runai_lite.cli.runai import app
 from runai_lite.cli.session import CliSession
