@@ -12,12 +12,12 @@ user+sys CPU time from `os.wait4`:
 - `complete`: `runai completion-names jobs -p team-a`, what the shell completion scripts run on
   TAB after `runai logs ` and the like.
 
-    python -m benchmarks.cli_startup --rounds 15 [--baseline OTHER/bin/runai]
+    python -m benchmarks.cli_startup --rounds 15 [--baseline OTHER/.venv/bin/runai ...]
 
 prints, per case, the median and lowest CPU time, and the median beyond `import typer` as a share
 of it (the goal: at most 50%). `--baseline` runs the same four commands of another installation
 (another release's virtual environment, on the same home and daemon) in the same rounds, so that
-before and after are measured side by side.
+before and after are measured side by side; it may be given more than once.
 
 Every measured `runai_lite` runs from bytecode, as an installed package does (pip compiles it at
 install time, as it compiled typer): the package is compiled once before the rounds. Without that,
@@ -97,8 +97,9 @@ def prepare(home: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--baseline", type=Path, metavar="RUNAI",
-                        help="the runai script of another installation, measured in the same rounds")
+    parser.add_argument("--baseline", type=Path, metavar="RUNAI", action="append", default=[],
+                        help="the runai script of another installation (its venv's bin/runai), measured in the "
+                             "same rounds and named after the directory above the venv; repeatable")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="runai-cli-startup-"))
     env = {**os.environ, "RUNAI_LITE_HOME": str(home), "RUNAI_LITE_RUNTIME": "process"}
@@ -108,9 +109,9 @@ def main() -> None:
         prepare(home)
         commands = {"import typer": [sys.executable, "-c", "import typer"], **cases(runai)}
         compile_package(Path(sys.executable))
-        if args.baseline:
-            commands.update(cases([str(args.baseline)], " (baseline)"))
-            compile_package(args.baseline.parent / "python")
+        for baseline in args.baseline:
+            commands.update(cases([str(baseline)], f" ({baseline.resolve().parents[2].name})"))
+            compile_package(baseline.parent / "python")
         for argv in commands.values():  # warm the page cache and the daemon once
             cpu_seconds(argv, env)
         samples: dict[str, list[float]] = {name: [] for name in commands}
@@ -120,13 +121,13 @@ def main() -> None:
         typer_ms = statistics.median(samples["import typer"]) * 1000
         print(f"CPU time (user+sys) of each command, {args.rounds} interleaved rounds, {JOBS} jobs in the listed "
               f"project, {os.cpu_count()} CPUs")
-        print(f"{'case':<24}{'median ms':>11}{'lowest ms':>11}{'beyond typer':>14}{'share':>8}")
+        print(f"{'case':<28}{'median ms':>11}{'lowest ms':>11}{'beyond typer':>14}{'share':>8}")
         for name, values in samples.items():
             median = statistics.median(values) * 1000
             beyond = median - typer_ms
             share = "" if name == "import typer" else f"{beyond / typer_ms:.0%}"
             extra = "" if name == "import typer" else f"{beyond:+.0f} ms"
-            print(f"{name:<24}{median:>11.0f}{min(values) * 1000:>11.0f}{extra:>14}{share:>8}")
+            print(f"{name:<28}{median:>11.0f}{min(values) * 1000:>11.0f}{extra:>14}{share:>8}")
     finally:
         subprocess.run([*runai, "delete", "job", "--all", "-p", "team-b"], env=env, capture_output=True, check=False)
         subprocess.run([str(Path(runai[0]).parent / "runai-adm"), "local", "stop"], env=env, capture_output=True,
