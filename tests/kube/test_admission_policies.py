@@ -70,6 +70,7 @@ def edited(change) -> dict:
     lambda m: m["labels"].update({k.QUEUE_LABEL: "team-c"}),
     lambda m: m["labels"].pop(k.GPU_GROUP_LABEL),
     lambda m: m["labels"].update({"runai-lite/anything": "x"}),
+    lambda m: m["annotations"].update({k.ATTEMPT: "7"}),  # the number its logs and describe go by
 ])
 def test_a_tenant_cannot_change_what_the_controller_relies_on(change):
     assert refusals("runai-lite-pod-state", "UPDATE", edited(change), RUNNING)
@@ -87,6 +88,8 @@ def test_a_tenant_creates_pods_with_a_gpu_request_but_not_with_the_controllers_a
     assert refusals("runai-lite-pod-state", "CREATE", pod({k.GPU_FRACTION: "0.5"}, {k.JOB_NAME_LABEL: "a"})) == []
     assert refusals("runai-lite-pod-state", "CREATE", pod({k.ALLOCATION: "{}", k.GPU_FRACTION: "0.5"}))
     assert refusals("runai-lite-pod-state", "CREATE", pod({k.STATUS: "Running"}))
+    assert refusals("runai-lite-pod-state", "CREATE", pod({k.ATTEMPT: "3"}))
+    assert refusals("runai-lite-pod-state", "CREATE", pod({k.ATTEMPTS_STARTED: "3"}))
     assert refusals("runai-lite-pod-state", "CREATE", pod({k.ALLOCATION: "{}"}), user=CONTROLLER) == []
 
 

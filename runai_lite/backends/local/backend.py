@@ -4,7 +4,9 @@
   call is one request on the socket (`client.py`), served by the daemon for the caller the kernel
   names. The user needs no home and no daemon of their own.
 - Personal mode: the calls go to a `LocalService` in this process, on the user's own home, after
-  making sure a daemon serves it (restarting one that died).
+  making sure a daemon serves it (restarting one that died). `runai submit` is handed to the running
+  daemon over the home's own socket instead, as plain JSON (`submit_flags`), so that the command
+  loads neither the models nor the store.
 
 Either way a command never waits for scheduling, except `delete`, which waits (up to the grace
 period and a margin) for the job's processes to stop, and says so when they have not.
@@ -69,7 +71,7 @@ class LocalBackend:
                 from .store import Store
 
                 self._store = Store(self.home.db)
-                self._client = LocalService(self.home, self._store, this_process)
+                self._client = LocalService(self.home, self._store, this_process, personal=True)
         return self._client
 
     def close(self) -> None:
