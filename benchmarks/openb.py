@@ -151,9 +151,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="a workload mix derived from the pod list (benchmarks/openb_mixes.py): " + ", ".join(MIX_NAMES))
     parser.add_argument("--node-count", type=int, default=0, help="replicate the node list to this many nodes")
     parser.add_argument("--path", choices=sorted(PATHS), default="policy",
-                        help="policy: the policy alone on SharedGpus' cluster; plan: scheduler.plan() cycles")
+                        help="policy: the policy alone on SharedGpus' cluster; plan: scheduler.plan() cycles; carried: the same through one CarriedPlanner")
     parser.add_argument("--cycle", type=int, default=0,
-                        help="arrivals per scheduling cycle (default: 1 for --path policy, 100 for --path plan)")
+                        help="arrivals per scheduling cycle (default: 1 for --path policy, 100 for --path plan or carried)")
     parser.add_argument("--oracle-workload", action="store_true",
                         help="the FGD artifact's typical pods from the whole trace instead of the mix learnt online")
     parser.add_argument("--bound", action="store_true",

@@ -1,15 +1,16 @@
-"""The openb arrivals through the scheduler's own decision path, two ways that must agree.
+"""The openb arrivals through the scheduler's own decision path, in ways that must agree.
 
 - `PlanPath`: what the scheduler does. Each cycle builds a `Snapshot` (the trace's nodes, every
   job seen so far: placed ones running, failed ones finished, this cycle's arrivals pending) and
   calls `scheduler.plan`; the plan's binds become running jobs. Arrivals it cannot place fail and
   are never retried (the FGD protocol), but stay in the snapshot as finished jobs: the cluster has
-  seen them.
+  seen them. `CarriedPath` makes the same calls through one `CarriedPlanner`, as the Kubernetes
+  controller does, its working state carried between cycles.
 - `PolicyPath`: a thin path through exactly the inputs `plan` builds for shared-GPU work: the
   `FractionCluster` of `SharedGpus`, each job's `shared_gpus.demand_of`, the policy from
   `make_policy(snapshot.policy, workload=shared_gpus.workload_of(jobs seen))`, rebuilt only when
   that mix changes (`learning_horizon`), so score caches stay warm as they cannot across plan()
-  calls. tests/placement/test_openb_replay.py checks that both place every pod alike.
+  calls. tests/placement/test_openb_replay.py checks that all three place every pod alike.
 
 Both see a cycle's arrivals as seen when the cycle starts (they are in the snapshot's queue).
 """
@@ -17,12 +18,13 @@ Both see a cycle's arrivals as seen when the cycle starts (they are in the snaps
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from benchmarks.openb_trace import TraceNode
-from runai_lite.model import MILLI, Bind, Gpu, GpuRequest, Job, JobStatus, Node, Project, Snapshot
+from runai_lite.model import MILLI, Bind, Gpu, GpuRequest, Job, JobStatus, Node, Plan, Project, Snapshot
 from runai_lite.scheduler import plan
+from runai_lite.scheduler.carried import CarriedPlanner
 from runai_lite.scheduler.placement import Demand, make_policy
 from runai_lite.scheduler.shared_gpus import SharedGpus, demand_of, learning_horizon, workload_of
 from runai_lite.scheduler.state import ClusterState
@@ -113,6 +115,7 @@ class PlanPath:
 
     def __init__(self, nodes: Sequence[TraceNode], policy: str, seed: int = 0):
         self.base = base_snapshot(nodes, policy)
+        self.planner: Callable[[Snapshot], Plan] = plan
 
     def run(self, jobs: Sequence[Job], cycle: int = 100) -> PathResult:
         seen: list[Job] = []
@@ -123,7 +126,7 @@ class PlanPath:
             arrivals = [jobs[i] for i in batch]
             snapshot = self.base.model_copy(update={"jobs": (*seen, *arrivals)})
             start = time.process_time()
-            result = plan(snapshot)
+            result = self.planner(snapshot)
             seconds += time.process_time() - start
             if any(a.action != "bind" for a in result.actions if a.action not in ("reserve",)):
                 raise AssertionError(f"the replay expects binds only: {[a.action for a in result.actions][:5]}")
@@ -138,4 +141,13 @@ class PlanPath:
         return PathResult(placements, seconds, len(batches))
 
 
-PATHS = {"policy": PolicyPath, "plan": PlanPath}
+class CarriedPath(PlanPath):
+    """The same cycles through one `CarriedPlanner` (what the Kubernetes controller runs): the
+    working state is carried from one cycle to the next and only what changed is built again."""
+
+    def __init__(self, nodes: Sequence[TraceNode], policy: str, seed: int = 0):
+        super().__init__(nodes, policy, seed)
+        self.planner = CarriedPlanner()
+
+
+PATHS = {"policy": PolicyPath, "plan": PlanPath, "carried": CarriedPath}

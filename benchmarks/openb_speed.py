@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mixes", default=",".join(MIX_NAMES))
     parser.add_argument("--policy", default="default")
     parser.add_argument("--seeds", default="42,43,44")
-    parser.add_argument("--path", choices=("policy", "plan"), default="policy")
+    parser.add_argument("--path", choices=("policy", "plan", "carried"), default="policy")
     parser.add_argument("--node-count", type=int, default=0, help="replicate the node list to this many nodes")
     parser.add_argument("--repeat", type=int, default=2, help="runs per mix; the median is reported")
     args = parser.parse_args(argv)

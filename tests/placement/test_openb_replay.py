@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from benchmarks.openb_replay import PlanPath, PolicyPath, job_of
+from benchmarks.openb_replay import CarriedPath, PlanPath, PolicyPath, job_of
 from benchmarks.openb_trace import TraceNode
 from runai_lite.model import MILLI
 from runai_lite.scheduler.placement import Demand
@@ -39,7 +39,8 @@ def test_the_policy_path_places_every_pod_where_plan_does(policy, seed, cycle):
     jobs = [job_of(i, d) for i, d in enumerate(demands)]
     thin = PolicyPath(nodes, policy).run(jobs, cycle=cycle)
     planned = PlanPath(nodes, policy).run(jobs, cycle=cycle)
-    assert thin.placements == planned.placements
+    carried = CarriedPath(nodes, policy).run(jobs, cycle=cycle)
+    assert thin.placements == planned.placements == carried.placements
     placed = [p for p in thin.placements if p is not None]
     assert placed and len(placed) < len(jobs)  # the trace overloads the cluster: some pods fail
 
