@@ -5,7 +5,8 @@ database without building a pydantic model per job) offers them through `Backend
 any other makes them from its records with `JobInfo.summary`. Either way the table is the same.
 """
 
-from __future__ import annotations
+# Annotations are not postponed here: a named tuple compiles each postponed field annotation
+# (typing.ForwardRef) when the module loads, ~0.2 ms apiece on every command.
 
 from typing import NamedTuple
 
