@@ -108,7 +108,13 @@ class LocalBackend:
         context = _submit_context(flags.working_dir)
         conn = self._daemon_connection()
         if conn is not None:
-            return SubmitReceipt.from_json(protocol.call(conn, "submit_flags", flags=flags.to_json(), context=context))
+            try:
+                answer = protocol.call(conn, "submit_flags", flags=flags.to_json(), context=context)
+            except protocol.ProtocolError as error:  # sent, and no answer: stored or not, we cannot say
+                raise OperationalError(f"{error.message} while submitting",
+                                       f"see whether the job was stored with `runai list -p {flags.project}`, and "
+                                       "submit it again if not") from None
+            return SubmitReceipt.from_json(answer)
         from ..submission import submit_in_process
 
         return submit_in_process(self, flags)
