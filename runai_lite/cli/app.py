@@ -179,9 +179,9 @@ def run(app: typer.Typer, prog_name: str) -> NoReturn:
 def exit_without_teardown(code: Any) -> NoReturn:
     """End the process as `sys.exit(code)` would, less the interpreter's teardown.
 
-    Tearing down the modules of a Typer CLI costs about as much CPU as a quarter of importing Typer
-    (15-20 ms of `python -c "import typer"`'s 90 on the 2-core test machine), on every command, and
-    a command has nothing left to do then. What exiting must still do is done here: the standard
+    Tearing down the modules of a Typer CLI costs 20-25 ms of CPU on the 2-core test machine (a bare
+    `python -c "import typer"` spends 17-20 of its ~90 ms on it), on every command, and a command
+    has nothing left to do then. What exiting must still do is done here: the standard
     streams are flushed (a closed pipe ends quietly with 141, as `RunaiGroup.invoke` does) and the
     `atexit` functions run. Where a thread other than the main one is still working, which the
     normal exit waits for, the normal exit is taken."""

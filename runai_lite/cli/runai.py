@@ -14,10 +14,10 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError
+from ..kinds import check_name
 from .app import (DataOutput, DoubleDashCommand, Output, RunaiGroup, add_group, emit_data, example, new_app, run,
                   session, show, show_projects)
 from .config import LOCAL_CLUSTER
-from ..kinds import check_name
 
 app = new_app("Submit and manage GPU jobs: whole GPUs, GPU fractions and dynamic MIG partitions.",
               "runai submit mig1 -i gcr.io/run-ai-demo/quickstart-cuda --gpu-memory 10GB -- sleep 600", cls=RunaiGroup)

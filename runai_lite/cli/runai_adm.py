@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError
-from .app import DataOutput, RunaiGroup, add_group, emit_data, example, new_app, run, session, show_projects
 from ..kinds import check_name
+from .app import DataOutput, RunaiGroup, add_group, emit_data, example, new_app, run, session, show_projects
 
 app = new_app("Administer runai-lite: dynamic-MIG nodes, projects and quotas, the embedded controller, "
               "Kubernetes install.", "runai-adm local init --simulate A100-SXM4-40GB:1", cls=RunaiGroup)

@@ -54,11 +54,12 @@ RUNTIME_PROBE_SECONDS = 300.0  # how long a `docker info` answer is trusted
 DELETE_WAIT_EXTRA_SECONDS = 5.0
 FOLLOW_POLL_SECONDS = 0.2
 
-# The service's operations a client may call (over the socket, in system mode), and which of them
-# answer with a stream of lines.
-OPERATIONS = frozenset({"submit", "submit_flags", "list_jobs", "get_job", "delete_jobs", "suspend_job", "resume_job", "top_jobs", "logs",
-                        "exec_target", "forward_target", "list_projects", "create_project", "delete_project", "list_nodes",
-                        "set_dynamic_mig", "set_node_type", "events"})
+# The service's operations a client may call over a daemon's socket (every one on the machine-wide
+# daemon's; a personal daemon's owner sends `submit_flags`), and which of them answer with a stream
+# of lines.
+OPERATIONS = frozenset({"submit", "submit_flags", "list_jobs", "get_job", "delete_jobs", "suspend_job", "resume_job",
+                        "top_jobs", "logs", "exec_target", "forward_target", "list_projects", "create_project",
+                        "delete_project", "list_nodes", "set_dynamic_mig", "set_node_type", "events"})
 STREAMING = frozenset({"logs"})
 
 
