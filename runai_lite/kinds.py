@@ -130,7 +130,8 @@ class ServiceType(StrEnum):
 
 
 def request_text(gpus: int | None, fraction: float | None, memory_bytes: int | None, mig_profile: str | None) -> str:
-    """A GPU request as the researcher typed it: `2`, `0.25`, `10GB`, `500Mi`, `2g.10gb`."""
+    """A GPU request as the researcher typed it: `2`, `0.25`, `10GB`, `500Mi`, `2g.10gb`; `0` for a
+    job that asked for no GPU."""
     if gpus is not None:
         return str(gpus)
     if fraction is not None:
@@ -139,7 +140,7 @@ def request_text(gpus: int | None, fraction: float | None, memory_bytes: int | N
         from .units import format_size_as_typed
 
         return format_size_as_typed(memory_bytes)
-    return str(mig_profile)
+    return mig_profile if mig_profile is not None else "0"
 
 
 def allocated_gpus(gpu_count: int, share_milli: int) -> float:

@@ -25,3 +25,9 @@ class JobSummary(NamedTuple):
     requested: str  # the GPU request as typed: `1`, `0.5`, `10GB`, `2g.10gb`; `0` for none
     allocated_gpus: float | None  # None while it holds nothing
     allocated_mig_profile: str | None  # the MIG partition's profile, when it holds one
+
+    @classmethod
+    def from_json(cls, row: list) -> "JobSummary":
+        """A row as it comes over a daemon's socket, where a named tuple travels as a JSON array."""
+        name, project, status, job_type, *rest = row
+        return cls(name, project, JobStatus(status), JobType(job_type), *rest)

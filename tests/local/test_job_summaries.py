@@ -20,6 +20,7 @@ REQUESTS = {
                  Allocation(kind=AllocationKind.FRACTION, node="vm", gpu_indices=(1,), share_milli=250)),
     "memory": (GpuRequest(memory_bytes=500 * 2**20),
                Allocation(kind=AllocationKind.FRACTION, node="vm", gpu_indices=(0,), share_milli=13, memory_mib=500)),
+    "none": (None, Allocation(kind=AllocationKind.GPU, node="vm", gpu_indices=())),  # CPU only
     "mig": (GpuRequest(mig_profile="2g.10gb"),
             Allocation(kind=AllocationKind.MIG, node="vm", gpu_indices=(0,), share_milli=285, mig_profile="2g.10gb",
                        mig_start=2, mig_size=2)),

@@ -84,3 +84,20 @@ def test_a_user_is_told_when_the_system_daemon_is_down_rather_than_given_a_perso
     assert done.returncode == 1 and "not running" in done.stderr and "Traceback" not in done.stderr
     assert "sudo systemctl start runai-lite" in done.stderr
     wait_for(lambda: not system_dirs().socket.exists(), "the socket to go with its daemon")
+
+
+def test_runai_list_and_submit_go_over_the_socket_as_plain_json(system_daemon: LocalBackend) -> None:
+    # What the table shows comes as rows, and a submission as the flags typed, so that neither
+    # command loads the models in the researcher's process; the rows are the records' summaries.
+    system_daemon.submit(spec("one", "sleep", "600"))
+    system_daemon.submit(spec("two", "sleep", "600"))
+    wait_for(lambda: {j.status.value for j in system_daemon.list_jobs("team-a")} == {"Running"}, "both to run")
+    assert system_daemon.job_summaries("team-a") == [j.summary() for j in system_daemon.list_jobs("team-a")]
+    probe = ("import atexit, json, sys\n"
+             "atexit.register(lambda: print(json.dumps('pydantic' in sys.modules)))\n"
+             "from runai_lite.cli.runai import main\nmain()")
+    for args in (["list", "-p", "team-a"], ["submit", "three", "-p", "team-a", "-i", "img", "--", "sleep", "600"]):
+        done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[-1] == "false", args
+    assert {"one", "two", "three"} <= {j.name for j in system_daemon.list_jobs("team-a")}

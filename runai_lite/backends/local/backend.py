@@ -141,8 +141,12 @@ class LocalBackend:
 
     def job_summaries(self, project: str | None) -> list[JobSummary]:
         self._daemon()
-        if self.home is None:
-            return [job.summary() for job in self._service.list_jobs(project)]
+        if self._socket is not None:
+            from . import protocol
+            from .client import connect_to_system_daemon
+
+            rows = protocol.call(connect_to_system_daemon(self._socket), "job_summaries", project=project)
+            return [JobSummary.from_json(row) for row in rows]
         from .job_summaries import job_summaries
 
         return job_summaries(self.home.db, project)

@@ -35,10 +35,12 @@ from ...submission.flags import SubmitFlags, SubmitReceipt
 from ...submission.spec import spec_from_flags
 from ..api import Event, JobInfo, JobUsage, NodeView, ProjectInfo
 from ..attempts import attempt_lines
+from ..summary import JobSummary
 from . import events as ev
 from . import joblog
 from .control import wake
 from .flag_support import check_embedded, embedded_notes
+from .job_summaries import job_summaries
 from .container_host import ContainerHost, container_host_key
 from .identity import Caller
 from .paths import Home
@@ -56,10 +58,12 @@ FOLLOW_POLL_SECONDS = 0.2
 
 # The service's operations a client may call over a daemon's socket (every one on the machine-wide
 # daemon's; a personal daemon's owner sends `submit_flags`), and which of them answer with a stream
-# of lines.
-OPERATIONS = frozenset({"submit", "submit_flags", "list_jobs", "get_job", "delete_jobs", "suspend_job", "resume_job",
-                        "top_jobs", "logs", "exec_target", "forward_target", "list_projects", "create_project",
-                        "delete_project", "list_nodes", "set_dynamic_mig", "set_node_type", "events"})
+# of lines. `submit_flags` and `job_summaries` go as plain JSON, so that `runai submit` and
+# `runai list` load no models.
+OPERATIONS = frozenset({"submit", "submit_flags", "list_jobs", "job_summaries", "get_job", "delete_jobs",
+                        "suspend_job", "resume_job", "top_jobs", "logs", "exec_target", "forward_target",
+                        "list_projects", "create_project", "delete_project", "list_nodes", "set_dynamic_mig",
+                        "set_node_type", "events"})
 STREAMING = frozenset({"logs"})
 
 
@@ -247,6 +251,11 @@ class LocalService:
         simulated = self._simulated()
         node = self.store.config("node")
         return [row.to_info(simulated=simulated, node=node) for row in self.store.live_jobs(project)]
+
+    def job_summaries(self, project: str | None) -> list[JobSummary]:
+        """What `runai list` shows of the jobs, read as a personal home's `runai list` reads them
+        (`job_summaries.py`), for a client that then needs no models to show them."""
+        return job_summaries(self.home.db, project)
 
     def get_job(self, project: str, name: str) -> JobInfo:
         row = self._row(project, name)
