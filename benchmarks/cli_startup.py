@@ -79,8 +79,9 @@ def compile_package(python: Path) -> None:
     subprocess.run([str(python), "-m", "compileall", "-q", where], capture_output=True, check=True)
 
 
-def prepare(home: Path) -> None:
-    """A home with a daemon, projects team-a (1,000 jobs) and team-b, made in this process."""
+def prepare(home: Path, jobs: int = JOBS) -> None:
+    """A home with a daemon, projects team-a (`jobs` jobs needing the one GPU: one runs) and team-b,
+    made in this process."""
     os.environ["RUNAI_LITE_HOME"] = str(home)
     from runai_lite.backends.local import LocalBackend, local_init
     from runai_lite.model import GpuRequest, JobSpec
@@ -89,7 +90,7 @@ def prepare(home: Path) -> None:
     backend = LocalBackend()
     backend.create_project("team-a", 1)
     backend.create_project("team-b", 1)
-    for number in range(JOBS):
+    for number in range(jobs):
         backend.submit(JobSpec(name=f"job-{number}", project="team-a", image="busybox",
                                command=("sleep", "3600"), request=GpuRequest(gpus=1)))
 
