@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 from ...errors import OperationalError, UserError
 from ...files import current_umask
 from ...kinds import text_problem
-from ...submission.flags import SubmitFlags, SubmitReceipt
 from ..summary import JobSummary
 from .paths import Home, lock_held, system_socket
 
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
     import socket
 
     from ...model import JobSpec
+    from ...submission.flags import SubmitFlags, SubmitReceipt
     from ..api import Event, JobInfo, JobUsage, NodeView, ProjectInfo
     from .store import Store
 
@@ -103,6 +103,7 @@ class LocalBackend:
         """Handed to the daemon as plain JSON where one listens (the machine-wide one, or this
         home's running daemon), which checks the flags and stores the job; otherwise checked and
         stored in this process, as `submit` does, starting the daemon."""
+        from ...submission.flags import SubmitReceipt
         from . import protocol  # the socket module: only the commands that talk to a daemon load it
 
         context = _submit_context(flags.working_dir)
