@@ -1,4 +1,5 @@
-"""The system daemon's wire protocol: one request per connection over a Unix stream socket.
+"""A daemon's wire protocol (the machine-wide daemon's; a personal daemon's owner speaks it too, for
+`runai submit`): one request per connection over a Unix stream socket.
 
 A frame is a 4-byte big-endian length and that many bytes of UTF-8 JSON. The client sends one
 request frame `{"version": 1, "op": NAME, "args": {...}}`; the server answers with one frame
@@ -6,7 +7,9 @@ request frame `{"version": 1, "op": NAME, "args": {...}}`; the server answers wi
 streaming operation (`logs`), with any number of `{"line": TEXT}` frames ended by a result or an
 error frame. The caller's identity is not in the request: the server takes it from the kernel.
 
-Records travel as the JSON of the pydantic models in `backends/api.py` and `model.py`.
+Records travel as the JSON of the pydantic models in `backends/api.py` and `model.py`, except what
+`runai submit` and `runai list` exchange (`submit_flags`, `job_summaries`): plain values, which
+their client reads without loading the models (a named tuple travels as a JSON array).
 """
 
 from __future__ import annotations
