@@ -48,6 +48,11 @@ def test_the_running_daemon_takes_submissions_on_a_socket_only_its_owner_can_ope
                       flags=flags._replace(project="team-z").to_json(), context=context)
     with pytest.raises(UserError, match="invalid request submit_flags"):
         protocol.call(protocol.connect(socket_path), "submit_flags", flags={"project": "team-a"}, context=context)
+    # a CLI of a later release, while the daemon of the earlier one still runs
+    with protocol.connect(socket_path) as conn:
+        protocol.send(conn, {**protocol.request("submit_flags", flags=flags.to_json(), context=context), "version": 99})
+        answer = protocol.reply(conn)
+    assert answer["ok"] is False and "runai-adm local stop" in answer["error"]["hint"]
 
     cli.adm("local", "stop")
     assert not socket_path.exists()

@@ -91,7 +91,7 @@ class Handler(socketserver.BaseRequestHandler):
             if self.server.personal and caller.uid != os.geteuid():  # the home's mode says so too
                 raise UserError(f"this runai-lite daemon serves {user_name(os.geteuid())}'s personal home; "
                                 f"you are {caller.user}", "use your own home (RUNAI_LITE_HOME)")
-            op, args = _parse(message)
+            op, args = _parse(message, self.server.personal)
             store = Store(self.server.home.db)
             service = LocalService(self.server.home, store, lambda: caller, personal=self.server.personal)
             outcome = getattr(service, op)(**args)
@@ -105,8 +105,9 @@ class Handler(socketserver.BaseRequestHandler):
         except Exception as error:  # a bug must not take the daemon down: the client is told, the log keeps it
             log.exception("request %r from uid %d failed", message.get("op"), caller.uid)
             protocol.send(conn, protocol.error(OperationalError(
-                f"the system daemon failed on this request ({type(error).__name__}: {error})",
-                "an administrator finds the details in the daemon's log")))
+                f"the runai-lite daemon failed on this request ({type(error).__name__}: {error})",
+                f"its log says why: {self.server.home.daemon_log}" if self.server.personal
+                else "an administrator finds the details in the daemon's log")))
         finally:
             if store is not None:
                 store.close()
@@ -122,19 +123,23 @@ class Handler(socketserver.BaseRequestHandler):
         protocol.send(conn, protocol.result(None))
 
 
-def _parse(message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _parse(message: dict[str, Any], personal: bool) -> tuple[str, dict[str, Any]]:
     """The operation and its typed arguments; `UserError` for anything else."""
+    # A client of another release: the machine-wide daemon runs the release root installed; a
+    # personal one may still run the release its owner has since upgraded from.
+    other_release = ("restart your daemon with the installed runai-lite: runai-adm local stop (the next command "
+                     "starts it)" if personal else "use the runai-lite the system daemon was installed with")
     version = message.get("version")
     if version != protocol.VERSION:
-        raise UserError(f"this runai-lite speaks protocol version {version!r}; the system daemon speaks "
-                        f"{protocol.VERSION}", "use the runai-lite the system daemon was installed with")
+        raise UserError(f"this runai-lite speaks protocol version {version!r}; the daemon speaks "
+                        f"{protocol.VERSION}", other_release)
     op = message.get("op")
     if op not in OPERATIONS:
-        raise UserError(f"unknown request {op!r}", "use the runai-lite the system daemon was installed with")
+        raise UserError(f"unknown request {op!r}", other_release)
     params, _ = operation_types(op)
     raw = message.get("args")
     if not isinstance(raw, dict) or not set(raw) <= set(params):
-        raise UserError(f"bad arguments for {op}", "use the runai-lite the system daemon was installed with")
+        raise UserError(f"bad arguments for {op}", other_release)
     try:
         return op, {name: TypeAdapter(params[name]).validate_python(value) for name, value in raw.items()}
     except ValidationError as exc:
