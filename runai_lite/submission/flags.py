@@ -3,6 +3,8 @@
 Plain data that travels as JSON: no pydantic here, since `runai submit` loads this module on its way
 to the embedded daemon, which does the checking (`spec.py`)."""
 
+# Annotations are not postponed here: a named tuple compiles each postponed field annotation
+# (typing.ForwardRef) when the module loads, ~0.2 ms apiece.
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
