@@ -198,22 +198,17 @@ class ClusterState:
                         found.foreign = True
         return state
 
-    def replace_node(self, name: str, node: Node | None) -> None:
-        """Build one node again from `node` (None: drop it), holding nothing: the caller holds its
-        jobs again. Its old GPUs leave the MIG layout groups. New nodes go last: `sort_nodes()`."""
-        old = self.nodes.pop(name, None) if node is None else self.nodes.get(name)
-        for gpu in old.gpus.values() if old is not None else ():
+    def replace_node(self, name: str, node: Node) -> None:
+        """Build the node `name` again from `node`, holding nothing: the caller holds its jobs
+        again. Its old GPUs leave the MIG layout groups; it keeps its place among the nodes."""
+        for gpu in self.nodes[name].gpus.values():
             self._mig_changed.discard(gpu)
             signature = self._signature_of.pop(gpu, None)
             if signature is not None:
                 self._groups[signature].remove(gpu)
                 if not self._groups[signature]:
                     del self._groups[signature]
-        if node is not None:
-            self.nodes[name] = self._node_state(node)
-
-    def sort_nodes(self) -> None:
-        self.nodes = dict(sorted(self.nodes.items()))
+        self.nodes[name] = self._node_state(node)
 
     @staticmethod
     def _gpu_state(node: str, gpu: Gpu) -> GpuState:
