@@ -17,7 +17,6 @@ afresh instead.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from fractions import Fraction
 
 from ..model import Job, Node, Plan, Snapshot
 from .engine import cycle, has_pending
@@ -98,8 +97,7 @@ class CarriedPlanner:
         for job_id, allocation in list(state.allocations.items()):
             if allocation.node in dirty:
                 state.release(job_id)  # (while `state.jobs` is still the jobs it held them for)
-        state.snapshot, state.jobs = snapshot, jobs
-        state.deserved = {p.name: Fraction(p.deserved_gpus).limit_denominator(10**6) for p in snapshot.projects}
+        state.follow(snapshot, jobs)
         for name in sorted(dirty & nodes.keys()):
             state.replace_node(name, nodes[name])
         for job in holding:

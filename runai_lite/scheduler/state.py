@@ -146,11 +146,7 @@ class ClusterState:
     """Mutable view of a snapshot. Every change goes through `hold`, `release`, `create`, `destroy`."""
 
     def __init__(self, snapshot: Snapshot):
-        self.snapshot = snapshot
-        self.jobs: dict[str, Job] = {job.id: job for job in snapshot.jobs}
-        self.deserved: dict[str, Fraction] = {
-            p.name: Fraction(p.deserved_gpus).limit_denominator(10**6) for p in snapshot.projects
-        }
+        self.follow(snapshot)
         self.usage: dict[str, Fraction] = {}  # project -> GPUs held (all jobs)
         self.firm_usage: dict[str, Fraction] = {}  # project -> GPUs held by non-preemptible jobs
         self.allocations: dict[str, Allocation] = {}  # job id -> what it holds now
@@ -172,6 +168,16 @@ class ClusterState:
         self.index_holders(holding)
 
     # ---------------------------------------------------------------------------------------- build
+
+    def follow(self, snapshot: Snapshot, jobs: dict[str, Job] | None = None) -> None:
+        """Read the snapshot's jobs (`jobs`: the caller's index of them by id, when it has one) and
+        the projects' deserved quota. What the nodes hold is the caller's to bring along: the
+        constructor holds it all, a carried state what changed."""
+        self.snapshot = snapshot
+        self.jobs: dict[str, Job] = jobs if jobs is not None else {job.id: job for job in snapshot.jobs}
+        self.deserved: dict[str, Fraction] = {
+            p.name: Fraction(p.deserved_gpus).limit_denominator(10**6) for p in snapshot.projects
+        }
 
     def index_holders(self, holding: list[Job]) -> None:
         """Stopping jobs, and the running preemptible jobs by project: the only possible victims
