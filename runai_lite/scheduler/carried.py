@@ -21,11 +21,10 @@ from collections.abc import Sequence
 from ..model import Job, Node, Plan, Snapshot
 from .engine import cycle, has_pending
 from .mig_cache import MigChoices
-from .ordering import submission_key
 from .placement import Demand, PlacementPolicy, make_policy, typical_workload
 from .placement.policies import ScoredPolicy
 from .session import Session
-from .shared_gpus import SharedGpus, demand_of, learning_horizon
+from .shared_gpus import SharedGpus, demand_of, learnt_from
 from .state import ClusterState, holders
 
 # Above this share of nodes to build again, a fresh build is as cheap and simpler.
@@ -164,9 +163,8 @@ class CarriedPlanner:
 
     def _workload_of(self, jobs: Sequence[Job]) -> list[tuple[Demand, float]]:
         """`shared_gpus.workload_of(jobs)`, learnt again only when its input changed."""
-        earliest = sorted(jobs, key=submission_key)[: learning_horizon(len(jobs))]
         known, self._demands = self._demands, {}
-        for job in earliest:
+        for job in learnt_from(jobs):
             entry = known.get(job.id)
             if entry is None or entry[0] is not job:
                 entry = (job, demand_of(job))

@@ -61,13 +61,18 @@ def learning_horizon(seen: int) -> int:
     return 1 << (seen.bit_length() - 1) if seen else 0
 
 
+def learnt_from(jobs: Sequence[Job]) -> list[Job]:
+    """The jobs the typical workload is learnt from: the earliest `learning_horizon` of them,
+    finished ones included. Only jobs already submitted are in a snapshot, so nothing is learnt
+    from the future."""
+    return sorted(jobs, key=submission_key)[: learning_horizon(len(jobs))]
+
+
 def workload_of(jobs: Sequence[Job]) -> list[tuple[Demand, float]]:
     """The typical demand mix, learnt from what the cluster has seen: FGD's "typical pods" (the
     most frequent demands covering 95% of the jobs, CPU included, CPU-only work counted) among the
-    earliest `learning_horizon` jobs of the snapshot, finished ones included. Only jobs already
-    submitted are in a snapshot, so nothing is learnt from the future."""
-    earliest = sorted(jobs, key=submission_key)[: learning_horizon(len(jobs))]
-    return typical_workload([d for d in map(demand_of, earliest) if d is not None])
+    jobs `learnt_from` picks."""
+    return typical_workload([d for d in map(demand_of, learnt_from(jobs)) if d is not None])
 
 
 class SharedGpus:
