@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..submission.flags import SubmitFlags, SubmitReceipt
-from ..submission.spec import spec_from_flags
+from ..submission.spec import submit_from_flags
 
 if TYPE_CHECKING:
+    from ..submission.flags import SubmitFlags, SubmitReceipt
     from .api import Backend
 
 
 def submit_in_process(backend: Backend, flags: SubmitFlags) -> SubmitReceipt:
-    spec = spec_from_flags(flags, backend.current_user(), lambda: (job.name for job in backend.list_jobs(flags.project)))
-    job = backend.submit(spec)
-    return SubmitReceipt.of(job.name, job.project, job.events)
+    return submit_from_flags(flags, backend.current_user(),
+                             lambda: (job.name for job in backend.list_jobs(flags.project)), backend.submit)

@@ -7,6 +7,7 @@ names what would be right; nothing is stored before the spec is whole."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -15,7 +16,7 @@ from ..gpu.requests import request_from_flags
 from ..kinds import check_name
 from ..model import JobSpec, JobType
 from . import values as v
-from .flags import SubmitFlags
+from .flags import SubmitFlags, SubmitReceipt
 
 
 def spec_from_flags(flags: SubmitFlags, user: str, taken_names: Callable[[], Iterable[str]]) -> JobSpec:
@@ -50,6 +51,14 @@ def spec_from_flags(flags: SubmitFlags, user: str, taken_names: Callable[[], Ite
     except ValidationError as exc:
         message = exc.errors()[0]["msg"].removeprefix("Value error, ")
         raise UserError(f"invalid job: {message}", "see `runai submit --help`") from None
+
+
+def submit_from_flags(flags: SubmitFlags, user: str, taken_names: Callable[[], Iterable[str]],
+                      submit: Callable[[JobSpec], Any]) -> SubmitReceipt:
+    """The spec `flags` ask for (`spec_from_flags`) handed to `submit`, and the receipt of the job
+    it answers with (anything with a name, a project and events)."""
+    job = submit(spec_from_flags(flags, user, taken_names))
+    return SubmitReceipt.of(job.name, job.project, job.events)
 
 
 def job_type(interactive: bool, preemptible: bool) -> JobType:

@@ -32,7 +32,7 @@ from ...errors import NotFoundError, OperationalError, RunaiLiteError, UserError
 from ...gpu.fit import never_fits
 from ...model import JobSpec, JobStatus, dns1123_problem, text_problem
 from ...submission.flags import SubmitFlags, SubmitReceipt
-from ...submission.spec import spec_from_flags
+from ...submission.spec import submit_from_flags
 from ..api import Event, JobInfo, JobUsage, NodeView, ProjectInfo
 from ..attempts import attempt_lines
 from ..summary import JobSummary
@@ -207,10 +207,9 @@ class LocalService:
     def submit_flags(self, flags: SubmitFlags, context: SubmitContext) -> SubmitReceipt:
         """`runai submit` as typed: the flags checked and made a spec here (`submission/spec.py`), so
         that the CLI sends them without loading the models."""
-        spec = spec_from_flags(flags, self.caller.user,
-                               lambda: (row.name for row in self.store.live_jobs(flags.project)))
-        job = self.submit(spec, context)
-        return SubmitReceipt.of(job.name, job.project, job.events)
+        return submit_from_flags(flags, self.caller.user,
+                                 lambda: (row.name for row in self.store.live_jobs(flags.project)),
+                                 lambda spec: self.submit(spec, context))
 
     def submit(self, spec: JobSpec, context: SubmitContext) -> JobInfo:
         if spec.project not in {p.name for p in self.store.projects()}:
