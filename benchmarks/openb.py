@@ -46,7 +46,7 @@ from benchmarks.openb_bound import bound_curve  # noqa: E402
 from benchmarks.openb_mixes import MIX_NAMES, mix  # noqa: E402
 from benchmarks.openb_replay import PATHS, job_of  # noqa: E402
 from runai_lite.model import MILLI  # noqa: E402
-from runai_lite.scheduler.placement import Demand, typical_workload  # noqa: E402
+from runai_lite.scheduler.placement import Demand, demand_mix  # noqa: E402
 
 REPORT_POINTS = (85, 90, 95, 100, 110, 120, 130)
 PAPER_POLICIES = ("random", "dotprod", "gpu-clustering", "gpu-packing", "best-fit", "fgd")
@@ -111,7 +111,7 @@ def replay(policy_name: str, nodes: list[TraceNode], pods: list[TracePod], seed:
     runner = PATHS[path](named, policy_name, seed)
     options = {"cycle": cycle} if cycle else {}
     if oracle_workload:
-        options["workload"] = typical_workload([p.demand for p in pods])
+        options["workload"] = demand_mix([p.demand for p in pods])
     result = runner.run(jobs, **options)
     arrived = np.cumsum([_gpu_milli(d) for d in sequence])
     used = np.cumsum([_gpu_milli(d) if placed is not None else 0 for d, placed in zip(sequence, result.placements)])
@@ -155,7 +155,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cycle", type=int, default=0,
                         help="arrivals per scheduling cycle (default: 1 for --path policy, 100 for --path plan or carried)")
     parser.add_argument("--oracle-workload", action="store_true",
-                        help="the FGD artifact's typical pods from the whole trace instead of the mix learnt online")
+                        help="the demand mix of the whole trace (the FGD artifact's setting) instead of the mix learnt online")
     parser.add_argument("--bound", action="store_true",
                         help="also the LP bound on the best possible allocation (benchmarks/openb_bound.py; needs SciPy)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")

@@ -83,8 +83,9 @@ class PolicyPath:
         self.seed = seed  # for `random`, whose draws plan() (a new policy each cycle) would repeat
 
     def run(self, jobs: Sequence[Job], cycle: int = 1, workload: Sequence[tuple[Demand, float]] | None = None) -> PathResult:
-        """`workload`, when given, replaces the learnt mix for the whole run (the FGD artifact's
-        typical pods, computed from the whole trace: an oracle the scheduler does not have)."""
+        """`workload`, when given, replaces the learnt mix for the whole run (the demand mix of the
+        whole trace, as the FGD artifact computes its typical pods: an oracle the scheduler does
+        not have)."""
         cluster = self.shared.cluster
         placements: list[Placement] = []
         horizon = -1

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from ..model import Job, Node, Plan, Snapshot
 from .engine import cycle, has_pending
 from .mig_cache import MigChoices
-from .placement import Demand, PlacementPolicy, make_policy, typical_workload
+from .placement import Demand, PlacementPolicy, demand_mix, make_policy
 from .placement.policies import ScoredPolicy
 from .session import Session
 from .shared_gpus import SharedGpus, demand_of, learnt_from
@@ -171,6 +171,6 @@ class CarriedPlanner:
             self._demands[job.id] = entry
         key = tuple(demand for _, demand in self._demands.values())
         if key != self._workload_key or not self._workload_key:
-            self._workload = typical_workload([d for d in key if d is not None])
+            self._workload = demand_mix([d for d in key if d is not None])
             self._workload_key = key
         return self._workload

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from ..model import MILLI, Allocation, AllocationKind, Job, RequestKind
 from ..units import MiB
 from .ordering import submission_key
-from .placement import Choice, Demand, FractionCluster, typical_workload
+from .placement import Choice, Demand, FractionCluster, demand_mix
 from .state import ClusterState, GpuState, NodeState, canonical_model_name
 
 
@@ -54,7 +54,7 @@ def demand_of(job: Job) -> Demand | None:
 
 
 def learning_horizon(seen: int) -> int:
-    """How many of the earliest jobs the typical workload is learnt from: the largest power of two
+    """How many of the earliest jobs the demand mix is learnt from: the largest power of two
     not above `seen`. The mix then changes only when the jobs seen double, so a policy (and its
     score caches) built for one mix serves every cycle until then, while the mix still follows
     what the cluster has been given."""
@@ -62,17 +62,18 @@ def learning_horizon(seen: int) -> int:
 
 
 def learnt_from(jobs: Sequence[Job]) -> list[Job]:
-    """The jobs the typical workload is learnt from: the earliest `learning_horizon` of them,
+    """The jobs the demand mix is learnt from: the earliest `learning_horizon` of them,
     finished ones included. Only jobs already submitted are in a snapshot, so nothing is learnt
     from the future."""
     return sorted(jobs, key=submission_key)[: learning_horizon(len(jobs))]
 
 
 def workload_of(jobs: Sequence[Job]) -> list[tuple[Demand, float]]:
-    """The typical demand mix, learnt from what the cluster has seen: FGD's "typical pods" (the
-    most frequent demands covering 95% of the jobs, CPU included, CPU-only work counted) among the
-    jobs `learnt_from` picks."""
-    return typical_workload([d for d in map(demand_of, learnt_from(jobs)) if d is not None])
+    """The demand mix learnt from what the cluster has seen: every demand (CPU and host memory
+    included, CPU-only work counted) among the jobs `learnt_from` picks, with its count. Each
+    policy takes what it weighs from it: `fgd` the paper's typical pods (the most frequent
+    demands covering 95% of the jobs), `default` all of it."""
+    return demand_mix([d for d in map(demand_of, learnt_from(jobs)) if d is not None])
 
 
 class SharedGpus:

@@ -190,15 +190,66 @@ CONFINED_STORIES = [
 ]
 
 
+def placed_in_turn(c: FractionCluster, policy, arrivals: list[Demand]) -> list[str | None]:
+    """Each arrival placed in turn: the node it lands on, or None where it fails."""
+    landed = []
+    for demand in arrivals:
+        choice = policy.choose(c, demand)
+        landed.append(None if choice is None else c.names[choice.node])
+        if choice is not None:
+            c.assign(choice, demand)
+    return landed
+
+
 @pytest.mark.parametrize(("nodes", "workload", "arrivals", "expected"), CONFINED_STORIES)
 def test_work_that_could_run_anywhere_leaves_a_confined_jobs_model_to_it(nodes, workload, arrivals, expected):
     for name, placements in expected.items():
         c = cluster(*((n, [1000] * gpus) for n, _, gpus in nodes), models=[m for _, m, _ in nodes])
-        policy = make_policy(name, workload=workload)
-        landed = []
-        for demand in arrivals:
-            choice = policy.choose(c, demand)
-            landed.append(None if choice is None else c.names[choice.node])
-            if choice is not None:
-                c.assign(choice, demand)
-        assert landed == placements, name
+        assert placed_in_turn(c, make_policy(name, workload=workload), arrivals) == placements, name
+
+
+# Stories of jobs that few nodes can host. Nodes: (name, GPUs, CPU millicores, host memory GiB);
+# workload: (demand, weight); each arrival is placed in turn; expected: per policy, the node each
+# arrival lands on (None: fails).
+FOUR = Demand(gpus=4, cpu_milli=60200, memory_mib=313 * 1024)
+EIGHT = Demand(gpus=8, cpu_milli=88000, memory_mib=320 * 1024)
+EIGHT_BIG = Demand(gpus=8, cpu_milli=120000, memory_mib=720 * 1024)
+FOUR_LEAN = Demand(gpus=4, cpu_milli=40000, memory_mib=300 * 1024)
+SCARCE_STORIES = [
+    pytest.param(
+        [("big", 8, 128000, 768), ("mid-a", 8, 96000, 384), ("mid-b", 8, 96000, 384)],
+        [(FOUR, 3.0), (EIGHT_BIG, 1.0), (EIGHT, 2.0)],
+        [FOUR, FOUR, EIGHT_BIG],
+        {"fgd": ["big", "big", None], "default": ["mid-a", "mid-b", "big"]},
+        id="two 4-GPU jobs that pack the 128-CPU node exactly leave it to the 8-GPU job only it can host",
+    ),
+    pytest.param(
+        [("a-thin", 8, 96000, 384), ("b-fat", 8, 96000, 768)],
+        [(FOUR_LEAN, 2.0), (EIGHT, 1.0)],
+        [FOUR_LEAN, FOUR_LEAN, EIGHT],
+        {"fgd": ["a-thin", "b-fat", None], "default": ["b-fat", "b-fat", "a-thin"]},
+        id="a 4-GPU job goes where the host memory lets a second one in, not where it strands 4 GPUs",
+    ),
+    pytest.param(
+        [("big", 8, 128000, 768), ("mid-a", 8, 96000, 384), ("mid-b", 8, 96000, 384)],
+        [(Demand(gpus=1, cpu_milli=8000, memory_mib=32 * 1024), 20.0), (FOUR, 2.0), (EIGHT_BIG, 1.0)],
+        [FOUR, FOUR, EIGHT_BIG],
+        {"fgd": ["big", "big", None], "default": ["mid-a", "mid-b", "big"]},
+        id="a job too rare for FGD's typical pods (1 of 23) still keeps the one node it fits",
+    ),
+    pytest.param(
+        [("a", 8, 128000, 768), ("b", 8, 96000, 384)],
+        [(Demand(gpus=1, cpu_milli=8000, memory_mib=32 * 1024), 1.0)],
+        [Demand(gpus=1, cpu_milli=8000, memory_mib=32 * 1024)] * 2,
+        {"fgd": ["a", "a"], "default": ["a", "a"]},
+        id="a workload every node can host is weighed as FGD weighs it",
+    ),
+]
+
+
+@pytest.mark.parametrize(("nodes", "workload", "arrivals", "expected"), SCARCE_STORIES)
+def test_default_leaves_scarce_hosts_to_the_jobs_that_need_them(nodes, workload, arrivals, expected):
+    for name, placements in expected.items():
+        c = cluster(*((n, [1000] * gpus) for n, gpus, _, _ in nodes), cpu=[cpu for _, _, cpu, _ in nodes],
+                    memory=[gib * 1024 for *_, gib in nodes])
+        assert placed_in_turn(c, make_policy(name, workload=workload), arrivals) == placements, name

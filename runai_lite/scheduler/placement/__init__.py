@@ -5,8 +5,8 @@ mutable as work is placed), a `Demand`, and a `PlacementPolicy` that picks a `Ch
 """
 
 from .cluster import Choice, Demand, FractionCluster
-from .fragmentation import typical_workload
+from .fragmentation import demand_mix
 from .policies import PlacementPolicy
 from .registry import POLICY_NAMES, make_policy
 
-__all__ = ["Choice", "Demand", "FractionCluster", "PlacementPolicy", "POLICY_NAMES", "make_policy", "typical_workload"]
+__all__ = ["Choice", "Demand", "FractionCluster", "PlacementPolicy", "POLICY_NAMES", "make_policy", "demand_mix"]

@@ -97,6 +97,9 @@ class FractionCluster:
         # Unknown CPU or memory (None) never limits: +inf passes every comparison.
         self.cpu = np.array([np.inf if c is None else c for c in self.cpu_free], dtype=np.float64)
         self.memory = np.array([np.inf if m is None else m for m in self.memory_free], dtype=np.float64)
+        # The CPU and memory given when built or last reset: a node's whole capacity where the
+        # caller builds the cluster empty, as SharedGpus does (scarcity.py reads them).
+        self.cpu_capacity, self.memory_capacity = self.cpu.copy(), self.memory.copy()
         self.gpu_memory = np.array(self.gpu_memory_mib, dtype=np.int64)
         models = sorted(set(self.gpu_model))
         self.model_index = {model: i for i, model in enumerate(models)}
@@ -191,6 +194,7 @@ class FractionCluster:
         self.cpu_free[node], self.memory_free[node] = cpu_free_milli, memory_free_mib
         self.cpu[node] = np.inf if cpu_free_milli is None else cpu_free_milli
         self.memory[node] = np.inf if memory_free_mib is None else memory_free_mib
+        self.cpu_capacity[node], self.memory_capacity[node] = self.cpu[node], self.memory[node]
         self.affinity[node] = 0
         self.version += 1
         self.node_version[node] = self.version

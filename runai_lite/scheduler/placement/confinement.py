@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cluster import FractionCluster
-from .fragmentation import FragmentModel
+from .fragmentation import FragmentTable
 
 
-def foreign_weight(model: FragmentModel, cluster: FractionCluster) -> np.ndarray:
-    """Per node: the summed weight of the typical GPU demands that may not use its GPU model."""
+def foreign_weight(table: FragmentTable) -> np.ndarray:
+    """Per node: the summed weight of the typical GPU demands that may not use its GPU model (as
+    weighted in `table`: scarcity.py may have scaled them)."""
+    cluster = table.cluster
     every = np.arange(len(cluster))
     foreign = np.zeros(len(cluster))
-    for variants in model.variants:
+    for variants in table.variants:
         for models, weight in variants:
             if models:
                 foreign += weight * ~cluster.models_allowed(every, models)

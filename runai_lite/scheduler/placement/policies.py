@@ -25,7 +25,7 @@ from ...model import MILLI
 from . import feasible as fz
 from .cluster import Choice, Demand, FractionCluster
 from .confinement import foreign_weight
-from .fragmentation import FragmentModel, FragmentTable
+from .fragmentation import FragmentModel, FragmentTable, typical_pods
 
 MAX_SPEC_CPU = 128_000  # the simulator's normalisers: the largest node's CPU and GPU share
 MAX_SPEC_GPU = 8 * MILLI
@@ -165,10 +165,10 @@ class FragmentScorer:
             in_use = (fz.full_gpus(cluster, nodes) < cluster.gpu_count[nodes]).astype(np.float64)[:, None]
         if demand.is_fraction:
             fits, share = fz.fraction_options(cluster, nodes, demand)
-            delta = before[:, :, None] - table.fraction_after(nodes, share, demand.cpu_milli)
+            delta = before[:, :, None] - table.fraction_after(nodes, share, demand.cpu_milli, demand.memory_mib)
             return self._rank(self._without_foreign(cluster, nodes, share, delta), in_use), fits
         ok = fz.node_fits(cluster, nodes, demand)
-        delta = (before - table.whole_after(nodes, demand.gpus, demand.cpu_milli))[:, :, None]
+        delta = (before - table.whole_after(nodes, demand.gpus, demand.cpu_milli, demand.memory_mib))[:, :, None]
         return self._rank(self._without_foreign(cluster, nodes, demand.gpus * MILLI, delta), in_use), ok[:, None]
 
     def _without_foreign(self, cluster: FractionCluster, nodes: np.ndarray, taken: np.ndarray | int,
@@ -179,7 +179,7 @@ class FragmentScorer:
             return delta
         foreign = self._foreign.get(cluster)
         if foreign is None:
-            foreign = self._foreign[cluster] = foreign_weight(self.model, cluster)
+            foreign = self._foreign[cluster] = foreign_weight(self.table(cluster))
         return delta - (taken * foreign[nodes])[None, :, None]
 
     @staticmethod
@@ -215,18 +215,18 @@ class FragmentScorer:
 
     def score_by_state(self, cluster: FractionCluster, nodes: np.ndarray, demand: Demand) -> tuple[np.ndarray, np.ndarray]:
         """The same as `score_each`, computed once per node state. A node's score and GPU depend
-        only on its GPUs' free shares, free CPU, GPU model and GPU memory once the demand fits it
-        at all, and many nodes share those (untouched nodes of one kind, full ones): on a whole
-        cluster, as after every relearning of the workload, this computes a few dozen states
-        instead of a thousand nodes x every GPU slot x every typical demand."""
+        only on its GPUs' free shares, free CPU and host memory, GPU model and GPU memory once the
+        demand fits it at all, and many nodes share those (untouched nodes of one kind, full
+        ones): on a whole cluster, as after every relearning of the workload, this computes a few
+        dozen states instead of a thousand nodes x every GPU slot x every typical demand."""
         score = np.full(len(nodes), -np.inf)
         gpu = np.full(len(nodes), NO_GPU, dtype=np.int64)
         fits = np.flatnonzero(fz.node_fits(cluster, nodes, demand))
         if not fits.size:
             return score, gpu
         fitting = nodes[fits]
-        state = np.column_stack((cluster.free[fitting], cluster.cpu[fitting], cluster.model_id[fitting],
-                                 cluster.gpu_memory[fitting])).astype(np.float64)
+        state = np.column_stack((cluster.free[fitting], cluster.cpu[fitting], cluster.memory[fitting],
+                                 cluster.model_id[fitting], cluster.gpu_memory[fitting])).astype(np.float64)
         groups = _same_rows(state)
         if groups is None:
             score[fits], gpu[fits] = self.score_each(cluster, fitting, demand)
@@ -266,27 +266,34 @@ class _ScoreCache:
         self.seen = np.full(size, -1, dtype=np.int64)
 
 
+@lru_cache(maxsize=4096)  # a few hundred kinds of demand in a long replay; `replace` is slow
+def _scored(demand: Demand) -> Demand:
+    """The demand as a score sees it (see `ScoredPolicy`)."""
+    return replace(demand, memory_mib=0, gpu_models=(), slots=None)
+
+
+@lru_cache(maxsize=4096)
+def _scored_with_memory(demand: Demand) -> Demand:
+    return replace(demand, gpu_models=(), slots=None)
+
+
 class ScoredPolicy:
     """Best score wins; ties go to the smallest node name. Scores are cached per (cluster, scored
     demand) and recomputed only for nodes changed since.
 
-    A node's score does not depend on the demand's host memory, allowed GPU models or allowed
-    nodes: they only say whether the node may be used. So demands differing in them share one
-    cache (`scored`), and those filters are applied to the cached scores at each choice, as
-    whole-array masks; otherwise every memory size and model list would keep its own cache,
-    stale on most nodes whenever it comes up."""
+    A node's score does not depend on the demand's allowed GPU models or allowed nodes, nor, unless
+    the scorer says so (`scores_host_memory`), on its host memory: they only say whether the node
+    may be used. So demands differing in them share one cache (`scored`), and those filters are
+    applied to the cached scores at each choice, as whole-array masks; otherwise every memory size
+    and model list would keep its own cache, stale on most nodes whenever it comes up."""
 
-    def __init__(self, name: str, scorer: Scorer):
+    def __init__(self, name: str, scorer: Scorer, *, scores_host_memory: bool = False):
         self.name = name
         self._scorer = scorer
+        self.scored = _scored_with_memory if scores_host_memory else _scored
         self._caches: weakref.WeakKeyDictionary[FractionCluster, dict[Demand, _ScoreCache]] = weakref.WeakKeyDictionary()
         self._model_masks: weakref.WeakKeyDictionary[FractionCluster, dict[tuple[str, ...], np.ndarray]] = (
             weakref.WeakKeyDictionary())
-
-    @staticmethod
-    @lru_cache(maxsize=4096)  # a few hundred kinds of demand in a long replay; `replace` is slow
-    def scored(demand: Demand) -> Demand:
-        return replace(demand, memory_mib=0, gpu_models=(), slots=None)
 
     def scores(self, cluster: FractionCluster, demand: Demand) -> _ScoreCache:
         """The cached scores of `demand` as scored (see `scored`), brought up to date."""
@@ -376,7 +383,7 @@ DEFAULT_WORKLOAD: tuple[tuple[Demand, float], ...] = (
 
 
 def _fragment_model(workload: Sequence[tuple[Demand, float]]) -> FragmentModel:
-    return FragmentModel(workload or DEFAULT_WORKLOAD)
+    return FragmentModel(typical_pods(workload) or DEFAULT_WORKLOAD)
 
 
 # The FGD paper's baselines and `spread`, by name; `registry` adds runai-lite's default.

@@ -20,9 +20,9 @@ POLICY_NAMES: tuple[str, ...] = tuple(_FACTORIES)
 
 
 def make_policy(name: str, *, workload: Sequence[tuple[Demand, float]] = (), seed: int = 0) -> PlacementPolicy:
-    """Build a policy by name. `workload` is the typical demand mix with weights (used by
-    fragmentation-aware policies; a generic mix when empty); `seed` feeds policies that draw
-    random numbers."""
+    """Build a policy by name. `workload` is the demand mix seen, with counts (`demand_mix`; the
+    fragmentation-aware policies weigh it: `fgd` its typical pods, `default` all of it; a
+    generic mix when empty); `seed` feeds policies that draw random numbers."""
     try:
         factory = _FACTORIES[name]
     except KeyError:
