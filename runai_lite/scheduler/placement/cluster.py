@@ -104,6 +104,7 @@ class FractionCluster:
         models = sorted(set(self.gpu_model))
         self.model_index = {model: i for i, model in enumerate(models)}
         self.model_id = np.array([self.model_index[m] for m in self.gpu_model], dtype=np.int64)
+        self._allowing: dict[tuple[str, ...], np.ndarray] = {}  # `nodes_allowing`'s masks
         self.name_rank = np.empty(count, dtype=np.int64)
         self.name_rank[np.argsort(np.array(self.names, dtype=object), kind="stable")] = np.arange(count)
         # Jobs per node by GPU-affinity class (column 0 = fractions, k = k whole GPUs).
@@ -171,6 +172,15 @@ class FractionCluster:
         if not models:
             return np.ones(nodes.shape, dtype=bool)
         return np.isin(self.model_id[nodes], [self.model_index[m] for m in models if m in self.model_index])
+
+    def nodes_allowing(self, models: tuple[str, ...]) -> np.ndarray:
+        """`models_allowed` for every node, worked out once per model list (a node's GPU model
+        never changes); the mask is shared, so it is read-only."""
+        mask = self._allowing.get(models)
+        if mask is None:
+            mask = self._allowing[models] = self.models_allowed(np.arange(len(self)), models)
+            mask.flags.writeable = False
+        return mask
 
     def whole_gpus(self, node: int, count: int) -> tuple[int, ...]:
         """The `count` lowest-indexed fully free GPUs of `node` (the simulator's exclusive pick)."""

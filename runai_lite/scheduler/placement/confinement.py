@@ -27,10 +27,9 @@ def foreign_weight(table: FragmentTable) -> np.ndarray:
     """Per node: the summed weight of the typical GPU demands that may not use its GPU model (as
     weighted in `table`: scarcity.py may have scaled them)."""
     cluster = table.cluster
-    every = np.arange(len(cluster))
     foreign = np.zeros(len(cluster))
     for variants in table.variants:
         for models, weight in variants:
             if models:
-                foreign += weight * ~cluster.models_allowed(every, models)
+                foreign += weight * ~cluster.nodes_allowing(models)
     return foreign

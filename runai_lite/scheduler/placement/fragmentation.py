@@ -115,7 +115,7 @@ class FragmentTable:
         self.allowed_weight = np.zeros((n, count))
         for row, variants in enumerate(self.variants):
             for models, weight in variants:
-                self.allowed_weight[:, row] += weight * cluster.models_allowed(every, models)
+                self.allowed_weight[:, row] += weight * cluster.nodes_allowing(models)
         self.small_idle = np.zeros((n, count))  # idle share on GPUs too small for m
         self.big_enough = np.zeros((n, count), dtype=np.int64)  # GPUs with share >= m's need
         self.idle = np.zeros(n)

@@ -292,8 +292,6 @@ class ScoredPolicy:
         self._scorer = scorer
         self.scored = _scored_with_memory if scores_host_memory else _scored
         self._caches: weakref.WeakKeyDictionary[FractionCluster, dict[Demand, _ScoreCache]] = weakref.WeakKeyDictionary()
-        self._model_masks: weakref.WeakKeyDictionary[FractionCluster, dict[tuple[str, ...], np.ndarray]] = (
-            weakref.WeakKeyDictionary())
 
     def scores(self, cluster: FractionCluster, demand: Demand) -> _ScoreCache:
         """The cached scores of `demand` as scored (see `scored`), brought up to date."""
@@ -313,10 +311,7 @@ class ScoredPolicy:
         if demand.memory_mib:
             mask = cluster.memory >= demand.memory_mib
         if demand.gpu_models and demand.needs_gpu:
-            masks = self._model_masks.setdefault(cluster, {})
-            models = masks.get(demand.gpu_models)
-            if models is None:
-                models = masks[demand.gpu_models] = cluster.models_allowed(np.arange(len(cluster)), demand.gpu_models)
+            models = cluster.nodes_allowing(demand.gpu_models)
             mask = models if mask is None else mask & models
         if demand.slots is not None:
             slots = np.zeros(len(cluster), dtype=bool)

@@ -33,7 +33,6 @@ def scarcity_weights(cluster: FractionCluster, demands: Sequence[Demand], varian
                      need: np.ndarray, *, host_memory: bool) -> list[Variants]:
     """`variants` with each weight divided by the supply of its demand, scaled back to their total.
     `need` is the share each row needs per GPU on each node ([nodes, rows], fragmentation.py)."""
-    every = np.arange(len(cluster))
     gpus = cluster.gpu_count.astype(np.float64)
     total_gpus = gpus.sum()
     scaled: list[Variants] = []
@@ -43,7 +42,7 @@ def scarcity_weights(cluster: FractionCluster, demands: Sequence[Demand], varian
             hosts &= cluster.memory_capacity >= demand.memory_mib
         scaled.append([])
         for models, weight in variants[row]:
-            supply = gpus[hosts & cluster.models_allowed(every, models)].sum() / total_gpus if total_gpus else 0.0
+            supply = gpus[hosts & cluster.nodes_allowing(models)].sum() / total_gpus if total_gpus else 0.0
             scaled[-1].append((models, weight / supply if supply > 0 else weight))
     before = sum(w for row in variants for _, w in row)
     after = sum(w for row in scaled for _, w in row)
