@@ -30,7 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ...errors import NotFoundError, OperationalError, RunaiLiteError, UserError
 from ...gpu.fit import never_fits
-from ...model import JobSpec, JobStatus, dns1123_problem, text_problem
+from ...kinds import check_name
+from ...model import JobSpec, JobStatus, text_problem
 from ...submission.flags import SubmitFlags, SubmitReceipt
 from ...submission.spec import submit_from_flags
 from ..api import Event, JobInfo, JobUsage, NodeView, ProjectInfo
@@ -492,9 +493,7 @@ class LocalService:
 
     def create_project(self, name: str, deserved_gpus: float) -> ProjectInfo:
         self._require_admin("create projects")
-        problem = dns1123_problem(name)
-        if problem:
-            raise UserError(f"invalid project name {name!r}: {problem}", "e.g. team-a")
+        check_name("project name", name, "team-a")
         if not 0 <= deserved_gpus <= 10_000 or deserved_gpus != deserved_gpus:
             raise UserError(f"invalid --deserved-gpus {deserved_gpus:g}", "give a number of GPUs from 0 up, e.g. 2")
         with self.store.write() as conn:
